@@ -1,0 +1,69 @@
+//! `kiln verify`: re-hash every artifact and compare with what the store recorded.
+
+use crate::{elf_info, sha256_file, Store};
+use kiln_diagnostics::Result;
+use std::fmt;
+
+/// One thing wrong with the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file, relative to the store root.
+    pub path: String,
+    /// What is wrong with it.
+    pub detail: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.detail)
+    }
+}
+
+/// The outcome of verifying a store.
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    /// Artifacts checked.
+    pub checked: usize,
+    /// Everything found wrong; empty when the store is sound.
+    pub problems: Vec<Problem>,
+}
+
+impl Store {
+    /// Checks every artifact in `checksums.json`: present, same size and SHA-256, its
+    /// `.sha256` and `.version` sidecars agree, and it is an ELF binary of the
+    /// recorded architecture (static when built for musl).
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let checksums = self.read_checksums()?;
+        let mut report = VerifyReport::default();
+        for a in &checksums.artifacts {
+            report.checked += 1;
+            let path = self.root().join(&a.path);
+            let mut problem = |detail: String| report.problems.push(Problem { path: a.path.clone(), detail });
+            let Ok(meta) = std::fs::metadata(&path) else {
+                problem("missing".into());
+                continue;
+            };
+            let actual = sha256_file(&path)?;
+            if actual != a.sha256 || meta.len() != a.size {
+                problem(format!("sha256 {actual} ({} bytes) does not match recorded {} ({} bytes)", meta.len(), a.sha256, a.size));
+            }
+            let sidecar = std::fs::read_to_string(path.with_file_name(format!("{}.sha256", a.binary))).unwrap_or_default();
+            if sidecar != format!("{}  {}\n", a.sha256, a.binary) {
+                problem(format!("{}.sha256 does not match checksums.json", a.binary));
+            }
+            let version = std::fs::read_to_string(path.with_file_name(format!("{}.version", a.binary))).unwrap_or_default();
+            if version != format!("v{}\n", a.version) {
+                problem(format!("{}.version does not say v{}", a.binary, a.version));
+            }
+            match elf_info(&path) {
+                None => problem("not a 64-bit ELF binary".into()),
+                Some(info) if info.arch != a.arch => problem(format!("ELF machine is {}, expected {}", info.arch, a.arch)),
+                Some(info) if a.target.contains("musl") && !info.is_static => {
+                    problem("dynamically linked, expected a static musl binary".into())
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(report)
+    }
+}

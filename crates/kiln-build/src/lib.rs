@@ -1,0 +1,15 @@
+//! Building: turn a request (which binaries, which targets) into a [`Plan`] of cargo
+//! invocations, run them, and install what they produce into the artifact store.
+//!
+//! The plan is computed completely before anything runs, so `kiln plan` can print
+//! exactly what `kiln build` will do.
+
+mod execute;
+mod git;
+mod plan;
+mod request;
+
+pub use execute::{execute, BuildOutcome, Observer};
+pub use git::git_info;
+pub use plan::{Plan, Step};
+pub use request::{BuildRequest, Selection};

@@ -1,0 +1,153 @@
+//! What the user asked for, merged over `[workspace.metadata.kiln]` and defaults.
+
+use kiln_config::BackendChoice;
+use kiln_diagnostics::{Error, Result};
+use kiln_toolchain::Target;
+use kiln_workspace::Workspace;
+use std::path::PathBuf;
+
+/// Command-line choices; each `None`/empty falls back to the workspace config, then
+/// to kiln's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    /// `-p`: packages.
+    pub packages: Vec<String>,
+    /// `--bin`: binaries.
+    pub bins: Vec<String>,
+    /// `--target`: targets as typed.
+    pub targets: Vec<String>,
+    /// `--profile`.
+    pub profile: Option<String>,
+    /// `--features`.
+    pub features: Vec<String>,
+    /// `--all-features`.
+    pub all_features: bool,
+    /// `--no-default-features`.
+    pub no_default_features: bool,
+    /// `--backend`.
+    pub backend: Option<BackendChoice>,
+    /// `--out`.
+    pub out: Option<PathBuf>,
+    /// `--jobs`.
+    pub jobs: Option<u32>,
+}
+
+/// The resolved request: exactly what will be built and where it goes.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// `(package, its selected binaries)`, sorted by package.
+    pub units: Vec<(String, Vec<String>)>,
+    /// Targets, in the order given.
+    pub targets: Vec<Target>,
+    /// Cargo profile.
+    pub profile: String,
+    /// Features passed to cargo.
+    pub features: Vec<String>,
+    /// `--all-features`.
+    pub all_features: bool,
+    /// `--no-default-features`.
+    pub no_default_features: bool,
+    /// Backend choice.
+    pub backend: BackendChoice,
+    /// Artifact store root.
+    pub out: PathBuf,
+    /// Cargo `-j`.
+    pub jobs: Option<u32>,
+}
+
+fn pick<T: Clone>(cli: &[T], config: &Option<Vec<T>>) -> Vec<T> {
+    if cli.is_empty() { config.clone().unwrap_or_default() } else { cli.to_vec() }
+}
+
+impl BuildRequest {
+    /// Resolves the request against the workspace, rejecting unknown packages,
+    /// binaries and targets with the valid choices named.
+    pub fn resolve(&self, ws: &Workspace) -> Result<Selection> {
+        let cfg = &ws.config;
+        let targets = resolve_targets(&pick(&self.targets, &cfg.targets))?;
+        let units = resolve_units(ws, &pick(&self.packages, &cfg.packages), &pick(&self.bins, &cfg.binaries))?;
+        let out = self
+            .out
+            .clone()
+            .or_else(|| cfg.artifact_dir.as_ref().map(|d| ws.root.join(d)))
+            .unwrap_or_else(|| ws.root.join("artifacts"));
+        Ok(Selection {
+            units,
+            targets,
+            profile: self.profile.clone().or_else(|| cfg.profile.clone()).unwrap_or_else(|| "release".into()),
+            features: pick(&self.features, &cfg.features),
+            all_features: self.all_features || cfg.all_features.unwrap_or(false),
+            no_default_features: self.no_default_features || cfg.no_default_features.unwrap_or(false),
+            backend: self.backend.or(cfg.backend).unwrap_or_default(),
+            out,
+            jobs: self.jobs,
+        })
+    }
+}
+
+fn resolve_targets(names: &[String]) -> Result<Vec<Target>> {
+    let targets = if names.is_empty() {
+        Target::defaults()
+    } else {
+        names.iter().map(|n| Target::parse(n)).collect::<Result<Vec<_>>>()?
+    };
+    let mut out: Vec<Target> = Vec::new();
+    for t in targets {
+        if let Some(other) = out.iter().find(|o| o.platform() == t.platform()) {
+            if other.triple != t.triple {
+                return Err(Error::usage(format!(
+                    "targets `{}` and `{}` would both write to `{}`",
+                    other.triple,
+                    t.triple,
+                    t.platform()
+                ))
+                .hint("build them in two runs with different `--out` directories"));
+            }
+            continue;
+        }
+        out.push(t);
+    }
+    Ok(out)
+}
+
+fn resolve_units(ws: &Workspace, packages: &[String], bins: &[String]) -> Result<Vec<(String, Vec<String>)>> {
+    let with_bins: Vec<&str> = ws.binary_members().map(|p| p.name.as_str()).collect();
+    if with_bins.is_empty() {
+        return Err(Error::usage(format!("the workspace at `{}` has no binary targets", ws.root.display()))
+            .hint("kiln builds binaries: add a `src/main.rs` or a `[[bin]]` section to a member"));
+    }
+    let excluded = ws.config.exclude.clone().unwrap_or_default();
+    let chosen: Vec<String> = if packages.is_empty() {
+        with_bins.iter().filter(|p| !excluded.iter().any(|e| e == *p)).map(|p| p.to_string()).collect()
+    } else {
+        packages.to_vec()
+    };
+    let mut units = Vec::new();
+    for name in &chosen {
+        let pkg = ws.member(name).ok_or_else(|| {
+            Error::usage(format!("package `{name}` is not a member of the workspace"))
+                .hint(format!("packages with binaries: {}", with_bins.join(", ")))
+        })?;
+        if pkg.bins.is_empty() {
+            return Err(Error::usage(format!("package `{name}` has no binary targets"))
+                .hint(format!("packages with binaries: {}", with_bins.join(", "))));
+        }
+        let selected: Vec<String> = if bins.is_empty() {
+            pkg.bins.clone()
+        } else {
+            pkg.bins.iter().filter(|b| bins.contains(b)).cloned().collect()
+        };
+        if !selected.is_empty() {
+            units.push((pkg.name.clone(), selected));
+        }
+    }
+    for b in bins {
+        if !units.iter().any(|(_, bs)| bs.contains(b)) {
+            let all: Vec<&str> = units.iter().flat_map(|(p, _)| ws.member(p).unwrap().bins.iter().map(String::as_str)).collect();
+            return Err(Error::usage(format!("no selected package has a binary named `{b}`"))
+                .hint(format!("binaries of the selected packages: {}", all.join(", "))));
+        }
+    }
+    units.sort();
+    Ok(units)
+}

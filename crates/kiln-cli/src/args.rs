@@ -1,0 +1,142 @@
+//! Command-line arguments, cargo-style.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kiln_build::BuildRequest;
+use kiln_config::BackendChoice;
+use std::path::PathBuf;
+
+/// Build, cache and ship a Cargo workspace's server binaries.
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// Path to the workspace's Cargo.toml (default: found from the current directory)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub(crate) manifest_path: Option<PathBuf>,
+    /// Print more: cargo's own status lines and the commands kiln runs
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub(crate) verbose: bool,
+    /// Print only errors
+    #[arg(short, long, global = true)]
+    pub(crate) quiet: bool,
+    /// Output format: human-readable text, or one JSON object per line on stdout
+    #[arg(long, global = true, value_enum, default_value_t = MessageFormat::Human)]
+    pub(crate) message_format: MessageFormat,
+    /// Coloring: auto, always, never
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub(crate) color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum MessageFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Cross-compile the workspace's binaries into the artifact store
+    Build(BuildArgs),
+    /// Show what `kiln build` would run, without running it
+    Plan(BuildArgs),
+    /// Re-hash the artifact store; exit 3 on any mismatch
+    Verify(VerifyArgs),
+    /// Check and install the cross-compilation prerequisites
+    Setup(SetupArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BuildArgs {
+    /// Package(s) to build (default: every member with a binary)
+    #[arg(short, long = "package", value_name = "SPEC")]
+    pub(crate) packages: Vec<String>,
+    /// Binary(ies) to build (default: all binaries of the selected packages)
+    #[arg(long = "bin", value_name = "NAME")]
+    pub(crate) bins: Vec<String>,
+    /// Target(s): amd64, arm64 or a Linux target triple (default: amd64 and arm64)
+    #[arg(long = "target", value_name = "TARGET")]
+    pub(crate) targets: Vec<String>,
+    /// Cargo profile (default: release)
+    #[arg(long, value_name = "NAME")]
+    pub(crate) profile: Option<String>,
+    /// Features to enable (comma or space separated)
+    #[arg(short = 'F', long, value_delimiter = ',')]
+    pub(crate) features: Vec<String>,
+    /// Enable all features
+    #[arg(long)]
+    pub(crate) all_features: bool,
+    /// Disable default features
+    #[arg(long)]
+    pub(crate) no_default_features: bool,
+    /// Toolchain backend (default: auto, i.e. zig when C code is built, else cargo)
+    #[arg(long, value_enum)]
+    pub(crate) backend: Option<Backend>,
+    /// Artifact store directory (default: <workspace>/artifacts)
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
+    /// Parallel jobs for cargo
+    #[arg(short, long, value_name = "N")]
+    pub(crate) jobs: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum Backend {
+    Auto,
+    Cargo,
+    Zig,
+    Cross,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// Artifact store directory (default: the workspace's)
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SetupArgs {
+    /// Only report what is missing; exit 4 if anything required is
+    #[arg(long)]
+    pub(crate) check: bool,
+    /// Targets to prepare (default: the workspace's, or amd64 and arm64)
+    #[arg(long = "target", value_name = "TARGET")]
+    pub(crate) targets: Vec<String>,
+}
+
+impl BuildArgs {
+    pub(crate) fn request(&self) -> BuildRequest {
+        BuildRequest {
+            packages: self.packages.clone(),
+            bins: self.bins.clone(),
+            targets: self.targets.clone(),
+            profile: self.profile.clone(),
+            features: self.features.iter().flat_map(|f| f.split_whitespace()).map(String::from).collect(),
+            all_features: self.all_features,
+            no_default_features: self.no_default_features,
+            backend: self.backend.map(|b| match b {
+                Backend::Auto => BackendChoice::Auto,
+                Backend::Cargo => BackendChoice::Cargo,
+                Backend::Zig => BackendChoice::Zig,
+                Backend::Cross => BackendChoice::Cross,
+            }),
+            out: self.out.clone(),
+            jobs: self.jobs,
+        }
+    }
+}

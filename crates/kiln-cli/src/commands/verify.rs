@@ -1,0 +1,45 @@
+//! `kiln verify`: re-hash the artifact store.
+
+use super::{load_workspace, short};
+use crate::args::{Cli, VerifyArgs};
+use crate::reporter::Reporter;
+use kiln_artifacts::Store;
+use kiln_diagnostics::{Error, Kind, Result};
+use std::process::ExitCode;
+
+pub(crate) fn verify(cli: &Cli, args: &VerifyArgs, r: &Reporter) -> Result<ExitCode> {
+    let root = match &args.out {
+        Some(out) => out.clone(),
+        None => {
+            let ws = load_workspace(cli)?;
+            let dir = ws.config.artifact_dir.clone().unwrap_or_else(|| "artifacts".into());
+            ws.root.join(dir)
+        }
+    };
+    let store = Store::new(&root);
+    if !root.join("checksums.json").is_file() {
+        return Err(Error::usage(format!("no artifact store at `{}` (no checksums.json)", root.display()))
+            .hint("run `kiln build` first, or pass `--out DIR` to verify another store"));
+    }
+    let report = store.verify()?;
+    if r.is_json() {
+        let v = serde_json::json!({
+            "reason": "verify-finished",
+            "checked": report.checked,
+            "problems": report.problems.iter().map(|p| serde_json::json!({"path": p.path, "detail": p.detail})).collect::<Vec<_>>(),
+        });
+        println!("{v}");
+    }
+    if report.problems.is_empty() {
+        r.status("Verified", &format!("{} artifacts in {}", report.checked, short(&root)));
+        return Ok(ExitCode::SUCCESS);
+    }
+    for p in &report.problems {
+        r.error(&Error::new(Kind::VerifyFailed, p.to_string()));
+    }
+    Err(Error::new(
+        Kind::VerifyFailed,
+        format!("{} of {} artifacts failed verification", report.problems.len(), report.checked),
+    )
+    .hint("run `kiln build` to rebuild them; do not ship this store"))
+}

@@ -1,0 +1,28 @@
+//! kiln's command line. `main` parses arguments, runs one command, renders its result
+//! and maps errors to the documented exit codes (`docs/exit-codes.md`).
+
+mod args;
+mod commands;
+mod reporter;
+
+use clap::Parser;
+use kiln_diagnostics::Error;
+use reporter::Reporter;
+use std::process::ExitCode;
+
+/// Runs kiln with the process arguments and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    let reporter = Reporter::new(&cli.global);
+    match commands::run(&cli, &reporter) {
+        Ok(code) => code,
+        Err(err) => {
+            reporter.error(&err);
+            exit_code(&err)
+        }
+    }
+}
+
+fn exit_code(err: &Error) -> ExitCode {
+    ExitCode::from(u8::try_from(err.kind().exit_code()).unwrap_or(1))
+}

@@ -1,0 +1,209 @@
+//! Rendering: cargo-style colored status lines and a progress bar for people, or one
+//! JSON object per line on stdout for machines. Commands talk only to this.
+
+use crate::args::{ColorChoice, GlobalArgs, MessageFormat};
+use anstyle::{AnsiColor, Style};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kiln_build::{Observer, Step};
+use kiln_diagnostics::Error;
+use kiln_schema::Event;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Duration;
+
+const GREEN: Style = AnsiColor::Green.on_default().bold();
+const CYAN: Style = AnsiColor::Cyan.on_default().bold();
+const YELLOW: Style = AnsiColor::Yellow.on_default().bold();
+const RED: Style = AnsiColor::Red.on_default().bold();
+
+/// Where every line kiln prints goes through.
+pub(crate) struct Reporter {
+    json: bool,
+    verbose: bool,
+    quiet: bool,
+    progress: Mutex<Option<ProgressBar>>,
+}
+
+impl Reporter {
+    pub(crate) fn new(g: &GlobalArgs) -> Self {
+        let choice = match g.color {
+            ColorChoice::Auto => anstream::ColorChoice::Auto,
+            ColorChoice::Always => anstream::ColorChoice::Always,
+            ColorChoice::Never => anstream::ColorChoice::Never,
+        };
+        choice.write_global();
+        Self {
+            json: g.message_format == MessageFormat::Json,
+            verbose: g.verbose,
+            quiet: g.quiet,
+            progress: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// Prints a line on stderr without tearing the progress bar.
+    fn line(&self, text: &str) {
+        let guard = self.progress.lock().unwrap();
+        match guard.as_ref() {
+            Some(pb) => pb.suspend(|| anstream::eprintln!("{text}")),
+            None => anstream::eprintln!("{text}"),
+        }
+    }
+
+    /// A cargo-style status line: a right-aligned green verb and a message.
+    pub(crate) fn status(&self, verb: &str, message: &str) {
+        if !self.quiet && !self.json {
+            self.line(&format!("{GREEN}{verb:>12}{GREEN:#} {message}"));
+        }
+    }
+
+    /// Like [`Reporter::status`], in cyan: for information rather than progress.
+    pub(crate) fn info(&self, verb: &str, message: &str) {
+        if !self.quiet && !self.json {
+            self.line(&format!("{CYAN}{verb:>12}{CYAN:#} {message}"));
+        }
+    }
+
+    pub(crate) fn warn(&self, message: &str) {
+        if self.json {
+            self.event(&Event::Note { message: format!("warning: {message}") });
+        } else {
+            self.line(&format!("{YELLOW}warning{YELLOW:#}: {message}"));
+        }
+    }
+
+    /// Prints an error with its causes and hints. Errors always go to stderr.
+    pub(crate) fn error(&self, err: &Error) {
+        let mut text = format!("{RED}error{RED:#}: {err}");
+        let mut source = std::error::Error::source(err);
+        while let Some(s) = source {
+            let msg = s.to_string();
+            for (i, l) in msg.trim_end().lines().enumerate() {
+                let lead = if i == 0 { "  caused by: " } else { "    " };
+                text.push_str(&format!("\n{lead}{l}"));
+            }
+            source = s.source();
+        }
+        for h in err.hints() {
+            text.push_str(&format!("\n  {CYAN}hint{CYAN:#}: {h}"));
+        }
+        self.line(&text);
+    }
+
+    /// Writes one JSON event on stdout (only with `--message-format json`).
+    pub(crate) fn event(&self, e: &Event) {
+        if self.json {
+            println!("{}", serde_json::to_string(e).expect("events serialize"));
+        }
+    }
+
+    pub(crate) fn verbose(&self) -> bool {
+        self.verbose
+    }
+
+    fn start_progress(&self, len: u64, prefix: String) {
+        if self.quiet || self.json || !std::io::stderr().is_terminal() {
+            return;
+        }
+        let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+        pb.set_style(
+            ProgressStyle::with_template("{prefix:>12.cyan.bold} [{bar:27}] {pos}/{len}: {wide_msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        pb.set_prefix(prefix);
+        pb.enable_steady_tick(Duration::from_millis(120));
+        *self.progress.lock().unwrap() = Some(pb);
+    }
+
+    fn finish_progress(&self) {
+        if let Some(pb) = self.progress.lock().unwrap().take() {
+            pb.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        self.finish_progress();
+    }
+}
+
+/// True for cargo's right-aligned status lines (`   Compiling foo v0.1.0`).
+fn is_cargo_status(line: &str) -> bool {
+    line.len() > 13
+        && line.as_bytes()[12] == b' '
+        && line[..12].trim_start().chars().next().is_some_and(|c| c.is_ascii_uppercase())
+        && !line[..12].trim_start().contains(' ')
+}
+
+impl Observer for Reporter {
+    fn note(&self, message: &str) {
+        if self.json {
+            self.event(&Event::Note { message: message.into() });
+        } else {
+            self.info("Note", message);
+        }
+    }
+
+    fn step_started(&self, step: &Step) {
+        let arches: Vec<&str> = step.targets.iter().map(|t| t.arch.as_str()).collect();
+        self.event(&Event::BuildStarted {
+            targets: step.targets.iter().map(|t| t.triple.clone()).collect(),
+            packages: vec![step.package.clone()],
+            backend: step.invocation.backend.name().into(),
+        });
+        self.status(
+            "Building",
+            &format!("{} v{} ({}) with {}", step.package, step.version, arches.join(", "), step.invocation.backend.name()),
+        );
+        if self.verbose {
+            self.info("Running", &step.invocation.display());
+        }
+        self.start_progress((step.graph_size * step.targets.len()) as u64, "Building".into());
+    }
+
+    fn unit_finished(&self, name: &str, target: Option<&str>) {
+        self.event(&Event::CrateCompiled { name: name.into(), target: target.unwrap_or("host").into() });
+        if let Some(pb) = self.progress.lock().unwrap().as_ref() {
+            if pb.position() + 1 >= pb.length().unwrap_or(0) {
+                pb.inc_length(1);
+            }
+            pb.inc(1);
+            pb.set_message(format!("{name} ({})", target.unwrap_or("host")));
+        }
+    }
+
+    fn cargo_stderr(&self, line: &str) {
+        if is_cargo_status(line) {
+            if self.verbose && !self.json {
+                self.line(line);
+            }
+        } else if self.json {
+            eprintln!("{line}");
+        } else if !self.quiet || line.starts_with("error") {
+            self.line(line);
+        }
+    }
+
+    fn step_finished(&self, step: &Step, elapsed: Duration) {
+        self.finish_progress();
+        if self.verbose {
+            self.info("Built", &format!("{} in {:.1}s", step.package, elapsed.as_secs_f64()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn recognises_cargo_status_lines() {
+        assert!(super::is_cargo_status("   Compiling foo v0.1.0 (/x)"));
+        assert!(super::is_cargo_status("    Finished `release` profile"));
+        assert!(!super::is_cargo_status("error[E0425]: cannot find value `x`"));
+        assert!(!super::is_cargo_status("  --> src/main.rs:1:1"));
+    }
+}

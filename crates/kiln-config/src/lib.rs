@@ -1,0 +1,119 @@
+//! kiln's configuration: the `[workspace.metadata.kiln]` table of the root manifest.
+//!
+//! Every field is optional: an unconfigured workspace gets kiln's defaults. The table is
+//! parsed from the manifest text itself (not from `cargo metadata`) so that an error can
+//! point at the line. Unknown keys are errors, since a misspelt key silently ignored
+//! would build the wrong thing.
+
+use kiln_diagnostics::{Error, IoContext, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Which toolchain backend builds a target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendChoice {
+    /// zig where the build graph compiles C, plain cargo otherwise.
+    #[default]
+    Auto,
+    /// Plain cargo, linking with `rust-lld`.
+    Cargo,
+    /// `cargo zigbuild`, with zig as C compiler and linker.
+    Zig,
+    /// `cross`, which builds inside a container.
+    Cross,
+}
+
+/// The `[workspace.metadata.kiln]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// Targets to build: `amd64`, `arm64` or Rust triples. Default: amd64 and arm64.
+    pub targets: Option<Vec<String>>,
+    /// Packages whose binaries are built. Default: every member with a binary.
+    pub packages: Option<Vec<String>>,
+    /// Binaries to build, by name. Default: all binaries of the selected packages.
+    pub binaries: Option<Vec<String>>,
+    /// Packages never built by default (tools, test helpers).
+    pub exclude: Option<Vec<String>>,
+    /// Cargo profile. Default: `release`.
+    pub profile: Option<String>,
+    /// Features to enable, as `cargo build --features`.
+    pub features: Option<Vec<String>>,
+    /// As `cargo build --all-features`.
+    pub all_features: Option<bool>,
+    /// As `cargo build --no-default-features`.
+    pub no_default_features: Option<bool>,
+    /// Toolchain backend. Default: `auto`.
+    pub backend: Option<BackendChoice>,
+    /// Where the artifact store goes, relative to the workspace root. Default: `artifacts`.
+    pub artifact_dir: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    workspace: Option<WorkspaceTable>,
+}
+
+#[derive(Deserialize)]
+struct WorkspaceTable {
+    metadata: Option<MetadataTable>,
+}
+
+#[derive(Deserialize)]
+struct MetadataTable {
+    kiln: Option<Config>,
+}
+
+impl Config {
+    /// Reads the kiln table from the root manifest at `manifest`.
+    pub fn load(manifest: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(manifest).io_context("read", manifest)?;
+        Self::parse(&text).map_err(|e| {
+            Error::usage(format!("invalid `[workspace.metadata.kiln]` in `{}`", manifest.display()))
+                .with_source(e)
+                .hint("fix the key named above; `docs/configuration.md` lists every key kiln reads")
+        })
+    }
+
+    /// Parses the kiln table out of a manifest's text.
+    pub fn parse(manifest_text: &str) -> Result<Self, toml::de::Error> {
+        let manifest: Manifest = toml::from_str(manifest_text)?;
+        Ok(manifest.workspace.and_then(|w| w.metadata).and_then(|m| m.kiln).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unconfigured_manifest_gives_defaults() {
+        let c = Config::parse("[workspace]\nmembers = []\n").unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn reads_the_kiln_table() {
+        let c = Config::parse(
+            "[workspace]\n[workspace.metadata.kiln]\ntargets = [\"arm64\"]\nbackend = \"zig\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.targets.unwrap(), ["arm64"]);
+        assert_eq!(c.backend, Some(BackendChoice::Zig));
+    }
+
+    #[test]
+    fn unknown_key_lists_valid_keys() {
+        let err = Config::parse("[workspace.metadata.kiln]\ntarget = [\"arm64\"]\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("unknown field `target`"), "{msg}");
+        assert!(msg.contains("`targets`"), "{msg}");
+    }
+
+    #[test]
+    fn bad_backend_names_the_choices() {
+        let err = Config::parse("[workspace.metadata.kiln]\nbackend = \"docker\"\n").unwrap_err();
+        assert!(err.to_string().contains("auto"), "{err}");
+    }
+}

@@ -1,0 +1,172 @@
+//! The formats other programs read: `checksums.json` and the JSON event stream.
+//!
+//! They live in one crate so that the writer and every reader (tests, CI scripts,
+//! `kiln verify`) share one definition. `docs/checksums-json.md` and
+//! `docs/message-format.md` document them; bump [`CHECKSUMS_SCHEMA_VERSION`] on any
+//! incompatible change.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the `checksums.json` layout.
+pub const CHECKSUMS_SCHEMA_VERSION: u32 = 1;
+
+/// The whole `artifacts/checksums.json` file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checksums {
+    /// Layout version; see [`CHECKSUMS_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Every artifact in the store, sorted by `path`.
+    pub artifacts: Vec<ArtifactRecord>,
+}
+
+impl Default for Checksums {
+    fn default() -> Self {
+        Self { schema_version: CHECKSUMS_SCHEMA_VERSION, artifacts: Vec::new() }
+    }
+}
+
+impl Checksums {
+    /// Inserts or replaces the record with the same `path`, keeping the order stable.
+    pub fn upsert(&mut self, record: ArtifactRecord) {
+        self.artifacts.retain(|a| a.path != record.path);
+        self.artifacts.push(record);
+        self.artifacts.sort_by(|a, b| a.path.cmp(&b.path));
+    }
+}
+
+/// One binary in the artifact store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactRecord {
+    /// Path relative to the store root, with `/` separators: `linux/amd64/chronik-server`.
+    pub path: String,
+    /// Operating system (`linux`).
+    pub os: String,
+    /// Architecture in OCI/Docker spelling (`amd64`, `arm64`).
+    pub arch: String,
+    /// The Rust target triple it was built for.
+    pub target: String,
+    /// The Cargo package that owns the binary.
+    pub package: String,
+    /// The binary's name.
+    pub binary: String,
+    /// The package version, without a leading `v`.
+    pub version: String,
+    /// Hex SHA-256 of the binary.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The Cargo profile it was built with.
+    pub profile: String,
+    /// Source revision it was built from.
+    pub git: GitInfo,
+    /// `rustc -V` of the compiler that built it.
+    pub rustc: String,
+    /// The toolchain backend used (`cargo`, `zig`, `cross`).
+    pub backend: String,
+    /// Settings of the user's cargo configuration that kiln overrode for this build.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
+}
+
+/// The git state of the workspace at build time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitInfo {
+    /// Full commit hash, or `None` outside a git checkout.
+    pub commit: Option<String>,
+    /// True when tracked files had uncommitted changes.
+    pub dirty: bool,
+}
+
+/// One line of `--message-format json` output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "kebab-case")]
+pub enum Event {
+    /// A cargo invocation is starting.
+    BuildStarted {
+        /// Targets this invocation builds.
+        targets: Vec<String>,
+        /// Packages it builds.
+        packages: Vec<String>,
+        /// The backend (`cargo`, `zig`, `cross`).
+        backend: String,
+    },
+    /// kiln changed how cargo is run, with the reason.
+    Note {
+        /// What kiln did and why.
+        message: String,
+    },
+    /// A crate finished compiling.
+    CrateCompiled {
+        /// Crate name.
+        name: String,
+        /// Target triple, or `host` for build scripts and proc macros.
+        target: String,
+    },
+    /// A compiler diagnostic, rendered as cargo would print it.
+    CompilerMessage {
+        /// The rendered text.
+        rendered: String,
+    },
+    /// A binary was written to the artifact store.
+    ArtifactWritten {
+        /// Its record in `checksums.json`.
+        artifact: ArtifactRecord,
+    },
+    /// The final event: what happened overall.
+    Finished {
+        /// True when every requested artifact was produced.
+        success: bool,
+        /// Wall time in seconds.
+        elapsed_secs: f64,
+        /// How many artifacts were written.
+        artifacts: usize,
+        /// The error message, when `success` is false.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(path: &str) -> ArtifactRecord {
+        ArtifactRecord {
+            path: path.into(),
+            os: "linux".into(),
+            arch: "amd64".into(),
+            target: "x86_64-unknown-linux-musl".into(),
+            package: "p".into(),
+            binary: "b".into(),
+            version: "1.0.0".into(),
+            sha256: "00".into(),
+            size: 1,
+            profile: "release".into(),
+            git: GitInfo::default(),
+            rustc: "rustc 1".into(),
+            backend: "cargo".into(),
+            overrides: vec![],
+        }
+    }
+
+    #[test]
+    fn upsert_replaces_and_sorts() {
+        let mut c = Checksums::default();
+        c.upsert(record("linux/b"));
+        c.upsert(record("linux/a"));
+        let mut newer = record("linux/b");
+        newer.size = 2;
+        c.upsert(newer);
+        let paths: Vec<_> = c.artifacts.iter().map(|a| (a.path.as_str(), a.size)).collect();
+        assert_eq!(paths, [("linux/a", 1), ("linux/b", 2)]);
+    }
+
+    #[test]
+    fn events_are_tagged_by_reason() {
+        let e = Event::Note { message: "m".into() };
+        assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"reason":"note","message":"m"}"#);
+    }
+}

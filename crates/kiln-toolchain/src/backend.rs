@@ -1,0 +1,108 @@
+//! Toolchain backends: the program that runs the build for a set of targets.
+
+use crate::probe::zig_hint;
+use kiln_config::BackendChoice;
+use kiln_diagnostics::{Error, Result};
+use std::process::Command;
+
+/// The program that drives a build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Backend {
+    /// `cargo build`, linking musl targets with the bundled `rust-lld`.
+    Cargo,
+    /// `cargo zigbuild`: zig compiles C and links, for any target from any host.
+    Zig,
+    /// `cross build`: builds inside a container image per target.
+    Cross,
+}
+
+impl Backend {
+    /// Picks the backend: the configured one, or for `auto` zig when the build graph
+    /// compiles C (plain cargo has no cross C compiler) and cargo otherwise.
+    pub fn choose(choice: BackendChoice, compiles_c: bool) -> Backend {
+        match choice {
+            BackendChoice::Auto if compiles_c => Backend::Zig,
+            BackendChoice::Auto | BackendChoice::Cargo => Backend::Cargo,
+            BackendChoice::Zig => Backend::Zig,
+            BackendChoice::Cross => Backend::Cross,
+        }
+    }
+
+    /// The name used in output and `checksums.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Cargo => "cargo",
+            Backend::Zig => "zig",
+            Backend::Cross => "cross",
+        }
+    }
+
+    /// The command that starts a build, before kiln's own arguments.
+    pub fn command(self) -> (String, Vec<String>) {
+        match self {
+            Backend::Cargo => (cargo(), vec!["build".into()]),
+            Backend::Zig => (cargo(), vec!["zigbuild".into()]),
+            Backend::Cross => ("cross".into(), vec!["build".into()]),
+        }
+    }
+
+    /// Fails with an install hint when the backend's tools are missing.
+    pub fn check_available(self) -> Result<()> {
+        match self {
+            Backend::Cargo => Ok(()),
+            Backend::Zig => {
+                if !runs(Command::new("cargo-zigbuild").arg("--version")) {
+                    return Err(Error::environment("`cargo-zigbuild` is not installed; the zig backend needs it")
+                        .hint(zig_hint()));
+                }
+                if crate::zig_version().is_none() {
+                    return Err(Error::environment("zig is not installed; the zig backend needs it").hint(zig_hint()));
+                }
+                Ok(())
+            }
+            Backend::Cross => {
+                if runs(Command::new("cross").arg("--version")) {
+                    Ok(())
+                } else {
+                    Err(Error::environment("`cross` is not installed; the cross backend needs it")
+                        .hint("run `cargo install cross` (it also needs a Docker or Podman engine), or set `backend = \"zig\"`"))
+                }
+            }
+        }
+    }
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+fn runs(cmd: &mut Command) -> bool {
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// One process kiln runs to build: program, arguments, environment, and the notes
+/// that explain any change kiln made to the user's setup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// The backend it uses.
+    pub backend: Backend,
+    /// Program to run.
+    pub program: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Extra environment variables, sorted by name.
+    pub env: Vec<(String, String)>,
+    /// One line per override of the user's configuration.
+    pub overrides: Vec<String>,
+}
+
+impl Invocation {
+    /// The command line as a user would type it, env first.
+    pub fn display(&self) -> String {
+        let env = self.env.iter().map(|(k, v)| format!("{k}={v} "));
+        format!("{}{} {}", env.collect::<String>(), self.program, self.args.join(" "))
+    }
+}

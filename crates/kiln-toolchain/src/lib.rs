@@ -1,0 +1,12 @@
+//! Everything about turning Rust into a Linux binary for a given architecture:
+//! target names, the backend that drives the build, and the tools each one needs.
+
+mod backend;
+mod cargo_config;
+mod probe;
+mod target;
+
+pub use backend::{Backend, Invocation};
+pub use cargo_config::{CargoConfig, LinkerOverride};
+pub use probe::{ensure_rust_target, rustc_version, zig_version, Prerequisite, Probe};
+pub use target::Target;

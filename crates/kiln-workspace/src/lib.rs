@@ -1,0 +1,140 @@
+//! The workspace as kiln sees it: members, their binaries, and what each binary's
+//! build graph contains. Read once with `cargo metadata`, then queried in memory.
+
+use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, PackageId};
+use kiln_config::Config;
+use kiln_diagnostics::{Error, Result};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// A workspace member that kiln may build.
+#[derive(Debug, Clone)]
+pub struct Package {
+    /// Package name.
+    pub name: String,
+    /// Package version, without `v`.
+    pub version: String,
+    /// Directory holding its `Cargo.toml`.
+    pub dir: PathBuf,
+    /// Names of its binary targets.
+    pub bins: Vec<String>,
+    id: PackageId,
+}
+
+/// A loaded workspace.
+#[derive(Debug)]
+pub struct Workspace {
+    /// The workspace root directory.
+    pub root: PathBuf,
+    /// The root `Cargo.toml`.
+    pub manifest: PathBuf,
+    /// Cargo's target directory (honours `CARGO_TARGET_DIR` and config).
+    pub target_dir: PathBuf,
+    /// Members, sorted by name.
+    pub members: Vec<Package>,
+    /// `[workspace.metadata.kiln]`.
+    pub config: Config,
+    metadata: Metadata,
+}
+
+impl Workspace {
+    /// Loads the workspace that `manifest_path` (or the current directory) belongs to.
+    pub fn load(manifest_path: Option<&Path>) -> Result<Self> {
+        let mut cmd = MetadataCommand::new();
+        if let Some(p) = manifest_path {
+            cmd.manifest_path(p);
+        }
+        let metadata = cmd.exec().map_err(|e| match e {
+            cargo_metadata::Error::CargoMetadata { stderr } => {
+                let msg = stderr.trim().trim_start_matches("error: ").to_string();
+                Error::usage(format!("failed to read the Cargo workspace: {msg}"))
+                    .hint("run kiln inside a Cargo workspace, or pass `--manifest-path path/to/Cargo.toml`")
+            }
+            other => Error::environment("failed to run `cargo metadata`")
+                .with_source(other)
+                .hint("make sure `cargo` is installed and on PATH"),
+        })?;
+        let root = metadata.workspace_root.clone().into_std_path_buf();
+        let manifest = root.join("Cargo.toml");
+        let config = Config::load(&manifest)?;
+        let mut members: Vec<Package> = metadata
+            .workspace_packages()
+            .into_iter()
+            .map(|p| Package {
+                name: p.name.to_string(),
+                version: p.version.to_string(),
+                dir: p.manifest_path.parent().map(|d| d.as_std_path().to_path_buf()).unwrap_or_default(),
+                bins: p.targets.iter().filter(|t| t.is_bin()).map(|t| t.name.clone()).collect(),
+                id: p.id.clone(),
+            })
+            .collect();
+        members.sort_by(|a, b| a.name.cmp(&b.name));
+        let target_dir = metadata.target_directory.clone().into_std_path_buf();
+        Ok(Self { root, manifest, target_dir, members, config, metadata })
+    }
+
+    /// The member called `name`.
+    pub fn member(&self, name: &str) -> Option<&Package> {
+        self.members.iter().find(|p| p.name == name)
+    }
+
+    /// Members that have at least one binary.
+    pub fn binary_members(&self) -> impl Iterator<Item = &Package> {
+        self.members.iter().filter(|p| !p.bins.is_empty())
+    }
+
+    /// Package ids reachable from `package` through normal and build dependencies
+    /// (dev-dependencies don't go into a binary), including itself.
+    fn closure<'a>(&'a self, package: &'a Package) -> HashSet<&'a PackageId> {
+        let Some(resolve) = &self.metadata.resolve else { return HashSet::new() };
+        let nodes: HashMap<&PackageId, _> = resolve.nodes.iter().map(|n| (&n.id, n)).collect();
+        let mut seen = HashSet::new();
+        let mut stack = vec![&package.id];
+        while let Some(id) = stack.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            let Some(node) = nodes.get(id) else { continue };
+            for dep in &node.deps {
+                let used = dep.dep_kinds.iter().any(|k| k.kind != DependencyKind::Development);
+                if used {
+                    stack.push(&dep.pkg);
+                }
+            }
+        }
+        seen
+    }
+
+    /// How many packages `package`'s build compiles (a progress estimate).
+    pub fn build_graph_size(&self, package: &Package) -> usize {
+        self.closure(package).len()
+    }
+
+    /// Workspace members that `package` depends on (itself included), sorted.
+    pub fn workspace_deps(&self, package: &Package) -> BTreeSet<String> {
+        let closure = self.closure(package);
+        self.members.iter().filter(|m| closure.contains(&m.id)).map(|m| m.name.clone()).collect()
+    }
+
+    /// Packages in `package`'s build graph that compile C: any that declares `links`
+    /// (a `-sys` crate) and any whose build script uses `cc` or `cmake`. Sorted names.
+    pub fn c_compiling_deps(&self, package: &Package) -> Vec<String> {
+        let closure = self.closure(package);
+        let mut out: Vec<String> = self
+            .metadata
+            .packages
+            .iter()
+            .filter(|p| closure.contains(&p.id))
+            .filter(|p| {
+                p.links.is_some()
+                    || p.dependencies.iter().any(|d| {
+                        d.kind == DependencyKind::Build && matches!(d.name.as_str(), "cc" | "cmake")
+                    })
+            })
+            .map(|p| p.name.to_string())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
