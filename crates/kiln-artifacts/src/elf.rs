@@ -16,7 +16,11 @@ pub struct ElfInfo {
 /// Reads the ELF header of `path`; `None` when it is not a 64-bit little-endian ELF file.
 pub fn elf_info(path: &Path) -> Option<ElfInfo> {
     let mut head = Vec::new();
-    std::fs::File::open(path).ok()?.take(1 << 16).read_to_end(&mut head).ok()?;
+    std::fs::File::open(path)
+        .ok()?
+        .take(1 << 16)
+        .read_to_end(&mut head)
+        .ok()?;
     if head.get(0..4)? != b"\x7fELF" || head[4] != 2 || head[5] != 1 {
         return None;
     }
@@ -28,7 +32,11 @@ pub fn elf_info(path: &Path) -> Option<ElfInfo> {
         183 => "arm64".to_string(),
         n => format!("machine-{n}"),
     };
-    let (phoff, phentsize, phnum) = (u64_at(32)? as usize, u16_at(54)? as usize, u16_at(56)? as usize);
+    let (phoff, phentsize, phnum) = (
+        u64_at(32)? as usize,
+        u16_at(54)? as usize,
+        u16_at(56)? as usize,
+    );
     const PT_INTERP: u32 = 3;
     let is_static = (0..phnum).all(|i| u32_at(phoff + i * phentsize) != Some(PT_INTERP));
     Some(ElfInfo { arch, is_static })

@@ -9,6 +9,6 @@ mod elf;
 mod store;
 mod verify;
 
-pub use elf::{ElfInfo, elf_info};
+pub use elf::{elf_info, ElfInfo};
 pub use store::{sha256_file, NewArtifact, Store, StoreLock};
 pub use verify::{Problem, VerifyReport};

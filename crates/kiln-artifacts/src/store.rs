@@ -60,7 +60,9 @@ impl Store {
                 .hint("pass `--out DIR` (or set `artifact-dir` in `[workspace.metadata.kiln]`) to a writable directory")
         };
         fs::create_dir_all(&self.root).map_err(unwritable)?;
-        let probe = self.root.join(format!("{TMP_MARK}probe-{}", std::process::id()));
+        let probe = self
+            .root
+            .join(format!("{TMP_MARK}probe-{}", std::process::id()));
         File::create(&probe).map_err(unwritable)?;
         fs::remove_file(&probe).map_err(unwritable)?;
         Ok(())
@@ -71,7 +73,12 @@ impl Store {
     pub fn lock(&self) -> Result<StoreLock> {
         self.prepare()?;
         let path = self.root.join(".kiln.lock");
-        let file = File::options().create(true).truncate(false).write(true).open(&path).io_context("open", &path)?;
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .io_context("open", &path)?;
         file.lock().io_context("lock", &path)?;
         self.remove_stale_temps();
         Ok(StoreLock { _file: file })
@@ -80,7 +87,9 @@ impl Store {
     fn remove_stale_temps(&self) {
         let dirs = walk_dirs(&self.root);
         for dir in dirs {
-            let Ok(entries) = fs::read_dir(&dir) else { continue };
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
             for e in entries.flatten() {
                 if e.file_name().to_string_lossy().contains(TMP_MARK) {
                     let _ = fs::remove_file(e.path());
@@ -92,7 +101,11 @@ impl Store {
     /// Installs `artifacts` all or nothing: every file is staged first, and only when
     /// all are staged are they renamed into place and `checksums.json` rewritten.
     /// The caller must hold the lock.
-    pub fn install(&self, _lock: &StoreLock, artifacts: Vec<NewArtifact>) -> Result<Vec<ArtifactRecord>> {
+    pub fn install(
+        &self,
+        _lock: &StoreLock,
+        artifacts: Vec<NewArtifact>,
+    ) -> Result<Vec<ArtifactRecord>> {
         let mut staged = Vec::new();
         for a in artifacts {
             match self.stage(a) {
@@ -150,9 +163,12 @@ impl Store {
         let path = self.root.join(CHECKSUMS);
         match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                Error::usage(format!("`{}` is not a valid kiln checksums file", path.display()))
-                    .with_source(e)
-                    .hint("run `kiln build` to rewrite it")
+                Error::usage(format!(
+                    "`{}` is not a valid kiln checksums file",
+                    path.display()
+                ))
+                .with_source(e)
+                .hint("run `kiln build` to rewrite it")
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Checksums::default()),
             Err(e) => Err(Error::io("read", &path, e)),
@@ -165,7 +181,12 @@ fn walk_dirs(root: &Path) -> Vec<PathBuf> {
     let mut i = 0;
     while i < out.len() {
         if let Ok(entries) = fs::read_dir(&out[i]) {
-            out.extend(entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()));
+            out.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path()),
+            );
         }
         i += 1;
     }
@@ -203,7 +224,8 @@ fn copy_hashing(src: &Path, dest: &Path) -> Result<(String, u64)> {
 #[cfg(unix)]
 fn set_executable(file: &File, path: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(fs::Permissions::from_mode(0o755)).io_context("chmod", path)
+    file.set_permissions(fs::Permissions::from_mode(0o755))
+        .io_context("chmod", path)
 }
 
 #[cfg(not(unix))]

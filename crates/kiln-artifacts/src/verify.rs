@@ -38,26 +38,42 @@ impl Store {
         for a in &checksums.artifacts {
             report.checked += 1;
             let path = self.root().join(&a.path);
-            let mut problem = |detail: String| report.problems.push(Problem { path: a.path.clone(), detail });
+            let mut problem = |detail: String| {
+                report.problems.push(Problem {
+                    path: a.path.clone(),
+                    detail,
+                })
+            };
             let Ok(meta) = std::fs::metadata(&path) else {
                 problem("missing".into());
                 continue;
             };
             let actual = sha256_file(&path)?;
             if actual != a.sha256 || meta.len() != a.size {
-                problem(format!("sha256 {actual} ({} bytes) does not match recorded {} ({} bytes)", meta.len(), a.sha256, a.size));
+                problem(format!(
+                    "sha256 {actual} ({} bytes) does not match recorded {} ({} bytes)",
+                    meta.len(),
+                    a.sha256,
+                    a.size
+                ));
             }
-            let sidecar = std::fs::read_to_string(path.with_file_name(format!("{}.sha256", a.binary))).unwrap_or_default();
+            let sidecar =
+                std::fs::read_to_string(path.with_file_name(format!("{}.sha256", a.binary)))
+                    .unwrap_or_default();
             if sidecar != format!("{}  {}\n", a.sha256, a.binary) {
                 problem(format!("{}.sha256 does not match checksums.json", a.binary));
             }
-            let version = std::fs::read_to_string(path.with_file_name(format!("{}.version", a.binary))).unwrap_or_default();
+            let version =
+                std::fs::read_to_string(path.with_file_name(format!("{}.version", a.binary)))
+                    .unwrap_or_default();
             if version != format!("v{}\n", a.version) {
                 problem(format!("{}.version does not say v{}", a.binary, a.version));
             }
             match elf_info(&path) {
                 None => problem("not a 64-bit ELF binary".into()),
-                Some(info) if info.arch != a.arch => problem(format!("ELF machine is {}, expected {}", info.arch, a.arch)),
+                Some(info) if info.arch != a.arch => {
+                    problem(format!("ELF machine is {}, expected {}", info.arch, a.arch))
+                }
                 Some(info) if a.target.contains("musl") && !info.is_static => {
                     problem("dynamically linked, expected a static musl binary".into())
                 }

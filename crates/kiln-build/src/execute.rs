@@ -3,7 +3,7 @@
 use crate::plan::{Plan, Step};
 use cargo_metadata::Message;
 use kiln_artifacts::{NewArtifact, Store};
-use kiln_diagnostics::{Error, Kind, Result};
+use kiln_diagnostics::{Error, IoContext, Kind, Result};
 use kiln_schema::{ArtifactRecord, GitInfo};
 use kiln_toolchain::{ensure_rust_target, rustc_version, Backend};
 use kiln_workspace::Workspace;
@@ -46,13 +46,21 @@ struct Built {
 
 /// Runs every step of `plan`, then installs all binaries into `store` at once.
 /// Nothing is installed unless every step succeeds.
-pub fn execute(ws: &Workspace, plan: &Plan, store: &Store, observer: &dyn Observer) -> Result<BuildOutcome> {
+pub fn execute(
+    ws: &Workspace,
+    plan: &Plan,
+    store: &Store,
+    observer: &dyn Observer,
+) -> Result<BuildOutcome> {
     let start = Instant::now();
     store.prepare()?;
     let targets: BTreeSet<_> = plan.steps.iter().flat_map(|s| &s.targets).collect();
     for t in &targets {
         if ensure_rust_target(&ws.root, t)? {
-            observer.note(&format!("installed the Rust target {} with rustup", t.triple));
+            observer.note(&format!(
+                "installed the Rust target {} with rustup",
+                t.triple
+            ));
         }
     }
     let backends: BTreeSet<Backend> = plan.steps.iter().map(|s| s.invocation.backend).collect();
@@ -60,6 +68,9 @@ pub fn execute(ws: &Workspace, plan: &Plan, store: &Store, observer: &dyn Observ
         b.check_available()?;
     }
     let rustc = rustc_version(&ws.root)?;
+    // Cargo serializes builds in one target dir, but between its end and our copy out
+    // of `target/` another kiln could overwrite the binaries: hold the dir until done.
+    let _target_lock = lock_target_dir(&plan.target_dir)?;
     let rustc_line = rustc.lines().next().unwrap_or_default().to_string();
     let mut built = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
@@ -72,15 +83,39 @@ pub fn execute(ws: &Workspace, plan: &Plan, store: &Store, observer: &dyn Observ
         observer.step_finished(step, t0.elapsed());
     }
     let git = crate::git_info(&ws.root);
-    let artifacts = built.into_iter().map(|b| new_artifact(plan, b, &git, &rustc_line)).collect();
+    let artifacts = built
+        .into_iter()
+        .map(|b| new_artifact(plan, b, &git, &rustc_line))
+        .collect();
     let lock = store.lock()?;
     let records = store.install(&lock, artifacts)?;
-    Ok(BuildOutcome { records, elapsed: start.elapsed() })
+    Ok(BuildOutcome {
+        records,
+        elapsed: start.elapsed(),
+    })
+}
+
+fn lock_target_dir(target_dir: &Path) -> Result<std::fs::File> {
+    let dir = target_dir.join("kiln");
+    std::fs::create_dir_all(&dir).io_context("create", &dir)?;
+    let path = dir.join("build.lock");
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .io_context("open", &path)?;
+    file.lock().io_context("lock", &path)?;
+    Ok(file)
 }
 
 fn new_artifact(plan: &Plan, b: Built, git: &GitInfo, rustc: &str) -> NewArtifact {
     let step = &plan.steps[b.step];
-    let target = step.targets.iter().find(|t| t.triple == b.triple).expect("built for a planned target");
+    let target = step
+        .targets
+        .iter()
+        .find(|t| t.triple == b.triple)
+        .expect("built for a planned target");
     NewArtifact {
         source: b.path,
         record: ArtifactRecord {
@@ -102,7 +137,13 @@ fn new_artifact(plan: &Plan, b: Built, git: &GitInfo, rustc: &str) -> NewArtifac
     }
 }
 
-fn run_step(ws: &Workspace, plan: &Plan, index: usize, step: &Step, observer: &dyn Observer) -> Result<Vec<Built>> {
+fn run_step(
+    ws: &Workspace,
+    plan: &Plan,
+    index: usize,
+    step: &Step,
+    observer: &dyn Observer,
+) -> Result<Vec<Built>> {
     let inv = &step.invocation;
     let mut child = Command::new(&inv.program)
         .args(&inv.args)
@@ -122,22 +163,35 @@ fn run_step(ws: &Workspace, plan: &Plan, index: usize, step: &Step, observer: &d
     let mut built = Vec::new();
     std::thread::scope(|s| {
         s.spawn(|| {
-            for line in BufReader::new(stderr).lines().map_while(std::io::Result::ok) {
+            for line in BufReader::new(stderr)
+                .lines()
+                .map_while(std::io::Result::ok)
+            {
                 observer.cargo_stderr(&line);
             }
         });
         for msg in Message::parse_stream(BufReader::new(stdout)).flatten() {
             if let Message::CompilerArtifact(a) = msg {
-                let triple = a.filenames.first().and_then(|f| triple_of(f.as_std_path(), &plan.target_dir, step));
+                let triple = a
+                    .filenames
+                    .first()
+                    .and_then(|f| triple_of(f.as_std_path(), &plan.target_dir, step));
                 observer.unit_finished(&a.target.name, triple.as_deref());
                 let is_bin = a.target.is_bin() && step.bins.contains(&a.target.name);
                 if let (true, Some(exe), Some(triple)) = (is_bin, a.executable, triple) {
-                    built.push(Built { step: index, bin: a.target.name.clone(), triple, path: exe.into_std_path_buf() });
+                    built.push(Built {
+                        step: index,
+                        bin: a.target.name.clone(),
+                        triple,
+                        path: exe.into_std_path_buf(),
+                    });
                 }
             }
         }
     });
-    let status = child.wait().map_err(|e| Error::internal("failed to wait for cargo").with_source(e))?;
+    let status = child
+        .wait()
+        .map_err(|e| Error::internal("failed to wait for cargo").with_source(e))?;
     if !status.success() {
         return Err(step_failure(step, status));
     }
@@ -159,8 +213,10 @@ fn step_failure(step: &Step, status: std::process::ExitStatus) -> Error {
     {
         use std::os::unix::process::ExitStatusExt;
         if status.signal() == Some(9) || status.code() == Some(137) {
-            return Error::environment(format!("the build of {what} was killed (signal 9), most likely out of memory"))
-                .hint("build fewer targets at once (`--target amd64`) or lower `--jobs`");
+            return Error::environment(format!(
+                "the build of {what} was killed (signal 9), most likely out of memory"
+            ))
+            .hint("build fewer targets at once (`--target amd64`) or lower `--jobs`");
         }
     }
     Error::new(Kind::BuildFailed, format!("failed to build {what}"))
@@ -171,5 +227,8 @@ fn step_failure(step: &Step, status: std::process::ExitStatus) -> Error {
 fn triple_of(file: &Path, target_dir: &Path, step: &Step) -> Option<String> {
     let rel = file.strip_prefix(target_dir).ok()?;
     let first = rel.components().next()?.as_os_str().to_str()?;
-    step.targets.iter().find(|t| t.triple == first).map(|t| t.triple.clone())
+    step.targets
+        .iter()
+        .find(|t| t.triple == first)
+        .map(|t| t.triple.clone())
 }

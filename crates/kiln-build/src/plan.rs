@@ -60,12 +60,19 @@ impl Plan {
                 invocation,
             });
         }
-        Ok(Plan { steps, profile: sel.profile.clone(), target_dir: ws.target_dir.clone() })
+        Ok(Plan {
+            steps,
+            profile: sel.profile.clone(),
+            target_dir: ws.target_dir.clone(),
+        })
     }
 
     /// Number of binaries times targets.
     pub fn artifact_count(&self) -> usize {
-        self.steps.iter().map(|s| s.bins.len() * s.targets.len()).sum()
+        self.steps
+            .iter()
+            .map(|s| s.bins.len() * s.targets.len())
+            .sum()
     }
 }
 
@@ -80,7 +87,12 @@ fn invocation(
 ) -> Invocation {
     let (program, mut args) = backend.command();
     let manifest = ws.manifest.display().to_string();
-    args.extend(["--manifest-path".into(), manifest, "--profile".into(), sel.profile.clone()]);
+    args.extend([
+        "--manifest-path".into(),
+        manifest,
+        "--profile".into(),
+        sel.profile.clone(),
+    ]);
     args.extend(["-p".into(), package.to_string()]);
     for b in bins {
         args.extend(["--bin".into(), b.clone()]);
@@ -104,8 +116,16 @@ fn invocation(
 
     let mut env = Vec::new();
     let mut overrides = Vec::new();
-    if !cargo_config.profile_sets(&sel.profile, "strip") && !profile_sets_in_manifest(ws, &sel.profile, "strip") {
-        env.push((format!("CARGO_PROFILE_{}_STRIP", sel.profile.to_uppercase().replace('-', "_")), "symbols".into()));
+    if !cargo_config.profile_sets(&sel.profile, "strip")
+        && !profile_sets_in_manifest(ws, &sel.profile, "strip")
+    {
+        env.push((
+            format!(
+                "CARGO_PROFILE_{}_STRIP",
+                sel.profile.to_uppercase().replace('-', "_")
+            ),
+            "symbols".into(),
+        ));
     }
     for t in &sel.targets {
         let user = cargo_config.linker(t);
@@ -124,16 +144,28 @@ fn invocation(
                         "linker `{}` for {} (from {}) replaced by rust-lld: {}",
                         o.configured, t.triple, o.source, o.reason
                     ));
-                    env.push((format!("CARGO_TARGET_{}_LINKER", t.env_name()), "rust-lld".into()));
+                    env.push((
+                        format!("CARGO_TARGET_{}_LINKER", t.env_name()),
+                        "rust-lld".into(),
+                    ));
                 } else if user.is_none() && t.is_musl() {
-                    env.push((format!("CARGO_TARGET_{}_LINKER", t.env_name()), "rust-lld".into()));
+                    env.push((
+                        format!("CARGO_TARGET_{}_LINKER", t.env_name()),
+                        "rust-lld".into(),
+                    ));
                 }
             }
             Backend::Cross => {}
         }
     }
     env.sort();
-    Invocation { backend, program, args, env, overrides }
+    Invocation {
+        backend,
+        program,
+        args,
+        env,
+        overrides,
+    }
 }
 
 /// Whether the root manifest's `[profile.<name>]` sets `key`.

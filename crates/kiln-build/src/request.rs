@@ -56,7 +56,11 @@ pub struct Selection {
 }
 
 fn pick<T: Clone>(cli: &[T], config: &Option<Vec<T>>) -> Vec<T> {
-    if cli.is_empty() { config.clone().unwrap_or_default() } else { cli.to_vec() }
+    if cli.is_empty() {
+        config.clone().unwrap_or_default()
+    } else {
+        cli.to_vec()
+    }
 }
 
 impl BuildRequest {
@@ -65,7 +69,11 @@ impl BuildRequest {
     pub fn resolve(&self, ws: &Workspace) -> Result<Selection> {
         let cfg = &ws.config;
         let targets = resolve_targets(&pick(&self.targets, &cfg.targets))?;
-        let units = resolve_units(ws, &pick(&self.packages, &cfg.packages), &pick(&self.bins, &cfg.binaries))?;
+        let units = resolve_units(
+            ws,
+            &pick(&self.packages, &cfg.packages),
+            &pick(&self.bins, &cfg.binaries),
+        )?;
         let out = self
             .out
             .clone()
@@ -74,10 +82,15 @@ impl BuildRequest {
         Ok(Selection {
             units,
             targets,
-            profile: self.profile.clone().or_else(|| cfg.profile.clone()).unwrap_or_else(|| "release".into()),
+            profile: self
+                .profile
+                .clone()
+                .or_else(|| cfg.profile.clone())
+                .unwrap_or_else(|| "release".into()),
             features: pick(&self.features, &cfg.features),
             all_features: self.all_features || cfg.all_features.unwrap_or(false),
-            no_default_features: self.no_default_features || cfg.no_default_features.unwrap_or(false),
+            no_default_features: self.no_default_features
+                || cfg.no_default_features.unwrap_or(false),
             backend: self.backend.or(cfg.backend).unwrap_or_default(),
             out,
             jobs: self.jobs,
@@ -89,7 +102,10 @@ fn resolve_targets(names: &[String]) -> Result<Vec<Target>> {
     let targets = if names.is_empty() {
         Target::defaults()
     } else {
-        names.iter().map(|n| Target::parse(n)).collect::<Result<Vec<_>>>()?
+        names
+            .iter()
+            .map(|n| Target::parse(n))
+            .collect::<Result<Vec<_>>>()?
     };
     let mut out: Vec<Target> = Vec::new();
     for t in targets {
@@ -110,15 +126,26 @@ fn resolve_targets(names: &[String]) -> Result<Vec<Target>> {
     Ok(out)
 }
 
-fn resolve_units(ws: &Workspace, packages: &[String], bins: &[String]) -> Result<Vec<(String, Vec<String>)>> {
+fn resolve_units(
+    ws: &Workspace,
+    packages: &[String],
+    bins: &[String],
+) -> Result<Vec<(String, Vec<String>)>> {
     let with_bins: Vec<&str> = ws.binary_members().map(|p| p.name.as_str()).collect();
     if with_bins.is_empty() {
-        return Err(Error::usage(format!("the workspace at `{}` has no binary targets", ws.root.display()))
-            .hint("kiln builds binaries: add a `src/main.rs` or a `[[bin]]` section to a member"));
+        return Err(Error::usage(format!(
+            "the workspace at `{}` has no binary targets",
+            ws.root.display()
+        ))
+        .hint("kiln builds binaries: add a `src/main.rs` or a `[[bin]]` section to a member"));
     }
     let excluded = ws.config.exclude.clone().unwrap_or_default();
     let chosen: Vec<String> = if packages.is_empty() {
-        with_bins.iter().filter(|p| !excluded.iter().any(|e| e == *p)).map(|p| p.to_string()).collect()
+        with_bins
+            .iter()
+            .filter(|p| !excluded.iter().any(|e| e == *p))
+            .map(|p| p.to_string())
+            .collect()
     } else {
         packages.to_vec()
     };
@@ -129,13 +156,19 @@ fn resolve_units(ws: &Workspace, packages: &[String], bins: &[String]) -> Result
                 .hint(format!("packages with binaries: {}", with_bins.join(", ")))
         })?;
         if pkg.bins.is_empty() {
-            return Err(Error::usage(format!("package `{name}` has no binary targets"))
-                .hint(format!("packages with binaries: {}", with_bins.join(", "))));
+            return Err(
+                Error::usage(format!("package `{name}` has no binary targets"))
+                    .hint(format!("packages with binaries: {}", with_bins.join(", "))),
+            );
         }
         let selected: Vec<String> = if bins.is_empty() {
             pkg.bins.clone()
         } else {
-            pkg.bins.iter().filter(|b| bins.contains(b)).cloned().collect()
+            pkg.bins
+                .iter()
+                .filter(|b| bins.contains(b))
+                .cloned()
+                .collect()
         };
         if !selected.is_empty() {
             units.push((pkg.name.clone(), selected));
@@ -143,9 +176,15 @@ fn resolve_units(ws: &Workspace, packages: &[String], bins: &[String]) -> Result
     }
     for b in bins {
         if !units.iter().any(|(_, bs)| bs.contains(b)) {
-            let all: Vec<&str> = units.iter().flat_map(|(p, _)| ws.member(p).unwrap().bins.iter().map(String::as_str)).collect();
-            return Err(Error::usage(format!("no selected package has a binary named `{b}`"))
-                .hint(format!("binaries of the selected packages: {}", all.join(", "))));
+            let all: Vec<&str> = units
+                .iter()
+                .flat_map(|(p, _)| ws.member(p).unwrap().bins.iter().map(String::as_str))
+                .collect();
+            return Err(
+                Error::usage(format!("no selected package has a binary named `{b}`")).hint(
+                    format!("binaries of the selected packages: {}", all.join(", ")),
+                ),
+            );
         }
     }
     units.sort();

@@ -126,7 +126,12 @@ impl BuildArgs {
             bins: self.bins.clone(),
             targets: self.targets.clone(),
             profile: self.profile.clone(),
-            features: self.features.iter().flat_map(|f| f.split_whitespace()).map(String::from).collect(),
+            features: self
+                .features
+                .iter()
+                .flat_map(|f| f.split_whitespace())
+                .map(String::from)
+                .collect(),
             all_features: self.all_features,
             no_default_features: self.no_default_features,
             backend: self.backend.map(|b| match b {

@@ -69,7 +69,9 @@ impl Reporter {
 
     pub(crate) fn warn(&self, message: &str) {
         if self.json {
-            self.event(&Event::Note { message: format!("warning: {message}") });
+            self.event(&Event::Note {
+                message: format!("warning: {message}"),
+            });
         } else {
             self.line(&format!("{YELLOW}warning{YELLOW:#}: {message}"));
         }
@@ -110,9 +112,11 @@ impl Reporter {
         }
         let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
         pb.set_style(
-            ProgressStyle::with_template("{prefix:>12.cyan.bold} [{bar:27}] {pos}/{len}: {wide_msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix:>12.cyan.bold} [{bar:27}] {pos}/{len}: {wide_msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         pb.set_prefix(prefix);
         pb.enable_steady_tick(Duration::from_millis(120));
@@ -136,14 +140,20 @@ impl Drop for Reporter {
 fn is_cargo_status(line: &str) -> bool {
     line.len() > 13
         && line.as_bytes()[12] == b' '
-        && line[..12].trim_start().chars().next().is_some_and(|c| c.is_ascii_uppercase())
+        && line[..12]
+            .trim_start()
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_uppercase())
         && !line[..12].trim_start().contains(' ')
 }
 
 impl Observer for Reporter {
     fn note(&self, message: &str) {
         if self.json {
-            self.event(&Event::Note { message: message.into() });
+            self.event(&Event::Note {
+                message: message.into(),
+            });
         } else {
             self.info("Note", message);
         }
@@ -158,16 +168,28 @@ impl Observer for Reporter {
         });
         self.status(
             "Building",
-            &format!("{} v{} ({}) with {}", step.package, step.version, arches.join(", "), step.invocation.backend.name()),
+            &format!(
+                "{} v{} ({}) with {}",
+                step.package,
+                step.version,
+                arches.join(", "),
+                step.invocation.backend.name()
+            ),
         );
         if self.verbose {
             self.info("Running", &step.invocation.display());
         }
-        self.start_progress((step.graph_size * step.targets.len()) as u64, "Building".into());
+        self.start_progress(
+            (step.graph_size * step.targets.len()) as u64,
+            "Building".into(),
+        );
     }
 
     fn unit_finished(&self, name: &str, target: Option<&str>) {
-        self.event(&Event::CrateCompiled { name: name.into(), target: target.unwrap_or("host").into() });
+        self.event(&Event::CrateCompiled {
+            name: name.into(),
+            target: target.unwrap_or("host").into(),
+        });
         if let Some(pb) = self.progress.lock().unwrap().as_ref() {
             if pb.position() + 1 >= pb.length().unwrap_or(0) {
                 pb.inc_length(1);
@@ -192,7 +214,10 @@ impl Observer for Reporter {
     fn step_finished(&self, step: &Step, elapsed: Duration) {
         self.finish_progress();
         if self.verbose {
-            self.info("Built", &format!("{} in {:.1}s", step.package, elapsed.as_secs_f64()));
+            self.info(
+                "Built",
+                &format!("{} in {:.1}s", step.package, elapsed.as_secs_f64()),
+            );
         }
     }
 }
@@ -203,7 +228,9 @@ mod tests {
     fn recognises_cargo_status_lines() {
         assert!(super::is_cargo_status("   Compiling foo v0.1.0 (/x)"));
         assert!(super::is_cargo_status("    Finished `release` profile"));
-        assert!(!super::is_cargo_status("error[E0425]: cannot find value `x`"));
+        assert!(!super::is_cargo_status(
+            "error[E0425]: cannot find value `x`"
+        ));
         assert!(!super::is_cargo_status("  --> src/main.rs:1:1"));
     }
 }

@@ -70,16 +70,23 @@ impl Config {
     pub fn load(manifest: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(manifest).io_context("read", manifest)?;
         Self::parse(&text).map_err(|e| {
-            Error::usage(format!("invalid `[workspace.metadata.kiln]` in `{}`", manifest.display()))
-                .with_source(e)
-                .hint("fix the key named above; `docs/configuration.md` lists every key kiln reads")
+            Error::usage(format!(
+                "invalid `[workspace.metadata.kiln]` in `{}`",
+                manifest.display()
+            ))
+            .with_source(e)
+            .hint("fix the key named above; `docs/configuration.md` lists every key kiln reads")
         })
     }
 
     /// Parses the kiln table out of a manifest's text.
     pub fn parse(manifest_text: &str) -> Result<Self, toml::de::Error> {
         let manifest: Manifest = toml::from_str(manifest_text)?;
-        Ok(manifest.workspace.and_then(|w| w.metadata).and_then(|m| m.kiln).unwrap_or_default())
+        Ok(manifest
+            .workspace
+            .and_then(|w| w.metadata)
+            .and_then(|m| m.kiln)
+            .unwrap_or_default())
     }
 }
 

@@ -50,7 +50,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// A new error of `kind`.
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), hints: Vec::new(), source: None }
+        Self {
+            kind,
+            message: message.into(),
+            hints: Vec::new(),
+            source: None,
+        }
     }
 
     /// Bad input from the user.
@@ -77,9 +82,13 @@ impl Error {
             | std::io::ErrorKind::QuotaExceeded => Kind::Environment,
             _ => Kind::Internal,
         };
-        let mut e = Self::new(kind, format!("failed to {action} `{}`", path.display())).with_source(err);
+        let mut e =
+            Self::new(kind, format!("failed to {action} `{}`", path.display())).with_source(err);
         if kind == Kind::Environment {
-            e = e.hint(format!("check that `{}` is writable and its disk has free space", path.display()));
+            e = e.hint(format!(
+                "check that `{}` is writable and its disk has free space",
+                path.display()
+            ));
         }
         e
     }
@@ -120,7 +129,9 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 

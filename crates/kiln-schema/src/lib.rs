@@ -22,7 +22,10 @@ pub struct Checksums {
 
 impl Default for Checksums {
     fn default() -> Self {
-        Self { schema_version: CHECKSUMS_SCHEMA_VERSION, artifacts: Vec::new() }
+        Self {
+            schema_version: CHECKSUMS_SCHEMA_VERSION,
+            artifacts: Vec::new(),
+        }
     }
 }
 
@@ -113,7 +116,7 @@ pub enum Event {
     /// A binary was written to the artifact store.
     ArtifactWritten {
         /// Its record in `checksums.json`.
-        artifact: ArtifactRecord,
+        artifact: Box<ArtifactRecord>,
     },
     /// The final event: what happened overall.
     Finished {
@@ -160,13 +163,22 @@ mod tests {
         let mut newer = record("linux/b");
         newer.size = 2;
         c.upsert(newer);
-        let paths: Vec<_> = c.artifacts.iter().map(|a| (a.path.as_str(), a.size)).collect();
+        let paths: Vec<_> = c
+            .artifacts
+            .iter()
+            .map(|a| (a.path.as_str(), a.size))
+            .collect();
         assert_eq!(paths, [("linux/a", 1), ("linux/b", 2)]);
     }
 
     #[test]
     fn events_are_tagged_by_reason() {
-        let e = Event::Note { message: "m".into() };
-        assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"reason":"note","message":"m"}"#);
+        let e = Event::Note {
+            message: "m".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"reason":"note","message":"m"}"#
+        );
     }
 }

@@ -52,11 +52,16 @@ impl Backend {
             Backend::Cargo => Ok(()),
             Backend::Zig => {
                 if !runs(Command::new("cargo-zigbuild").arg("--version")) {
-                    return Err(Error::environment("`cargo-zigbuild` is not installed; the zig backend needs it")
-                        .hint(zig_hint()));
+                    return Err(Error::environment(
+                        "`cargo-zigbuild` is not installed; the zig backend needs it",
+                    )
+                    .hint(zig_hint()));
                 }
                 if crate::zig_version().is_none() {
-                    return Err(Error::environment("zig is not installed; the zig backend needs it").hint(zig_hint()));
+                    return Err(Error::environment(
+                        "zig is not installed; the zig backend needs it",
+                    )
+                    .hint(zig_hint()));
                 }
                 Ok(())
             }
@@ -103,6 +108,11 @@ impl Invocation {
     /// The command line as a user would type it, env first.
     pub fn display(&self) -> String {
         let env = self.env.iter().map(|(k, v)| format!("{k}={v} "));
-        format!("{}{} {}", env.collect::<String>(), self.program, self.args.join(" "))
+        format!(
+            "{}{} {}",
+            env.collect::<String>(),
+            self.program,
+            self.args.join(" ")
+        )
     }
 }

@@ -38,10 +38,16 @@ impl CargoConfig {
         let files = paths
             .into_iter()
             .filter_map(|dir| {
-                ["config.toml", "config"].iter().map(|f| dir.join(f)).find(|p| p.is_file())
+                ["config.toml", "config"]
+                    .iter()
+                    .map(|f| dir.join(f))
+                    .find(|p| p.is_file())
             })
             .filter_map(|p| {
-                let table = std::fs::read_to_string(&p).ok()?.parse::<toml::Table>().ok()?;
+                let table = std::fs::read_to_string(&p)
+                    .ok()?
+                    .parse::<toml::Table>()
+                    .ok()?;
                 Some((p, table))
             })
             .collect();
@@ -55,7 +61,11 @@ impl CargoConfig {
             return Some((v, var));
         }
         self.files.iter().find_map(|(path, table)| {
-            let linker = table.get("target")?.get(&target.triple)?.get("linker")?.as_str()?;
+            let linker = table
+                .get("target")?
+                .get(&target.triple)?
+                .get("linker")?
+                .as_str()?;
             Some((linker.to_string(), path.display().to_string()))
         })
     }
@@ -63,10 +73,17 @@ impl CargoConfig {
     /// Whether `profile.<name>.<key>` is set in any config file or by
     /// `CARGO_PROFILE_<NAME>_<KEY>`.
     pub fn profile_sets(&self, profile: &str, key: &str) -> bool {
-        let var = format!("CARGO_PROFILE_{}_{}", profile.to_uppercase().replace('-', "_"), key.to_uppercase());
+        let var = format!(
+            "CARGO_PROFILE_{}_{}",
+            profile.to_uppercase().replace('-', "_"),
+            key.to_uppercase()
+        );
         std::env::var_os(var).is_some()
             || self.files.iter().any(|(_, t)| {
-                t.get("profile").and_then(|p| p.get(profile)).and_then(|p| p.get(key)).is_some()
+                t.get("profile")
+                    .and_then(|p| p.get(profile))
+                    .and_then(|p| p.get(key))
+                    .is_some()
             })
     }
 
@@ -77,9 +94,15 @@ impl CargoConfig {
         let base = Path::new(&configured)
             .file_name()
             .map_or(configured.clone(), |f| f.to_string_lossy().into_owned());
-        let host_tool = ["cc", "gcc", "clang", "c++", "g++", "clang++", "ld", "ld.lld", "lld", "musl-gcc"]
-            .iter()
-            .any(|t| base == *t || base.starts_with(&format!("{t}-")) && base[t.len() + 1..].chars().all(|c| c.is_ascii_digit()));
+        let host_tool = [
+            "cc", "gcc", "clang", "c++", "g++", "clang++", "ld", "ld.lld", "lld", "musl-gcc",
+        ]
+        .iter()
+        .any(|t| {
+            base == *t
+                || base.starts_with(&format!("{t}-"))
+                    && base[t.len() + 1..].chars().all(|c| c.is_ascii_digit())
+        });
         let cross = target.rust_arch() != host_arch;
         if host_tool && cross {
             return Some(LinkerOverride {
@@ -106,7 +129,12 @@ mod tests {
     use super::*;
 
     fn config(text: &str) -> CargoConfig {
-        CargoConfig { files: vec![(PathBuf::from("/w/.cargo/config.toml"), text.parse().unwrap())] }
+        CargoConfig {
+            files: vec![(
+                PathBuf::from("/w/.cargo/config.toml"),
+                text.parse().unwrap(),
+            )],
+        }
     }
 
     #[test]
@@ -121,7 +149,10 @@ mod tests {
 
     #[test]
     fn a_cross_linker_is_respected() {
-        let c = config("[target.aarch64-unknown-linux-musl]\nlinker = \"aarch64-linux-musl-gcc\"\n");
-        assert!(c.linker_override(&Target::parse("arm64").unwrap(), "x86_64").is_none());
+        let c =
+            config("[target.aarch64-unknown-linux-musl]\nlinker = \"aarch64-linux-musl-gcc\"\n");
+        assert!(c
+            .linker_override(&Target::parse("arm64").unwrap(), "x86_64")
+            .is_none());
     }
 }

@@ -8,7 +8,9 @@ use std::process::Command;
 /// Runs a command and returns its trimmed stdout when it succeeds.
 fn output(cmd: &mut Command) -> Option<String> {
     let out = cmd.output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// `rustc -vV` as run in `dir` (so `rust-toolchain.toml` applies): the full text.
@@ -31,8 +33,18 @@ pub fn zig_version() -> Option<String> {
 
 /// Whether the standard library for `target` is installed for the toolchain used in `dir`.
 fn has_rust_target(dir: &Path, target: &Target) -> bool {
-    output(Command::new(rustc()).args(["--print", "sysroot"]).current_dir(dir))
-        .is_some_and(|sysroot| Path::new(&sysroot).join("lib/rustlib").join(&target.triple).join("lib").is_dir())
+    output(
+        Command::new(rustc())
+            .args(["--print", "sysroot"])
+            .current_dir(dir),
+    )
+    .is_some_and(|sysroot| {
+        Path::new(&sysroot)
+            .join("lib/rustlib")
+            .join(&target.triple)
+            .join("lib")
+            .is_dir()
+    })
 }
 
 /// Makes sure `target`'s standard library is installed, adding it with rustup when it
@@ -48,9 +60,12 @@ pub fn ensure_rust_target(dir: &Path, target: &Target) -> Result<bool> {
         .status();
     match status {
         Ok(s) if s.success() && has_rust_target(dir, target) => Ok(true),
-        _ => Err(Error::environment(format!("the Rust target `{}` is not installed", target.triple))
-            .hint(format!("run `rustup target add {}`", target.triple))
-            .hint("without rustup, install the standard library for that target by hand")),
+        _ => Err(Error::environment(format!(
+            "the Rust target `{}` is not installed",
+            target.triple
+        ))
+        .hint(format!("run `rustup target add {}`", target.triple))
+        .hint("without rustup, install the standard library for that target by hand")),
     }
 }
 
@@ -80,11 +95,21 @@ impl Probe {
                 name: format!("rust target {}", t.triple),
                 found: has_rust_target(dir, t).then(|| "installed".to_string()),
                 required: true,
-                install: vec!["rustup".into(), "target".into(), "add".into(), t.triple.clone()],
+                install: vec![
+                    "rustup".into(),
+                    "target".into(),
+                    "add".into(),
+                    t.triple.clone(),
+                ],
             })
             .collect();
         let pip = pip_install(&["ziglang"]);
-        list.push(Prerequisite { name: "zig".into(), found: zig_version(), required: needs_zig, install: pip });
+        list.push(Prerequisite {
+            name: "zig".into(),
+            found: zig_version(),
+            required: needs_zig,
+            install: pip,
+        });
         list.push(Prerequisite {
             name: "cargo-zigbuild".into(),
             found: output(Command::new("cargo-zigbuild").arg("--version")),
@@ -97,21 +122,33 @@ impl Probe {
     /// Runs a prerequisite's install command, inheriting the terminal.
     pub fn install(dir: &Path, p: &Prerequisite) -> Result<()> {
         let (program, args) = p.install.split_first().expect("install command");
-        let status = Command::new(program).args(args).current_dir(dir).status().map_err(|e| {
-            Error::environment(format!("failed to run `{program}` to install {}", p.name))
-                .with_source(e)
-                .hint(format!("install {} by hand: `{}`", p.name, p.install.join(" ")))
-        })?;
+        let status = Command::new(program)
+            .args(args)
+            .current_dir(dir)
+            .status()
+            .map_err(|e| {
+                Error::environment(format!("failed to run `{program}` to install {}", p.name))
+                    .with_source(e)
+                    .hint(format!(
+                        "install {} by hand: `{}`",
+                        p.name,
+                        p.install.join(" ")
+                    ))
+            })?;
         if !status.success() {
-            return Err(Error::environment(format!("`{}` failed", p.install.join(" ")))
-                .hint(zig_hint()));
+            return Err(
+                Error::environment(format!("`{}` failed", p.install.join(" "))).hint(zig_hint()),
+            );
         }
         Ok(())
     }
 }
 
 fn pip_install(packages: &[&str]) -> Vec<String> {
-    let mut cmd: Vec<String> = ["python3", "-m", "pip", "install"].iter().map(|s| s.to_string()).collect();
+    let mut cmd: Vec<String> = ["python3", "-m", "pip", "install"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     cmd.extend(packages.iter().map(|s| s.to_string()));
     cmd
 }

@@ -41,15 +41,24 @@ const ARCHES: &[(&str, &str)] = &[
 impl Target {
     /// The targets built when nothing is configured: linux/amd64 and linux/arm64, static musl.
     pub fn defaults() -> Vec<Target> {
-        ["amd64", "arm64"].iter().map(|t| Target::parse(t).expect("built-in alias")).collect()
+        ["amd64", "arm64"]
+            .iter()
+            .map(|t| Target::parse(t).expect("built-in alias"))
+            .collect()
     }
 
     /// Parses `amd64`, `arm64` (and their synonyms) or a Linux target triple.
     pub fn parse(s: &str) -> Result<Target> {
-        let triple = ALIASES.iter().find(|(alias, _)| *alias == s).map_or(s, |(_, t)| *t);
+        let triple = ALIASES
+            .iter()
+            .find(|(alias, _)| *alias == s)
+            .map_or(s, |(_, t)| *t);
         let mut parts = triple.split('-');
         let rust_arch = parts.next().unwrap_or_default();
-        let arch = ARCHES.iter().find(|(r, _)| *r == rust_arch).map(|(_, o)| *o);
+        let arch = ARCHES
+            .iter()
+            .find(|(r, _)| *r == rust_arch)
+            .map(|(_, o)| *o);
         match (arch, triple.contains("-linux-")) {
             (Some(arch), true) => {
                 Ok(Target { triple: triple.to_string(), os: "linux".into(), arch: arch.into() })
@@ -87,7 +96,10 @@ mod tests {
 
     #[test]
     fn aliases_map_to_static_musl() {
-        assert_eq!(Target::parse("arm64").unwrap().triple, "aarch64-unknown-linux-musl");
+        assert_eq!(
+            Target::parse("arm64").unwrap().triple,
+            "aarch64-unknown-linux-musl"
+        );
         assert_eq!(Target::parse("linux/amd64").unwrap().arch, "amd64");
         assert!(Target::parse("amd64").unwrap().is_musl());
     }

@@ -63,14 +63,30 @@ impl Workspace {
             .map(|p| Package {
                 name: p.name.to_string(),
                 version: p.version.to_string(),
-                dir: p.manifest_path.parent().map(|d| d.as_std_path().to_path_buf()).unwrap_or_default(),
-                bins: p.targets.iter().filter(|t| t.is_bin()).map(|t| t.name.clone()).collect(),
+                dir: p
+                    .manifest_path
+                    .parent()
+                    .map(|d| d.as_std_path().to_path_buf())
+                    .unwrap_or_default(),
+                bins: p
+                    .targets
+                    .iter()
+                    .filter(|t| t.is_bin())
+                    .map(|t| t.name.clone())
+                    .collect(),
                 id: p.id.clone(),
             })
             .collect();
         members.sort_by(|a, b| a.name.cmp(&b.name));
         let target_dir = metadata.target_directory.clone().into_std_path_buf();
-        Ok(Self { root, manifest, target_dir, members, config, metadata })
+        Ok(Self {
+            root,
+            manifest,
+            target_dir,
+            members,
+            config,
+            metadata,
+        })
     }
 
     /// The member called `name`.
@@ -86,7 +102,9 @@ impl Workspace {
     /// Package ids reachable from `package` through normal and build dependencies
     /// (dev-dependencies don't go into a binary), including itself.
     fn closure<'a>(&'a self, package: &'a Package) -> HashSet<&'a PackageId> {
-        let Some(resolve) = &self.metadata.resolve else { return HashSet::new() };
+        let Some(resolve) = &self.metadata.resolve else {
+            return HashSet::new();
+        };
         let nodes: HashMap<&PackageId, _> = resolve.nodes.iter().map(|n| (&n.id, n)).collect();
         let mut seen = HashSet::new();
         let mut stack = vec![&package.id];
@@ -96,7 +114,10 @@ impl Workspace {
             }
             let Some(node) = nodes.get(id) else { continue };
             for dep in &node.deps {
-                let used = dep.dep_kinds.iter().any(|k| k.kind != DependencyKind::Development);
+                let used = dep
+                    .dep_kinds
+                    .iter()
+                    .any(|k| k.kind != DependencyKind::Development);
                 if used {
                     stack.push(&dep.pkg);
                 }
@@ -113,7 +134,11 @@ impl Workspace {
     /// Workspace members that `package` depends on (itself included), sorted.
     pub fn workspace_deps(&self, package: &Package) -> BTreeSet<String> {
         let closure = self.closure(package);
-        self.members.iter().filter(|m| closure.contains(&m.id)).map(|m| m.name.clone()).collect()
+        self.members
+            .iter()
+            .filter(|m| closure.contains(&m.id))
+            .map(|m| m.name.clone())
+            .collect()
     }
 
     /// Packages in `package`'s build graph that compile C: any that declares `links`

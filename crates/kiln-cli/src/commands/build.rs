@@ -14,7 +14,12 @@ pub(crate) fn build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCod
     let start = Instant::now();
     let result = run_build(cli, args, r);
     let finished = match &result {
-        Ok(n) => Event::Finished { success: true, elapsed_secs: start.elapsed().as_secs_f64(), artifacts: *n, error: None },
+        Ok(n) => Event::Finished {
+            success: true,
+            elapsed_secs: start.elapsed().as_secs_f64(),
+            artifacts: *n,
+            error: None,
+        },
         Err(e) => Event::Finished {
             success: false,
             elapsed_secs: start.elapsed().as_secs_f64(),
@@ -33,8 +38,18 @@ fn run_build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<usize> {
     let store = Store::new(&sel.out);
     let outcome = execute(&ws, &plan, &store, r)?;
     for rec in &outcome.records {
-        r.event(&Event::ArtifactWritten { artifact: rec.clone() });
-        r.status("Installed", &format!("{} ({}, sha256 {})", rec.path, human_size(rec.size), &rec.sha256[..12]));
+        r.event(&Event::ArtifactWritten {
+            artifact: Box::new(rec.clone()),
+        });
+        r.status(
+            "Installed",
+            &format!(
+                "{} ({}, sha256 {})",
+                rec.path,
+                human_size(rec.size),
+                &rec.sha256[..12]
+            ),
+        );
     }
     let arches: Vec<&str> = sel.targets.iter().map(|t| t.arch.as_str()).collect();
     r.status(
@@ -77,7 +92,13 @@ pub(crate) fn plan(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCode
         }
         r.status(
             "Build",
-            &format!("{} [{}] for {} with {} ({why})", step.package, step.bins.join(", "), arches.join(", "), step.invocation.backend.name()),
+            &format!(
+                "{} [{}] for {} with {} ({why})",
+                step.package,
+                step.bins.join(", "),
+                arches.join(", "),
+                step.invocation.backend.name()
+            ),
         );
         for o in &step.invocation.overrides {
             r.info("Override", o);
@@ -86,7 +107,14 @@ pub(crate) fn plan(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCode
             r.info("Command", &step.invocation.display());
         }
     }
-    r.info("Store", &format!("{} binaries into {}", plan.artifact_count(), short(&sel.out)));
+    r.info(
+        "Store",
+        &format!(
+            "{} binaries into {}",
+            plan.artifact_count(),
+            short(&sel.out)
+        ),
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -26,5 +26,8 @@ fn load_workspace(cli: &Cli) -> Result<Workspace> {
 /// A path relative to the current directory when it is below it, for shorter output.
 fn short(path: &std::path::Path) -> String {
     let cwd = std::env::current_dir().unwrap_or_default();
-    path.strip_prefix(&cwd).unwrap_or(path).display().to_string()
+    path.strip_prefix(&cwd)
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }

@@ -12,42 +12,64 @@ use std::process::ExitCode;
 pub(crate) fn setup(cli: &Cli, args: &SetupArgs, r: &Reporter) -> Result<ExitCode> {
     // Inside a workspace, prepare for what it builds; elsewhere, for the defaults.
     let ws = load_workspace(cli).ok();
-    let dir = ws.as_ref().map_or_else(|| std::env::current_dir().unwrap_or_default(), |w| w.root.clone());
+    let dir = ws.as_ref().map_or_else(
+        || std::env::current_dir().unwrap_or_default(),
+        |w| w.root.clone(),
+    );
     let (targets, needs_zig) = match &ws {
         Some(ws) => {
-            let req = BuildRequest { targets: args.targets.clone(), ..Default::default() };
+            let req = BuildRequest {
+                targets: args.targets.clone(),
+                ..Default::default()
+            };
             let sel = req.resolve(ws)?;
             let zig = match sel.backend {
                 BackendChoice::Zig => true,
-                BackendChoice::Auto => {
-                    sel.units.iter().any(|(p, _)| !ws.c_compiling_deps(ws.member(p).expect("member")).is_empty())
-                }
+                BackendChoice::Auto => sel.units.iter().any(|(p, _)| {
+                    !ws.c_compiling_deps(ws.member(p).expect("member"))
+                        .is_empty()
+                }),
                 BackendChoice::Cargo | BackendChoice::Cross => false,
             };
             (sel.targets, zig)
         }
         None if args.targets.is_empty() => (Target::defaults(), true),
-        None => (args.targets.iter().map(|t| Target::parse(t)).collect::<Result<_>>()?, true),
+        None => (
+            args.targets
+                .iter()
+                .map(|t| Target::parse(t))
+                .collect::<Result<_>>()?,
+            true,
+        ),
     };
     let list = Probe::check(&dir, &targets, needs_zig);
     report(r, &list);
-    let missing: Vec<&Prerequisite> = list.iter().filter(|p| p.required && p.found.is_none()).collect();
+    let missing: Vec<&Prerequisite> = list
+        .iter()
+        .filter(|p| p.required && p.found.is_none())
+        .collect();
     if missing.is_empty() {
         r.status("Ready", "everything kiln needs is installed");
         return Ok(ExitCode::SUCCESS);
     }
     if args.check {
         let names: Vec<&str> = missing.iter().map(|p| p.name.as_str()).collect();
-        return Err(Error::environment(format!("missing: {}", names.join(", "))).hint("run `kiln setup` to install them"));
+        return Err(Error::environment(format!("missing: {}", names.join(", ")))
+            .hint("run `kiln setup` to install them"));
     }
     for p in missing {
-        r.status("Installing", &format!("{} (`{}`)", p.name, p.install.join(" ")));
+        r.status(
+            "Installing",
+            &format!("{} (`{}`)", p.name, p.install.join(" ")),
+        );
         Probe::install(&dir, p)?;
     }
     let after = Probe::check(&dir, &targets, needs_zig);
     if let Some(p) = after.iter().find(|p| p.required && p.found.is_none()) {
-        return Err(Error::environment(format!("{} is still missing after installing it", p.name))
-            .hint(format!("install it by hand: `{}`", p.install.join(" "))));
+        return Err(
+            Error::environment(format!("{} is still missing after installing it", p.name))
+                .hint(format!("install it by hand: `{}`", p.install.join(" "))),
+        );
     }
     r.status("Ready", "everything kiln needs is installed");
     Ok(ExitCode::SUCCESS)
@@ -57,8 +79,18 @@ fn report(r: &Reporter, list: &[Prerequisite]) {
     for p in list {
         match (&p.found, p.required) {
             (Some(v), _) => r.status("Found", &format!("{} ({})", p.name, first_line(v))),
-            (None, true) => r.warn(&format!("{} is missing (install: `{}`)", p.name, p.install.join(" "))),
-            (None, false) => r.info("Optional", &format!("{} is not installed; this workspace doesn't need it", p.name)),
+            (None, true) => r.warn(&format!(
+                "{} is missing (install: `{}`)",
+                p.name,
+                p.install.join(" ")
+            )),
+            (None, false) => r.info(
+                "Optional",
+                &format!(
+                    "{} is not installed; this workspace doesn't need it",
+                    p.name
+                ),
+            ),
         }
     }
 }

@@ -12,14 +12,21 @@ pub(crate) fn verify(cli: &Cli, args: &VerifyArgs, r: &Reporter) -> Result<ExitC
         Some(out) => out.clone(),
         None => {
             let ws = load_workspace(cli)?;
-            let dir = ws.config.artifact_dir.clone().unwrap_or_else(|| "artifacts".into());
+            let dir = ws
+                .config
+                .artifact_dir
+                .clone()
+                .unwrap_or_else(|| "artifacts".into());
             ws.root.join(dir)
         }
     };
     let store = Store::new(&root);
     if !root.join("checksums.json").is_file() {
-        return Err(Error::usage(format!("no artifact store at `{}` (no checksums.json)", root.display()))
-            .hint("run `kiln build` first, or pass `--out DIR` to verify another store"));
+        return Err(Error::usage(format!(
+            "no artifact store at `{}` (no checksums.json)",
+            root.display()
+        ))
+        .hint("run `kiln build` first, or pass `--out DIR` to verify another store"));
     }
     let report = store.verify()?;
     if r.is_json() {
@@ -31,7 +38,10 @@ pub(crate) fn verify(cli: &Cli, args: &VerifyArgs, r: &Reporter) -> Result<ExitC
         println!("{v}");
     }
     if report.problems.is_empty() {
-        r.status("Verified", &format!("{} artifacts in {}", report.checked, short(&root)));
+        r.status(
+            "Verified",
+            &format!("{} artifacts in {}", report.checked, short(&root)),
+        );
         return Ok(ExitCode::SUCCESS);
     }
     for p in &report.problems {
@@ -39,7 +49,11 @@ pub(crate) fn verify(cli: &Cli, args: &VerifyArgs, r: &Reporter) -> Result<ExitC
     }
     Err(Error::new(
         Kind::VerifyFailed,
-        format!("{} of {} artifacts failed verification", report.problems.len(), report.checked),
+        format!(
+            "{} of {} artifacts failed verification",
+            report.problems.len(),
+            report.checked
+        ),
     )
     .hint("run `kiln build` to rebuild them; do not ship this store"))
 }

@@ -1,0 +1,164 @@
+//! Bad input: each case exits non-zero with a message that names the fix, and leaves
+//! the previous artifacts exactly as they were.
+
+mod common;
+
+use common::{snapshot_dir, TempWorkspace};
+
+/// Runs `kiln build <args>` on a built copy after `prepare`, and checks that the
+/// store did not change.
+fn fails_untouched(
+    prepare: impl FnOnce(&TempWorkspace),
+    args: &[&str],
+    code: i32,
+    needle: &str,
+) -> String {
+    let ws = TempWorkspace::built_chronik();
+    prepare(&ws);
+    let before = snapshot_dir(&ws.path("artifacts"));
+    assert_eq!(
+        before.len(),
+        14,
+        "4 binaries, 8 sidecars, checksums.json, the lock"
+    );
+    let mut full = vec!["build"];
+    full.extend_from_slice(args);
+    let run = ws.kiln(&full);
+    run.failure(code, needle);
+    assert!(
+        run.stderr.contains("hint:"),
+        "every error names a fix:\n{}",
+        run.stderr
+    );
+    assert_eq!(
+        snapshot_dir(&ws.path("artifacts")),
+        before,
+        "artifacts changed"
+    );
+    run.stderr.clone()
+}
+
+#[test]
+fn not_a_cargo_workspace() {
+    let ws = TempWorkspace::empty();
+    let run = ws.kiln(&["build"]);
+    run.failure(2, "could not find `Cargo.toml`");
+    assert!(run.stderr.contains("--manifest-path"));
+}
+
+#[test]
+fn workspace_without_binaries() {
+    let ws = TempWorkspace::empty();
+    ws.write(
+        "Cargo.toml",
+        "[workspace]\nmembers = [\"lib\"]\nresolver = \"2\"\n",
+    );
+    ws.write(
+        "lib/Cargo.toml",
+        "[package]\nname = \"only-lib\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    );
+    ws.write("lib/src/lib.rs", "pub fn f() {}\n");
+    ws.kiln(&["build"]).failure(2, "has no binary targets");
+}
+
+#[test]
+fn unknown_target() {
+    let err = fails_untouched(
+        |_| {},
+        &["--target", "sparc64"],
+        2,
+        "unknown target `sparc64`",
+    );
+    assert!(err.contains("arm64"));
+}
+
+#[test]
+fn unknown_package() {
+    let err = fails_untouched(
+        |_| {},
+        &["-p", "chronik-nope"],
+        2,
+        "package `chronik-nope` is not a member",
+    );
+    assert!(
+        err.contains("chronik-cli, chronik-server"),
+        "lists the valid packages:\n{err}"
+    );
+}
+
+#[test]
+fn a_package_without_binaries() {
+    fails_untouched(
+        |_| {},
+        &["-p", "chronik-storage"],
+        2,
+        "package `chronik-storage` has no binary targets",
+    );
+}
+
+#[test]
+fn compile_error_in_one_crate() {
+    let err = fails_untouched(
+        |ws| {
+            let lib = ws.read("crates/chronik-storage/src/lib.rs");
+            ws.write(
+                "crates/chronik-storage/src/lib.rs",
+                &format!("{lib}\npub fn broken() -> u32 {{ \"no\" }}\n"),
+            );
+        },
+        &[],
+        1,
+        "failed to build `chronik-server`",
+    );
+    assert!(
+        err.contains("mismatched types"),
+        "cargo's diagnostic is shown:\n{err}"
+    );
+}
+
+#[test]
+fn unwritable_artifact_dir() {
+    let ws = TempWorkspace::built_chronik();
+    ws.write("blocker", "a file where a directory should be\n");
+    let out = ws.path("blocker/artifacts");
+    let run = ws.kiln(&["build", "--target", "amd64", "--out", out.to_str().unwrap()]);
+    run.failure(4, "is not writable");
+    assert!(run.stderr.contains("--out"), "{}", run.stderr);
+    assert_eq!(ws.read("blocker"), "a file where a directory should be\n");
+}
+
+#[test]
+fn invalid_kiln_config() {
+    let err = fails_untouched(
+        |ws| {
+            let m = ws.read("Cargo.toml");
+            ws.write(
+                "Cargo.toml",
+                &format!("{m}\n[workspace.metadata.kiln]\ntarget = [\"arm64\"]\n"),
+            );
+        },
+        &[],
+        2,
+        "invalid `[workspace.metadata.kiln]`",
+    );
+    assert!(
+        err.contains("unknown field `target`") && err.contains("`targets`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_target_in_config() {
+    fails_untouched(
+        |ws| {
+            let m = ws.read("Cargo.toml");
+            ws.write(
+                "Cargo.toml",
+                &format!("{m}\n[workspace.metadata.kiln]\ntargets = [\"mips\"]\n"),
+            );
+        },
+        &[],
+        2,
+        "unknown target `mips`",
+    );
+}

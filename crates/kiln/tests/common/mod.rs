@@ -1,0 +1,219 @@
+//! Test harness: the real `kiln` binary run on copies of `examples/chronik` in temp
+//! dirs. All tests share one cargo target dir (compile time is scarce) but each gets
+//! its own workspace copy and its own kiln cache dir.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The kiln repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The cargo target dir every test build shares.
+pub fn shared_target_dir() -> PathBuf {
+    repo_root().join("target").join("kiln-tests")
+}
+
+/// A scratch copy of a workspace, deleted on drop.
+pub struct TempWorkspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl TempWorkspace {
+    /// A fresh copy of `examples/chronik` (sources only).
+    pub fn chronik() -> Self {
+        let ws = Self::empty();
+        copy_tree(
+            &repo_root().join("examples/chronik"),
+            ws.root(),
+            &["target", "artifacts"],
+        );
+        ws
+    }
+
+    /// An empty directory.
+    pub fn empty() -> Self {
+        Self {
+            dir: tempfile::Builder::new()
+                .prefix("kiln-test-")
+                .tempdir()
+                .unwrap(),
+        }
+    }
+
+    /// A copy of the shared, already built example, artifacts included.
+    pub fn built_chronik() -> Self {
+        let ws = Self::empty();
+        copy_tree(&built_example().root, ws.root(), &["target"]);
+        ws
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap()
+    }
+
+    /// `kiln <args>` run in this workspace, hermetically.
+    pub fn kiln(&self, args: &[&str]) -> Run {
+        let mut cmd = kiln_command(self.root());
+        cmd.args(args);
+        Run::from(cmd.output().expect("run kiln"))
+    }
+}
+
+/// A `kiln` command with a hermetic environment: shared cargo target dir, a private
+/// kiln cache, no colors.
+pub fn kiln_command(cwd: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    cmd.current_dir(cwd)
+        .env("CARGO_TARGET_DIR", shared_target_dir())
+        .env("KILN_CACHE_DIR", cwd.join(".kiln-test-cache"))
+        .env("NO_COLOR", "1")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("RUSTFLAGS");
+    cmd
+}
+
+/// What a command did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    #[track_caller]
+    pub fn success(&self) -> &Self {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn failure(&self, code: i32, needle: &str) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.stderr
+        );
+        self
+    }
+}
+
+/// The example, built once per test binary with `--message-format json`.
+pub struct BuiltExample {
+    pub ws: TempWorkspace,
+    pub root: PathBuf,
+    pub events: Vec<serde_json::Value>,
+}
+
+pub fn built_example() -> &'static BuiltExample {
+    static BUILT: OnceLock<BuiltExample> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let ws = TempWorkspace::chronik();
+        let run = ws.kiln(&["build", "--message-format", "json"]);
+        run.success();
+        let events = run
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json event"))
+            .collect();
+        let root = ws.root().to_path_buf();
+        BuiltExample { ws, root, events }
+    })
+}
+
+/// Copies a directory tree, skipping top-level entries named in `skip`.
+pub fn copy_tree(from: &Path, to: &Path, skip: &[&str]) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let name = e.file_name();
+        if skip.iter().any(|s| name == *s) {
+            continue;
+        }
+        let dest = to.join(&name);
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest, &[]);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// Every file under `dir` with its content, for before/after comparisons.
+pub fn snapshot_dir(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push((e.path(), std::fs::read(e.path()).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Output of a shell tool, which must succeed.
+#[track_caller]
+pub fn tool(program: &str, args: &[&str], cwd: &Path) -> String {
+    let o = Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("`{program}` is needed by the tests (.ci/run installs it): {e}")
+        });
+    assert!(
+        o.status.success(),
+        "`{program} {args:?}` failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}

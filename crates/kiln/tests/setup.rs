@@ -1,0 +1,100 @@
+//! `kiln setup` and what happens when the zig toolchain is missing.
+
+mod common;
+
+use common::{kiln_command, Run, TempWorkspace};
+use std::path::{Path, PathBuf};
+
+/// A PATH with cargo, rustc, rustup and git but neither zig, cargo-zigbuild nor python.
+fn path_without_zig() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for tool in ["cargo", "rustc", "rustup", "git"] {
+        let found = which(tool).unwrap_or_else(|| panic!("{tool} not on PATH"));
+        std::os::unix::fs::symlink(found, bin.join(tool)).unwrap();
+    }
+    (dir, bin)
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
+
+fn kiln_with_path(cwd: &Path, path: &Path, args: &[&str]) -> Run {
+    let mut cmd = kiln_command(cwd);
+    cmd.env("PATH", path)
+        .env_remove("CARGO")
+        .env_remove("RUSTC")
+        .args(args);
+    Run::from(cmd.output().unwrap())
+}
+
+#[test]
+fn setup_check_passes_on_a_prepared_machine() {
+    let ws = TempWorkspace::chronik();
+    let run = ws.kiln(&["setup", "--check"]);
+    run.success();
+    for needle in [
+        "rust target x86_64-unknown-linux-musl",
+        "rust target aarch64-unknown-linux-musl",
+        "zig",
+        "cargo-zigbuild",
+    ] {
+        assert!(
+            run.stderr.contains(needle),
+            "{needle} not reported:\n{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn setup_check_lists_what_is_missing() {
+    let ws = TempWorkspace::chronik();
+    let (_keep, path) = path_without_zig();
+    let run = kiln_with_path(ws.root(), &path, &["setup", "--check"]);
+    run.failure(4, "missing: zig, cargo-zigbuild");
+    assert!(run.stderr.contains("pip install ziglang"), "{}", run.stderr);
+}
+
+#[test]
+fn a_pure_rust_package_builds_without_zig() {
+    let ws = TempWorkspace::chronik();
+    let (_keep, path) = path_without_zig();
+    let run = kiln_with_path(
+        ws.root(),
+        &path,
+        &[
+            "setup",
+            "--check",
+            "--manifest-path",
+            "crates/chronik-cli/Cargo.toml",
+        ],
+    );
+    // chronik-cli is a member of the same workspace, which still has C: zig stays required.
+    run.failure(4, "zig");
+    let cli_only = kiln_with_path(
+        ws.root(),
+        &path,
+        &["build", "-p", "chronik-cli", "--target", "arm64"],
+    );
+    cli_only.success();
+    assert!(ws.path("artifacts/linux/arm64/chronik-cli").is_file());
+}
+
+#[test]
+fn build_without_zig_names_the_install_command() {
+    let ws = TempWorkspace::chronik();
+    let (_keep, path) = path_without_zig();
+    let run = kiln_with_path(ws.root(), &path, &["build", "-p", "chronik-server"]);
+    run.failure(4, "cargo-zigbuild");
+    assert!(
+        run.stderr.contains("pip install ziglang cargo-zigbuild"),
+        "{}",
+        run.stderr
+    );
+    assert!(!ws.path("artifacts/linux").exists(), "nothing was written");
+}
