@@ -5,7 +5,7 @@ use cargo_metadata::Message;
 use kiln_artifacts::{NewArtifact, Store};
 use kiln_diagnostics::{Error, IoContext, Kind, Result};
 use kiln_schema::{ArtifactRecord, GitInfo};
-use kiln_toolchain::{ensure_rust_target, rustc_version, Backend};
+use kiln_toolchain::{ensure_rust_targets, rustc_version, Backend};
 use kiln_workspace::Workspace;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -54,24 +54,36 @@ pub fn execute(
 ) -> Result<BuildOutcome> {
     let start = Instant::now();
     store.prepare()?;
-    let targets: BTreeSet<_> = plan.steps.iter().flat_map(|s| &s.targets).collect();
-    for t in &targets {
-        if ensure_rust_target(&ws.root, t)? {
-            observer.note(&format!(
-                "installed the Rust target {} with rustup",
-                t.triple
-            ));
-        }
-    }
+    let targets: Vec<_> = plan
+        .steps
+        .iter()
+        .flat_map(|s| &s.targets)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let backends: BTreeSet<Backend> = plan.steps.iter().map(|s| s.invocation.backend).collect();
-    for b in backends {
-        b.check_available()?;
+    // The probes are independent process spawns: run them side by side.
+    let (installed, rustc, git) = std::thread::scope(|s| {
+        let rustc = s.spawn(|| rustc_version(&ws.root));
+        let git = s.spawn(|| crate::git_info(&ws.root));
+        let backends_ok = s.spawn(|| backends.iter().try_for_each(|b| b.check_available()));
+        let installed = ensure_rust_targets(&ws.root, &targets);
+        let backends_ok = backends_ok.join().expect("probe thread");
+        let rustc = rustc.join().expect("probe thread");
+        let git = git.join().expect("probe thread");
+        (installed.and_then(|i| backends_ok.map(|()| i)), rustc, git)
+    });
+    for t in installed? {
+        observer.note(&format!(
+            "installed the Rust target {} with rustup",
+            t.triple
+        ));
     }
-    let rustc = rustc_version(&ws.root)?;
+    let rustc = rustc?;
+    let rustc_line = rustc.lines().next().unwrap_or_default().to_string();
     // Cargo serializes builds in one target dir, but between its end and our copy out
     // of `target/` another kiln could overwrite the binaries: hold the dir until done.
     let _target_lock = lock_target_dir(&plan.target_dir)?;
-    let rustc_line = rustc.lines().next().unwrap_or_default().to_string();
     let mut built = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
         for o in &step.invocation.overrides {
@@ -82,7 +94,6 @@ pub fn execute(
         built.extend(run_step(ws, plan, i, step, observer)?);
         observer.step_finished(step, t0.elapsed());
     }
-    let git = crate::git_info(&ws.root);
     let artifacts = built
         .into_iter()
         .map(|b| new_artifact(plan, b, &git, &rustc_line))

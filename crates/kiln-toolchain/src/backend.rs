@@ -3,7 +3,6 @@
 use crate::probe::zig_hint;
 use kiln_config::BackendChoice;
 use kiln_diagnostics::{Error, Result};
-use std::process::Command;
 
 /// The program that drives a build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,7 +50,7 @@ impl Backend {
         match self {
             Backend::Cargo => Ok(()),
             Backend::Zig => {
-                if !runs(Command::new("cargo-zigbuild").arg("--version")) {
+                if !crate::probe::on_path("cargo-zigbuild") {
                     return Err(Error::environment(
                         "`cargo-zigbuild` is not installed; the zig backend needs it",
                     )
@@ -66,7 +65,7 @@ impl Backend {
                 Ok(())
             }
             Backend::Cross => {
-                if runs(Command::new("cross").arg("--version")) {
+                if crate::probe::on_path("cross") {
                     Ok(())
                 } else {
                     Err(Error::environment("`cross` is not installed; the cross backend needs it")
@@ -79,13 +78,6 @@ impl Backend {
 
 fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
-}
-
-fn runs(cmd: &mut Command) -> bool {
-    cmd.stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// One process kiln runs to build: program, arguments, environment, and the notes

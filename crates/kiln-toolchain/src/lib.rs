@@ -8,5 +8,5 @@ mod target;
 
 pub use backend::{Backend, Invocation};
 pub use cargo_config::{CargoConfig, LinkerOverride};
-pub use probe::{ensure_rust_target, rustc_version, zig_version, Prerequisite, Probe};
+pub use probe::{ensure_rust_targets, rustc_version, zig_version, Prerequisite, Probe};
 pub use target::Target;

@@ -31,15 +31,18 @@ pub fn zig_version() -> Option<String> {
         .or_else(|| output(Command::new("python3").args(["-m", "ziglang", "version"])))
 }
 
-/// Whether the standard library for `target` is installed for the toolchain used in `dir`.
-fn has_rust_target(dir: &Path, target: &Target) -> bool {
+/// The sysroot of the toolchain used in `dir` (so `rust-toolchain.toml` applies).
+fn sysroot(dir: &Path) -> Option<String> {
     output(
         Command::new(rustc())
             .args(["--print", "sysroot"])
             .current_dir(dir),
     )
-    .is_some_and(|sysroot| {
-        Path::new(&sysroot)
+}
+
+fn has_std(sysroot: Option<&str>, target: &Target) -> bool {
+    sysroot.is_some_and(|s| {
+        Path::new(s)
             .join("lib/rustlib")
             .join(&target.triple)
             .join("lib")
@@ -47,26 +50,37 @@ fn has_rust_target(dir: &Path, target: &Target) -> bool {
     })
 }
 
-/// Makes sure `target`'s standard library is installed, adding it with rustup when it
-/// is not. Returns true when it had to be installed.
-pub fn ensure_rust_target(dir: &Path, target: &Target) -> Result<bool> {
-    if has_rust_target(dir, target) {
-        return Ok(false);
+/// Makes sure every target's standard library is installed for the toolchain used in
+/// `dir`, adding missing ones with rustup. Returns the targets it had to install.
+pub fn ensure_rust_targets<'a>(dir: &Path, targets: &[&'a Target]) -> Result<Vec<&'a Target>> {
+    let root = sysroot(dir);
+    let missing: Vec<&Target> = targets
+        .iter()
+        .copied()
+        .filter(|t| !has_std(root.as_deref(), t))
+        .collect();
+    for target in &missing {
+        let status = Command::new("rustup")
+            .args(["target", "add", &target.triple])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .status();
+        if !matches!(status, Ok(s) if s.success()) || !has_std(sysroot(dir).as_deref(), target) {
+            return Err(Error::environment(format!(
+                "the Rust target `{}` is not installed",
+                target.triple
+            ))
+            .hint(format!("run `rustup target add {}`", target.triple))
+            .hint("without rustup, install the standard library for that target by hand"));
+        }
     }
-    let status = Command::new("rustup")
-        .args(["target", "add", &target.triple])
-        .current_dir(dir)
-        .stdout(std::process::Stdio::null())
-        .status();
-    match status {
-        Ok(s) if s.success() && has_rust_target(dir, target) => Ok(true),
-        _ => Err(Error::environment(format!(
-            "the Rust target `{}` is not installed",
-            target.triple
-        ))
-        .hint(format!("run `rustup target add {}`", target.triple))
-        .hint("without rustup, install the standard library for that target by hand")),
-    }
+    Ok(missing)
+}
+
+/// Whether `program` is an executable file on PATH (no process is started).
+pub(crate) fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
 }
 
 /// One tool a build needs, whether it is there, and how to get it.
@@ -89,11 +103,12 @@ pub struct Probe;
 impl Probe {
     /// Lists every prerequisite and whether it is present.
     pub fn check(dir: &Path, targets: &[Target], needs_zig: bool) -> Vec<Prerequisite> {
+        let root = sysroot(dir);
         let mut list: Vec<Prerequisite> = targets
             .iter()
             .map(|t| Prerequisite {
                 name: format!("rust target {}", t.triple),
-                found: has_rust_target(dir, t).then(|| "installed".to_string()),
+                found: has_std(root.as_deref(), t).then(|| "installed".to_string()),
                 required: true,
                 install: vec![
                     "rustup".into(),
