@@ -1,0 +1,24 @@
+//! The user's `.cargo/config.toml` is respected where it works and overridden, with a
+//! note, where it cannot link the target. The file itself is never edited.
+
+mod common;
+
+use common::TempWorkspace;
+
+#[test]
+fn a_host_linker_for_arm64_is_overridden_with_a_note() {
+    let ws = TempWorkspace::chronik();
+    let config = "[target.aarch64-unknown-linux-musl]\nlinker = \"clang\"\n\n[build]\njobs = 8\n";
+    ws.write(".cargo/config.toml", config);
+    let run = ws.kiln(&["build", "-p", "chronik-cli", "--target", "arm64"]);
+    run.success();
+    assert!(
+        run.stderr.contains("linker `clang` for aarch64-unknown-linux-musl") && run.stderr.contains("replaced by rust-lld"),
+        "the override is announced:\n{}",
+        run.stderr
+    );
+    let checksums: serde_json::Value = serde_json::from_str(&ws.read("artifacts/checksums.json")).unwrap();
+    let overrides = checksums["artifacts"][0]["overrides"].as_array().expect("overrides recorded");
+    assert!(overrides[0].as_str().unwrap().contains("clang"));
+    assert_eq!(ws.read(".cargo/config.toml"), config, "the user's file is untouched");
+}
