@@ -2,10 +2,13 @@
 
 use crate::plan::{Plan, Step};
 use cargo_metadata::Message;
-use kiln_artifacts::{NewArtifact, Store};
+use crate::keys::KeyContext;
+use kiln_artifacts::{sha256_file, NewArtifact, Store};
+use kiln_cache::{Entry, LocalCache, Lookup};
+use kiln_fingerprint::diff;
 use kiln_diagnostics::{Error, IoContext, Kind, Result};
 use kiln_schema::{ArtifactRecord, GitInfo};
-use kiln_toolchain::{ensure_rust_targets, rustc_version, Backend};
+use kiln_toolchain::{ensure_rust_targets, rustc_version, zig_version, Backend, Target};
 use kiln_workspace::Workspace;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -17,6 +20,8 @@ use std::time::{Duration, Instant};
 pub trait Observer: Sync {
     /// kiln did something on the user's behalf (installed a target, overrode a setting).
     fn note(&self, message: &str);
+    /// Something is wrong but the build goes on (a corrupt cache entry).
+    fn warn(&self, message: &str);
     /// A cargo invocation is starting.
     fn step_started(&self, step: &Step);
     /// Cargo finished compiling one crate; `target` is `None` for host crates.
@@ -27,9 +32,62 @@ pub trait Observer: Sync {
     fn step_finished(&self, step: &Step, elapsed: Duration);
 }
 
+/// What happens to one binary x target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitState {
+    /// The artifact store already holds exactly the cached binary.
+    Fresh,
+    /// The cache has it: copy it into the store.
+    Restore,
+    /// Not cached: cargo builds it.
+    Build,
+}
+
+impl UnitState {
+    /// `fresh`, `restore` or `rebuild`, as `kiln plan` prints it.
+    pub fn label(self) -> &'static str {
+        match self {
+            UnitState::Fresh => "fresh",
+            UnitState::Restore => "restore",
+            UnitState::Build => "rebuild",
+        }
+    }
+}
+
+/// One binary for one target, with its key and fate.
+#[derive(Debug, Clone)]
+pub struct UnitPlan {
+    /// Index of its step in the plan.
+    pub step: usize,
+    /// Package.
+    pub package: String,
+    /// Binary.
+    pub bin: String,
+    /// Target.
+    pub target: Target,
+    /// Cache key.
+    pub key: String,
+    /// Fresh, restore or build.
+    pub state: UnitState,
+    /// For a build: why (the inputs that changed since the last cached build).
+    pub reasons: Vec<String>,
+    hit: Option<(Box<Entry>, PathBuf)>,
+}
+
+/// The plan checked against the cache and the store.
+pub struct Analysis<'a> {
+    /// Every binary x target.
+    pub units: Vec<UnitPlan>,
+    ctx: KeyContext<'a>,
+    rustc_line: String,
+    git: GitInfo,
+}
+
 /// What a successful build produced.
 #[derive(Debug)]
 pub struct BuildOutcome {
+    /// Every binary x target and what happened to it.
+    pub units: Vec<UnitPlan>,
     /// Records of every artifact written, as in `checksums.json`.
     pub records: Vec<ArtifactRecord>,
     /// Wall time of the whole build.
@@ -44,66 +102,206 @@ struct Built {
     path: PathBuf,
 }
 
-/// Runs every step of `plan`, then installs all binaries into `store` at once.
-/// Nothing is installed unless every step succeeds.
+/// Computes every unit's key and looks it up: what is fresh, restorable, or to build.
+pub fn analyze<'a>(
+    ws: &'a Workspace,
+    plan: &'a Plan,
+    store: &Store,
+    cache: Option<&LocalCache>,
+    observer: &dyn Observer,
+) -> Result<Analysis<'a>> {
+    let uses_zig = plan.steps.iter().any(|s| s.invocation.backend == Backend::Zig);
+    // Probes and `cargo tree` are independent process spawns: run them side by side.
+    let (ctx, rustc, git, zig) = std::thread::scope(|s| {
+        let git = s.spawn(|| crate::git_info(&ws.root));
+        let zig = s.spawn(|| if uses_zig { zig_version() } else { None });
+        let rustc = s.spawn(|| rustc_version(&ws.root));
+        let ctx = KeyContext::new(ws, plan);
+        let join = "probe thread";
+        (ctx, rustc.join().expect(join), git.join().expect(join), zig.join().expect(join))
+    });
+    let rustc = rustc?;
+    let rustc_line = rustc.lines().next().unwrap_or_default().to_string();
+    let mut ctx = ctx?;
+    ctx.set_toolchain(rustc, zig);
+    let stored = store.read_checksums().unwrap_or_default();
+    let mut units = Vec::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        for target in &step.targets {
+            for bin in &step.bins {
+                let inputs = ctx.inputs(i, step, bin, target, cache);
+                let key = inputs.key();
+                let mut unit = UnitPlan {
+                    step: i,
+                    package: step.package.clone(),
+                    bin: bin.clone(),
+                    target: target.clone(),
+                    key: key.clone(),
+                    state: UnitState::Build,
+                    reasons: Vec::new(),
+                    hit: None,
+                };
+                match cache.map_or(Lookup::Miss, |c| c.get(&key)) {
+                    Lookup::Hit(entry, blob) => {
+                        let rel = format!("{}/{}/{bin}", target.os, target.arch);
+                        let in_store = stored.artifacts.iter().any(|a| a.path == rel && a.sha256 == entry.sha256)
+                            && sha256_file(&store.root().join(&rel)).is_ok_and(|s| s == entry.sha256);
+                        unit.state = if in_store { UnitState::Fresh } else { UnitState::Restore };
+                        unit.hit = Some((entry, blob));
+                    }
+                    Lookup::Corrupt(why) => {
+                        observer.warn(&format!("{why}; it was removed and will be rebuilt"));
+                        unit.reasons.push("its cache entry was corrupt".into());
+                    }
+                    Lookup::Miss => unit.reasons = miss_reasons(cache, &unit, &inputs),
+                }
+                units.push(unit);
+            }
+        }
+    }
+    ctx.files.save();
+    Ok(Analysis { units, ctx, rustc_line, git })
+}
+
+/// Why a unit must be built: what differs from the newest cached build of it.
+fn miss_reasons(cache: Option<&LocalCache>, unit: &UnitPlan, inputs: &kiln_fingerprint::Inputs) -> Vec<String> {
+    let Some(cache) = cache else { return vec!["the cache is off".into()] };
+    let Some(last) = cache.latest(&unit.package, &unit.target.triple, &unit.bin) else {
+        return vec!["not built before".into()];
+    };
+    let changes = diff(&last.inputs, inputs);
+    let mut out: Vec<String> = changes
+        .iter()
+        .take(3)
+        .map(|(name, how)| {
+            let shown = name.strip_prefix("file:").unwrap_or(name);
+            format!("{shown} {how}")
+        })
+        .collect();
+    if changes.len() > 3 {
+        out.push(format!("{} more inputs changed", changes.len() - 3));
+    }
+    if out.is_empty() {
+        out.push("the cached build was evicted".into());
+    }
+    out
+}
+
+/// Builds what the cache lacks, restores the rest, and installs everything into
+/// `store` at once. Nothing is installed unless every step succeeds.
 pub fn execute(
     ws: &Workspace,
     plan: &Plan,
     store: &Store,
+    cache: Option<&LocalCache>,
     observer: &dyn Observer,
 ) -> Result<BuildOutcome> {
     let start = Instant::now();
     store.prepare()?;
-    let targets: Vec<_> = plan
-        .steps
-        .iter()
-        .flat_map(|s| &s.targets)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let backends: BTreeSet<Backend> = plan.steps.iter().map(|s| s.invocation.backend).collect();
-    // The probes are independent process spawns: run them side by side.
-    let (installed, rustc, git) = std::thread::scope(|s| {
-        let rustc = s.spawn(|| rustc_version(&ws.root));
-        let git = s.spawn(|| crate::git_info(&ws.root));
-        let backends_ok = s.spawn(|| backends.iter().try_for_each(|b| b.check_available()));
-        let installed = ensure_rust_targets(&ws.root, &targets);
-        let backends_ok = backends_ok.join().expect("probe thread");
-        let rustc = rustc.join().expect("probe thread");
-        let git = git.join().expect("probe thread");
-        (installed.and_then(|i| backends_ok.map(|()| i)), rustc, git)
-    });
-    for t in installed? {
-        observer.note(&format!(
-            "installed the Rust target {} with rustup",
-            t.triple
-        ));
-    }
-    let rustc = rustc?;
-    let rustc_line = rustc.lines().next().unwrap_or_default().to_string();
+    let _cache_lock = cache.map(LocalCache::lock_shared).transpose()?;
+    let analysis = analyze(ws, plan, store, cache, observer)?;
+    let mut built = Vec::new();
+    let to_build: Vec<&UnitPlan> = analysis.units.iter().filter(|u| u.state == UnitState::Build).collect();
     // Cargo serializes builds in one target dir, but between its end and our copy out
     // of `target/` another kiln could overwrite the binaries: hold the dir until done.
-    let _target_lock = lock_target_dir(&plan.target_dir)?;
-    let mut built = Vec::new();
-    for (i, step) in plan.steps.iter().enumerate() {
-        for o in &step.invocation.overrides {
-            observer.note(o);
+    let _target_lock = if to_build.is_empty() { None } else { Some(lock_target_dir(&plan.target_dir)?) };
+    if !to_build.is_empty() {
+        prepare_toolchains(ws, plan, &to_build, observer)?;
+        for (i, step) in plan.steps.iter().enumerate() {
+            let mine: Vec<&&UnitPlan> = to_build.iter().filter(|u| u.step == i).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let bins: Vec<String> = step.bins.iter().filter(|b| mine.iter().any(|u| &u.bin == *b)).cloned().collect();
+            let targets: Vec<Target> = step.targets.iter().filter(|t| mine.iter().any(|u| &u.target == *t)).cloned().collect();
+            let narrowed = plan.narrow(ws, step, &bins, &targets);
+            for o in &narrowed.invocation.overrides {
+                observer.note(o);
+            }
+            observer.step_started(&narrowed);
+            let t0 = Instant::now();
+            built.extend(run_step(ws, plan, i, &narrowed, observer)?);
+            observer.step_finished(&narrowed, t0.elapsed());
         }
-        observer.step_started(step);
-        let t0 = Instant::now();
-        built.extend(run_step(ws, plan, i, step, observer)?);
-        observer.step_finished(step, t0.elapsed());
     }
-    let artifacts = built
-        .into_iter()
-        .map(|b| new_artifact(plan, b, &git, &rustc_line))
-        .collect();
-    let lock = store.lock()?;
-    let records = store.install(&lock, artifacts)?;
-    Ok(BuildOutcome {
-        records,
-        elapsed: start.elapsed(),
-    })
+    let mut units = analysis.units.clone();
+    let mut artifacts = Vec::new();
+    // Learn what every build script declared before computing any final key, so
+    // each key sees all of it (the next lookup will).
+    if let Some(cache) = cache {
+        let learned: BTreeSet<(usize, &Target)> = to_build.iter().map(|u| (u.step, &u.target)).collect();
+        for (step, target) in learned {
+            analysis.ctx.learn(step, target, cache);
+        }
+    }
+    for b in built {
+        let Some(unit) = units.iter_mut().find(|u| u.step == b.step && u.bin == b.bin && u.target.triple == b.triple) else {
+            continue;
+        };
+        if unit.state != UnitState::Build {
+            continue;
+        }
+        if let Some(cache) = cache {
+            cache_built(&analysis, plan, cache, unit, &b.path, observer);
+        }
+        artifacts.push(new_artifact(plan, unit, b.path, &analysis));
+    }
+    for unit in units.iter().filter(|u| u.state == UnitState::Restore) {
+        let (_, blob) = unit.hit.as_ref().expect("restore has a hit");
+        artifacts.push(new_artifact(plan, unit, blob.clone(), &analysis));
+    }
+    if let Some(cache) = cache {
+        let hits = units.iter().filter(|u| u.state != UnitState::Build).count() as u64;
+        cache.record_build(hits, units.len() as u64 - hits);
+    }
+    let records = if artifacts.is_empty() {
+        Vec::new()
+    } else {
+        let lock = store.lock()?;
+        store.install(&lock, artifacts)?
+    };
+    Ok(BuildOutcome { units, records, elapsed: start.elapsed() })
+}
+
+/// Installs missing rustup targets and checks the backends, for the units to build.
+fn prepare_toolchains(ws: &Workspace, plan: &Plan, to_build: &[&UnitPlan], observer: &dyn Observer) -> Result<()> {
+    let targets: Vec<&Target> = to_build.iter().map(|u| &u.target).collect::<BTreeSet<_>>().into_iter().collect();
+    let backends: BTreeSet<Backend> = to_build.iter().map(|u| plan.steps[u.step].invocation.backend).collect();
+    let (installed, backends_ok) = std::thread::scope(|s| {
+        let backends_ok = s.spawn(|| backends.iter().try_for_each(|b| b.check_available()));
+        (ensure_rust_targets(&ws.root, &targets), backends_ok.join().expect("probe thread"))
+    });
+    backends_ok?;
+    for t in installed? {
+        observer.note(&format!("installed the Rust target {} with rustup", t.triple));
+    }
+    Ok(())
+}
+
+/// Learns what the build scripts declared, then caches the binary under the key
+/// that future lookups will compute (which includes those declarations).
+fn cache_built(analysis: &Analysis<'_>, plan: &Plan, cache: &LocalCache, unit: &mut UnitPlan, path: &Path, observer: &dyn Observer) {
+    let step = &plan.steps[unit.step];
+    let inputs = analysis.ctx.inputs(unit.step, step, &unit.bin, &unit.target, Some(cache));
+    unit.key = inputs.key();
+    let entry = Entry {
+        key: unit.key.clone(),
+        package: unit.package.clone(),
+        binary: unit.bin.clone(),
+        target: unit.target.triple.clone(),
+        version: step.version.clone(),
+        sha256: String::new(),
+        size: 0,
+        profile: plan.profile.clone(),
+        rustc: analysis.rustc_line.clone(),
+        backend: step.invocation.backend.name().into(),
+        overrides: step.invocation.overrides.clone(),
+        created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        inputs,
+    };
+    if let Err(e) = cache.put(entry, path) {
+        observer.warn(&format!("could not cache {} for {}: {e}", unit.bin, unit.target.triple));
+    }
 }
 
 fn lock_target_dir(target_dir: &Path) -> Result<std::fs::File> {
@@ -120,28 +318,24 @@ fn lock_target_dir(target_dir: &Path) -> Result<std::fs::File> {
     Ok(file)
 }
 
-fn new_artifact(plan: &Plan, b: Built, git: &GitInfo, rustc: &str) -> NewArtifact {
-    let step = &plan.steps[b.step];
-    let target = step
-        .targets
-        .iter()
-        .find(|t| t.triple == b.triple)
-        .expect("built for a planned target");
+fn new_artifact(plan: &Plan, unit: &UnitPlan, source: PathBuf, analysis: &Analysis<'_>) -> NewArtifact {
+    let step = &plan.steps[unit.step];
+    let t = &unit.target;
     NewArtifact {
-        source: b.path,
+        source,
         record: ArtifactRecord {
             path: String::new(),
-            os: target.os.clone(),
-            arch: target.arch.clone(),
-            target: target.triple.clone(),
+            os: t.os.clone(),
+            arch: t.arch.clone(),
+            target: t.triple.clone(),
             package: step.package.clone(),
-            binary: b.bin,
+            binary: unit.bin.clone(),
             version: step.version.clone(),
             sha256: String::new(),
             size: 0,
             profile: plan.profile.clone(),
-            git: git.clone(),
-            rustc: rustc.to_string(),
+            git: analysis.git.clone(),
+            rustc: analysis.rustc_line.clone(),
             backend: step.invocation.backend.name().into(),
             overrides: step.invocation.overrides.clone(),
         },

@@ -4,12 +4,15 @@
 //! The plan is computed completely before anything runs, so `kiln plan` can print
 //! exactly what `kiln build` will do.
 
+mod affected;
 mod execute;
 mod git;
+mod keys;
 mod plan;
 mod request;
 
-pub use execute::{execute, BuildOutcome, Observer};
+pub use affected::{affected, Affected, AffectedUnit};
+pub use execute::{analyze, execute, Analysis, BuildOutcome, Observer, UnitPlan, UnitState};
 pub use git::git_info;
 pub use plan::{Plan, Step};
 pub use request::{BuildRequest, Selection};

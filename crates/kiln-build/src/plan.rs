@@ -18,6 +18,9 @@ pub struct Plan {
     pub profile: String,
     /// Directory cargo puts `<triple>/<profile>` output under.
     pub target_dir: std::path::PathBuf,
+    /// The resolved request, to re-plan a step for a subset.
+    pub selection: Selection,
+    cargo_config: CargoConfig,
 }
 
 /// One cargo invocation.
@@ -43,13 +46,12 @@ impl Plan {
     /// Plans the build of `sel` in `ws`.
     pub fn new(ws: &Workspace, sel: &Selection) -> Result<Plan> {
         let cargo_config = CargoConfig::discover(&ws.root);
-        let host_arch = std::env::consts::ARCH;
         let mut steps = Vec::new();
         for (name, bins) in &sel.units {
             let pkg = ws.member(name).expect("resolved package");
             let c_deps = ws.c_compiling_deps(pkg);
             let backend = Backend::choose(sel.backend, !c_deps.is_empty());
-            let invocation = invocation(ws, sel, &cargo_config, host_arch, backend, name, bins);
+            let invocation = invocation(ws, sel, &cargo_config, backend, name, bins, &sel.targets);
             steps.push(Step {
                 package: name.clone(),
                 version: pkg.version.clone(),
@@ -64,7 +66,29 @@ impl Plan {
             steps,
             profile: sel.profile.clone(),
             target_dir: ws.target_dir.clone(),
+            selection: sel.clone(),
+            cargo_config,
         })
+    }
+
+    /// The same step for a subset of its binaries and targets (what the cache missed).
+    pub fn narrow(&self, ws: &Workspace, step: &Step, bins: &[String], targets: &[Target]) -> Step {
+        let backend = step.invocation.backend;
+        let invocation = invocation(
+            ws,
+            &self.selection,
+            &self.cargo_config,
+            backend,
+            &step.package,
+            bins,
+            targets,
+        );
+        Step {
+            bins: bins.to_vec(),
+            targets: targets.to_vec(),
+            invocation,
+            ..step.clone()
+        }
     }
 
     /// Number of binaries times targets.
@@ -80,11 +104,12 @@ fn invocation(
     ws: &Workspace,
     sel: &Selection,
     cargo_config: &CargoConfig,
-    host_arch: &str,
     backend: Backend,
     package: &str,
     bins: &[String],
+    targets: &[Target],
 ) -> Invocation {
+    let host_arch = std::env::consts::ARCH;
     let (program, mut args) = backend.command();
     let manifest = ws.manifest.display().to_string();
     args.extend([
@@ -97,7 +122,7 @@ fn invocation(
     for b in bins {
         args.extend(["--bin".into(), b.clone()]);
     }
-    for t in &sel.targets {
+    for t in targets {
         args.extend(["--target".into(), t.triple.clone()]);
     }
     if !sel.features.is_empty() {
@@ -127,7 +152,7 @@ fn invocation(
             "symbols".into(),
         ));
     }
-    for t in &sel.targets {
+    for t in targets {
         let user = cargo_config.linker(t);
         match backend {
             Backend::Zig => {

@@ -55,6 +55,17 @@ pub struct Selection {
     pub jobs: Option<u32>,
 }
 
+impl Selection {
+    /// The directory cargo names after the profile (`debug` for `dev`).
+    pub fn profile_dir(&self) -> &str {
+        match self.profile.as_str() {
+            "dev" | "test" => "debug",
+            "bench" => "release",
+            p => p,
+        }
+    }
+}
+
 fn pick<T: Clone>(cli: &[T], config: &Option<Vec<T>>) -> Vec<T> {
     if cli.is_empty() {
         config.clone().unwrap_or_default()

@@ -58,6 +58,52 @@ pub(crate) enum Command {
     Verify(VerifyArgs),
     /// Check and install the cross-compilation prerequisites
     Setup(SetupArgs),
+    /// Which binaries x platforms a change since a git revision affects (for CI)
+    Affected(AffectedArgs),
+    /// Inspect and maintain the local binary cache
+    Cache(CacheArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AffectedArgs {
+    /// The revision to compare against (its merge-base with --head is used)
+    #[arg(long, value_name = "REV")]
+    pub(crate) base: String,
+    /// The revision with the changes (default: the working tree, uncommitted edits included)
+    #[arg(long, value_name = "REV")]
+    pub(crate) head: Option<String>,
+    /// Output: text, json, or a GitHub Actions matrix
+    #[arg(long, value_enum, default_value_t = AffectedFormat::Text)]
+    pub(crate) format: AffectedFormat,
+    #[command(flatten)]
+    pub(crate) build: BuildArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum AffectedFormat {
+    Text,
+    Json,
+    GithubMatrix,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CacheArgs {
+    #[command(subcommand)]
+    pub(crate) action: CacheAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CacheAction {
+    /// Size, entry count and hit rate over recent builds
+    Stats,
+    /// Evict least recently used entries until the cache fits in SIZE (e.g. 2GiB, 500M)
+    Gc {
+        /// Size limit
+        #[arg(long, value_name = "SIZE")]
+        max_size: String,
+    },
+    /// Remove every cached binary
+    Clear,
 }
 
 #[derive(Debug, Args)]
@@ -92,6 +138,9 @@ pub(crate) struct BuildArgs {
     /// Parallel jobs for cargo
     #[arg(short, long, value_name = "N")]
     pub(crate) jobs: Option<u32>,
+    /// Neither read nor write the binary cache
+    #[arg(long)]
+    pub(crate) no_cache: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

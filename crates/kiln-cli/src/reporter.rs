@@ -53,6 +53,13 @@ impl Reporter {
         }
     }
 
+    /// A plain line on stderr (unless quiet or JSON).
+    pub(crate) fn line_plain(&self, text: &str) {
+        if !self.quiet && !self.json {
+            self.line(text);
+        }
+    }
+
     /// A cargo-style status line: a right-aligned green verb and a message.
     pub(crate) fn status(&self, verb: &str, message: &str) {
         if !self.quiet && !self.json {
@@ -149,6 +156,10 @@ fn is_cargo_status(line: &str) -> bool {
 }
 
 impl Observer for Reporter {
+    fn warn(&self, message: &str) {
+        Reporter::warn(self, message);
+    }
+
     fn note(&self, message: &str) {
         if self.json {
             self.event(&Event::Note {

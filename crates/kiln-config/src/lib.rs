@@ -48,6 +48,9 @@ pub struct Config {
     pub backend: Option<BackendChoice>,
     /// Where the artifact store goes, relative to the workspace root. Default: `artifacts`.
     pub artifact_dir: Option<PathBuf>,
+    /// The local binary cache (`~` is expanded). Default: `~/.cache/kiln`;
+    /// `KILN_CACHE_DIR` overrides it.
+    pub cache_dir: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]

@@ -54,6 +54,12 @@ impl CargoConfig {
         Self { files }
     }
 
+    /// The text of every config file, nearest first (re-serialized, so comments and
+    /// formatting don't count).
+    pub fn file_texts(&self) -> Vec<String> {
+        self.files.iter().map(|(_, t)| t.to_string()).collect()
+    }
+
     /// The linker configured for `target`, and where it came from.
     pub fn linker(&self, target: &Target) -> Option<(String, String)> {
         let var = format!("CARGO_TARGET_{}_LINKER", target.env_name());

@@ -1,31 +1,23 @@
 //! `kiln build` and `kiln plan`.
 
-use super::{load_workspace, short};
+use super::{load_workspace, open_cache, short};
 use crate::args::{BuildArgs, Cli};
 use crate::reporter::Reporter;
 use kiln_artifacts::Store;
-use kiln_build::{execute, Plan};
+use kiln_build::{analyze, execute, Plan, UnitPlan, UnitState};
 use kiln_diagnostics::Result;
 use kiln_schema::Event;
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Instant;
 
 pub(crate) fn build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCode> {
     let start = Instant::now();
     let result = run_build(cli, args, r);
+    let elapsed_secs = start.elapsed().as_secs_f64();
     let finished = match &result {
-        Ok(n) => Event::Finished {
-            success: true,
-            elapsed_secs: start.elapsed().as_secs_f64(),
-            artifacts: *n,
-            error: None,
-        },
-        Err(e) => Event::Finished {
-            success: false,
-            elapsed_secs: start.elapsed().as_secs_f64(),
-            artifacts: 0,
-            error: Some(e.to_string()),
-        },
+        Ok(n) => Event::Finished { success: true, elapsed_secs, artifacts: *n, error: None },
+        Err(e) => Event::Finished { success: false, elapsed_secs, artifacts: 0, error: Some(e.to_string()) },
     };
     r.event(&finished);
     result.map(|_| ExitCode::SUCCESS)
@@ -36,28 +28,30 @@ fn run_build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<usize> {
     let sel = args.request().resolve(&ws)?;
     let plan = Plan::new(&ws, &sel)?;
     let store = Store::new(&sel.out);
-    let outcome = execute(&ws, &plan, &store, r)?;
+    let cache = if args.no_cache { None } else { Some(open_cache(&ws)?) };
+    let outcome = execute(&ws, &plan, &store, cache.as_ref(), r)?;
     for rec in &outcome.records {
-        r.event(&Event::ArtifactWritten {
-            artifact: Box::new(rec.clone()),
-        });
-        r.status(
-            "Installed",
-            &format!(
-                "{} ({}, sha256 {})",
-                rec.path,
-                human_size(rec.size),
-                &rec.sha256[..12]
-            ),
-        );
+        r.event(&Event::ArtifactWritten { artifact: Box::new(rec.clone()) });
     }
-    let arches: Vec<&str> = sel.targets.iter().map(|t| t.arch.as_str()).collect();
+    let count = |s: UnitState| outcome.units.iter().filter(|u| u.state == s).count();
+    let (fresh, restored, built) = (count(UnitState::Fresh), count(UnitState::Restore), count(UnitState::Build));
+    if fresh > 0 {
+        r.status("Fresh", &grouped(&outcome.units, UnitState::Fresh));
+    }
+    if restored > 0 {
+        r.status("Restored", &format!("{restored} binaries from cache: {}", grouped(&outcome.units, UnitState::Restore)));
+    }
+    for rec in outcome.records.iter().filter(|rec| {
+        outcome.units.iter().any(|u| u.state == UnitState::Build && rec.binary == u.bin && rec.target == u.target.triple)
+    }) {
+        r.status("Installed", &format!("{} ({}, sha256 {})", rec.path, human_size(rec.size), &rec.sha256[..12]));
+    }
+    let total = outcome.units.len();
+    let cache_note = if cache.is_some() { format!(" [cache: {}/{total} hits]", fresh + restored) } else { String::new() };
     r.status(
         "Finished",
         &format!(
-            "{} binaries for {} in {:.2}s into {}",
-            outcome.records.len(),
-            arches.join(", "),
+            "{total} binaries ({built} built, {restored} restored, {fresh} fresh) in {:.2}s into {}{cache_note}",
             outcome.elapsed.as_secs_f64(),
             short(store.root())
         ),
@@ -65,17 +59,43 @@ fn run_build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<usize> {
     Ok(outcome.records.len())
 }
 
+/// `chronik-server (amd64, arm64), chronik-cli (amd64)` for the units in `state`.
+fn grouped(units: &[UnitPlan], state: UnitState) -> String {
+    let mut by_bin: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for u in units.iter().filter(|u| u.state == state) {
+        by_bin.entry(&u.bin).or_default().push(&u.target.arch);
+    }
+    by_bin.iter().map(|(b, a)| format!("{b} ({})", a.join(", "))).collect::<Vec<_>>().join(", ")
+}
+
 pub(crate) fn plan(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCode> {
     let ws = load_workspace(cli)?;
     let sel = args.request().resolve(&ws)?;
     let plan = Plan::new(&ws, &sel)?;
+    let store = Store::new(&sel.out);
+    let cache = if args.no_cache { None } else { Some(open_cache(&ws)?) };
+    let analysis = analyze(&ws, &plan, &store, cache.as_ref(), r)?;
+    // One line per binary and state, with the architectures it covers.
+    let mut lines: BTreeMap<(String, &str, Vec<String>), Vec<&str>> = BTreeMap::new();
+    for u in &analysis.units {
+        lines.entry((u.bin.clone(), u.state.label(), u.reasons.clone())).or_default().push(&u.target.arch);
+    }
+    for ((bin, state, reasons), arches) in &lines {
+        if r.is_json() {
+            let v = serde_json::json!({"reason": "plan-unit", "binary": bin, "state": state, "arches": arches, "because": reasons});
+            println!("{v}");
+        } else {
+            let because = if reasons.is_empty() { String::new() } else { format!("   because {}", reasons.join(", ")) };
+            r.line_plain(&format!("   {state:<8}{bin:<24}{}{because}", arches.join(",")));
+        }
+    }
     for step in &plan.steps {
-        let arches: Vec<&str> = step.targets.iter().map(|t| t.arch.as_str()).collect();
         let why = if step.c_deps.is_empty() {
             "pure Rust".to_string()
         } else {
             format!("compiles C via {}", step.c_deps.join(", "))
         };
+        let arches: Vec<&str> = step.targets.iter().map(|t| t.arch.as_str()).collect();
         if r.is_json() {
             let v = serde_json::json!({
                 "reason": "plan-step",
@@ -90,16 +110,7 @@ pub(crate) fn plan(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCode
             println!("{v}");
             continue;
         }
-        r.status(
-            "Build",
-            &format!(
-                "{} [{}] for {} with {} ({why})",
-                step.package,
-                step.bins.join(", "),
-                arches.join(", "),
-                step.invocation.backend.name()
-            ),
-        );
+        r.info("Backend", &format!("{} ({}) with {} ({why})", step.package, arches.join(", "), step.invocation.backend.name()));
         for o in &step.invocation.overrides {
             r.info("Override", o);
         }
@@ -107,19 +118,12 @@ pub(crate) fn plan(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCode
             r.info("Command", &step.invocation.display());
         }
     }
-    r.info(
-        "Store",
-        &format!(
-            "{} binaries into {}",
-            plan.artifact_count(),
-            short(&sel.out)
-        ),
-    );
     Ok(ExitCode::SUCCESS)
 }
 
-fn human_size(bytes: u64) -> String {
+pub(crate) fn human_size(bytes: u64) -> String {
     match bytes {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
         b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1 << 20) as f64),
         b if b >= 1 << 10 => format!("{:.0} KiB", b as f64 / 1024.0),
         b => format!("{b} B"),

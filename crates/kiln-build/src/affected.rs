@@ -1,0 +1,203 @@
+//! `kiln affected`: which binaries x targets a git change touches.
+//!
+//! The change is the diff from the merge-base of `base` and `head` (not `base`'s tip,
+//! so a branch's set doesn't grow as main moves on) to `head`, or to the working tree
+//! (uncommitted and untracked files included) when there is no `head`. Files map to
+//! the workspace packages that own them; `Cargo.lock` to the packages whose entries
+//! changed; the root manifest's shared sections, cargo config and toolchain files to
+//! everything. A binary is affected when its build graph for that target (normal and
+//! build dependencies, with its features) contains a changed package.
+
+use crate::keys::graphs;
+use crate::plan::Plan;
+use kiln_diagnostics::{Error, Result};
+use kiln_workspace::Workspace;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+/// One affected binary package on one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AffectedUnit {
+    /// The package.
+    pub package: String,
+    /// Its binaries in the selection.
+    pub bins: Vec<String>,
+    /// Target triple.
+    pub triple: String,
+    /// `linux-amd64`, as CI matrices name platforms.
+    pub platform: String,
+    /// The changed packages (or `everything`) that make it affected.
+    pub because: Vec<String>,
+}
+
+/// The result of `kiln affected`.
+#[derive(Debug, Clone)]
+pub struct Affected {
+    /// The merge-base commit the change is measured from.
+    pub merge_base: String,
+    /// Changed files, relative to the workspace root.
+    pub files: Vec<String>,
+    /// Workspace and external packages the change touches.
+    pub changed: BTreeSet<String>,
+    /// True when a change touches every binary (toolchain, profile, cargo config).
+    pub everything: bool,
+    /// Affected units, sorted.
+    pub units: Vec<AffectedUnit>,
+}
+
+fn git(root: &Path, args: &[&str]) -> std::result::Result<String, String> {
+    let out = Command::new("git").args(args).current_dir(root).output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+fn commit_of(root: &Path, rev: &str) -> Result<String> {
+    git(root, &["rev-parse", "--verify", "-q", &format!("{rev}^{{commit}}")]).map(|s| s.trim().to_string()).map_err(|_| {
+        let shallow = git(root, &["rev-parse", "--is-shallow-repository"]).is_ok_and(|s| s.trim() == "true");
+        let mut e = Error::usage(format!("the revision `{rev}` is not in this git checkout"));
+        if shallow {
+            e = e.hint(format!(
+                "this is a shallow clone: fetch more history (`git fetch --unshallow`, or `git fetch origin {rev}`); with actions/checkout set `fetch-depth: 0`"
+            ));
+        } else {
+            e = e.hint("fetch it first (`git fetch origin`) or check the name");
+        }
+        e
+    })
+}
+
+/// Computes what changed between `base` and `head` (or the working tree).
+pub fn affected(ws: &Workspace, plan: &Plan, base: &str, head: Option<&str>) -> Result<Affected> {
+    let root = &ws.root;
+    if git(root, &["rev-parse", "--git-dir"]).is_err() {
+        return Err(Error::usage(format!("`{}` is not in a git checkout", root.display()))
+            .hint("`kiln affected` compares git revisions; run it in a clone of the repository"));
+    }
+    let base_commit = commit_of(root, base)?;
+    let head_commit = commit_of(root, head.unwrap_or("HEAD"))?;
+    let merge_base = git(root, &["merge-base", &base_commit, &head_commit]).map(|s| s.trim().to_string()).map_err(|_| {
+        Error::usage(format!("`{base}` and `{}` have no common ancestor in this checkout", head.unwrap_or("HEAD")))
+            .hint("the clone is probably shallow: fetch more history (`git fetch --unshallow`; actions/checkout `fetch-depth: 0`)")
+    })?;
+    let mut diff_args = vec!["diff", "--relative", "--name-only", "--no-renames", merge_base.as_str()];
+    if let Some(h) = head {
+        diff_args.push(h);
+    }
+    let mut files: BTreeSet<String> =
+        git(root, &diff_args).map_err(|e| Error::internal(format!("`git diff` failed: {e}")))?.lines().map(String::from).collect();
+    if head.is_none() {
+        let untracked = git(root, &["ls-files", "--others", "--exclude-standard"]).unwrap_or_default();
+        files.extend(untracked.lines().map(String::from));
+    }
+    let mut changed = BTreeSet::new();
+    let mut everything = false;
+    let old_text = |f: &str| git(root, &["show", &format!("{merge_base}:./{f}")]).unwrap_or_default();
+    let new_text = |f: &str| match head {
+        Some(h) => git(root, &["show", &format!("{h}:./{f}")]).unwrap_or_default(),
+        None => std::fs::read_to_string(root.join(f)).unwrap_or_default(),
+    };
+    for f in &files {
+        let name = Path::new(f).file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if f == "Cargo.lock" {
+            changed.extend(lock_changes(&old_text(f), &new_text(f)));
+        } else if f == "Cargo.toml" {
+            let (all, deps) = root_manifest_changes(&old_text(f), &new_text(f));
+            everything |= all;
+            changed.extend(deps);
+        } else if f.starts_with(".cargo/") || name.starts_with("rust-toolchain") {
+            everything = true;
+        } else if let Some(m) = owner(ws, &root.join(f)) {
+            changed.insert(m);
+        }
+    }
+    let graphs = graphs(ws, plan)?;
+    let mut units = Vec::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        for t in &step.targets {
+            let g = &graphs[&(i, t.triple.clone())];
+            let because: Vec<String> = if everything {
+                vec!["everything".into()]
+            } else {
+                g.nodes.iter().filter(|n| changed.contains(&n.name)).map(|n| n.name.clone()).collect::<BTreeSet<_>>().into_iter().collect()
+            };
+            if !because.is_empty() {
+                units.push(AffectedUnit {
+                    package: step.package.clone(),
+                    bins: step.bins.clone(),
+                    triple: t.triple.clone(),
+                    platform: format!("{}-{}", t.os, t.arch),
+                    because,
+                });
+            }
+        }
+    }
+    units.sort_by(|a, b| (&a.package, &a.platform).cmp(&(&b.package, &b.platform)));
+    Ok(Affected { merge_base, files: files.into_iter().collect(), changed, everything, units })
+}
+
+/// The member owning a path: the one with the deepest directory containing it.
+fn owner(ws: &Workspace, path: &Path) -> Option<String> {
+    ws.members.iter().filter(|m| path.starts_with(&m.dir)).max_by_key(|m| m.dir.components().count()).map(|m| m.name.clone())
+}
+
+/// Names of packages whose `Cargo.lock` entries were added, removed or changed.
+fn lock_changes(old: &str, new: &str) -> BTreeSet<String> {
+    let entries = |text: &str| -> BTreeMap<String, BTreeSet<String>> {
+        let table = text.parse::<toml::Table>().unwrap_or_default();
+        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for p in table.get("package").and_then(|p| p.as_array()).into_iter().flatten() {
+            let s = |k: &str| p.get(k).map(|v| v.to_string()).unwrap_or_default();
+            out.entry(p.get("name").and_then(|n| n.as_str()).unwrap_or_default().to_string())
+                .or_default()
+                .insert(format!("{} {} {} {}", s("version"), s("source"), s("checksum"), s("dependencies")));
+        }
+        out
+    };
+    let (o, n) = (entries(old), entries(new));
+    o.keys().chain(n.keys()).filter(|k| o.get(*k) != n.get(*k)).cloned().collect()
+}
+
+/// Whether a root manifest change touches every binary, and which
+/// `[workspace.dependencies]` entries changed.
+fn root_manifest_changes(old: &str, new: &str) -> (bool, BTreeSet<String>) {
+    let (o, n) = (old.parse::<toml::Table>().unwrap_or_default(), new.parse::<toml::Table>().unwrap_or_default());
+    let get = |t: &toml::Table, path: &[&str]| -> Option<toml::Value> {
+        let mut v = t.get(path[0])?.clone();
+        for p in &path[1..] {
+            v = v.get(*p)?.clone();
+        }
+        Some(v)
+    };
+    let all = [&["profile"][..], &["patch"], &["replace"], &["workspace", "package"]]
+        .iter()
+        .any(|p| get(&o, p) != get(&n, p));
+    let deps = |t: &toml::Table| get(t, &["workspace", "dependencies"]).and_then(|v| v.as_table().cloned()).unwrap_or_default();
+    let (od, nd) = (deps(&o), deps(&n));
+    let changed = od.keys().chain(nd.keys()).filter(|k| od.get(*k) != nd.get(*k)).cloned().collect();
+    (all, changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_changes_name_only_what_moved() {
+        let old = "[[package]]\nname = \"a\"\nversion = \"1.0.0\"\n\n[[package]]\nname = \"b\"\nversion = \"1.0.0\"\n";
+        let new = "[[package]]\nname = \"a\"\nversion = \"1.0.1\"\n\n[[package]]\nname = \"b\"\nversion = \"1.0.0\"\n\n[[package]]\nname = \"c\"\nversion = \"0.1.0\"\n";
+        assert_eq!(lock_changes(old, new).into_iter().collect::<Vec<_>>(), ["a", "c"]);
+    }
+
+    #[test]
+    fn profile_changes_touch_everything_and_workspace_deps_name_themselves() {
+        let old = "[workspace.dependencies]\nx = \"1\"\n[profile.release]\nlto = false\n";
+        let (all, deps) = root_manifest_changes(old, "[workspace.dependencies]\nx = \"2\"\n[profile.release]\nlto = false\n");
+        assert!(!all);
+        assert_eq!(deps.into_iter().collect::<Vec<_>>(), ["x"]);
+        assert!(root_manifest_changes(old, "[workspace.dependencies]\nx = \"1\"\n[profile.release]\nlto = true\n").0);
+    }
+}

@@ -1,0 +1,204 @@
+//! The local binary cache.
+//!
+//! Layout under the cache root (`KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln`, else
+//! `~/.cache/kiln`), all under `v1/`:
+//! - `blobs/<aa>/<sha256>`: binaries, named by their content;
+//! - `entries/<aa>/<key>.json`: an [`Entry`] per input key: which blob, and the inputs;
+//! - `latest/<package>/<triple>/<binary>`: the key built last, to explain a miss;
+//! - `learned/<id>.json`: inputs build scripts declared (`rerun-if-*`), per package;
+//! - `log.jsonl`: one line per build (hits, misses) for `kiln cache stats`.
+//!
+//! Every file is written under a temporary name and renamed, so a reader never sees a
+//! partial file and a killed writer leaves only a temp file behind. Blobs are verified
+//! against their name on every read: a corrupt one is removed and reported, never used.
+//! Concurrent writers of one key write identical content, so the last rename wins harmlessly.
+
+mod entry;
+mod maintenance;
+
+pub use entry::{Entry, Learned, Lookup};
+pub use maintenance::{CacheLock, CacheStats, GcReport};
+
+use kiln_diagnostics::{Error, IoContext, Result};
+use sha2::{Digest, Sha256};
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A local cache rooted at a directory.
+#[derive(Debug, Clone)]
+pub struct LocalCache {
+    root: PathBuf,
+}
+
+impl LocalCache {
+    /// The cache at `dir`, or at the default location.
+    pub fn open(dir: Option<PathBuf>) -> Result<Self> {
+        let base = dir.or_else(default_dir).ok_or_else(|| {
+            Error::environment("no cache directory: neither KILN_CACHE_DIR nor HOME is set")
+                .hint("set KILN_CACHE_DIR to a writable directory")
+        })?;
+        let root = base.join("v1");
+        for sub in ["blobs", "entries", "latest", "learned"] {
+            let d = root.join(sub);
+            fs::create_dir_all(&d).map_err(|e| {
+                Error::io("create the cache directory", &d, e)
+                    .hint("set KILN_CACHE_DIR (or `cache-dir` in [workspace.metadata.kiln]) to a writable directory")
+            })?;
+        }
+        Ok(Self { root })
+    }
+
+    /// The versioned root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn blob_path(&self, sha256: &str) -> PathBuf {
+        self.root.join("blobs").join(&sha256[..2.min(sha256.len())]).join(sha256)
+    }
+
+    fn entry_path(&self, key: &str) -> PathBuf {
+        self.root.join("entries").join(&key[..2.min(key.len())]).join(format!("{key}.json"))
+    }
+
+    fn latest_path(&self, package: &str, triple: &str, binary: &str) -> PathBuf {
+        self.root.join("latest").join(package).join(triple).join(binary)
+    }
+
+    /// Looks `key` up. A hit has had its blob's SHA-256 checked; a corrupt entry or
+    /// blob is removed and returned as [`Lookup::Corrupt`] with the reason.
+    pub fn get(&self, key: &str) -> Lookup {
+        let path = self.entry_path(key);
+        let Ok(bytes) = fs::read(&path) else { return Lookup::Miss };
+        let entry: Entry = match serde_json::from_slice(&bytes) {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = fs::remove_file(&path);
+                return Lookup::Corrupt(format!("entry {key} is unreadable ({e})"));
+            }
+        };
+        let blob = self.blob_path(&entry.sha256);
+        match sha256_of(&blob) {
+            Ok((sha, size)) if sha == entry.sha256 && size == entry.size => {
+                touch(&path);
+                Lookup::Hit(Box::new(entry), blob)
+            }
+            Ok((sha, _)) => {
+                let _ = fs::remove_file(&blob);
+                let _ = fs::remove_file(&path);
+                Lookup::Corrupt(format!(
+                    "cached {} for {} does not match its digest (sha256 {sha}, expected {})",
+                    entry.binary, entry.target, entry.sha256
+                ))
+            }
+            Err(_) => {
+                let _ = fs::remove_file(&path);
+                Lookup::Corrupt(format!("cached {} for {} lost its blob {}", entry.binary, entry.target, entry.sha256))
+            }
+        }
+    }
+
+    /// Stores a built binary under `entry.key`. `entry.sha256`/`size` are filled here.
+    pub fn put(&self, mut entry: Entry, binary: &Path) -> Result<Entry> {
+        let (sha, size) = sha256_of(binary).map_err(|e| Error::io("read", binary, e))?;
+        entry.sha256 = sha;
+        entry.size = size;
+        let blob = self.blob_path(&entry.sha256);
+        if !matches!(sha256_of(&blob), Ok((s, _)) if s == entry.sha256) {
+            let dir = blob.parent().expect("blob dir");
+            fs::create_dir_all(dir).io_context("create", dir)?;
+            let tmp = temp_name(&blob);
+            copy_synced(binary, &tmp)?;
+            fs::rename(&tmp, &blob).io_context("rename into", &blob)?;
+        }
+        let json = serde_json::to_vec_pretty(&entry).expect("entry serializes");
+        write_atomic(&self.entry_path(&entry.key), &json)?;
+        let latest = self.latest_path(&entry.package, &entry.target, &entry.binary);
+        write_atomic(&latest, entry.key.as_bytes())?;
+        Ok(entry)
+    }
+
+    /// The entry built last for this binary and target, if it is still cached.
+    pub fn latest(&self, package: &str, triple: &str, binary: &str) -> Option<Entry> {
+        let key = fs::read_to_string(self.latest_path(package, triple, binary)).ok()?;
+        let bytes = fs::read(self.entry_path(key.trim())).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Inputs build scripts declared for the package identified by `id`.
+    pub fn learned(&self, id: &str) -> Option<Learned> {
+        let bytes = fs::read(self.root.join("learned").join(format!("{id}.json"))).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Records what build scripts of the package `id` declared.
+    pub fn set_learned(&self, id: &str, learned: &Learned) -> Result<()> {
+        let json = serde_json::to_vec_pretty(learned).expect("learned serializes");
+        write_atomic(&self.root.join("learned").join(format!("{id}.json")), &json)
+    }
+}
+
+fn default_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("KILN_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(d).join("kiln"));
+    }
+    let home = PathBuf::from(std::env::var_os("HOME")?);
+    Some(if cfg!(target_os = "macos") { home.join("Library/Caches/kiln") } else { home.join(".cache/kiln") })
+}
+
+/// Marks an entry as used, for LRU eviction.
+fn touch(path: &Path) {
+    if let Ok(f) = File::options().append(true).open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+}
+
+pub(crate) fn sha256_of(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut size = 0;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((h.finalize().iter().map(|b| format!("{b:02x}")).collect(), size))
+}
+
+pub(crate) const TMP_MARK: &str = ".tmp-";
+
+fn temp_name(dest: &Path) -> PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    dest.with_file_name(format!("{name}{TMP_MARK}{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)))
+}
+
+fn copy_synced(src: &Path, dest: &Path) -> Result<()> {
+    let mut input = File::open(src).io_context("open", src)?;
+    let mut out = File::create(dest).io_context("create", dest)?;
+    std::io::copy(&mut input, &mut out).io_context("write", dest)?;
+    out.sync_all().io_context("sync", dest)
+}
+
+pub(crate) fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = dest.parent().expect("has a parent");
+    fs::create_dir_all(dir).io_context("create", dir)?;
+    let tmp = temp_name(dest);
+    let result = File::create(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .and_then(|()| fs::rename(&tmp, dest));
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::io("write", dest, e));
+    }
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! `kiln cache stats | gc | clear`, and the build log they read.
+
+use crate::{write_atomic, LocalCache, TMP_MARK};
+use kiln_diagnostics::{IoContext, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+/// Size and use of the cache.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CacheStats {
+    /// Where it is.
+    pub root: PathBuf,
+    /// Cached binaries (entries).
+    pub entries: usize,
+    /// Bytes of blobs on disk.
+    pub bytes: u64,
+    /// Builds in the log.
+    pub builds: usize,
+    /// Cache hits over the last builds (at most 50).
+    pub recent_hits: u64,
+    /// Cache misses over the same builds.
+    pub recent_misses: u64,
+}
+
+/// What `gc` removed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GcReport {
+    /// Entries removed.
+    pub entries_removed: usize,
+    /// Bytes of blobs freed.
+    pub bytes_freed: u64,
+    /// Bytes left.
+    pub bytes_left: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct LogLine {
+    time: u64,
+    hits: u64,
+    misses: u64,
+}
+
+/// A held cache lock: shared while building, exclusive for gc and clear.
+#[derive(Debug)]
+pub struct CacheLock {
+    _file: File,
+}
+
+impl LocalCache {
+    fn lock_file(&self) -> Result<File> {
+        let path = self.root.join(".gc.lock");
+        File::options().create(true).truncate(false).write(true).open(&path).io_context("open", &path)
+    }
+
+    /// Shared lock held by builds, so gc never removes a blob being restored.
+    pub fn lock_shared(&self) -> Result<CacheLock> {
+        let f = self.lock_file()?;
+        f.lock_shared().io_context("lock", &self.root)?;
+        Ok(CacheLock { _file: f })
+    }
+
+    fn lock_exclusive(&self) -> Result<CacheLock> {
+        let f = self.lock_file()?;
+        f.lock().io_context("lock", &self.root)?;
+        Ok(CacheLock { _file: f })
+    }
+
+    /// Appends one build's hit and miss counts to the log.
+    pub fn record_build(&self, hits: u64, misses: u64) {
+        let time = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let line = serde_json::to_string(&LogLine { time, hits, misses }).expect("log line");
+        if let Ok(mut f) = File::options().create(true).append(true).open(self.root.join("log.jsonl")) {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+
+    /// Entry files with their blob and last use.
+    fn entries(&self) -> Vec<(PathBuf, String, SystemTime)> {
+        let mut out = Vec::new();
+        for dir in read_dirs(&self.root.join("entries")) {
+            for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = e.path();
+                if !e.file_type().is_ok_and(|t| t.is_file()) {
+                    continue;
+                }
+                if path.to_string_lossy().contains(TMP_MARK) {
+                    continue;
+                }
+                let Ok(bytes) = fs::read(&path) else { continue };
+                let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else { continue };
+                let used = e.metadata().and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
+                out.push((path, v["sha256"].as_str().unwrap_or_default().to_string(), used));
+            }
+        }
+        out
+    }
+
+    fn blobs(&self) -> HashMap<String, (PathBuf, u64)> {
+        let mut out = HashMap::new();
+        for dir in read_dirs(&self.root.join("blobs")) {
+            for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+                if !e.file_type().is_ok_and(|t| t.is_file()) {
+                    continue;
+                }
+                let size = e.metadata().map_or(0, |m| m.len());
+                out.insert(e.file_name().to_string_lossy().into_owned(), (e.path(), size));
+            }
+        }
+        out
+    }
+
+    /// Counts entries, bytes and recent hit rate.
+    pub fn stats(&self) -> CacheStats {
+        let log = fs::read_to_string(self.root.join("log.jsonl")).unwrap_or_default();
+        let lines: Vec<LogLine> = log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let recent = &lines[lines.len().saturating_sub(50)..];
+        CacheStats {
+            root: self.root.clone(),
+            entries: self.entries().len(),
+            bytes: self.blobs().values().map(|(_, s)| s).sum(),
+            builds: lines.len(),
+            recent_hits: recent.iter().map(|l| l.hits).sum(),
+            recent_misses: recent.iter().map(|l| l.misses).sum(),
+        }
+    }
+
+    /// Evicts least recently used entries until the blobs they keep fit in
+    /// `max_bytes`, then removes unreferenced blobs and stale temp files.
+    pub fn gc(&self, max_bytes: u64) -> Result<GcReport> {
+        let _lock = self.lock_exclusive()?;
+        let blobs = self.blobs();
+        let mut entries = self.entries();
+        entries.sort_by_key(|(_, _, used)| std::cmp::Reverse(*used));
+        let mut kept_blobs = HashSet::new();
+        let mut kept_bytes = 0u64;
+        let mut report = GcReport::default();
+        for (path, sha, _) in entries {
+            let size = blobs.get(&sha).map_or(0, |(_, s)| *s);
+            let new_blob = !kept_blobs.contains(&sha);
+            if new_blob && kept_bytes + size > max_bytes {
+                let _ = fs::remove_file(&path);
+                report.entries_removed += 1;
+                continue;
+            }
+            if new_blob {
+                kept_bytes += size;
+                kept_blobs.insert(sha);
+            }
+        }
+        for (sha, (path, size)) in blobs {
+            if !kept_blobs.contains(&sha) {
+                let _ = fs::remove_file(path);
+                report.bytes_freed += size;
+            }
+        }
+        report.bytes_left = kept_bytes;
+        write_atomic(&self.root.join(".last-gc"), b"")?;
+        Ok(report)
+    }
+
+    /// Removes everything in the cache.
+    pub fn clear(&self) -> Result<()> {
+        let _lock = self.lock_exclusive()?;
+        for sub in ["blobs", "entries", "latest", "learned"] {
+            let d = self.root.join(sub);
+            if d.exists() {
+                fs::remove_dir_all(&d).io_context("remove", &d)?;
+            }
+            fs::create_dir_all(&d).io_context("create", &d)?;
+        }
+        let _ = fs::remove_file(self.root.join("log.jsonl"));
+        Ok(())
+    }
+}
+
+/// `dir` and every directory below it.
+fn read_dirs(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    let mut i = 0;
+    while i < out.len() {
+        if let Ok(rd) = fs::read_dir(&out[i]) {
+            out.extend(rd.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()));
+        }
+        i += 1;
+    }
+    out
+}

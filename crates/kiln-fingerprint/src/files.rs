@@ -1,0 +1,204 @@
+//! Which files belong to which package, and their content hashes.
+//!
+//! Files come from `git ls-files` (tracked and untracked-but-not-ignored), so ignored
+//! files are never inputs; outside git, a walk that skips `target/` and hidden
+//! directories. Hashes are remembered in a stat cache keyed by size, mtime, ctime and
+//! inode; an entry is trusted only if the file was last changed well before it was
+//! hashed, so an edit in the same instant as a hash is never missed.
+
+use crate::inputs::sha256;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Lists and hashes the workspace's files.
+#[derive(Debug)]
+pub struct FileHasher {
+    root: PathBuf,
+    /// Relative paths, sorted.
+    files: Vec<PathBuf>,
+    cache_path: Option<PathBuf>,
+    cache: Mutex<StatCache>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StatCache {
+    entries: HashMap<PathBuf, Stamp>,
+    #[serde(skip)]
+    dirty: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Stamp {
+    len: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    ino: u64,
+    hashed_at_ns: i128,
+    sha256: String,
+}
+
+/// Nanoseconds a file must predate its hashing for the cached hash to be trusted.
+const RACY_WINDOW_NS: i128 = 2_000_000_000;
+
+impl FileHasher {
+    /// Lists the files under `root`, leaving out everything under `skip` (the target
+    /// and artifact dirs). `cache_path` is where the stat cache lives, if anywhere.
+    pub fn new(root: &Path, skip: &[PathBuf], cache_path: Option<PathBuf>) -> Self {
+        let mut files = git_files(root).unwrap_or_else(|| walk(root));
+        let skip: Vec<PathBuf> = skip.iter().filter_map(|s| s.strip_prefix(root).ok().map(Path::to_path_buf)).collect();
+        files.retain(|f| !skip.iter().any(|s| !s.as_os_str().is_empty() && f.starts_with(s)));
+        files.sort();
+        files.dedup();
+        let cache = cache_path
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Self { root: root.to_path_buf(), files, cache_path, cache: Mutex::new(cache) }
+    }
+
+    /// Files under the relative directory `dir`, except those under any of `except`
+    /// (nested packages own their own files).
+    pub fn files_under<'a>(&'a self, dir: &'a Path, except: &'a [PathBuf]) -> impl Iterator<Item = &'a PathBuf> + 'a {
+        self.files
+            .iter()
+            .filter(move |f| f.starts_with(dir) && !except.iter().any(|e| e != dir && e.starts_with(dir) && f.starts_with(e)))
+    }
+
+    /// Hex SHA-256 of the file at the relative path `rel`, or `None` if it is gone.
+    pub fn hash(&self, rel: &Path) -> Option<String> {
+        let path = self.root.join(rel);
+        let meta = std::fs::symlink_metadata(&path).ok()?;
+        let stamp = stamp_of(&meta);
+        if let Some(s) = self.cache.lock().unwrap().entries.get(rel) {
+            let same = (s.len, s.mtime_ns, s.ctime_ns, s.ino) == (stamp.0, stamp.1, stamp.2, stamp.3);
+            if same && s.hashed_at_ns - s.mtime_ns.max(s.ctime_ns) > RACY_WINDOW_NS {
+                return Some(s.sha256.clone());
+            }
+        }
+        let content = if meta.file_type().is_symlink() {
+            std::fs::read_link(&path).ok()?.to_string_lossy().into_owned().into_bytes()
+        } else {
+            std::fs::read(&path).ok()?
+        };
+        let sha = sha256(&content);
+        let mut cache = self.cache.lock().unwrap();
+        cache.entries.insert(
+            rel.to_path_buf(),
+            Stamp { len: stamp.0, mtime_ns: stamp.1, ctime_ns: stamp.2, ino: stamp.3, hashed_at_ns: now_ns(), sha256: sha.clone() },
+        );
+        cache.dirty = true;
+        Some(sha)
+    }
+
+    /// Writes the stat cache back (atomically) if it changed. Failures are ignored:
+    /// the cache only saves time.
+    pub fn save(&self) {
+        let (Some(path), mut cache) = (&self.cache_path, self.cache.lock().unwrap()) else { return };
+        if !cache.dirty {
+            return;
+        }
+        let Ok(bytes) = serde_json::to_vec(&*cache) else { return };
+        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        if path.parent().is_some_and(|d| std::fs::create_dir_all(d).is_ok())
+            && std::fs::write(&tmp, bytes).is_ok()
+            && std::fs::rename(&tmp, path).is_ok()
+        {
+            cache.dirty = false;
+        }
+    }
+
+    /// The workspace root the paths are relative to.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+fn now_ns() -> i128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128)
+}
+
+#[cfg(unix)]
+fn stamp_of(m: &std::fs::Metadata) -> (u64, i128, i128, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
+    (m.len(), ns(m.mtime(), m.mtime_nsec()), ns(m.ctime(), m.ctime_nsec()), m.ino())
+}
+
+#[cfg(not(unix))]
+fn stamp_of(m: &std::fs::Metadata) -> (u64, i128, i128, u64) {
+    let t = m.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as i128);
+    (m.len(), t, t, 0)
+}
+
+/// Tracked and untracked-but-not-ignored files below `root`, relative to it.
+fn git_files(root: &Path) -> Option<Vec<PathBuf>> {
+    let out = Command::new("git")
+        .args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"])
+        .current_dir(root)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let files = out
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| PathBuf::from(String::from_utf8_lossy(s).into_owned()))
+        .filter(|p| root.join(p).exists())
+        .collect();
+    Some(files)
+}
+
+/// Every file below `root` outside hidden directories and `target/`.
+fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(root.join(&rel)) else { continue };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let child = rel.join(&name);
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                let n = name.to_string_lossy();
+                if !n.starts_with('.') && n != "target" {
+                    stack.push(child);
+                }
+            } else {
+                out.push(child);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_packages_own_their_files_and_edits_change_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for f in ["a/src/lib.rs", "a/b/src/lib.rs", "target/x", "README.md"] {
+            std::fs::create_dir_all(root.join(f).parent().unwrap()).unwrap();
+            std::fs::write(root.join(f), f).unwrap();
+        }
+        let cache = root.join(".cache/stat.json");
+        let h = FileHasher::new(root, &[root.join("target")], Some(cache.clone()));
+        let except = [PathBuf::from("a/b")];
+        let a: Vec<_> = h.files_under(Path::new("a"), &except).collect();
+        assert_eq!(a, [&PathBuf::from("a/src/lib.rs")]);
+        let before = h.hash(Path::new("a/src/lib.rs")).unwrap();
+        h.save();
+        std::fs::write(root.join("a/src/lib.rs"), "changed").unwrap();
+        let h2 = FileHasher::new(root, &[], Some(cache));
+        assert_ne!(h2.hash(Path::new("a/src/lib.rs")).unwrap(), before);
+    }
+}
