@@ -47,7 +47,11 @@ pub struct Affected {
 }
 
 fn git(root: &Path, args: &[&str]) -> std::result::Result<String, String> {
-    let out = Command::new("git").args(args).current_dir(root).output().map_err(|e| e.to_string())?;
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(root)
+        .output()
+        .map_err(|e| e.to_string())?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -74,8 +78,11 @@ fn commit_of(root: &Path, rev: &str) -> Result<String> {
 pub fn affected(ws: &Workspace, plan: &Plan, base: &str, head: Option<&str>) -> Result<Affected> {
     let root = &ws.root;
     if git(root, &["rev-parse", "--git-dir"]).is_err() {
-        return Err(Error::usage(format!("`{}` is not in a git checkout", root.display()))
-            .hint("`kiln affected` compares git revisions; run it in a clone of the repository"));
+        return Err(
+            Error::usage(format!("`{}` is not in a git checkout", root.display())).hint(
+                "`kiln affected` compares git revisions; run it in a clone of the repository",
+            ),
+        );
     }
     let base_commit = commit_of(root, base)?;
     let head_commit = commit_of(root, head.unwrap_or("HEAD"))?;
@@ -83,25 +90,39 @@ pub fn affected(ws: &Workspace, plan: &Plan, base: &str, head: Option<&str>) -> 
         Error::usage(format!("`{base}` and `{}` have no common ancestor in this checkout", head.unwrap_or("HEAD")))
             .hint("the clone is probably shallow: fetch more history (`git fetch --unshallow`; actions/checkout `fetch-depth: 0`)")
     })?;
-    let mut diff_args = vec!["diff", "--relative", "--name-only", "--no-renames", merge_base.as_str()];
+    let mut diff_args = vec![
+        "diff",
+        "--relative",
+        "--name-only",
+        "--no-renames",
+        merge_base.as_str(),
+    ];
     if let Some(h) = head {
         diff_args.push(h);
     }
-    let mut files: BTreeSet<String> =
-        git(root, &diff_args).map_err(|e| Error::internal(format!("`git diff` failed: {e}")))?.lines().map(String::from).collect();
+    let mut files: BTreeSet<String> = git(root, &diff_args)
+        .map_err(|e| Error::internal(format!("`git diff` failed: {e}")))?
+        .lines()
+        .map(String::from)
+        .collect();
     if head.is_none() {
-        let untracked = git(root, &["ls-files", "--others", "--exclude-standard"]).unwrap_or_default();
+        let untracked =
+            git(root, &["ls-files", "--others", "--exclude-standard"]).unwrap_or_default();
         files.extend(untracked.lines().map(String::from));
     }
     let mut changed = BTreeSet::new();
     let mut everything = false;
-    let old_text = |f: &str| git(root, &["show", &format!("{merge_base}:./{f}")]).unwrap_or_default();
+    let old_text =
+        |f: &str| git(root, &["show", &format!("{merge_base}:./{f}")]).unwrap_or_default();
     let new_text = |f: &str| match head {
         Some(h) => git(root, &["show", &format!("{h}:./{f}")]).unwrap_or_default(),
         None => std::fs::read_to_string(root.join(f)).unwrap_or_default(),
     };
     for f in &files {
-        let name = Path::new(f).file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = Path::new(f)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if f == "Cargo.lock" {
             changed.extend(lock_changes(&old_text(f), &new_text(f)));
         } else if f == "Cargo.toml" {
@@ -122,7 +143,13 @@ pub fn affected(ws: &Workspace, plan: &Plan, base: &str, head: Option<&str>) -> 
             let because: Vec<String> = if everything {
                 vec!["everything".into()]
             } else {
-                g.nodes.iter().filter(|n| changed.contains(&n.name)).map(|n| n.name.clone()).collect::<BTreeSet<_>>().into_iter().collect()
+                g.nodes
+                    .iter()
+                    .filter(|n| changed.contains(&n.name))
+                    .map(|n| n.name.clone())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect()
             };
             if !because.is_empty() {
                 units.push(AffectedUnit {
@@ -136,12 +163,22 @@ pub fn affected(ws: &Workspace, plan: &Plan, base: &str, head: Option<&str>) -> 
         }
     }
     units.sort_by(|a, b| (&a.package, &a.platform).cmp(&(&b.package, &b.platform)));
-    Ok(Affected { merge_base, files: files.into_iter().collect(), changed, everything, units })
+    Ok(Affected {
+        merge_base,
+        files: files.into_iter().collect(),
+        changed,
+        everything,
+        units,
+    })
 }
 
 /// The member owning a path: the one with the deepest directory containing it.
 fn owner(ws: &Workspace, path: &Path) -> Option<String> {
-    ws.members.iter().filter(|m| path.starts_with(&m.dir)).max_by_key(|m| m.dir.components().count()).map(|m| m.name.clone())
+    ws.members
+        .iter()
+        .filter(|m| path.starts_with(&m.dir))
+        .max_by_key(|m| m.dir.components().count())
+        .map(|m| m.name.clone())
 }
 
 /// Names of packages whose `Cargo.lock` entries were added, removed or changed.
@@ -149,22 +186,45 @@ fn lock_changes(old: &str, new: &str) -> BTreeSet<String> {
     let entries = |text: &str| -> BTreeMap<String, BTreeSet<String>> {
         let table = text.parse::<toml::Table>().unwrap_or_default();
         let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for p in table.get("package").and_then(|p| p.as_array()).into_iter().flatten() {
+        for p in table
+            .get("package")
+            .and_then(|p| p.as_array())
+            .into_iter()
+            .flatten()
+        {
             let s = |k: &str| p.get(k).map(|v| v.to_string()).unwrap_or_default();
-            out.entry(p.get("name").and_then(|n| n.as_str()).unwrap_or_default().to_string())
-                .or_default()
-                .insert(format!("{} {} {} {}", s("version"), s("source"), s("checksum"), s("dependencies")));
+            out.entry(
+                p.get("name")
+                    .and_then(|n| n.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+            .or_default()
+            .insert(format!(
+                "{} {} {} {}",
+                s("version"),
+                s("source"),
+                s("checksum"),
+                s("dependencies")
+            ));
         }
         out
     };
     let (o, n) = (entries(old), entries(new));
-    o.keys().chain(n.keys()).filter(|k| o.get(*k) != n.get(*k)).cloned().collect()
+    o.keys()
+        .chain(n.keys())
+        .filter(|k| o.get(*k) != n.get(*k))
+        .cloned()
+        .collect()
 }
 
 /// Whether a root manifest change touches every binary, and which
 /// `[workspace.dependencies]` entries changed.
 fn root_manifest_changes(old: &str, new: &str) -> (bool, BTreeSet<String>) {
-    let (o, n) = (old.parse::<toml::Table>().unwrap_or_default(), new.parse::<toml::Table>().unwrap_or_default());
+    let (o, n) = (
+        old.parse::<toml::Table>().unwrap_or_default(),
+        new.parse::<toml::Table>().unwrap_or_default(),
+    );
     let get = |t: &toml::Table, path: &[&str]| -> Option<toml::Value> {
         let mut v = t.get(path[0])?.clone();
         for p in &path[1..] {
@@ -172,12 +232,26 @@ fn root_manifest_changes(old: &str, new: &str) -> (bool, BTreeSet<String>) {
         }
         Some(v)
     };
-    let all = [&["profile"][..], &["patch"], &["replace"], &["workspace", "package"]]
-        .iter()
-        .any(|p| get(&o, p) != get(&n, p));
-    let deps = |t: &toml::Table| get(t, &["workspace", "dependencies"]).and_then(|v| v.as_table().cloned()).unwrap_or_default();
+    let all = [
+        &["profile"][..],
+        &["patch"],
+        &["replace"],
+        &["workspace", "package"],
+    ]
+    .iter()
+    .any(|p| get(&o, p) != get(&n, p));
+    let deps = |t: &toml::Table| {
+        get(t, &["workspace", "dependencies"])
+            .and_then(|v| v.as_table().cloned())
+            .unwrap_or_default()
+    };
     let (od, nd) = (deps(&o), deps(&n));
-    let changed = od.keys().chain(nd.keys()).filter(|k| od.get(*k) != nd.get(*k)).cloned().collect();
+    let changed = od
+        .keys()
+        .chain(nd.keys())
+        .filter(|k| od.get(*k) != nd.get(*k))
+        .cloned()
+        .collect();
     (all, changed)
 }
 
@@ -189,15 +263,27 @@ mod tests {
     fn lock_changes_name_only_what_moved() {
         let old = "[[package]]\nname = \"a\"\nversion = \"1.0.0\"\n\n[[package]]\nname = \"b\"\nversion = \"1.0.0\"\n";
         let new = "[[package]]\nname = \"a\"\nversion = \"1.0.1\"\n\n[[package]]\nname = \"b\"\nversion = \"1.0.0\"\n\n[[package]]\nname = \"c\"\nversion = \"0.1.0\"\n";
-        assert_eq!(lock_changes(old, new).into_iter().collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!(
+            lock_changes(old, new).into_iter().collect::<Vec<_>>(),
+            ["a", "c"]
+        );
     }
 
     #[test]
     fn profile_changes_touch_everything_and_workspace_deps_name_themselves() {
         let old = "[workspace.dependencies]\nx = \"1\"\n[profile.release]\nlto = false\n";
-        let (all, deps) = root_manifest_changes(old, "[workspace.dependencies]\nx = \"2\"\n[profile.release]\nlto = false\n");
+        let (all, deps) = root_manifest_changes(
+            old,
+            "[workspace.dependencies]\nx = \"2\"\n[profile.release]\nlto = false\n",
+        );
         assert!(!all);
         assert_eq!(deps.into_iter().collect::<Vec<_>>(), ["x"]);
-        assert!(root_manifest_changes(old, "[workspace.dependencies]\nx = \"1\"\n[profile.release]\nlto = true\n").0);
+        assert!(
+            root_manifest_changes(
+                old,
+                "[workspace.dependencies]\nx = \"1\"\n[profile.release]\nlto = true\n"
+            )
+            .0
+        );
     }
 }

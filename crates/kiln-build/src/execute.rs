@@ -1,12 +1,12 @@
 //! Running a plan: cargo invocations, their output, and the install into the store.
 
+use crate::keys::KeyContext;
 use crate::plan::{Plan, Step};
 use cargo_metadata::Message;
-use crate::keys::KeyContext;
 use kiln_artifacts::{sha256_file, NewArtifact, Store};
 use kiln_cache::{Entry, LocalCache, Lookup};
-use kiln_fingerprint::diff;
 use kiln_diagnostics::{Error, IoContext, Kind, Result};
+use kiln_fingerprint::diff;
 use kiln_schema::{ArtifactRecord, GitInfo};
 use kiln_toolchain::{ensure_rust_targets, rustc_version, zig_version, Backend, Target};
 use kiln_workspace::Workspace;
@@ -110,15 +110,23 @@ pub fn analyze<'a>(
     cache: Option<&LocalCache>,
     observer: &dyn Observer,
 ) -> Result<Analysis<'a>> {
-    let uses_zig = plan.steps.iter().any(|s| s.invocation.backend == Backend::Zig);
+    let uses_zig = plan
+        .steps
+        .iter()
+        .any(|s| s.invocation.backend == Backend::Zig);
     // Probes and `cargo tree` are independent process spawns: run them side by side.
     let (ctx, rustc, git, zig) = std::thread::scope(|s| {
         let git = s.spawn(|| crate::git_info(&ws.root));
         let zig = s.spawn(|| if uses_zig { zig_version() } else { None });
         let rustc = s.spawn(|| rustc_version(&ws.root));
-        let ctx = KeyContext::new(ws, plan);
+        let ctx = KeyContext::new(ws, plan, cache);
         let join = "probe thread";
-        (ctx, rustc.join().expect(join), git.join().expect(join), zig.join().expect(join))
+        (
+            ctx,
+            rustc.join().expect(join),
+            git.join().expect(join),
+            zig.join().expect(join),
+        )
     });
     let rustc = rustc?;
     let rustc_line = rustc.lines().next().unwrap_or_default().to_string();
@@ -144,9 +152,17 @@ pub fn analyze<'a>(
                 match cache.map_or(Lookup::Miss, |c| c.get(&key)) {
                     Lookup::Hit(entry, blob) => {
                         let rel = format!("{}/{}/{bin}", target.os, target.arch);
-                        let in_store = stored.artifacts.iter().any(|a| a.path == rel && a.sha256 == entry.sha256)
-                            && sha256_file(&store.root().join(&rel)).is_ok_and(|s| s == entry.sha256);
-                        unit.state = if in_store { UnitState::Fresh } else { UnitState::Restore };
+                        let in_store = stored
+                            .artifacts
+                            .iter()
+                            .any(|a| a.path == rel && a.sha256 == entry.sha256)
+                            && sha256_file(&store.root().join(&rel))
+                                .is_ok_and(|s| s == entry.sha256);
+                        unit.state = if in_store {
+                            UnitState::Fresh
+                        } else {
+                            UnitState::Restore
+                        };
                         unit.hit = Some((entry, blob));
                     }
                     Lookup::Corrupt(why) => {
@@ -160,12 +176,23 @@ pub fn analyze<'a>(
         }
     }
     ctx.files.save();
-    Ok(Analysis { units, ctx, rustc_line, git })
+    Ok(Analysis {
+        units,
+        ctx,
+        rustc_line,
+        git,
+    })
 }
 
 /// Why a unit must be built: what differs from the newest cached build of it.
-fn miss_reasons(cache: Option<&LocalCache>, unit: &UnitPlan, inputs: &kiln_fingerprint::Inputs) -> Vec<String> {
-    let Some(cache) = cache else { return vec!["the cache is off".into()] };
+fn miss_reasons(
+    cache: Option<&LocalCache>,
+    unit: &UnitPlan,
+    inputs: &kiln_fingerprint::Inputs,
+) -> Vec<String> {
+    let Some(cache) = cache else {
+        return vec!["the cache is off".into()];
+    };
     let Some(last) = cache.latest(&unit.package, &unit.target.triple, &unit.bin) else {
         return vec!["not built before".into()];
     };
@@ -201,10 +228,18 @@ pub fn execute(
     let _cache_lock = cache.map(LocalCache::lock_shared).transpose()?;
     let analysis = analyze(ws, plan, store, cache, observer)?;
     let mut built = Vec::new();
-    let to_build: Vec<&UnitPlan> = analysis.units.iter().filter(|u| u.state == UnitState::Build).collect();
+    let to_build: Vec<&UnitPlan> = analysis
+        .units
+        .iter()
+        .filter(|u| u.state == UnitState::Build)
+        .collect();
     // Cargo serializes builds in one target dir, but between its end and our copy out
     // of `target/` another kiln could overwrite the binaries: hold the dir until done.
-    let _target_lock = if to_build.is_empty() { None } else { Some(lock_target_dir(&plan.target_dir)?) };
+    let _target_lock = if to_build.is_empty() {
+        None
+    } else {
+        Some(lock_target_dir(&plan.target_dir)?)
+    };
     if !to_build.is_empty() {
         prepare_toolchains(ws, plan, &to_build, observer)?;
         for (i, step) in plan.steps.iter().enumerate() {
@@ -212,8 +247,18 @@ pub fn execute(
             if mine.is_empty() {
                 continue;
             }
-            let bins: Vec<String> = step.bins.iter().filter(|b| mine.iter().any(|u| &u.bin == *b)).cloned().collect();
-            let targets: Vec<Target> = step.targets.iter().filter(|t| mine.iter().any(|u| &u.target == *t)).cloned().collect();
+            let bins: Vec<String> = step
+                .bins
+                .iter()
+                .filter(|b| mine.iter().any(|u| &u.bin == *b))
+                .cloned()
+                .collect();
+            let targets: Vec<Target> = step
+                .targets
+                .iter()
+                .filter(|t| mine.iter().any(|u| &u.target == *t))
+                .cloned()
+                .collect();
             let narrowed = plan.narrow(ws, step, &bins, &targets);
             for o in &narrowed.invocation.overrides {
                 observer.note(o);
@@ -229,13 +274,17 @@ pub fn execute(
     // Learn what every build script declared before computing any final key, so
     // each key sees all of it (the next lookup will).
     if let Some(cache) = cache {
-        let learned: BTreeSet<(usize, &Target)> = to_build.iter().map(|u| (u.step, &u.target)).collect();
+        let learned: BTreeSet<(usize, &Target)> =
+            to_build.iter().map(|u| (u.step, &u.target)).collect();
         for (step, target) in learned {
             analysis.ctx.learn(step, target, cache);
         }
     }
     for b in built {
-        let Some(unit) = units.iter_mut().find(|u| u.step == b.step && u.bin == b.bin && u.target.triple == b.triple) else {
+        let Some(unit) = units
+            .iter_mut()
+            .find(|u| u.step == b.step && u.bin == b.bin && u.target.triple == b.triple)
+        else {
             continue;
         };
         if unit.state != UnitState::Build {
@@ -260,29 +309,61 @@ pub fn execute(
         let lock = store.lock()?;
         store.install(&lock, artifacts)?
     };
-    Ok(BuildOutcome { units, records, elapsed: start.elapsed() })
+    Ok(BuildOutcome {
+        units,
+        records,
+        elapsed: start.elapsed(),
+    })
 }
 
 /// Installs missing rustup targets and checks the backends, for the units to build.
-fn prepare_toolchains(ws: &Workspace, plan: &Plan, to_build: &[&UnitPlan], observer: &dyn Observer) -> Result<()> {
-    let targets: Vec<&Target> = to_build.iter().map(|u| &u.target).collect::<BTreeSet<_>>().into_iter().collect();
-    let backends: BTreeSet<Backend> = to_build.iter().map(|u| plan.steps[u.step].invocation.backend).collect();
+fn prepare_toolchains(
+    ws: &Workspace,
+    plan: &Plan,
+    to_build: &[&UnitPlan],
+    observer: &dyn Observer,
+) -> Result<()> {
+    let targets: Vec<&Target> = to_build
+        .iter()
+        .map(|u| &u.target)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let backends: BTreeSet<Backend> = to_build
+        .iter()
+        .map(|u| plan.steps[u.step].invocation.backend)
+        .collect();
     let (installed, backends_ok) = std::thread::scope(|s| {
         let backends_ok = s.spawn(|| backends.iter().try_for_each(|b| b.check_available()));
-        (ensure_rust_targets(&ws.root, &targets), backends_ok.join().expect("probe thread"))
+        (
+            ensure_rust_targets(&ws.root, &targets),
+            backends_ok.join().expect("probe thread"),
+        )
     });
     backends_ok?;
     for t in installed? {
-        observer.note(&format!("installed the Rust target {} with rustup", t.triple));
+        observer.note(&format!(
+            "installed the Rust target {} with rustup",
+            t.triple
+        ));
     }
     Ok(())
 }
 
 /// Learns what the build scripts declared, then caches the binary under the key
 /// that future lookups will compute (which includes those declarations).
-fn cache_built(analysis: &Analysis<'_>, plan: &Plan, cache: &LocalCache, unit: &mut UnitPlan, path: &Path, observer: &dyn Observer) {
+fn cache_built(
+    analysis: &Analysis<'_>,
+    plan: &Plan,
+    cache: &LocalCache,
+    unit: &mut UnitPlan,
+    path: &Path,
+    observer: &dyn Observer,
+) {
     let step = &plan.steps[unit.step];
-    let inputs = analysis.ctx.inputs(unit.step, step, &unit.bin, &unit.target, Some(cache));
+    let inputs = analysis
+        .ctx
+        .inputs(unit.step, step, &unit.bin, &unit.target, Some(cache));
     unit.key = inputs.key();
     let entry = Entry {
         key: unit.key.clone(),
@@ -296,11 +377,16 @@ fn cache_built(analysis: &Analysis<'_>, plan: &Plan, cache: &LocalCache, unit: &
         rustc: analysis.rustc_line.clone(),
         backend: step.invocation.backend.name().into(),
         overrides: step.invocation.overrides.clone(),
-        created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        created: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
         inputs,
     };
     if let Err(e) = cache.put(entry, path) {
-        observer.warn(&format!("could not cache {} for {}: {e}", unit.bin, unit.target.triple));
+        observer.warn(&format!(
+            "could not cache {} for {}: {e}",
+            unit.bin, unit.target.triple
+        ));
     }
 }
 
@@ -318,7 +404,12 @@ fn lock_target_dir(target_dir: &Path) -> Result<std::fs::File> {
     Ok(file)
 }
 
-fn new_artifact(plan: &Plan, unit: &UnitPlan, source: PathBuf, analysis: &Analysis<'_>) -> NewArtifact {
+fn new_artifact(
+    plan: &Plan,
+    unit: &UnitPlan,
+    source: PathBuf,
+    analysis: &Analysis<'_>,
+) -> NewArtifact {
     let step = &plan.steps[unit.step];
     let t = &unit.target;
     NewArtifact {

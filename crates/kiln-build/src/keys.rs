@@ -28,12 +28,31 @@ pub(crate) struct KeyContext<'a> {
 /// Environment variables that change what cargo, rustc or a C compiler produce.
 fn env_matters(name: &str, target: &Target) -> bool {
     const EXACT: &[&str] = &[
-        "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "RUSTC", "RUSTC_BOOTSTRAP", "RUSTC_LINKER",
-        "CC", "CXX", "AR", "RANLIB", "CFLAGS", "CXXFLAGS", "LDFLAGS", "TARGET_CC", "TARGET_CXX",
-        "TARGET_AR", "TARGET_CFLAGS", "TARGET_CXXFLAGS", "SOURCE_DATE_EPOCH",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTC",
+        "RUSTC_BOOTSTRAP",
+        "RUSTC_LINKER",
+        "CC",
+        "CXX",
+        "AR",
+        "RANLIB",
+        "CFLAGS",
+        "CXXFLAGS",
+        "LDFLAGS",
+        "TARGET_CC",
+        "TARGET_CXX",
+        "TARGET_AR",
+        "TARGET_CFLAGS",
+        "TARGET_CXXFLAGS",
+        "SOURCE_DATE_EPOCH",
     ];
     let target_prefix = format!("CARGO_TARGET_{}_", target.env_name());
-    let excluded = ["CARGO_BUILD_JOBS", "CARGO_BUILD_TARGET_DIR", "CARGO_BUILD_BUILD_DIR"];
+    let excluded = [
+        "CARGO_BUILD_JOBS",
+        "CARGO_BUILD_TARGET_DIR",
+        "CARGO_BUILD_BUILD_DIR",
+    ];
     if excluded.contains(&name) {
         return false;
     }
@@ -43,26 +62,63 @@ fn env_matters(name: &str, target: &Target) -> bool {
         || name.starts_with("CARGO_BUILD_")
         || name.starts_with("CARGO_UNSTABLE_")
         || name.starts_with(&target_prefix)
-        || ["CC_", "CXX_", "AR_", "CFLAGS_", "CXXFLAGS_", "RANLIB_", "BINDGEN_EXTRA_CLANG_ARGS"]
-            .iter()
-            .any(|p| name.starts_with(p) && (name.ends_with(&target.triple) || name.ends_with(&under) || *p == "BINDGEN_EXTRA_CLANG_ARGS"))
+        || [
+            "CC_",
+            "CXX_",
+            "AR_",
+            "CFLAGS_",
+            "CXXFLAGS_",
+            "RANLIB_",
+            "BINDGEN_EXTRA_CLANG_ARGS",
+        ]
+        .iter()
+        .any(|p| {
+            name.starts_with(p)
+                && (name.ends_with(&target.triple)
+                    || name.ends_with(&under)
+                    || *p == "BINDGEN_EXTRA_CLANG_ARGS")
+        })
 }
 
 fn sha(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl<'a> KeyContext<'a> {
     /// Gathers the shared inputs and runs `cargo tree` for every step and target.
-    pub(crate) fn new(ws: &'a Workspace, plan: &'a Plan) -> Result<Self> {
+    pub(crate) fn new(
+        ws: &'a Workspace,
+        plan: &'a Plan,
+        cache: Option<&LocalCache>,
+    ) -> Result<Self> {
         let skip = [ws.target_dir.clone(), plan.selection.out.clone()];
-        let files = FileHasher::new(&ws.root, &skip, Some(ws.target_dir.join("kiln/file-hashes.json")));
+        // The stat cache lives with the binary cache, never in `target/`: a restore
+        // must not create the target dir.
+        let stat_cache = cache.map(|c| {
+            c.root().join("stat").join(format!(
+                "{}.json",
+                &sha(ws.root.to_string_lossy().as_bytes())[..16]
+            ))
+        });
+        let files = FileHasher::new(&ws.root, &skip, stat_cache);
         let mut shared = vec![("manifest".to_string(), root_manifest_digest(&ws.manifest))];
-        for (i, text) in CargoConfig::discover(&ws.root).file_texts().iter().enumerate() {
+        for (i, text) in CargoConfig::discover(&ws.root)
+            .file_texts()
+            .iter()
+            .enumerate()
+        {
             shared.push((format!("cargo-config#{i}"), sha(text.as_bytes())));
         }
         for name in ["rust-toolchain.toml", "rust-toolchain"] {
-            if let Some(text) = ws.root.ancestors().map(|d| d.join(name)).find_map(|p| std::fs::read(p).ok()) {
+            if let Some(text) = ws
+                .root
+                .ancestors()
+                .map(|d| d.join(name))
+                .find_map(|p| std::fs::read(p).ok())
+            {
                 shared.push(("toolchain-file".into(), sha(&text)));
                 break;
             }
@@ -70,11 +126,26 @@ impl<'a> KeyContext<'a> {
         let mut member_dirs: Vec<(String, PathBuf)> = ws
             .members
             .iter()
-            .map(|m| (m.name.clone(), m.dir.strip_prefix(&ws.root).unwrap_or(&m.dir).to_path_buf()))
+            .map(|m| {
+                (
+                    m.name.clone(),
+                    m.dir.strip_prefix(&ws.root).unwrap_or(&m.dir).to_path_buf(),
+                )
+            })
             .collect();
         member_dirs.sort_by(|a, b| a.1.cmp(&b.1));
         let graphs = graphs(ws, plan)?;
-        Ok(Self { ws, plan, files, rustc: String::new(), zig: None, lock: lock_checksums(&ws.root.join("Cargo.lock")), shared, member_dirs, graphs })
+        Ok(Self {
+            ws,
+            plan,
+            files,
+            rustc: String::new(),
+            zig: None,
+            lock: lock_checksums(&ws.root.join("Cargo.lock")),
+            shared,
+            member_dirs,
+            graphs,
+        })
     }
 
     /// Sets the toolchain versions, which go into every key.
@@ -90,17 +161,38 @@ impl<'a> KeyContext<'a> {
 
     /// The inputs of one binary of `step` for `target`, using what build scripts
     /// declared earlier (kept in the cache).
-    pub(crate) fn inputs(&self, index: usize, step: &Step, bin: &str, target: &Target, cache: Option<&LocalCache>) -> Inputs {
+    pub(crate) fn inputs(
+        &self,
+        index: usize,
+        step: &Step,
+        bin: &str,
+        target: &Target,
+        cache: Option<&LocalCache>,
+    ) -> Inputs {
         let sel = &self.plan.selection;
         let mut i = Inputs::new();
-        i.add("unit", format!("{}/{bin}/{}/{}", step.package, target.triple, sel.profile));
-        i.add("features", format!("{:?} all={} no-default={}", sel.features, sel.all_features, sel.no_default_features));
+        i.add(
+            "unit",
+            format!("{}/{bin}/{}/{}", step.package, target.triple, sel.profile),
+        );
+        i.add(
+            "features",
+            format!(
+                "{:?} all={} no-default={}",
+                sel.features, sel.all_features, sel.no_default_features
+            ),
+        );
         let backend = step.invocation.backend;
         let backend_version = match backend {
             Backend::Zig => self.zig.clone().unwrap_or_default(),
             _ => String::new(),
         };
-        i.add("backend", format!("{} {backend_version}", backend.name()).trim().to_string());
+        i.add(
+            "backend",
+            format!("{} {backend_version}", backend.name())
+                .trim()
+                .to_string(),
+        );
         i.add("rustc", sha(self.rustc.as_bytes()));
         for (k, v) in &self.shared {
             i.add(k.clone(), v.clone());
@@ -130,7 +222,10 @@ impl<'a> KeyContext<'a> {
     fn member_dir(&self, node: &GraphNode) -> Option<&Path> {
         let path = node.path.as_ref()?;
         let rel = path.strip_prefix(&self.ws.root).ok()?;
-        self.member_dirs.iter().find(|(n, d)| *n == node.name && d == rel).map(|(_, d)| d.as_path())
+        self.member_dirs
+            .iter()
+            .find(|(n, d)| *n == node.name && d == rel)
+            .map(|(_, d)| d.as_path())
     }
 
     fn node_inputs(&self, node: &GraphNode, i: &mut Inputs, cache: Option<&LocalCache>) {
@@ -142,14 +237,28 @@ impl<'a> KeyContext<'a> {
                     i.add(format!("file:{}", f.display()), h);
                 }
             }
-            i.add(format!("package:{}", node.name), format!("{} [{}]", node.version, node.features));
+            i.add(
+                format!("package:{}", node.name),
+                format!("{} [{}]", node.version, node.features),
+            );
         } else {
-            i.add(format!("dep:{} {}", node.name, node.version), format!("{id} [{}]", node.features));
+            i.add(
+                format!("dep:{} {}", node.name, node.version),
+                format!("{id} [{}]", node.features),
+            );
         }
-        let Some(learned) = cache.and_then(|c| c.learned(&self.learned_id(node, &id))) else { return };
+        let Some(learned) = cache.and_then(|c| c.learned(&self.learned_id(node, &id))) else {
+            return;
+        };
         for f in &learned.files {
             let path = self.ws.root.join(f);
-            let digest = if path.is_dir() { dir_digest(&path) } else { std::fs::read(&path).map(|b| sha(&b)).unwrap_or_else(|_| "missing".into()) };
+            let digest = if path.is_dir() {
+                dir_digest(&path)
+            } else {
+                std::fs::read(&path)
+                    .map(|b| sha(&b))
+                    .unwrap_or_else(|_| "missing".into())
+            };
             i.add(format!("file:{f}"), digest);
         }
         for var in &learned.env {
@@ -185,23 +294,45 @@ impl<'a> KeyContext<'a> {
     /// After a build: records what the build scripts of `step`'s graph declared
     /// (`rerun-if-changed` outside their package, `rerun-if-env-changed`).
     pub(crate) fn learn(&self, index: usize, target: &Target, cache: &LocalCache) {
-        let build = self.ws.target_dir.join(&target.triple).join(self.plan.selection.profile_dir()).join("build");
-        let Ok(rd) = std::fs::read_dir(&build) else { return };
+        let build = self
+            .ws
+            .target_dir
+            .join(&target.triple)
+            .join(self.plan.selection.profile_dir())
+            .join("build");
+        let Ok(rd) = std::fs::read_dir(&build) else {
+            return;
+        };
         let mut by_package: BTreeMap<String, Learned> = BTreeMap::new();
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some((pkg, _hash)) = name.rsplit_once('-') else { continue };
-            let Ok(text) = std::fs::read_to_string(e.path().join("output")) else { continue };
-            let Some(node) = self.graph(index, &target.triple).nodes.iter().find(|n| n.name == pkg) else { continue };
+            let Some((pkg, _hash)) = name.rsplit_once('-') else {
+                continue;
+            };
+            let Ok(text) = std::fs::read_to_string(e.path().join("output")) else {
+                continue;
+            };
+            let Some(node) = self
+                .graph(index, &target.triple)
+                .nodes
+                .iter()
+                .find(|n| n.name == pkg)
+            else {
+                continue;
+            };
             let pkg_dir = node.path.clone();
             let learned = by_package.entry(pkg.to_string()).or_default();
             for line in text.lines() {
                 let line = line.replacen("cargo::", "cargo:", 1);
                 if let Some(f) = line.strip_prefix("cargo:rerun-if-changed=") {
-                    let p = pkg_dir.as_ref().map_or_else(|| PathBuf::from(f), |d| d.join(f));
+                    let p = pkg_dir
+                        .as_ref()
+                        .map_or_else(|| PathBuf::from(f), |d| d.join(f));
                     let inside_own = pkg_dir.as_ref().is_some_and(|d| p.starts_with(d));
                     if !inside_own && pkg_dir.is_some() {
-                        let rel = p.strip_prefix(&self.ws.root).map_or(p.clone(), Path::to_path_buf);
+                        let rel = p
+                            .strip_prefix(&self.ws.root)
+                            .map_or(p.clone(), Path::to_path_buf);
                         learned.files.insert(rel.display().to_string());
                     }
                 } else if let Some(v) = line.strip_prefix("cargo:rerun-if-env-changed=") {
@@ -210,7 +341,14 @@ impl<'a> KeyContext<'a> {
             }
         }
         for (pkg, learned) in by_package {
-            let Some(node) = self.graph(index, &target.triple).nodes.iter().find(|n| n.name == pkg) else { continue };
+            let Some(node) = self
+                .graph(index, &target.triple)
+                .nodes
+                .iter()
+                .find(|n| n.name == pkg)
+            else {
+                continue;
+            };
             let id = self.learned_id(node, &self.node_id(node));
             let mut merged = cache.learned(&id).unwrap_or_default();
             let before = merged.clone();
@@ -236,37 +374,67 @@ pub(crate) fn graphs(ws: &Workspace, plan: &Plan) -> Result<HashMap<(usize, Stri
     if sel.no_default_features {
         feature_args.push("--no-default-features".into());
     }
-    let jobs: Vec<(usize, &Step, &Target)> =
-        plan.steps.iter().enumerate().flat_map(|(i, s)| s.targets.iter().map(move |t| (i, s, t))).collect();
+    let jobs: Vec<(usize, &Step, &Target)> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| s.targets.iter().map(move |t| (i, s, t)))
+        .collect();
     std::thread::scope(|scope| {
         let handles: Vec<_> = jobs
             .iter()
             .map(|(i, s, t)| {
                 let args = &feature_args;
-                (*i, t.triple.clone(), scope.spawn(move || dep_graph(&ws.manifest, &s.package, &t.triple, args)))
+                (
+                    *i,
+                    t.triple.clone(),
+                    scope.spawn(move || dep_graph(&ws.manifest, &s.package, &t.triple, args)),
+                )
             })
             .collect();
-        handles.into_iter().map(|(i, triple, h)| Ok(((i, triple), h.join().expect("cargo tree thread")?))).collect()
+        handles
+            .into_iter()
+            .map(|(i, triple, h)| Ok(((i, triple), h.join().expect("cargo tree thread")?)))
+            .collect()
     })
 }
 
 /// `(name, version)` -> `source checksum` from Cargo.lock.
 fn lock_checksums(path: &Path) -> HashMap<(String, String), String> {
-    let Ok(text) = std::fs::read_to_string(path) else { return HashMap::new() };
-    let Ok(table) = text.parse::<toml::Table>() else { return HashMap::new() };
-    let packages = table.get("package").and_then(|p| p.as_array()).cloned().unwrap_or_default();
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return HashMap::new();
+    };
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return HashMap::new();
+    };
+    let packages = table
+        .get("package")
+        .and_then(|p| p.as_array())
+        .cloned()
+        .unwrap_or_default();
     packages
         .iter()
         .filter_map(|p| {
-            let s = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-            Some(((s("name"), s("version")), format!("{} {}", s("source"), s("checksum"))))
+            let s = |k: &str| {
+                p.get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            Some((
+                (s("name"), s("version")),
+                format!("{} {}", s("source"), s("checksum")),
+            ))
         })
         .collect()
 }
 
 /// Digest of the root manifest's sections that change every binary.
 fn root_manifest_digest(manifest: &Path) -> String {
-    let table = std::fs::read_to_string(manifest).ok().and_then(|t| t.parse::<toml::Table>().ok()).unwrap_or_default();
+    let table = std::fs::read_to_string(manifest)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .unwrap_or_default();
     let mut parts = BTreeMap::new();
     for key in ["profile", "patch", "replace"] {
         if let Some(v) = table.get(key) {

@@ -56,22 +56,34 @@ impl LocalCache {
     }
 
     fn blob_path(&self, sha256: &str) -> PathBuf {
-        self.root.join("blobs").join(&sha256[..2.min(sha256.len())]).join(sha256)
+        self.root
+            .join("blobs")
+            .join(&sha256[..2.min(sha256.len())])
+            .join(sha256)
     }
 
     fn entry_path(&self, key: &str) -> PathBuf {
-        self.root.join("entries").join(&key[..2.min(key.len())]).join(format!("{key}.json"))
+        self.root
+            .join("entries")
+            .join(&key[..2.min(key.len())])
+            .join(format!("{key}.json"))
     }
 
     fn latest_path(&self, package: &str, triple: &str, binary: &str) -> PathBuf {
-        self.root.join("latest").join(package).join(triple).join(binary)
+        self.root
+            .join("latest")
+            .join(package)
+            .join(triple)
+            .join(binary)
     }
 
     /// Looks `key` up. A hit has had its blob's SHA-256 checked; a corrupt entry or
     /// blob is removed and returned as [`Lookup::Corrupt`] with the reason.
     pub fn get(&self, key: &str) -> Lookup {
         let path = self.entry_path(key);
-        let Ok(bytes) = fs::read(&path) else { return Lookup::Miss };
+        let Ok(bytes) = fs::read(&path) else {
+            return Lookup::Miss;
+        };
         let entry: Entry = match serde_json::from_slice(&bytes) {
             Ok(e) => e,
             Err(e) => {
@@ -95,7 +107,10 @@ impl LocalCache {
             }
             Err(_) => {
                 let _ = fs::remove_file(&path);
-                Lookup::Corrupt(format!("cached {} for {} lost its blob {}", entry.binary, entry.target, entry.sha256))
+                Lookup::Corrupt(format!(
+                    "cached {} for {} lost its blob {}",
+                    entry.binary, entry.target, entry.sha256
+                ))
             }
         }
     }
@@ -148,7 +163,11 @@ fn default_dir() -> Option<PathBuf> {
         return Some(PathBuf::from(d).join("kiln"));
     }
     let home = PathBuf::from(std::env::var_os("HOME")?);
-    Some(if cfg!(target_os = "macos") { home.join("Library/Caches/kiln") } else { home.join(".cache/kiln") })
+    Some(if cfg!(target_os = "macos") {
+        home.join("Library/Caches/kiln")
+    } else {
+        home.join(".cache/kiln")
+    })
 }
 
 /// Marks an entry as used, for LRU eviction.
@@ -171,7 +190,10 @@ pub(crate) fn sha256_of(path: &Path) -> std::io::Result<(String, u64)> {
         h.update(&buf[..n]);
         size += n as u64;
     }
-    Ok((h.finalize().iter().map(|b| format!("{b:02x}")).collect(), size))
+    Ok((
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+        size,
+    ))
 }
 
 pub(crate) const TMP_MARK: &str = ".tmp-";
@@ -179,7 +201,11 @@ pub(crate) const TMP_MARK: &str = ".tmp-";
 fn temp_name(dest: &Path) -> PathBuf {
     static N: AtomicU64 = AtomicU64::new(0);
     let name = dest.file_name().unwrap_or_default().to_string_lossy();
-    dest.with_file_name(format!("{name}{TMP_MARK}{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)))
+    dest.with_file_name(format!(
+        "{name}{TMP_MARK}{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 fn copy_synced(src: &Path, dest: &Path) -> Result<()> {

@@ -53,7 +53,12 @@ pub struct CacheLock {
 impl LocalCache {
     fn lock_file(&self) -> Result<File> {
         let path = self.root.join(".gc.lock");
-        File::options().create(true).truncate(false).write(true).open(&path).io_context("open", &path)
+        File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .io_context("open", &path)
     }
 
     /// Shared lock held by builds, so gc never removes a blob being restored.
@@ -71,9 +76,15 @@ impl LocalCache {
 
     /// Appends one build's hit and miss counts to the log.
     pub fn record_build(&self, hits: u64, misses: u64) {
-        let time = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let time = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let line = serde_json::to_string(&LogLine { time, hits, misses }).expect("log line");
-        if let Ok(mut f) = File::options().create(true).append(true).open(self.root.join("log.jsonl")) {
+        if let Ok(mut f) = File::options()
+            .create(true)
+            .append(true)
+            .open(self.root.join("log.jsonl"))
+        {
             let _ = writeln!(f, "{line}");
         }
     }
@@ -91,9 +102,18 @@ impl LocalCache {
                     continue;
                 }
                 let Ok(bytes) = fs::read(&path) else { continue };
-                let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else { continue };
-                let used = e.metadata().and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
-                out.push((path, v["sha256"].as_str().unwrap_or_default().to_string(), used));
+                let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                    continue;
+                };
+                let used = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                out.push((
+                    path,
+                    v["sha256"].as_str().unwrap_or_default().to_string(),
+                    used,
+                ));
             }
         }
         out
@@ -107,7 +127,10 @@ impl LocalCache {
                     continue;
                 }
                 let size = e.metadata().map_or(0, |m| m.len());
-                out.insert(e.file_name().to_string_lossy().into_owned(), (e.path(), size));
+                out.insert(
+                    e.file_name().to_string_lossy().into_owned(),
+                    (e.path(), size),
+                );
             }
         }
         out
@@ -116,7 +139,10 @@ impl LocalCache {
     /// Counts entries, bytes and recent hit rate.
     pub fn stats(&self) -> CacheStats {
         let log = fs::read_to_string(self.root.join("log.jsonl")).unwrap_or_default();
-        let lines: Vec<LogLine> = log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let lines: Vec<LogLine> = log
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
         let recent = &lines[lines.len().saturating_sub(50)..];
         CacheStats {
             root: self.root.clone(),
@@ -183,7 +209,11 @@ fn read_dirs(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut i = 0;
     while i < out.len() {
         if let Ok(rd) = fs::read_dir(&out[i]) {
-            out.extend(rd.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()));
+            out.extend(
+                rd.flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path()),
+            );
         }
         i += 1;
     }

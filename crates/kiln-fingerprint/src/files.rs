@@ -49,8 +49,15 @@ impl FileHasher {
     /// and artifact dirs). `cache_path` is where the stat cache lives, if anywhere.
     pub fn new(root: &Path, skip: &[PathBuf], cache_path: Option<PathBuf>) -> Self {
         let mut files = git_files(root).unwrap_or_else(|| walk(root));
-        let skip: Vec<PathBuf> = skip.iter().filter_map(|s| s.strip_prefix(root).ok().map(Path::to_path_buf)).collect();
-        files.retain(|f| !skip.iter().any(|s| !s.as_os_str().is_empty() && f.starts_with(s)));
+        let skip: Vec<PathBuf> = skip
+            .iter()
+            .filter_map(|s| s.strip_prefix(root).ok().map(Path::to_path_buf))
+            .collect();
+        files.retain(|f| {
+            !skip
+                .iter()
+                .any(|s| !s.as_os_str().is_empty() && f.starts_with(s))
+        });
         files.sort();
         files.dedup();
         let cache = cache_path
@@ -58,15 +65,27 @@ impl FileHasher {
             .and_then(|p| std::fs::read(p).ok())
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
-        Self { root: root.to_path_buf(), files, cache_path, cache: Mutex::new(cache) }
+        Self {
+            root: root.to_path_buf(),
+            files,
+            cache_path,
+            cache: Mutex::new(cache),
+        }
     }
 
     /// Files under the relative directory `dir`, except those under any of `except`
     /// (nested packages own their own files).
-    pub fn files_under<'a>(&'a self, dir: &'a Path, except: &'a [PathBuf]) -> impl Iterator<Item = &'a PathBuf> + 'a {
-        self.files
-            .iter()
-            .filter(move |f| f.starts_with(dir) && !except.iter().any(|e| e != dir && e.starts_with(dir) && f.starts_with(e)))
+    pub fn files_under<'a>(
+        &'a self,
+        dir: &'a Path,
+        except: &'a [PathBuf],
+    ) -> impl Iterator<Item = &'a PathBuf> + 'a {
+        self.files.iter().filter(move |f| {
+            f.starts_with(dir)
+                && !except
+                    .iter()
+                    .any(|e| e != dir && e.starts_with(dir) && f.starts_with(e))
+        })
     }
 
     /// Hex SHA-256 of the file at the relative path `rel`, or `None` if it is gone.
@@ -75,13 +94,18 @@ impl FileHasher {
         let meta = std::fs::symlink_metadata(&path).ok()?;
         let stamp = stamp_of(&meta);
         if let Some(s) = self.cache.lock().unwrap().entries.get(rel) {
-            let same = (s.len, s.mtime_ns, s.ctime_ns, s.ino) == (stamp.0, stamp.1, stamp.2, stamp.3);
+            let same =
+                (s.len, s.mtime_ns, s.ctime_ns, s.ino) == (stamp.0, stamp.1, stamp.2, stamp.3);
             if same && s.hashed_at_ns - s.mtime_ns.max(s.ctime_ns) > RACY_WINDOW_NS {
                 return Some(s.sha256.clone());
             }
         }
         let content = if meta.file_type().is_symlink() {
-            std::fs::read_link(&path).ok()?.to_string_lossy().into_owned().into_bytes()
+            std::fs::read_link(&path)
+                .ok()?
+                .to_string_lossy()
+                .into_owned()
+                .into_bytes()
         } else {
             std::fs::read(&path).ok()?
         };
@@ -89,7 +113,14 @@ impl FileHasher {
         let mut cache = self.cache.lock().unwrap();
         cache.entries.insert(
             rel.to_path_buf(),
-            Stamp { len: stamp.0, mtime_ns: stamp.1, ctime_ns: stamp.2, ino: stamp.3, hashed_at_ns: now_ns(), sha256: sha.clone() },
+            Stamp {
+                len: stamp.0,
+                mtime_ns: stamp.1,
+                ctime_ns: stamp.2,
+                ino: stamp.3,
+                hashed_at_ns: now_ns(),
+                sha256: sha.clone(),
+            },
         );
         cache.dirty = true;
         Some(sha)
@@ -98,13 +129,19 @@ impl FileHasher {
     /// Writes the stat cache back (atomically) if it changed. Failures are ignored:
     /// the cache only saves time.
     pub fn save(&self) {
-        let (Some(path), mut cache) = (&self.cache_path, self.cache.lock().unwrap()) else { return };
+        let (Some(path), mut cache) = (&self.cache_path, self.cache.lock().unwrap()) else {
+            return;
+        };
         if !cache.dirty {
             return;
         }
-        let Ok(bytes) = serde_json::to_vec(&*cache) else { return };
+        let Ok(bytes) = serde_json::to_vec(&*cache) else {
+            return;
+        };
         let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-        if path.parent().is_some_and(|d| std::fs::create_dir_all(d).is_ok())
+        if path
+            .parent()
+            .is_some_and(|d| std::fs::create_dir_all(d).is_ok())
             && std::fs::write(&tmp, bytes).is_ok()
             && std::fs::rename(&tmp, path).is_ok()
         {
@@ -119,26 +156,43 @@ impl FileHasher {
 }
 
 fn now_ns() -> i128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
 }
 
 #[cfg(unix)]
 fn stamp_of(m: &std::fs::Metadata) -> (u64, i128, i128, u64) {
     use std::os::unix::fs::MetadataExt;
     let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
-    (m.len(), ns(m.mtime(), m.mtime_nsec()), ns(m.ctime(), m.ctime_nsec()), m.ino())
+    (
+        m.len(),
+        ns(m.mtime(), m.mtime_nsec()),
+        ns(m.ctime(), m.ctime_nsec()),
+        m.ino(),
+    )
 }
 
 #[cfg(not(unix))]
 fn stamp_of(m: &std::fs::Metadata) -> (u64, i128, i128, u64) {
-    let t = m.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as i128);
+    let t = m
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i128);
     (m.len(), t, t, 0)
 }
 
 /// Tracked and untracked-but-not-ignored files below `root`, relative to it.
 fn git_files(root: &Path) -> Option<Vec<PathBuf>> {
     let out = Command::new("git")
-        .args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"])
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
         .current_dir(root)
         .output()
         .ok()?;
@@ -160,7 +214,9 @@ fn walk(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(root.join(&rel)) else { continue };
+        let Ok(rd) = std::fs::read_dir(root.join(&rel)) else {
+            continue;
+        };
         for e in rd.flatten() {
             let name = e.file_name();
             let child = rel.join(&name);

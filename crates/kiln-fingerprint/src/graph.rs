@@ -31,12 +31,26 @@ pub struct DepGraph {
 }
 
 /// Runs `cargo tree` for `package` on `triple` with the given cargo feature arguments.
-pub fn dep_graph(manifest: &Path, package: &str, triple: &str, feature_args: &[String]) -> Result<DepGraph> {
+pub fn dep_graph(
+    manifest: &Path,
+    package: &str,
+    triple: &str,
+    feature_args: &[String],
+) -> Result<DepGraph> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .args(["tree", "--manifest-path"])
         .arg(manifest)
-        .args(["-p", package, "--target", triple, "-e", "normal,build", "--prefix", "none"])
+        .args([
+            "-p",
+            package,
+            "--target",
+            triple,
+            "-e",
+            "normal,build",
+            "--prefix",
+            "none",
+        ])
         .args(["--format", "{p}|{f}"])
         .args(feature_args)
         .output()
@@ -58,9 +72,14 @@ fn parse(text: &str) -> DepGraph {
         let (pkg, features) = line.rsplit_once('|').unwrap_or((line, ""));
         let pkg = pkg.trim_end_matches(" (proc-macro)");
         let mut parts = pkg.splitn(3, ' ');
-        let (Some(name), Some(version)) = (parts.next(), parts.next()) else { continue };
+        let (Some(name), Some(version)) = (parts.next(), parts.next()) else {
+            continue;
+        };
         let rest = parts.next().unwrap_or("").trim_end_matches(" (proc-macro)");
-        let inner = rest.strip_prefix('(').and_then(|r| r.strip_suffix(')')).unwrap_or("");
+        let inner = rest
+            .strip_prefix('(')
+            .and_then(|r| r.strip_suffix(')'))
+            .unwrap_or("");
         let (path, source) = if inner.starts_with('/') || inner.chars().nth(1) == Some(':') {
             (Some(PathBuf::from(inner)), String::new())
         } else {
@@ -86,11 +105,23 @@ mod tests {
         let g = super::parse(
             "app v0.1.0 (/w/app)|\nserde_derive v1.0.1 (proc-macro)|default\nlibc v0.2.1|std,default\nx v1.0.0 (https://github.com/o/x#abc)|\nlibc v0.2.1|std,default (*)\n",
         );
-        let names: Vec<_> = g.nodes.iter().map(|n| (n.name.as_str(), n.features.as_str(), n.path.is_some())).collect();
+        let names: Vec<_> = g
+            .nodes
+            .iter()
+            .map(|n| (n.name.as_str(), n.features.as_str(), n.path.is_some()))
+            .collect();
         assert_eq!(
             names,
-            [("app", "", true), ("libc", "default,std", false), ("serde_derive", "default", false), ("x", "", false)]
+            [
+                ("app", "", true),
+                ("libc", "default,std", false),
+                ("serde_derive", "default", false),
+                ("x", "", false)
+            ]
         );
-        assert_eq!(g.nodes.iter().find(|n| n.name == "x").unwrap().source, "https://github.com/o/x#abc");
+        assert_eq!(
+            g.nodes.iter().find(|n| n.name == "x").unwrap().source,
+            "https://github.com/o/x#abc"
+        );
     }
 }

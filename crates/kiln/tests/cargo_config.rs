@@ -13,12 +13,21 @@ fn a_host_linker_for_arm64_is_overridden_with_a_note() {
     let run = ws.kiln(&["build", "-p", "chronik-cli", "--target", "arm64"]);
     run.success();
     assert!(
-        run.stderr.contains("linker `clang` for aarch64-unknown-linux-musl") && run.stderr.contains("replaced by rust-lld"),
+        run.stderr
+            .contains("linker `clang` for aarch64-unknown-linux-musl")
+            && run.stderr.contains("replaced by rust-lld"),
         "the override is announced:\n{}",
         run.stderr
     );
-    let checksums: serde_json::Value = serde_json::from_str(&ws.read("artifacts/checksums.json")).unwrap();
-    let overrides = checksums["artifacts"][0]["overrides"].as_array().expect("overrides recorded");
+    let checksums: serde_json::Value =
+        serde_json::from_str(&ws.read("artifacts/checksums.json")).unwrap();
+    let overrides = checksums["artifacts"][0]["overrides"]
+        .as_array()
+        .expect("overrides recorded");
     assert!(overrides[0].as_str().unwrap().contains("clang"));
-    assert_eq!(ws.read(".cargo/config.toml"), config, "the user's file is untouched");
+    assert_eq!(
+        ws.read(".cargo/config.toml"),
+        config,
+        "the user's file is untouched"
+    );
 }

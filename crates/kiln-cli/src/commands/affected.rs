@@ -40,9 +40,22 @@ pub(crate) fn affected(cli: &Cli, args: &AffectedArgs, r: &Reporter) -> Result<E
         }
         AffectedFormat::Text => {
             for u in &a.units {
-                println!("{} {} (because {} changed)", u.package, u.platform, u.because.join(", "));
+                println!(
+                    "{} {} (because {} changed)",
+                    u.package,
+                    u.platform,
+                    u.because.join(", ")
+                );
             }
-            r.info("Affected", &format!("{} of {} binary packages x targets since {}", a.units.len(), plan.steps.iter().map(|s| s.targets.len()).sum::<usize>(), &a.merge_base[..12.min(a.merge_base.len())]));
+            r.info(
+                "Affected",
+                &format!(
+                    "{} of {} binary packages x targets since {}",
+                    a.units.len(),
+                    plan.steps.iter().map(|s| s.targets.len()).sum::<usize>(),
+                    &a.merge_base[..12.min(a.merge_base.len())]
+                ),
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

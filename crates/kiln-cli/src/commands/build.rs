@@ -16,8 +16,18 @@ pub(crate) fn build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCod
     let result = run_build(cli, args, r);
     let elapsed_secs = start.elapsed().as_secs_f64();
     let finished = match &result {
-        Ok(n) => Event::Finished { success: true, elapsed_secs, artifacts: *n, error: None },
-        Err(e) => Event::Finished { success: false, elapsed_secs, artifacts: 0, error: Some(e.to_string()) },
+        Ok(n) => Event::Finished {
+            success: true,
+            elapsed_secs,
+            artifacts: *n,
+            error: None,
+        },
+        Err(e) => Event::Finished {
+            success: false,
+            elapsed_secs,
+            artifacts: 0,
+            error: Some(e.to_string()),
+        },
     };
     r.event(&finished);
     result.map(|_| ExitCode::SUCCESS)
@@ -28,26 +38,56 @@ fn run_build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<usize> {
     let sel = args.request().resolve(&ws)?;
     let plan = Plan::new(&ws, &sel)?;
     let store = Store::new(&sel.out);
-    let cache = if args.no_cache { None } else { Some(open_cache(&ws)?) };
+    let cache = if args.no_cache {
+        None
+    } else {
+        Some(open_cache(&ws)?)
+    };
     let outcome = execute(&ws, &plan, &store, cache.as_ref(), r)?;
     for rec in &outcome.records {
-        r.event(&Event::ArtifactWritten { artifact: Box::new(rec.clone()) });
+        r.event(&Event::ArtifactWritten {
+            artifact: Box::new(rec.clone()),
+        });
     }
     let count = |s: UnitState| outcome.units.iter().filter(|u| u.state == s).count();
-    let (fresh, restored, built) = (count(UnitState::Fresh), count(UnitState::Restore), count(UnitState::Build));
+    let (fresh, restored, built) = (
+        count(UnitState::Fresh),
+        count(UnitState::Restore),
+        count(UnitState::Build),
+    );
     if fresh > 0 {
         r.status("Fresh", &grouped(&outcome.units, UnitState::Fresh));
     }
     if restored > 0 {
-        r.status("Restored", &format!("{restored} binaries from cache: {}", grouped(&outcome.units, UnitState::Restore)));
+        r.status(
+            "Restored",
+            &format!(
+                "{restored} binaries from cache: {}",
+                grouped(&outcome.units, UnitState::Restore)
+            ),
+        );
     }
     for rec in outcome.records.iter().filter(|rec| {
-        outcome.units.iter().any(|u| u.state == UnitState::Build && rec.binary == u.bin && rec.target == u.target.triple)
+        outcome.units.iter().any(|u| {
+            u.state == UnitState::Build && rec.binary == u.bin && rec.target == u.target.triple
+        })
     }) {
-        r.status("Installed", &format!("{} ({}, sha256 {})", rec.path, human_size(rec.size), &rec.sha256[..12]));
+        r.status(
+            "Installed",
+            &format!(
+                "{} ({}, sha256 {})",
+                rec.path,
+                human_size(rec.size),
+                &rec.sha256[..12]
+            ),
+        );
     }
     let total = outcome.units.len();
-    let cache_note = if cache.is_some() { format!(" [cache: {}/{total} hits]", fresh + restored) } else { String::new() };
+    let cache_note = if cache.is_some() {
+        format!(" [cache: {}/{total} hits]", fresh + restored)
+    } else {
+        String::new()
+    };
     r.status(
         "Finished",
         &format!(
@@ -65,7 +105,11 @@ fn grouped(units: &[UnitPlan], state: UnitState) -> String {
     for u in units.iter().filter(|u| u.state == state) {
         by_bin.entry(&u.bin).or_default().push(&u.target.arch);
     }
-    by_bin.iter().map(|(b, a)| format!("{b} ({})", a.join(", "))).collect::<Vec<_>>().join(", ")
+    by_bin
+        .iter()
+        .map(|(b, a)| format!("{b} ({})", a.join(", ")))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub(crate) fn plan(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCode> {
@@ -73,20 +117,34 @@ pub(crate) fn plan(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCode
     let sel = args.request().resolve(&ws)?;
     let plan = Plan::new(&ws, &sel)?;
     let store = Store::new(&sel.out);
-    let cache = if args.no_cache { None } else { Some(open_cache(&ws)?) };
+    let cache = if args.no_cache {
+        None
+    } else {
+        Some(open_cache(&ws)?)
+    };
     let analysis = analyze(&ws, &plan, &store, cache.as_ref(), r)?;
     // One line per binary and state, with the architectures it covers.
     let mut lines: BTreeMap<(String, &str, Vec<String>), Vec<&str>> = BTreeMap::new();
     for u in &analysis.units {
-        lines.entry((u.bin.clone(), u.state.label(), u.reasons.clone())).or_default().push(&u.target.arch);
+        lines
+            .entry((u.bin.clone(), u.state.label(), u.reasons.clone()))
+            .or_default()
+            .push(&u.target.arch);
     }
     for ((bin, state, reasons), arches) in &lines {
         if r.is_json() {
             let v = serde_json::json!({"reason": "plan-unit", "binary": bin, "state": state, "arches": arches, "because": reasons});
             println!("{v}");
         } else {
-            let because = if reasons.is_empty() { String::new() } else { format!("   because {}", reasons.join(", ")) };
-            r.line_plain(&format!("   {state:<8}{bin:<24}{}{because}", arches.join(",")));
+            let because = if reasons.is_empty() {
+                String::new()
+            } else {
+                format!("   because {}", reasons.join(", "))
+            };
+            r.line_plain(&format!(
+                "   {state:<8}{bin:<24}{}{because}",
+                arches.join(",")
+            ));
         }
     }
     for step in &plan.steps {
@@ -110,7 +168,15 @@ pub(crate) fn plan(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCode
             println!("{v}");
             continue;
         }
-        r.info("Backend", &format!("{} ({}) with {} ({why})", step.package, arches.join(", "), step.invocation.backend.name()));
+        r.info(
+            "Backend",
+            &format!(
+                "{} ({}) with {} ({why})",
+                step.package,
+                arches.join(", "),
+                step.invocation.backend.name()
+            ),
+        );
         for o in &step.invocation.overrides {
             r.info("Override", o);
         }

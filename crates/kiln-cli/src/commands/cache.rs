@@ -19,16 +19,39 @@ pub(crate) fn cache(cli: &Cli, args: &CacheArgs, r: &Reporter) -> Result<ExitCod
                 println!("{}", serde_json::to_string(&s).expect("stats serialize"));
             } else {
                 let lookups = s.recent_hits + s.recent_misses;
-                let rate = if lookups == 0 { "no builds yet".to_string() } else { format!("{:.0}%", 100.0 * s.recent_hits as f64 / lookups as f64) };
+                let rate = if lookups == 0 {
+                    "no builds yet".to_string()
+                } else {
+                    format!("{:.0}%", 100.0 * s.recent_hits as f64 / lookups as f64)
+                };
                 r.info("Cache", &s.root.display().to_string());
-                r.info("Entries", &format!("{} ({})", s.entries, human_size(s.bytes)));
-                r.info("Hit rate", &format!("{rate} ({} hits, {} misses over the last {} builds)", s.recent_hits, s.recent_misses, s.builds.min(50)));
+                r.info(
+                    "Entries",
+                    &format!("{} ({})", s.entries, human_size(s.bytes)),
+                );
+                r.info(
+                    "Hit rate",
+                    &format!(
+                        "{rate} ({} hits, {} misses over the last {} builds)",
+                        s.recent_hits,
+                        s.recent_misses,
+                        s.builds.min(50)
+                    ),
+                );
             }
         }
         CacheAction::Gc { max_size } => {
             let max = parse_size(max_size)?;
             let g = cache.gc(max)?;
-            r.status("Collected", &format!("{} entries, {} freed, {} left", g.entries_removed, human_size(g.bytes_freed), human_size(g.bytes_left)));
+            r.status(
+                "Collected",
+                &format!(
+                    "{} entries, {} freed, {} left",
+                    g.entries_removed,
+                    human_size(g.bytes_freed),
+                    human_size(g.bytes_left)
+                ),
+            );
         }
         CacheAction::Clear => {
             cache.clear()?;
@@ -41,7 +64,9 @@ pub(crate) fn cache(cli: &Cli, args: &CacheArgs, r: &Reporter) -> Result<ExitCod
 /// Parses `500M`, `2GiB`, `1.5G`, `1024` (bytes).
 fn parse_size(s: &str) -> Result<u64> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
@@ -49,9 +74,15 @@ fn parse_size(s: &str) -> Result<u64> {
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
         "t" | "tb" | "tib" => 1 << 40,
-        _ => return Err(Error::usage(format!("invalid size `{s}`")).hint("write sizes like `500M`, `2GiB` or `1048576`")),
+        _ => {
+            return Err(Error::usage(format!("invalid size `{s}`"))
+                .hint("write sizes like `500M`, `2GiB` or `1048576`"))
+        }
     };
-    let n: f64 = num.parse().map_err(|_| Error::usage(format!("invalid size `{s}`")).hint("write sizes like `500M`, `2GiB` or `1048576`"))?;
+    let n: f64 = num.parse().map_err(|_| {
+        Error::usage(format!("invalid size `{s}`"))
+            .hint("write sizes like `500M`, `2GiB` or `1048576`")
+    })?;
     Ok((n * mult as f64) as u64)
 }
 

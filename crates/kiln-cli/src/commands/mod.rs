@@ -33,7 +33,12 @@ fn open_cache(ws: &Workspace) -> Result<kiln_cache::LocalCache> {
     let configured = std::env::var_os("KILN_CACHE_DIR")
         .filter(|d| !d.is_empty())
         .map(std::path::PathBuf::from)
-        .or_else(|| ws.config.cache_dir.as_ref().map(|d| ws.root.join(expand_home(d))));
+        .or_else(|| {
+            ws.config
+                .cache_dir
+                .as_ref()
+                .map(|d| ws.root.join(expand_home(d)))
+        });
     kiln_cache::LocalCache::open(configured)
 }
 

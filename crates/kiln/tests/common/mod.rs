@@ -1,6 +1,6 @@
 //! Test harness: the real `kiln` binary run on copies of `examples/chronik` in temp
-//! dirs. All tests share one cargo target dir (compile time is scarce) but each gets
-//! its own workspace copy and its own kiln cache dir.
+//! dirs. The example is built once per test binary; every other copy starts from a
+//! copy of that build's target dir (compile time is scarce), with its own kiln cache.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -17,19 +17,28 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The cargo target dir every test build shares.
-pub fn shared_target_dir() -> PathBuf {
-    repo_root().join("target").join("kiln-tests")
-}
-
 /// A scratch copy of a workspace, deleted on drop.
 pub struct TempWorkspace {
     pub dir: tempfile::TempDir,
 }
 
 impl TempWorkspace {
-    /// A fresh copy of `examples/chronik` (sources only).
+    /// A fresh copy of `examples/chronik`, with a copy of a target dir in which it
+    /// was built once (so dependencies are compiled) but no artifacts and no cache.
+    ///
+    /// Each copy has its own target dir: cargo's freshness checks are by mtime and
+    /// would confuse two checkouts of the same packages sharing one.
     pub fn chronik() -> Self {
+        let ws = Self::empty();
+        copy_tree(
+            &built_example().root,
+            ws.root(),
+            &["artifacts", ".kiln-test-cache"],
+        );
+        ws
+    }
+
+    fn chronik_sources() -> Self {
         let ws = Self::empty();
         copy_tree(
             &repo_root().join("examples/chronik"),
@@ -52,7 +61,7 @@ impl TempWorkspace {
     /// A copy of the shared, already built example, artifacts included.
     pub fn built_chronik() -> Self {
         let ws = Self::empty();
-        copy_tree(&built_example().root, ws.root(), &["target"]);
+        copy_tree(&built_example().root, ws.root(), &[".kiln-test-cache"]);
         ws
     }
 
@@ -82,12 +91,12 @@ impl TempWorkspace {
     }
 }
 
-/// A `kiln` command with a hermetic environment: shared cargo target dir, a private
-/// kiln cache, no colors.
+/// A `kiln` command with a hermetic environment: the workspace's own target dir, a
+/// private kiln cache, no colors.
 pub fn kiln_command(cwd: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
     cmd.current_dir(cwd)
-        .env("CARGO_TARGET_DIR", shared_target_dir())
+        .env_remove("CARGO_TARGET_DIR")
         .env("KILN_CACHE_DIR", cwd.join(".kiln-test-cache"))
         .env("NO_COLOR", "1")
         .env_remove("CARGO_BUILD_TARGET")
@@ -150,7 +159,7 @@ pub struct BuiltExample {
 pub fn built_example() -> &'static BuiltExample {
     static BUILT: OnceLock<BuiltExample> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let ws = TempWorkspace::chronik();
+        let ws = TempWorkspace::chronik_sources();
         let run = ws.kiln(&["build", "--message-format", "json"]);
         run.success();
         let events = run

@@ -1,0 +1,395 @@
+//! The binary cache: rebuild exactly what changed, restore the rest, never serve a
+//! stale or corrupt binary.
+
+mod common;
+
+use common::{kiln_command, Run, TempWorkspace};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// `kiln plan` as `{ "binary/arch": state }`.
+fn plan_states(ws: &TempWorkspace, env: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut cmd = kiln_command(ws.root());
+    cmd.args(["plan", "--message-format", "json"])
+        .envs(env.iter().copied());
+    let run = Run::from(cmd.output().unwrap());
+    run.success();
+    let mut out = BTreeMap::new();
+    for line in run.stdout.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        if v["reason"] == "plan-unit" {
+            for arch in v["arches"].as_array().unwrap() {
+                out.insert(
+                    format!(
+                        "{}/{}",
+                        v["binary"].as_str().unwrap(),
+                        arch.as_str().unwrap()
+                    ),
+                    v["state"].as_str().unwrap().to_string(),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn states(rebuilt: &[&str]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for bin in ["chronik-cli", "chronik-server"] {
+        for arch in ["amd64", "arm64"] {
+            let state = if rebuilt.contains(&bin) {
+                "rebuild"
+            } else {
+                "fresh"
+            };
+            out.insert(format!("{bin}/{arch}"), state.to_string());
+        }
+    }
+    out
+}
+
+fn sha(ws: &TempWorkspace, rel: &str) -> String {
+    let c: Value = serde_json::from_str(&ws.read("artifacts/checksums.json")).unwrap();
+    c["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["path"] == rel)
+        .unwrap()["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A copy of the example built once, with a warm cache inside it.
+fn warm() -> TempWorkspace {
+    let ws = TempWorkspace::chronik();
+    ws.kiln(&["build", "-q"]).success();
+    ws
+}
+
+#[test]
+fn nothing_changed_means_everything_fresh() {
+    let ws = warm();
+    let run = ws.kiln(&["build"]);
+    run.success();
+    assert!(
+        run.stderr
+            .contains("Fresh chronik-cli (amd64, arm64), chronik-server (amd64, arm64)"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("[cache: 4/4 hits]"), "{}", run.stderr);
+}
+
+#[test]
+fn each_input_rebuilds_exactly_its_dependents() {
+    let ws = warm();
+    assert_eq!(plan_states(&ws, &[]), states(&[]));
+    let append = |rel: &str, text: &str| {
+        let old = ws.read(rel);
+        ws.write(rel, &format!("{old}{text}"));
+        old
+    };
+    // Each case: make the change, check the plan, undo it.
+    let cases: Vec<(&str, Box<dyn Fn() -> String>, &str, Vec<&str>)> = vec![
+        (
+            "leaf library",
+            Box::new(|| append("crates/chronik-storage/src/lib.rs", "\n// edit\n")),
+            "crates/chronik-storage/src/lib.rs",
+            vec!["chronik-server"],
+        ),
+        (
+            "shared library",
+            Box::new(|| append("crates/chronik-common/src/lib.rs", "\n// edit\n")),
+            "crates/chronik-common/src/lib.rs",
+            vec!["chronik-cli", "chronik-server"],
+        ),
+        (
+            "protocol",
+            Box::new(|| append("crates/chronik-protocol/src/lib.rs", "\n// edit\n")),
+            "crates/chronik-protocol/src/lib.rs",
+            vec!["chronik-cli", "chronik-server"],
+        ),
+        (
+            "C source",
+            Box::new(|| append("crates/chronik-checksum/csrc/crc32c.c", "\n/* edit */\n")),
+            "crates/chronik-checksum/csrc/crc32c.c",
+            vec!["chronik-server"],
+        ),
+        (
+            "build script",
+            Box::new(|| append("crates/chronik-checksum/build.rs", "\n// edit\n")),
+            "crates/chronik-checksum/build.rs",
+            vec!["chronik-server"],
+        ),
+        (
+            "binary's manifest",
+            Box::new(|| {
+                append(
+                    "crates/chronik-cli/Cargo.toml",
+                    "\n[features]\nextra = []\n",
+                )
+            }),
+            "crates/chronik-cli/Cargo.toml",
+            vec!["chronik-cli"],
+        ),
+        (
+            "root profile",
+            Box::new(|| {
+                append(
+                    "Cargo.toml",
+                    "\n[profile.release.package.chronik-common]\nopt-level = 2\n",
+                )
+            }),
+            "Cargo.toml",
+            vec!["chronik-cli", "chronik-server"],
+        ),
+        (
+            "workspace version",
+            Box::new(|| {
+                let old = ws.read("Cargo.toml");
+                ws.write(
+                    "Cargo.toml",
+                    &old.replace("version = \"0.3.1\"", "version = \"0.3.2\""),
+                );
+                old
+            }),
+            "Cargo.toml",
+            vec!["chronik-cli", "chronik-server"],
+        ),
+        (
+            "README",
+            Box::new(|| {
+                ws.write("README.md", "docs\n");
+                String::new()
+            }),
+            "README.md",
+            vec![],
+        ),
+        (
+            "unrelated root file",
+            Box::new(|| append("Cargo.toml", "\n# a comment\n")),
+            "Cargo.toml",
+            vec![],
+        ),
+    ];
+    for (what, change, file, rebuilt) in cases {
+        let old = change();
+        assert_eq!(
+            plan_states(&ws, &[]),
+            states(&rebuilt),
+            "after changing the {what}"
+        );
+        if old.is_empty() {
+            std::fs::remove_file(ws.path(file)).unwrap();
+        } else {
+            ws.write(file, &old);
+        }
+        assert_eq!(
+            plan_states(&ws, &[]),
+            states(&[]),
+            "after undoing the {what}"
+        );
+    }
+    // Environment and cargo config reach every binary.
+    assert_eq!(
+        plan_states(&ws, &[("RUSTFLAGS", "-Cdebug-assertions=on")]),
+        states(&["chronik-cli", "chronik-server"])
+    );
+    ws.write(
+        ".cargo/config.toml",
+        "[build]\nrustflags = [\"-Cdebug-assertions=on\"]\n",
+    );
+    assert_eq!(
+        plan_states(&ws, &[]),
+        states(&["chronik-cli", "chronik-server"])
+    );
+    std::fs::remove_file(ws.path(".cargo/config.toml")).unwrap();
+    // A new member no binary uses, with its own lockfile entries, rebuilds nothing.
+    ws.write(
+        "crates/chronik-bench/Cargo.toml",
+        "[package]\nname = \"chronik-bench\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    );
+    ws.write("crates/chronik-bench/src/lib.rs", "pub fn bench() {}\n");
+    assert_eq!(plan_states(&ws, &[]), states(&[]));
+}
+
+#[test]
+fn rebuilds_are_real_and_reverting_restores_the_old_binary() {
+    let ws = warm();
+    let before = sha(&ws, "linux/amd64/chronik-server");
+    let cli_before = sha(&ws, "linux/amd64/chronik-cli");
+    let lib = ws.read("crates/chronik-storage/src/lib.rs");
+    ws.write(
+        "crates/chronik-storage/src/lib.rs",
+        &lib.replace("{name}.log", "{name}.segment"),
+    );
+    let run = ws.kiln(&["build"]);
+    run.success();
+    assert!(run.stderr.contains("2 built"), "{}", run.stderr);
+    let edited = sha(&ws, "linux/amd64/chronik-server");
+    assert_ne!(edited, before, "the edited server is a new binary");
+    assert_eq!(sha(&ws, "linux/amd64/chronik-cli"), cli_before);
+    let bytes = std::fs::read(ws.path("artifacts/linux/amd64/chronik-server")).unwrap();
+    assert!(
+        bytes.windows(8).any(|w| w == b".segment"),
+        "the rebuilt binary has the edit"
+    );
+    ws.write("crates/chronik-storage/src/lib.rs", &lib);
+    let run = ws.kiln(&["build"]);
+    run.success();
+    assert!(run.stderr.contains("Restored 2 binaries"), "{}", run.stderr);
+    assert_eq!(
+        sha(&ws, "linux/amd64/chronik-server"),
+        before,
+        "the original binary comes back from the cache"
+    );
+    ws.kiln(&["verify"]).success();
+}
+
+#[test]
+fn a_fresh_checkout_restores_everything_without_compiling() {
+    let a = warm();
+    let b = TempWorkspace::chronik();
+    let target = b.path("fresh-target");
+    let mut cmd = kiln_command(b.root());
+    cmd.args(["build"])
+        .env("KILN_CACHE_DIR", a.path(".kiln-test-cache"))
+        .env("CARGO_TARGET_DIR", &target);
+    let run = Run::from(cmd.output().unwrap());
+    run.success();
+    assert!(run.stderr.contains("Restored 4 binaries"), "{}", run.stderr);
+    assert!(
+        !target.exists(),
+        "cargo never built anything: no target dir was created"
+    );
+    for rel in ["linux/amd64/chronik-server", "linux/arm64/chronik-cli"] {
+        assert_eq!(sha(&a, rel), sha(&b, rel));
+    }
+    b.kiln(&["verify"]).success();
+}
+
+fn blobs(cache: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for d in std::fs::read_dir(cache.join("v1/blobs")).unwrap().flatten() {
+        out.extend(
+            std::fs::read_dir(d.path())
+                .unwrap()
+                .flatten()
+                .map(|e| e.path()),
+        );
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn corrupt_entries_are_detected_evicted_and_rebuilt() {
+    let ws = warm();
+    let cache = ws.path(".kiln-test-cache");
+    let damage: [(&str, fn(&Path)); 3] = [
+        ("flipped byte", |p| {
+            let mut b = std::fs::read(p).unwrap();
+            b[100] ^= 0xff;
+            std::fs::write(p, b).unwrap();
+        }),
+        ("truncated", |p| {
+            let b = std::fs::read(p).unwrap();
+            std::fs::write(p, &b[..b.len() / 2]).unwrap();
+        }),
+        ("deleted", |p| std::fs::remove_file(p).unwrap()),
+    ];
+    for (what, hurt) in damage {
+        std::fs::remove_dir_all(ws.path("artifacts")).unwrap();
+        let blob = &blobs(&cache)[0];
+        hurt(blob);
+        let run = ws.kiln(&["build"]);
+        run.success();
+        assert!(
+            run.stderr.contains("warning:") && run.stderr.contains("rebuilt"),
+            "{what}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("1 built"), "{what}: {}", run.stderr);
+        ws.kiln(&["verify"]).success();
+    }
+}
+
+#[test]
+fn two_builds_at_once_both_succeed() {
+    let ws = TempWorkspace::chronik();
+    let spawn = || {
+        kiln_command(ws.root())
+            .args(["build", "-q"])
+            .spawn()
+            .unwrap()
+    };
+    let (mut a, mut b) = (spawn(), spawn());
+    assert!(a.wait().unwrap().success());
+    assert!(b.wait().unwrap().success());
+    ws.kiln(&["verify"]).success();
+    let c: Value = serde_json::from_str(&ws.read("artifacts/checksums.json")).unwrap();
+    assert_eq!(c["artifacts"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn killed_at_any_moment_the_next_run_recovers() {
+    let ws = warm();
+    for (i, ms) in [5u64, 40, 90, 150, 250, 400, 700].iter().enumerate() {
+        if i % 2 == 0 {
+            // Make the next build a restore for half the runs, a compile for the others.
+            std::fs::remove_dir_all(ws.path("artifacts")).ok();
+        } else {
+            let lib = ws.read("crates/chronik-common/src/lib.rs");
+            ws.write(
+                "crates/chronik-common/src/lib.rs",
+                &format!("{lib}\n// kill {i}\n"),
+            );
+        }
+        let mut child = kiln_command(ws.root())
+            .args(["build", "-q"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(*ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        ws.kiln(&["build", "-q"]).success();
+        ws.kiln(&["verify"]).success();
+    }
+}
+
+#[test]
+fn cache_stats_gc_and_clear() {
+    let ws = warm();
+    ws.kiln(&["build", "-q"]).success();
+    let stats: Value = serde_json::from_str(
+        &ws.kiln(&["cache", "stats", "--message-format", "json"])
+            .success()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(stats["entries"], 4);
+    assert_eq!(stats["recent_hits"], 4);
+    assert_eq!(stats["recent_misses"], 4);
+    assert!(stats["bytes"].as_u64().unwrap() > 1_000_000);
+    ws.kiln(&["cache", "gc", "--max-size", "1M"]).success();
+    let stats: Value = serde_json::from_str(
+        &ws.kiln(&["cache", "stats", "--message-format", "json"])
+            .stdout,
+    )
+    .unwrap();
+    assert!(stats["bytes"].as_u64().unwrap() <= 1 << 20, "{stats}");
+    assert!(stats["entries"].as_u64().unwrap() < 4);
+    ws.kiln(&["cache", "clear"]).success();
+    let stats: Value = serde_json::from_str(
+        &ws.kiln(&["cache", "stats", "--message-format", "json"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(stats["entries"], 0);
+    ws.kiln(&["cache", "gc", "--max-size", "lots"])
+        .failure(2, "invalid size");
+}
