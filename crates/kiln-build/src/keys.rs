@@ -414,17 +414,17 @@ fn lock_checksums(path: &Path) -> HashMap<(String, String), String> {
         .unwrap_or_default();
     packages
         .iter()
-        .filter_map(|p| {
+        .map(|p| {
             let s = |k: &str| {
                 p.get(k)
                     .and_then(|v| v.as_str())
                     .unwrap_or_default()
                     .to_string()
             };
-            Some((
+            (
                 (s("name"), s("version")),
                 format!("{} {}", s("source"), s("checksum")),
-            ))
+            )
         })
         .collect()
 }

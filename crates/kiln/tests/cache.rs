@@ -84,6 +84,13 @@ fn nothing_changed_means_everything_fresh() {
     assert!(run.stderr.contains("[cache: 4/4 hits]"), "{}", run.stderr);
 }
 
+/// What changes, how (returns the old text, empty for a new file), which file, and
+/// which binaries must rebuild.
+type Case<'a> = (&'a str, Box<dyn Fn() -> String + 'a>, &'a str, Vec<&'a str>);
+
+/// A way to damage a cache blob.
+type Damage = fn(&Path);
+
 #[test]
 fn each_input_rebuilds_exactly_its_dependents() {
     let ws = warm();
@@ -94,7 +101,7 @@ fn each_input_rebuilds_exactly_its_dependents() {
         old
     };
     // Each case: make the change, check the plan, undo it.
-    let cases: Vec<(&str, Box<dyn Fn() -> String>, &str, Vec<&str>)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "leaf library",
             Box::new(|| append("crates/chronik-storage/src/lib.rs", "\n// edit\n")),
@@ -290,7 +297,7 @@ fn blobs(cache: &Path) -> Vec<std::path::PathBuf> {
 fn corrupt_entries_are_detected_evicted_and_rebuilt() {
     let ws = warm();
     let cache = ws.path(".kiln-test-cache");
-    let damage: [(&str, fn(&Path)); 3] = [
+    let damage: [(&str, Damage); 3] = [
         ("flipped byte", |p| {
             let mut b = std::fs::read(p).unwrap();
             b[100] ^= 0xff;
