@@ -240,7 +240,17 @@ pub fn execute(
     } else {
         Some(lock_target_dir(&plan.target_dir)?)
     };
+    let mut cache = cache;
     if !to_build.is_empty() {
+        if let Some(other) = claim_target_dir(ws, plan) {
+            observer.warn(&format!(
+                "the target dir `{}` was last used by another checkout (`{}`); cargo's freshness checks can't tell \
+                 them apart, so binaries built now are not cached (use a target dir per checkout)",
+                plan.target_dir.display(),
+                other.display()
+            ));
+            cache = None;
+        }
         prepare_toolchains(ws, plan, &to_build, observer)?;
         for (i, step) in plan.steps.iter().enumerate() {
             let mine: Vec<&&UnitPlan> = to_build.iter().filter(|u| u.step == i).collect();
@@ -314,6 +324,16 @@ pub fn execute(
         records,
         elapsed: start.elapsed(),
     })
+}
+
+/// Records this workspace as the target dir's user; returns the previous user when
+/// it was another checkout (cargo compares mtimes, not contents, so two checkouts of
+/// the same packages in one target dir can be served each other's outputs).
+fn claim_target_dir(ws: &Workspace, plan: &Plan) -> Option<PathBuf> {
+    let path = plan.target_dir.join("kiln/owner");
+    let previous = std::fs::read_to_string(&path).ok().map(PathBuf::from);
+    let _ = std::fs::write(&path, ws.root.to_string_lossy().as_bytes());
+    previous.filter(|p| *p != ws.root)
 }
 
 /// Installs missing rustup targets and checks the backends, for the units to build.

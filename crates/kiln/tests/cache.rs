@@ -400,3 +400,31 @@ fn cache_stats_gc_and_clear() {
     ws.kiln(&["cache", "gc", "--max-size", "lots"])
         .failure(2, "invalid size");
 }
+
+#[test]
+fn a_target_dir_shared_between_checkouts_is_not_trusted_for_caching() {
+    let a = TempWorkspace::chronik();
+    let b = TempWorkspace::chronik();
+    let shared = a.path("target");
+    a.kiln(&["build", "-q", "-p", "chronik-cli", "--target", "amd64"])
+        .success();
+    let lib = b.read("crates/chronik-common/src/lib.rs");
+    b.write(
+        "crates/chronik-common/src/lib.rs",
+        &format!("{lib}\n// b\n"),
+    );
+    let mut cmd = kiln_command(b.root());
+    cmd.args(["build", "-p", "chronik-cli", "--target", "amd64"])
+        .env("CARGO_TARGET_DIR", &shared);
+    let run = Run::from(cmd.output().unwrap());
+    run.success();
+    assert!(
+        run.stderr.contains("was last used by another checkout"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        blobs(&b.path(".kiln-test-cache")).is_empty(),
+        "nothing was cached"
+    );
+}

@@ -35,6 +35,8 @@ impl TempWorkspace {
             ws.root(),
             &["artifacts", ".kiln-test-cache"],
         );
+        // The copied target dir now belongs to this copy alone.
+        std::fs::remove_file(ws.path("target/kiln/owner")).unwrap();
         ws
     }
 
