@@ -363,17 +363,7 @@ impl<'a> KeyContext<'a> {
 
 /// `cargo tree` for every (step, target), run side by side.
 pub(crate) fn graphs(ws: &Workspace, plan: &Plan) -> Result<HashMap<(usize, String), DepGraph>> {
-    let sel = &plan.selection;
-    let mut feature_args = Vec::new();
-    if !sel.features.is_empty() {
-        feature_args.extend(["--features".to_string(), sel.features.join(",")]);
-    }
-    if sel.all_features {
-        feature_args.push("--all-features".into());
-    }
-    if sel.no_default_features {
-        feature_args.push("--no-default-features".into());
-    }
+    let feature_args = plan.selection.feature_args();
     let jobs: Vec<(usize, &Step, &Target)> = plan
         .steps
         .iter()

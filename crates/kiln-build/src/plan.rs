@@ -125,15 +125,7 @@ fn invocation(
     for t in targets {
         args.extend(["--target".into(), t.triple.clone()]);
     }
-    if !sel.features.is_empty() {
-        args.extend(["--features".into(), sel.features.join(",")]);
-    }
-    if sel.all_features {
-        args.push("--all-features".into());
-    }
-    if sel.no_default_features {
-        args.push("--no-default-features".into());
-    }
+    args.extend(sel.feature_args());
     if let Some(j) = sel.jobs {
         args.extend(["-j".into(), j.to_string()]);
     }

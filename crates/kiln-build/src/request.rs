@@ -56,6 +56,21 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// The cargo arguments that select features, shared by `cargo build` and `cargo tree`.
+    pub fn feature_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if !self.features.is_empty() {
+            args.extend(["--features".to_string(), self.features.join(",")]);
+        }
+        if self.all_features {
+            args.push("--all-features".into());
+        }
+        if self.no_default_features {
+            args.push("--no-default-features".into());
+        }
+        args
+    }
+
     /// The directory cargo names after the profile (`debug` for `dev`).
     pub fn profile_dir(&self) -> &str {
         match self.profile.as_str() {

@@ -5,8 +5,10 @@ use crate::args::{BuildArgs, Cli};
 use crate::reporter::Reporter;
 use kiln_artifacts::Store;
 use kiln_build::{analyze, execute, Plan, UnitPlan, UnitState};
+use kiln_cache::LocalCache;
 use kiln_diagnostics::Result;
 use kiln_schema::Event;
+use kiln_workspace::Workspace;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -33,7 +35,11 @@ pub(crate) fn build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCod
     result.map(|_| ExitCode::SUCCESS)
 }
 
-fn run_build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<usize> {
+type Prepared = (Workspace, Plan, Store, Option<LocalCache>);
+
+/// What `build` and `plan` share: the workspace, the resolved request, its plan, the
+/// store and the cache.
+fn prepare(cli: &Cli, args: &BuildArgs) -> Result<Prepared> {
     let ws = load_workspace(cli)?;
     let sel = args.request().resolve(&ws)?;
     let plan = Plan::new(&ws, &sel)?;
@@ -43,6 +49,11 @@ fn run_build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<usize> {
     } else {
         Some(open_cache(&ws)?)
     };
+    Ok((ws, plan, store, cache))
+}
+
+fn run_build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<usize> {
+    let (ws, plan, store, cache) = prepare(cli, args)?;
     let outcome = execute(&ws, &plan, &store, cache.as_ref(), r)?;
     for rec in &outcome.records {
         r.event(&Event::ArtifactWritten {
@@ -113,15 +124,7 @@ fn grouped(units: &[UnitPlan], state: UnitState) -> String {
 }
 
 pub(crate) fn plan(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCode> {
-    let ws = load_workspace(cli)?;
-    let sel = args.request().resolve(&ws)?;
-    let plan = Plan::new(&ws, &sel)?;
-    let store = Store::new(&sel.out);
-    let cache = if args.no_cache {
-        None
-    } else {
-        Some(open_cache(&ws)?)
-    };
+    let (ws, plan, store, cache) = prepare(cli, args)?;
     let analysis = analyze(&ws, &plan, &store, cache.as_ref(), r)?;
     // One line per binary and state, with the architectures it covers.
     let mut lines: BTreeMap<(String, &str, Vec<String>), Vec<&str>> = BTreeMap::new();
