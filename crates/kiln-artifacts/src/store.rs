@@ -1,14 +1,11 @@
 //! Writing into the store: stage every file under a temporary name, then rename.
 
 use kiln_diagnostics::{Error, IoContext, Result};
+use kiln_fs::{copy_hashing, temp_path, write_atomic, write_synced, LockMode, TMP_MARK};
 use kiln_schema::{ArtifactRecord, Checksums};
-use sha2::{Digest, Sha256};
 use std::fs::{self, File};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
-const TMP_MARK: &str = ".kiln-tmp-";
 const CHECKSUMS: &str = "checksums.json";
 
 /// An artifact store rooted at a directory.
@@ -72,14 +69,7 @@ impl Store {
     /// temporary files a killed process may have left behind.
     pub fn lock(&self) -> Result<StoreLock> {
         self.prepare()?;
-        let path = self.root.join(".kiln.lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .io_context("open", &path)?;
-        file.lock().io_context("lock", &path)?;
+        let file = kiln_fs::lock(&self.root.join(".kiln.lock"), LockMode::Exclusive)?;
         self.remove_stale_temps();
         Ok(StoreLock { _file: file })
     }
@@ -128,8 +118,9 @@ impl Store {
             records.push(s.record);
         }
         records.sort_by(|a, b| a.path.cmp(&b.path));
-        let json = serde_json::to_vec_pretty(&checksums).expect("checksums serialize");
-        write_atomic(&self.root.join(CHECKSUMS), &[&json, b"\n"])?;
+        let mut json = serde_json::to_vec_pretty(&checksums).expect("checksums serialize");
+        json.push(b'\n');
+        write_atomic(&self.root.join(CHECKSUMS), &json)?;
         Ok(records)
     }
 
@@ -139,8 +130,8 @@ impl Store {
         let dest = self.root.join(&rel);
         let dir = dest.parent().expect("artifact has a parent");
         fs::create_dir_all(dir).io_context("create", dir)?;
-        let tmp = temp_name(&dest);
-        let (sha256, size) = copy_hashing(&a.source, &tmp)?;
+        let tmp = temp_path(&dest);
+        let (sha256, size) = copy_hashing(&a.source, &tmp, true)?;
         record.path = rel;
         record.sha256 = sha256;
         record.size = size;
@@ -151,8 +142,8 @@ impl Store {
         ];
         for (ext, text) in sidecars {
             let side = dest.with_file_name(format!("{}.{ext}", record.binary));
-            let tmp = temp_name(&side);
-            write_synced(&tmp, &[text.as_bytes()])?;
+            let tmp = temp_path(&side);
+            write_synced(&tmp, text.as_bytes())?;
             renames.push((tmp, side));
         }
         Ok(Staged { renames, record })
@@ -191,74 +182,4 @@ fn walk_dirs(root: &Path) -> Vec<PathBuf> {
         i += 1;
     }
     out
-}
-
-fn temp_name(dest: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = dest.file_name().unwrap_or_default().to_string_lossy();
-    dest.with_file_name(format!(".{name}{TMP_MARK}{}-{n}", std::process::id()))
-}
-
-/// Copies `src` to `dest`, returning the SHA-256 and size of what was written.
-fn copy_hashing(src: &Path, dest: &Path) -> Result<(String, u64)> {
-    let mut input = File::open(src).io_context("open", src)?;
-    let mut out = File::create(dest).io_context("create", dest)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut size = 0u64;
-    loop {
-        let n = input.read(&mut buf).io_context("read", src)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).io_context("write", dest)?;
-        size += n as u64;
-    }
-    set_executable(&out, dest)?;
-    out.sync_all().io_context("sync", dest)?;
-    Ok((hex(&hasher.finalize()), size))
-}
-
-#[cfg(unix)]
-fn set_executable(file: &File, path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(fs::Permissions::from_mode(0o755))
-        .io_context("chmod", path)
-}
-
-#[cfg(not(unix))]
-fn set_executable(_: &File, _: &Path) -> Result<()> {
-    Ok(())
-}
-
-fn write_synced(path: &Path, parts: &[&[u8]]) -> Result<()> {
-    let mut f = File::create(path).io_context("create", path)?;
-    for p in parts {
-        f.write_all(p).io_context("write", path)?;
-    }
-    f.sync_all().io_context("sync", path)
-}
-
-/// Writes `dest` through a temporary file and a rename.
-fn write_atomic(dest: &Path, parts: &[&[u8]]) -> Result<()> {
-    let tmp = temp_name(dest);
-    if let Err(e) = write_synced(&tmp, parts) {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    fs::rename(&tmp, dest).io_context("rename into", dest)
-}
-
-/// Hex SHA-256 of a file's content.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = File::open(path).io_context("open", path)?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut f, &mut hasher).io_context("read", path)?;
-    Ok(hex(&hasher.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,6 +1,7 @@
 //! `kiln verify`: re-hash every artifact and compare with what the store recorded.
 
-use crate::{elf_info, sha256_file, Store};
+use crate::{elf_info, Store};
+use kiln_diagnostics::Error;
 use kiln_diagnostics::Result;
 use std::fmt;
 
@@ -48,7 +49,8 @@ impl Store {
                 problem("missing".into());
                 continue;
             };
-            let actual = sha256_file(&path)?;
+            let (actual, _) =
+                kiln_fs::sha256_file(&path).map_err(|e| Error::io("read", &path, e))?;
             if actual != a.sha256 || meta.len() != a.size {
                 problem(format!(
                     "sha256 {actual} ({} bytes) does not match recorded {} ({} bytes)",

@@ -3,9 +3,9 @@
 use crate::keys::KeyContext;
 use crate::plan::{Plan, Step};
 use cargo_metadata::Message;
-use kiln_artifacts::{sha256_file, NewArtifact, Store};
+use kiln_artifacts::{NewArtifact, Store};
 use kiln_cache::{Entry, LocalCache, Lookup};
-use kiln_diagnostics::{Error, IoContext, Kind, Result};
+use kiln_diagnostics::{Error, Kind, Result};
 use kiln_fingerprint::diff;
 use kiln_schema::{ArtifactRecord, GitInfo};
 use kiln_toolchain::{ensure_rust_targets, rustc_version, zig_version, Backend, Target};
@@ -156,8 +156,8 @@ pub fn analyze<'a>(
                             .artifacts
                             .iter()
                             .any(|a| a.path == rel && a.sha256 == entry.sha256)
-                            && sha256_file(&store.root().join(&rel))
-                                .is_ok_and(|s| s == entry.sha256);
+                            && kiln_fs::sha256_file(&store.root().join(&rel))
+                                .is_ok_and(|(s, _)| s == entry.sha256);
                         unit.state = if in_store {
                             UnitState::Fresh
                         } else {
@@ -411,17 +411,10 @@ fn cache_built(
 }
 
 fn lock_target_dir(target_dir: &Path) -> Result<std::fs::File> {
-    let dir = target_dir.join("kiln");
-    std::fs::create_dir_all(&dir).io_context("create", &dir)?;
-    let path = dir.join("build.lock");
-    let file = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .io_context("open", &path)?;
-    file.lock().io_context("lock", &path)?;
-    Ok(file)
+    kiln_fs::lock(
+        &target_dir.join("kiln/build.lock"),
+        kiln_fs::LockMode::Exclusive,
+    )
 }
 
 fn new_artifact(

@@ -5,7 +5,7 @@ use crate::plan::{Plan, Step};
 use kiln_cache::{Learned, LocalCache};
 use kiln_diagnostics::Result;
 use kiln_fingerprint::{dep_graph, DepGraph, FileHasher, GraphNode, Inputs};
-use kiln_toolchain::{Backend, CargoConfig, Target};
+use kiln_toolchain::{Backend, Target};
 use kiln_workspace::Workspace;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -21,6 +21,8 @@ pub(crate) struct KeyContext<'a> {
     lock: HashMap<(String, String), String>,
     shared: Vec<(String, String)>,
     member_dirs: Vec<(String, PathBuf)>,
+    /// Every member's directory, relative: a member's files exclude nested members'.
+    nested: Vec<PathBuf>,
     /// `(step index, triple)` -> build graph.
     graphs: HashMap<(usize, String), DepGraph>,
 }
@@ -80,12 +82,7 @@ fn env_matters(name: &str, target: &Target) -> bool {
         })
 }
 
-fn sha(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+use kiln_fs::sha256_hex as sha;
 
 impl<'a> KeyContext<'a> {
     /// Gathers the shared inputs and runs `cargo tree` for every step and target.
@@ -104,12 +101,11 @@ impl<'a> KeyContext<'a> {
             ))
         });
         let files = FileHasher::new(&ws.root, &skip, stat_cache);
-        let mut shared = vec![("manifest".to_string(), root_manifest_digest(&ws.manifest))];
-        for (i, text) in CargoConfig::discover(&ws.root)
-            .file_texts()
-            .iter()
-            .enumerate()
-        {
+        let mut shared = vec![(
+            "manifest".to_string(),
+            root_manifest_digest(&ws.root_manifest),
+        )];
+        for (i, text) in plan.cargo_config.file_texts().iter().enumerate() {
             shared.push((format!("cargo-config#{i}"), sha(text.as_bytes())));
         }
         for name in ["rust-toolchain.toml", "rust-toolchain"] {
@@ -134,6 +130,7 @@ impl<'a> KeyContext<'a> {
             })
             .collect();
         member_dirs.sort_by(|a, b| a.1.cmp(&b.1));
+        let nested = member_dirs.iter().map(|(_, d)| d.clone()).collect();
         let graphs = graphs(ws, plan)?;
         Ok(Self {
             ws,
@@ -144,6 +141,7 @@ impl<'a> KeyContext<'a> {
             lock: lock_checksums(&ws.root.join("Cargo.lock")),
             shared,
             member_dirs,
+            nested,
             graphs,
         })
     }
@@ -228,25 +226,36 @@ impl<'a> KeyContext<'a> {
             .map(|(_, d)| d.as_path())
     }
 
+    /// A member's files (nested members own theirs) with their hashes, in path order.
+    fn member_files<'s>(&'s self, dir: &'s Path) -> Vec<(&'s PathBuf, String)> {
+        self.files
+            .files_under(dir, &self.nested)
+            .filter_map(|f| Some((f, self.files.hash(f)?)))
+            .collect()
+    }
+
     fn node_inputs(&self, node: &GraphNode, i: &mut Inputs, cache: Option<&LocalCache>) {
-        let id = self.node_id(node);
-        if let Some(dir) = self.member_dir(node) {
-            let nested: Vec<PathBuf> = self.member_dirs.iter().map(|(_, d)| d.clone()).collect();
-            for f in self.files.files_under(dir, &nested) {
-                if let Some(h) = self.files.hash(f) {
-                    i.add(format!("file:{}", f.display()), h);
+        let id = match self.member_dir(node) {
+            Some(dir) => {
+                let files = self.member_files(dir);
+                for (f, h) in &files {
+                    i.add(format!("file:{}", f.display()), h.clone());
                 }
+                i.add(
+                    format!("package:{}", node.name),
+                    format!("{} [{}]", node.version, node.features),
+                );
+                files_id(&files)
             }
-            i.add(
-                format!("package:{}", node.name),
-                format!("{} [{}]", node.version, node.features),
-            );
-        } else {
-            i.add(
-                format!("dep:{} {}", node.name, node.version),
-                format!("{id} [{}]", node.features),
-            );
-        }
+            None => {
+                let id = self.external_id(node);
+                i.add(
+                    format!("dep:{} {}", node.name, node.version),
+                    format!("{id} [{}]", node.features),
+                );
+                id
+            }
+        };
         let Some(learned) = cache.and_then(|c| c.learned(&self.learned_id(node, &id))) else {
             return;
         };
@@ -267,17 +276,15 @@ impl<'a> KeyContext<'a> {
     }
 
     /// A stable identity of a graph node's sources: for a member, its files' hashes;
-    /// otherwise its source and `Cargo.lock` checksum.
+    /// otherwise its content, source and `Cargo.lock` checksum.
     fn node_id(&self, node: &GraphNode) -> String {
-        if let Some(dir) = self.member_dir(node) {
-            let nested: Vec<PathBuf> = self.member_dirs.iter().map(|(_, d)| d.clone()).collect();
-            let mut h = Sha256::new();
-            for f in self.files.files_under(dir, &nested) {
-                h.update(f.to_string_lossy().as_bytes());
-                h.update(self.files.hash(f).unwrap_or_default().as_bytes());
-            }
-            return h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        match self.member_dir(node) {
+            Some(dir) => files_id(&self.member_files(dir)),
+            None => self.external_id(node),
         }
+    }
+
+    fn external_id(&self, node: &GraphNode) -> String {
         if let Some(path) = &node.path {
             return format!("path {}", dir_digest(path));
         }
@@ -303,7 +310,8 @@ impl<'a> KeyContext<'a> {
         let Ok(rd) = std::fs::read_dir(&build) else {
             return;
         };
-        let mut by_package: BTreeMap<String, Learned> = BTreeMap::new();
+        let graph = self.graph(index, &target.triple);
+        let mut by_package: BTreeMap<&str, (&GraphNode, Learned)> = BTreeMap::new();
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let Some((pkg, _hash)) = name.rsplit_once('-') else {
@@ -312,16 +320,13 @@ impl<'a> KeyContext<'a> {
             let Ok(text) = std::fs::read_to_string(e.path().join("output")) else {
                 continue;
             };
-            let Some(node) = self
-                .graph(index, &target.triple)
-                .nodes
-                .iter()
-                .find(|n| n.name == pkg)
-            else {
+            let Some(node) = graph.nodes.iter().find(|n| n.name == pkg) else {
                 continue;
             };
             let pkg_dir = node.path.clone();
-            let learned = by_package.entry(pkg.to_string()).or_default();
+            let (_, learned) = by_package
+                .entry(node.name.as_str())
+                .or_insert_with(|| (node, Learned::default()));
             for line in text.lines() {
                 let line = line.replacen("cargo::", "cargo:", 1);
                 if let Some(f) = line.strip_prefix("cargo:rerun-if-changed=") {
@@ -340,15 +345,7 @@ impl<'a> KeyContext<'a> {
                 }
             }
         }
-        for (pkg, learned) in by_package {
-            let Some(node) = self
-                .graph(index, &target.triple)
-                .nodes
-                .iter()
-                .find(|n| n.name == pkg)
-            else {
-                continue;
-            };
+        for (node, learned) in by_package.into_values() {
             let id = self.learned_id(node, &self.node_id(node));
             let mut merged = cache.learned(&id).unwrap_or_default();
             let before = merged.clone();
@@ -420,11 +417,7 @@ fn lock_checksums(path: &Path) -> HashMap<(String, String), String> {
 }
 
 /// Digest of the root manifest's sections that change every binary.
-fn root_manifest_digest(manifest: &Path) -> String {
-    let table = std::fs::read_to_string(manifest)
-        .ok()
-        .and_then(|t| t.parse::<toml::Table>().ok())
-        .unwrap_or_default();
+fn root_manifest_digest(table: &toml::Table) -> String {
     let mut parts = BTreeMap::new();
     for key in ["profile", "patch", "replace"] {
         if let Some(v) = table.get(key) {
@@ -441,10 +434,19 @@ fn root_manifest_digest(manifest: &Path) -> String {
 /// directories named by build scripts), skipping `target/` and hidden directories.
 fn dir_digest(dir: &Path) -> String {
     let hasher = FileHasher::new(dir, &[dir.join("target")], None);
+    let files: Vec<(&PathBuf, String)> = hasher
+        .files_under(Path::new(""), &[])
+        .filter_map(|f| Some((f, hasher.hash(f)?)))
+        .collect();
+    files_id(&files)
+}
+
+/// Digest of a list of `(path, content hash)`.
+fn files_id(files: &[(&PathBuf, String)]) -> String {
     let mut h = Sha256::new();
-    for f in hasher.files_under(Path::new(""), &[]) {
+    for (f, hash) in files {
         h.update(f.to_string_lossy().as_bytes());
-        h.update(hasher.hash(f).unwrap_or_default().as_bytes());
+        h.update(hash.as_bytes());
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    kiln_fs::hex(&h.finalize())
 }

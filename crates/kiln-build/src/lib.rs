@@ -15,4 +15,4 @@ pub use affected::{affected, Affected, AffectedUnit};
 pub use execute::{analyze, execute, Analysis, BuildOutcome, Observer, UnitPlan, UnitState};
 pub use git::git_info;
 pub use plan::{Plan, Step};
-pub use request::{BuildRequest, Selection};
+pub use request::{artifact_dir, BuildRequest, Selection};

@@ -20,7 +20,7 @@ pub struct Plan {
     pub target_dir: std::path::PathBuf,
     /// The resolved request, to re-plan a step for a subset.
     pub selection: Selection,
-    cargo_config: CargoConfig,
+    pub(crate) cargo_config: CargoConfig,
 }
 
 /// One cargo invocation.
@@ -187,9 +187,9 @@ fn invocation(
 
 /// Whether the root manifest's `[profile.<name>]` sets `key`.
 fn profile_sets_in_manifest(ws: &Workspace, profile: &str, key: &str) -> bool {
-    std::fs::read_to_string(&ws.manifest)
-        .ok()
-        .and_then(|t| t.parse::<toml::Table>().ok())
-        .and_then(|t| t.get("profile")?.get(profile)?.get(key).cloned())
+    ws.root_manifest
+        .get("profile")
+        .and_then(|p| p.get(profile))
+        .and_then(|p| p.get(key))
         .is_some()
 }

@@ -100,11 +100,7 @@ impl BuildRequest {
             &pick(&self.packages, &cfg.packages),
             &pick(&self.bins, &cfg.binaries),
         )?;
-        let out = self
-            .out
-            .clone()
-            .or_else(|| cfg.artifact_dir.as_ref().map(|d| ws.root.join(d)))
-            .unwrap_or_else(|| ws.root.join("artifacts"));
+        let out = artifact_dir(ws, self.out.as_deref());
         Ok(Selection {
             units,
             targets,
@@ -122,6 +118,15 @@ impl BuildRequest {
             jobs: self.jobs,
         })
     }
+}
+
+/// The artifact store: `--out`, else `artifact-dir` from the config, else
+/// `<workspace>/artifacts`.
+pub fn artifact_dir(ws: &Workspace, out: Option<&std::path::Path>) -> PathBuf {
+    let configured = ws.config.artifact_dir.as_ref().map(|d| ws.root.join(d));
+    out.map(PathBuf::from)
+        .or(configured)
+        .unwrap_or_else(|| ws.root.join("artifacts"))
 }
 
 fn resolve_targets(names: &[String]) -> Result<Vec<Target>> {

@@ -20,11 +20,9 @@ pub use entry::{Entry, Learned, Lookup};
 pub use maintenance::{CacheLock, CacheStats, GcReport};
 
 use kiln_diagnostics::{Error, IoContext, Result};
-use sha2::{Digest, Sha256};
+use kiln_fs::write_atomic;
 use std::fs::{self, File};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A local cache rooted at a directory.
 #[derive(Debug, Clone)]
@@ -92,7 +90,7 @@ impl LocalCache {
             }
         };
         let blob = self.blob_path(&entry.sha256);
-        match sha256_of(&blob) {
+        match kiln_fs::sha256_file(&blob) {
             Ok((sha, size)) if sha == entry.sha256 && size == entry.size => {
                 touch(&path);
                 Lookup::Hit(Box::new(entry), blob)
@@ -117,15 +115,15 @@ impl LocalCache {
 
     /// Stores a built binary under `entry.key`. `entry.sha256`/`size` are filled here.
     pub fn put(&self, mut entry: Entry, binary: &Path) -> Result<Entry> {
-        let (sha, size) = sha256_of(binary).map_err(|e| Error::io("read", binary, e))?;
+        let (sha, size) = kiln_fs::sha256_file(binary).map_err(|e| Error::io("read", binary, e))?;
         entry.sha256 = sha;
         entry.size = size;
         let blob = self.blob_path(&entry.sha256);
-        if !matches!(sha256_of(&blob), Ok((s, _)) if s == entry.sha256) {
+        if !matches!(kiln_fs::sha256_file(&blob), Ok((s, _)) if s == entry.sha256) {
             let dir = blob.parent().expect("blob dir");
             fs::create_dir_all(dir).io_context("create", dir)?;
-            let tmp = temp_name(&blob);
-            copy_synced(binary, &tmp)?;
+            let tmp = kiln_fs::temp_path(&blob);
+            kiln_fs::copy_hashing(binary, &tmp, false)?;
             fs::rename(&tmp, &blob).io_context("rename into", &blob)?;
         }
         let json = serde_json::to_vec_pretty(&entry).expect("entry serializes");
@@ -175,56 +173,4 @@ fn touch(path: &Path) {
     if let Ok(f) = File::options().append(true).open(path) {
         let _ = f.set_modified(std::time::SystemTime::now());
     }
-}
-
-pub(crate) fn sha256_of(path: &Path) -> std::io::Result<(String, u64)> {
-    let mut f = File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut size = 0;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
-        size,
-    ))
-}
-
-pub(crate) const TMP_MARK: &str = ".tmp-";
-
-fn temp_name(dest: &Path) -> PathBuf {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let name = dest.file_name().unwrap_or_default().to_string_lossy();
-    dest.with_file_name(format!(
-        "{name}{TMP_MARK}{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ))
-}
-
-fn copy_synced(src: &Path, dest: &Path) -> Result<()> {
-    let mut input = File::open(src).io_context("open", src)?;
-    let mut out = File::create(dest).io_context("create", dest)?;
-    std::io::copy(&mut input, &mut out).io_context("write", dest)?;
-    out.sync_all().io_context("sync", dest)
-}
-
-pub(crate) fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = dest.parent().expect("has a parent");
-    fs::create_dir_all(dir).io_context("create", dir)?;
-    let tmp = temp_name(dest);
-    let result = File::create(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
-        .and_then(|()| fs::rename(&tmp, dest));
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(Error::io("write", dest, e));
-    }
-    Ok(())
 }

@@ -1,7 +1,8 @@
 //! `kiln cache stats | gc | clear`, and the build log they read.
 
-use crate::{write_atomic, LocalCache, TMP_MARK};
+use crate::LocalCache;
 use kiln_diagnostics::{IoContext, Result};
+use kiln_fs::{lock, write_atomic, LockMode, TMP_MARK};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
@@ -51,27 +52,15 @@ pub struct CacheLock {
 }
 
 impl LocalCache {
-    fn lock_file(&self) -> Result<File> {
-        let path = self.root.join(".gc.lock");
-        File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .io_context("open", &path)
-    }
-
     /// Shared lock held by builds, so gc never removes a blob being restored.
     pub fn lock_shared(&self) -> Result<CacheLock> {
-        let f = self.lock_file()?;
-        f.lock_shared().io_context("lock", &self.root)?;
-        Ok(CacheLock { _file: f })
+        let file = lock(&self.root.join(".gc.lock"), LockMode::Shared)?;
+        Ok(CacheLock { _file: file })
     }
 
     fn lock_exclusive(&self) -> Result<CacheLock> {
-        let f = self.lock_file()?;
-        f.lock().io_context("lock", &self.root)?;
-        Ok(CacheLock { _file: f })
+        let file = lock(&self.root.join(".gc.lock"), LockMode::Exclusive)?;
+        Ok(CacheLock { _file: file })
     }
 
     /// Appends one build's hit and miss counts to the log.

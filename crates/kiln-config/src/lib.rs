@@ -69,17 +69,21 @@ struct MetadataTable {
 }
 
 impl Config {
-    /// Reads the kiln table from the root manifest at `manifest`.
-    pub fn load(manifest: &Path) -> Result<Self> {
+    /// Reads the root manifest at `manifest`: the kiln table, and the whole manifest
+    /// as a TOML table for the other sections kiln reads (profiles, patches).
+    pub fn load(manifest: &Path) -> Result<(Self, toml::Table)> {
         let text = std::fs::read_to_string(manifest).io_context("read", manifest)?;
-        Self::parse(&text).map_err(|e| {
+        let config = Self::parse(&text).map_err(|e| {
             Error::usage(format!(
                 "invalid `[workspace.metadata.kiln]` in `{}`",
                 manifest.display()
             ))
             .with_source(e)
             .hint("fix the key named above; `docs/configuration.md` lists every key kiln reads")
-        })
+        })?;
+        // It parsed as a manifest just above, so it parses as a table.
+        let table = text.parse::<toml::Table>().unwrap_or_default();
+        Ok((config, table))
     }
 
     /// Parses the kiln table out of a manifest's text.

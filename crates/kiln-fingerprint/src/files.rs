@@ -6,7 +6,7 @@
 //! inode; an entry is trusted only if the file was last changed well before it was
 //! hashed, so an edit in the same instant as a hash is never missed.
 
-use crate::inputs::sha256;
+use kiln_fs::sha256_hex as sha256;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -138,13 +138,7 @@ impl FileHasher {
         let Ok(bytes) = serde_json::to_vec(&*cache) else {
             return;
         };
-        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-        if path
-            .parent()
-            .is_some_and(|d| std::fs::create_dir_all(d).is_ok())
-            && std::fs::write(&tmp, bytes).is_ok()
-            && std::fs::rename(&tmp, path).is_ok()
-        {
+        if kiln_fs::write_atomic(path, &bytes).is_ok() {
             cache.dirty = false;
         }
     }

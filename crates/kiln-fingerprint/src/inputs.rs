@@ -33,7 +33,7 @@ impl Inputs {
             h.update(v.as_bytes());
             h.update(b"\n");
         }
-        hex(&h.finalize())
+        kiln_fs::hex(&h.finalize())
     }
 }
 
@@ -54,16 +54,6 @@ pub fn diff(old: &Inputs, new: &Inputs) -> Vec<(String, &'static str)> {
     }
     out.sort();
     out
-}
-
-/// Lowercase hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Hex SHA-256 of some bytes.
-pub(crate) fn sha256(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
 }
 
 #[cfg(test)]

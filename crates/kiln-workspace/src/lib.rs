@@ -34,6 +34,8 @@ pub struct Workspace {
     pub members: Vec<Package>,
     /// `[workspace.metadata.kiln]`.
     pub config: Config,
+    /// The root manifest, read once.
+    pub root_manifest: toml::Table,
     metadata: Metadata,
 }
 
@@ -56,7 +58,7 @@ impl Workspace {
         })?;
         let root = metadata.workspace_root.clone().into_std_path_buf();
         let manifest = root.join("Cargo.toml");
-        let config = Config::load(&manifest)?;
+        let (config, root_manifest) = Config::load(&manifest)?;
         let mut members: Vec<Package> = metadata
             .workspace_packages()
             .into_iter()
@@ -85,6 +87,7 @@ impl Workspace {
             target_dir,
             members,
             config,
+            root_manifest,
             metadata,
         })
     }

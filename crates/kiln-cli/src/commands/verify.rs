@@ -8,17 +8,10 @@ use kiln_diagnostics::{Error, Kind, Result};
 use std::process::ExitCode;
 
 pub(crate) fn verify(cli: &Cli, args: &VerifyArgs, r: &Reporter) -> Result<ExitCode> {
+    // Without `--out` the store is the workspace's; with it, no workspace is needed.
     let root = match &args.out {
         Some(out) => out.clone(),
-        None => {
-            let ws = load_workspace(cli)?;
-            let dir = ws
-                .config
-                .artifact_dir
-                .clone()
-                .unwrap_or_else(|| "artifacts".into());
-            ws.root.join(dir)
-        }
+        None => kiln_build::artifact_dir(&load_workspace(cli)?, None),
     };
     let store = Store::new(&root);
     if !root.join("checksums.json").is_file() {

@@ -1,0 +1,26 @@
+# Shared by the bench scripts: builds kiln (release), makes a scratch dir, and
+# defines the plain-cargo equivalent of `kiln build` on examples/chronik.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q -p kiln
+kiln=$PWD/target/release/kiln
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+targets=(--target x86_64-unknown-linux-musl --target aarch64-unknown-linux-musl)
+
+# What kiln runs for workspace $1: one invocation per package, symbols stripped,
+# rust-lld for the pure-Rust package, zig for the one that compiles C.
+plain_build() {
+    export CARGO_PROFILE_RELEASE_STRIP=symbols
+    CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
+    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
+        cargo build -q --manifest-path "$1/Cargo.toml" --profile release -p chronik-cli --bin chronik-cli "${targets[@]}"
+    cargo zigbuild -q --manifest-path "$1/Cargo.toml" --profile release -p chronik-server --bin chronik-server "${targets[@]}"
+}
+
+now() { date +%s.%N; }
+# Seconds a command takes, its output discarded.
+timed() { local s e; s=$(now); "$@" >/dev/null 2>&1; e=$(now); echo "$e - $s" | bc; }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# A copy of examples/chronik's sources at $1.
+fresh_copy() { rm -rf "$1"; cp -r examples/chronik "$1"; rm -rf "$1/target" "$1/artifacts"; }

@@ -1,0 +1,157 @@
+//! The file primitives kiln's stores share (artifact store, binary cache, stat cache).
+//!
+//! Every write goes to a temporary name in the destination's directory and is renamed
+//! into place, so a reader never sees a partial file and a killed writer leaves only a
+//! temporary file, recognisable by [`TMP_MARK`], for the next locked writer to remove.
+
+use kiln_diagnostics::{IoContext, Result};
+use sha2::{Digest, Sha256};
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Part of every temporary file name kiln writes.
+pub const TMP_MARK: &str = ".kiln-tmp-";
+
+/// Lowercase hex of some bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hex SHA-256 of some bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// Hex SHA-256 and size of a file's content, read in chunks.
+pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut size = 0;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((hex(&h.finalize()), size))
+}
+
+/// A fresh temporary name next to `dest`: `.<name>.kiln-tmp-<pid>-<n>`.
+pub fn temp_path(dest: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    dest.with_file_name(format!(".{name}{TMP_MARK}{}-{n}", std::process::id()))
+}
+
+/// Writes `bytes` to `path` and syncs it.
+pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = File::create(path).io_context("create", path)?;
+    f.write_all(bytes).io_context("write", path)?;
+    f.sync_all().io_context("sync", path)
+}
+
+/// Writes `dest` through a temporary file and a rename, creating its directory.
+pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = dest.parent().expect("destination has a parent");
+    fs::create_dir_all(dir).io_context("create", dir)?;
+    let tmp = temp_path(dest);
+    if let Err(e) = write_synced(&tmp, bytes) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    fs::rename(&tmp, dest).io_context("rename into", dest)
+}
+
+/// Copies `src` to `dest` (a temporary name the caller renames later), syncs it,
+/// marks it executable when asked, and returns the SHA-256 and size of what was written.
+pub fn copy_hashing(src: &Path, dest: &Path, executable: bool) -> Result<(String, u64)> {
+    let mut input = File::open(src).io_context("open", src)?;
+    let mut out = File::create(dest).io_context("create", dest)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let n = input.read(&mut buf).io_context("read", src)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).io_context("write", dest)?;
+        size += n as u64;
+    }
+    if executable {
+        set_executable(&out, dest)?;
+    }
+    out.sync_all().io_context("sync", dest)?;
+    Ok((hex(&hasher.finalize()), size))
+}
+
+#[cfg(unix)]
+fn set_executable(file: &File, path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(fs::Permissions::from_mode(0o755))
+        .io_context("chmod", path)
+}
+
+#[cfg(not(unix))]
+fn set_executable(_: &File, _: &Path) -> Result<()> {
+    Ok(())
+}
+
+/// How a lock is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// Many holders at once (readers).
+    Shared,
+    /// One holder (writers).
+    Exclusive,
+}
+
+/// Opens (creating it and its directory) the lock file at `path` and waits for the
+/// lock; it is released when the returned file is dropped.
+pub fn lock(path: &Path, mode: LockMode) -> Result<File> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).io_context("create", dir)?;
+    }
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .io_context("open", path)?;
+    match mode {
+        LockMode::Shared => file.lock_shared(),
+        LockMode::Exclusive => file.lock(),
+    }
+    .io_context("lock", path)?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_leaves_no_temp_and_copy_hashes_what_it_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("sub/file");
+        write_atomic(&dest, b"abc").unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"abc");
+        let names: Vec<_> = fs::read_dir(dest.parent().unwrap())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names.len(), 1);
+        let copy = dir.path().join("copy");
+        let (sha, size) = copy_hashing(&dest, &copy, true).unwrap();
+        assert_eq!((sha.clone(), size), sha256_file(&copy).unwrap());
+        assert_eq!(sha, sha256_hex(b"abc"));
+    }
+}
