@@ -226,66 +226,65 @@ pub fn execute(
     let start = Instant::now();
     store.prepare()?;
     let _cache_lock = cache.map(LocalCache::lock_shared).transpose()?;
-    let analysis = analyze(ws, plan, store, cache, observer)?;
-    let mut built = Vec::new();
-    let to_build: Vec<&UnitPlan> = analysis
-        .units
+    let all: Vec<Wanted<'_>> = plan
+        .steps
         .iter()
-        .filter(|u| u.state == UnitState::Build)
+        .enumerate()
+        .flat_map(|(step, s)| {
+            s.targets
+                .iter()
+                .flat_map(move |target| s.bins.iter().map(move |bin| Wanted { step, bin, target }))
+        })
         .collect();
-    // Cargo serializes builds in one target dir, but between its end and our copy out
-    // of `target/` another kiln could overwrite the binaries: hold the dir until done.
-    let _target_lock = if to_build.is_empty() {
-        None
-    } else {
-        Some(lock_target_dir(&plan.target_dir)?)
-    };
+    // With no cached build of any unit, every unit is a miss whatever its key: start
+    // cargo at once and compute the keys beside it, instead of before it.
+    let cold = cache.is_none_or(|c| {
+        all.iter().all(|w| {
+            c.latest(&plan.steps[w.step].package, &w.target.triple, w.bin)
+                .is_none()
+        })
+    });
     let mut cache = cache;
-    if !to_build.is_empty() {
-        if let Some(other) = claim_target_dir(ws, plan) {
-            observer.warn(&format!(
-                "the target dir `{}` was last used by another checkout (`{}`); cargo's freshness checks can't tell \
-                 them apart, so binaries built now are not cached (use a target dir per checkout)",
-                plan.target_dir.display(),
-                other.display()
-            ));
-            cache = None;
-        }
-        prepare_toolchains(ws, plan, &to_build, observer)?;
-        for (i, step) in plan.steps.iter().enumerate() {
-            let mine: Vec<&&UnitPlan> = to_build.iter().filter(|u| u.step == i).collect();
-            if mine.is_empty() {
-                continue;
-            }
-            let bins: Vec<String> = step
-                .bins
-                .iter()
-                .filter(|b| mine.iter().any(|u| &u.bin == *b))
-                .cloned()
-                .collect();
-            let targets: Vec<Target> = step
-                .targets
-                .iter()
-                .filter(|t| mine.iter().any(|u| &u.target == *t))
-                .cloned()
-                .collect();
-            let narrowed = plan.narrow(ws, step, &bins, &targets);
-            for o in &narrowed.invocation.overrides {
-                observer.note(o);
-            }
-            observer.step_started(&narrowed);
-            let t0 = Instant::now();
-            built.extend(run_step(ws, plan, i, &narrowed, observer)?);
-            observer.step_finished(&narrowed, t0.elapsed());
-        }
-    }
+    let (analysis, built) = if cold {
+        std::thread::scope(|s| {
+            let lookup = cache;
+            let analysis = s.spawn(move || analyze(ws, plan, store, lookup, observer));
+            let built = build_units(ws, plan, &all, &mut cache, observer);
+            (analysis.join().expect("analysis thread"), built)
+        })
+    } else {
+        let analysis = analyze(ws, plan, store, cache, observer)?;
+        let wanted: Vec<Wanted<'_>> = analysis
+            .units
+            .iter()
+            .filter(|u| u.state == UnitState::Build)
+            .map(|u| Wanted {
+                step: u.step,
+                bin: &u.bin,
+                target: &u.target,
+            })
+            .collect();
+        let built = build_units(ws, plan, &wanted, &mut cache, observer);
+        (Ok(analysis), built)
+    };
+    let (analysis, (built, _target_lock)) = (analysis?, built?);
     let mut units = analysis.units.clone();
+    if cold {
+        units.iter_mut().for_each(|u| u.state = UnitState::Build);
+    }
     let mut artifacts = Vec::new();
     // Learn what every build script declared before computing any final key, so
     // each key sees all of it (the next lookup will).
     if let Some(cache) = cache {
-        let learned: BTreeSet<(usize, &Target)> =
-            to_build.iter().map(|u| (u.step, &u.target)).collect();
+        let learned: BTreeSet<(usize, &Target)> = built
+            .iter()
+            .filter_map(|b| {
+                units
+                    .iter()
+                    .find(|u| u.step == b.step && u.target.triple == b.triple)
+            })
+            .map(|u| (u.step, &u.target))
+            .collect();
         for (step, target) in learned {
             analysis.ctx.learn(step, target, cache);
         }
@@ -326,6 +325,71 @@ pub fn execute(
     })
 }
 
+/// One binary of a step for one target.
+#[derive(Debug, Clone, Copy)]
+struct Wanted<'a> {
+    step: usize,
+    bin: &'a str,
+    target: &'a Target,
+}
+
+/// Runs cargo for `wanted`, one narrowed invocation per step. Turns `cache` off
+/// when the target dir was last used by another checkout.
+///
+/// Cargo serializes builds in one target dir, but between its end and our copy out of
+/// `target/` another kiln could overwrite the binaries: the returned lock on the
+/// target dir must be held until the binaries are installed.
+fn build_units(
+    ws: &Workspace,
+    plan: &Plan,
+    wanted: &[Wanted<'_>],
+    cache: &mut Option<&LocalCache>,
+    observer: &dyn Observer,
+) -> Result<(Vec<Built>, Option<std::fs::File>)> {
+    if wanted.is_empty() {
+        return Ok((Vec::new(), None));
+    }
+    let lock = lock_target_dir(&plan.target_dir)?;
+    if let Some(other) = claim_target_dir(ws, plan) {
+        observer.warn(&format!(
+            "the target dir `{}` was last used by another checkout (`{}`); cargo's freshness checks can't tell \
+             them apart, so binaries built now are not cached (use a target dir per checkout)",
+            plan.target_dir.display(),
+            other.display()
+        ));
+        *cache = None;
+    }
+    prepare_toolchains(ws, plan, wanted, observer)?;
+    let mut built = Vec::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        let mine: Vec<&Wanted<'_>> = wanted.iter().filter(|w| w.step == i).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let bins: Vec<String> = step
+            .bins
+            .iter()
+            .filter(|b| mine.iter().any(|w| w.bin == *b))
+            .cloned()
+            .collect();
+        let targets: Vec<Target> = step
+            .targets
+            .iter()
+            .filter(|t| mine.iter().any(|w| w.target == *t))
+            .cloned()
+            .collect();
+        let narrowed = plan.narrow(ws, step, &bins, &targets);
+        for o in &narrowed.invocation.overrides {
+            observer.note(o);
+        }
+        observer.step_started(&narrowed);
+        let t0 = Instant::now();
+        built.extend(run_step(ws, plan, i, &narrowed, observer)?);
+        observer.step_finished(&narrowed, t0.elapsed());
+    }
+    Ok((built, Some(lock)))
+}
+
 /// Records this workspace as the target dir's user; returns the previous user when
 /// it was another checkout (cargo compares mtimes, not contents, so two checkouts of
 /// the same packages in one target dir can be served each other's outputs).
@@ -340,18 +404,18 @@ fn claim_target_dir(ws: &Workspace, plan: &Plan) -> Option<PathBuf> {
 fn prepare_toolchains(
     ws: &Workspace,
     plan: &Plan,
-    to_build: &[&UnitPlan],
+    wanted: &[Wanted<'_>],
     observer: &dyn Observer,
 ) -> Result<()> {
-    let targets: Vec<&Target> = to_build
+    let targets: Vec<&Target> = wanted
         .iter()
-        .map(|u| &u.target)
+        .map(|w| w.target)
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let backends: BTreeSet<Backend> = to_build
+    let backends: BTreeSet<Backend> = wanted
         .iter()
-        .map(|u| plan.steps[u.step].invocation.backend)
+        .map(|w| plan.steps[w.step].invocation.backend)
         .collect();
     let (installed, backends_ok) = std::thread::scope(|s| {
         let backends_ok = s.spawn(|| backends.iter().try_for_each(|b| b.check_available()));
@@ -502,7 +566,11 @@ fn run_step(
         .wait()
         .map_err(|e| Error::internal("failed to wait for cargo").with_source(e))?;
     if !status.success() {
-        return Err(step_failure(step, status));
+        return Err(step
+            .invocation
+            .backend
+            .diagnose_failure()
+            .unwrap_or_else(|| step_failure(step, status)));
     }
     let expected = step.bins.len() * step.targets.len();
     if built.len() != expected {

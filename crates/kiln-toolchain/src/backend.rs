@@ -36,6 +36,16 @@ impl Backend {
         }
     }
 
+    fn zig_missing() -> Error {
+        Error::environment("zig is not installed; the zig backend needs it").hint(zig_hint())
+    }
+
+    /// After a failed build: the missing tool that explains it, if any. Only called on
+    /// the failure path, so it may start processes.
+    pub fn diagnose_failure(self) -> Option<Error> {
+        (self == Backend::Zig && crate::zig_version().is_none()).then(Self::zig_missing)
+    }
+
     /// The command that starts a build, before kiln's own arguments.
     pub fn command(self) -> (String, Vec<String>) {
         match self {
@@ -56,11 +66,11 @@ impl Backend {
                     )
                     .hint(zig_hint()));
                 }
-                if crate::zig_version().is_none() {
-                    return Err(Error::environment(
-                        "zig is not installed; the zig backend needs it",
-                    )
-                    .hint(zig_hint()));
+                // Checked without starting zig (its pip shim costs ~0.1 s on every
+                // build); a python without the ziglang package is diagnosed by
+                // `diagnose_failure` if the build then fails.
+                if !crate::probe::on_path("zig") && !crate::probe::on_path("python3") {
+                    return Err(Self::zig_missing());
                 }
                 Ok(())
             }
