@@ -5,6 +5,7 @@
 //! exactly what `kiln build` will do.
 
 mod affected;
+mod analysis;
 mod execute;
 mod git;
 mod keys;
@@ -12,7 +13,8 @@ mod plan;
 mod request;
 
 pub use affected::{affected, Affected, AffectedUnit};
-pub use execute::{analyze, execute, Analysis, BuildOutcome, Observer, UnitPlan, UnitState};
+pub use analysis::{analyze, Analysis, UnitPlan, UnitState};
+pub use execute::{execute, BuildOutcome, Observer};
 pub use git::git_info;
 pub use plan::{Plan, Step};
 pub use request::{artifact_dir, BuildRequest, Selection};
