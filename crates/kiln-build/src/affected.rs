@@ -8,7 +8,7 @@
 //! everything. A binary is affected when its build graph for that target (normal and
 //! build dependencies, with its features) contains a changed package.
 
-use crate::keys::graphs;
+use crate::graphs::graphs;
 use crate::plan::Plan;
 use kiln_diagnostics::{Error, Result};
 use kiln_workspace::Workspace;
@@ -135,7 +135,7 @@ pub fn affected(ws: &Workspace, plan: &Plan, base: &str, head: Option<&str>) -> 
             changed.insert(m);
         }
     }
-    let graphs = graphs(ws, plan)?;
+    let graphs = graphs(ws, plan, None)?;
     let mut units = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
         for t in &step.targets {

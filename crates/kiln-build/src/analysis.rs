@@ -9,7 +9,7 @@ use kiln_cache::{Entry, LocalCache, Lookup};
 use kiln_diagnostics::Result;
 use kiln_fingerprint::diff;
 use kiln_schema::GitInfo;
-use kiln_toolchain::{rustc_version, zig_version, Backend, Target};
+use kiln_toolchain::{rustc_version, zig_version, Backend, Target, ZigProbe};
 use kiln_workspace::Workspace;
 use std::path::PathBuf;
 
@@ -79,7 +79,13 @@ pub fn analyze<'a>(
     // Probes and `cargo tree` are independent process spawns: run them side by side.
     let (ctx, rustc, git, zig) = std::thread::scope(|s| {
         let git = s.spawn(|| crate::git_info(&ws.root));
-        let zig = s.spawn(|| if uses_zig { zig_version() } else { None });
+        let zig = s.spawn(|| {
+            if uses_zig {
+                zig_version_memo(cache)
+            } else {
+                None
+            }
+        });
         let rustc = s.spawn(|| rustc_version(&ws.root));
         let ctx = KeyContext::new(ws, plan, cache);
         let join = "probe thread";
@@ -144,6 +150,37 @@ pub fn analyze<'a>(
         rustc_line,
         git,
     })
+}
+
+/// zig's version, remembered in the cache while the same zig binary would run (see
+/// [`ZigProbe`]): probing it through a Python shim costs more than a whole restore.
+fn zig_version_memo(cache: Option<&LocalCache>) -> Option<String> {
+    let Some(cache) = cache else {
+        return zig_version();
+    };
+    let key = kiln_fs::sha256_hex(ZigProbe::lookup_key().as_bytes());
+    let remembered = cache.memo("zig", &key).and_then(|b| {
+        let text = String::from_utf8(b).ok()?;
+        let mut lines = text.lines();
+        let (exe, stamp, version) = (lines.next()?, lines.next()?, lines.next()?);
+        let probe = ZigProbe {
+            exe: exe.into(),
+            stamp: stamp.into(),
+            version: version.into(),
+        };
+        probe.still_valid().then_some(probe.version)
+    });
+    if remembered.is_some() {
+        return remembered;
+    }
+    match ZigProbe::locate() {
+        Some(p) => {
+            let text = format!("{}\n{}\n{}\n", p.exe.display(), p.stamp, p.version);
+            cache.set_memo("zig", &key, text.as_bytes());
+            Some(p.version)
+        }
+        None => zig_version(),
+    }
 }
 
 /// Why a unit must be built: what differs from the newest cached build of it.

@@ -4,7 +4,7 @@
 use crate::plan::{Plan, Step};
 use kiln_cache::{Learned, LocalCache};
 use kiln_diagnostics::Result;
-use kiln_fingerprint::{dep_graph, DepGraph, FileHasher, GraphNode, Inputs};
+use kiln_fingerprint::{DepGraph, FileHasher, GraphNode, Inputs};
 use kiln_toolchain::{Backend, Target};
 use kiln_workspace::Workspace;
 use sha2::{Digest, Sha256};
@@ -131,7 +131,7 @@ impl<'a> KeyContext<'a> {
             .collect();
         member_dirs.sort_by(|a, b| a.1.cmp(&b.1));
         let nested = member_dirs.iter().map(|(_, d)| d.clone()).collect();
-        let graphs = graphs(ws, plan)?;
+        let graphs = crate::graphs::graphs(ws, plan, cache)?;
         Ok(Self {
             ws,
             plan,
@@ -356,34 +356,6 @@ impl<'a> KeyContext<'a> {
             }
         }
     }
-}
-
-/// `cargo tree` for every (step, target), run side by side.
-pub(crate) fn graphs(ws: &Workspace, plan: &Plan) -> Result<HashMap<(usize, String), DepGraph>> {
-    let feature_args = plan.selection.feature_args();
-    let jobs: Vec<(usize, &Step, &Target)> = plan
-        .steps
-        .iter()
-        .enumerate()
-        .flat_map(|(i, s)| s.targets.iter().map(move |t| (i, s, t)))
-        .collect();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = jobs
-            .iter()
-            .map(|(i, s, t)| {
-                let args = &feature_args;
-                (
-                    *i,
-                    t.triple.clone(),
-                    scope.spawn(move || dep_graph(&ws.manifest, &s.package, &t.triple, args)),
-                )
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|(i, triple, h)| Ok(((i, triple), h.join().expect("cargo tree thread")?)))
-            .collect()
-    })
 }
 
 /// `(name, version)` -> `source checksum` from Cargo.lock.

@@ -8,6 +8,7 @@ mod affected;
 mod analysis;
 mod execute;
 mod git;
+mod graphs;
 mod keys;
 mod plan;
 mod request;

@@ -6,6 +6,7 @@
 //! - `entries/<aa>/<key>.json`: an [`Entry`] per input key: which blob, and the inputs;
 //! - `latest/<package>/<triple>/<binary>`: the key built last, to explain a miss;
 //! - `learned/<id>.json`: inputs build scripts declared (`rerun-if-*`), per package;
+//! - `memo/<kind>/<key>.json`: derived data keyed by its inputs (build graphs, tool versions);
 //! - `log.jsonl`: one line per build (hits, misses) for `kiln cache stats`.
 //!
 //! Every file is written under a temporary name and renamed, so a reader never sees a
@@ -144,6 +145,24 @@ impl LocalCache {
     pub fn learned(&self, id: &str) -> Option<Learned> {
         let bytes = fs::read(self.root.join("learned").join(format!("{id}.json"))).ok()?;
         serde_json::from_slice(&bytes).ok()
+    }
+
+    /// A memoized result of `kind` (e.g. `tree`, `zig`) under `key`: derived data that
+    /// is expensive to recompute (process spawns) and fully determined by the key.
+    pub fn memo(&self, kind: &str, key: &str) -> Option<Vec<u8>> {
+        fs::read(self.memo_path(kind, key)).ok()
+    }
+
+    /// Stores a memoized result; failures only cost a recomputation next time.
+    pub fn set_memo(&self, kind: &str, key: &str, bytes: &[u8]) {
+        let _ = write_atomic(&self.memo_path(kind, key), bytes);
+    }
+
+    fn memo_path(&self, kind: &str, key: &str) -> PathBuf {
+        self.root
+            .join("memo")
+            .join(kind)
+            .join(format!("{key}.json"))
     }
 
     /// Records what build scripts of the package `id` declared.

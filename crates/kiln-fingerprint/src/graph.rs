@@ -4,12 +4,13 @@
 //! platform is not in it.
 
 use kiln_diagnostics::{Error, Result};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// One package in the graph.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct GraphNode {
     /// Package name.
     pub name: String,
@@ -24,10 +25,27 @@ pub struct GraphNode {
 }
 
 /// Every package `package`'s build compiles for one target.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DepGraph {
     /// The packages, deduplicated and sorted.
     pub nodes: BTreeSet<GraphNode>,
+}
+
+impl DepGraph {
+    /// The same graph with paths under `from` moved under `to` (a cached graph made in
+    /// another checkout of the same workspace).
+    pub fn rebased(mut self, from: &Path, to: &Path) -> Self {
+        self.nodes = std::mem::take(&mut self.nodes)
+            .into_iter()
+            .map(|mut n| {
+                if let Some(rel) = n.path.as_ref().and_then(|p| p.strip_prefix(from).ok()) {
+                    n.path = Some(to.join(rel));
+                }
+                n
+            })
+            .collect();
+        self
+    }
 }
 
 /// Runs `cargo tree` for `package` on `triple` with the given cargo feature arguments.

@@ -5,8 +5,10 @@ mod backend;
 mod cargo_config;
 mod probe;
 mod target;
+mod zig;
 
 pub use backend::{Backend, Invocation};
 pub use cargo_config::{CargoConfig, LinkerOverride};
 pub use probe::{ensure_rust_targets, rustc_version, zig_version, Prerequisite, Probe};
 pub use target::Target;
+pub use zig::{file_stamp, ZigProbe};
