@@ -7,7 +7,7 @@ use crate::plan::Plan;
 use kiln_artifacts::Store;
 use kiln_cache::{Entry, LocalCache, Lookup};
 use kiln_diagnostics::Result;
-use kiln_fingerprint::diff;
+use kiln_fingerprint::{diff, Inputs};
 use kiln_schema::GitInfo;
 use kiln_toolchain::{rustc_version, zig_version, Backend, Target, ZigProbe};
 use kiln_workspace::Workspace;
@@ -53,6 +53,8 @@ pub struct UnitPlan {
     /// For a build: why (the inputs that changed since the last cached build).
     pub reasons: Vec<String>,
     pub(crate) hit: Option<(Box<Entry>, PathBuf)>,
+    /// The inputs hashed into `key`, as they were when analysed.
+    pub(crate) inputs: Inputs,
 }
 
 /// The plan checked against the cache and the store.
@@ -116,6 +118,7 @@ pub fn analyze<'a>(
                     state: UnitState::Build,
                     reasons: Vec::new(),
                     hit: None,
+                    inputs: Inputs::default(),
                 };
                 match cache.map_or(Lookup::Miss, |c| c.get(&key)) {
                     Lookup::Hit(entry, blob) => {
@@ -139,6 +142,7 @@ pub fn analyze<'a>(
                     }
                     Lookup::Miss => unit.reasons = miss_reasons(cache, &unit, &inputs),
                 }
+                unit.inputs = inputs;
                 units.push(unit);
             }
         }

@@ -110,7 +110,9 @@ pub fn execute(
     }
     let mut artifacts = Vec::new();
     // Learn what every build script declared before computing any final key, so
-    // each key sees all of it (the next lookup will).
+    // each key sees all of it (the next lookup will); and hash the sources again, to
+    // notice an edit made while cargo ran.
+    analysis.ctx.rehash();
     if let Some(cache) = cache {
         let learned: BTreeSet<(usize, &Target)> = built
             .iter()
@@ -284,6 +286,23 @@ fn cache_built(
     let inputs = analysis
         .ctx
         .inputs(unit.step, step, &unit.bin, &unit.target, Some(cache));
+    // Cargo read the sources somewhere between the two hashings: if they differ, the
+    // binary's inputs are unknown and it must not be cached under either key.
+    let edited: Vec<&str> = unit
+        .inputs
+        .0
+        .iter()
+        .filter(|(k, v)| k.starts_with("file:") && inputs.0.get(*k) != Some(*v))
+        .map(|(k, _)| &k["file:".len()..])
+        .collect();
+    if !edited.is_empty() {
+        observer.warn(&format!(
+            "{} changed while {} was being built; it is installed but not cached",
+            edited.join(", "),
+            unit.bin
+        ));
+        return;
+    }
     unit.key = inputs.key();
     let entry = Entry {
         key: unit.key.clone(),

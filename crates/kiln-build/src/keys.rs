@@ -10,6 +10,7 @@ use kiln_workspace::Workspace;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// What is the same for every unit of a build: toolchain, config and file hashes.
 pub(crate) struct KeyContext<'a> {
@@ -20,9 +21,12 @@ pub(crate) struct KeyContext<'a> {
     zig: Option<String>,
     lock: HashMap<(String, String), String>,
     shared: Vec<(String, String)>,
-    member_dirs: Vec<(String, PathBuf)>,
-    /// Every member's directory, relative: a member's files exclude nested members'.
-    nested: Vec<PathBuf>,
+    /// `(name, directory relative to the root)` -> member index.
+    members: HashMap<(String, PathBuf), usize>,
+    /// Files of each member (nested members own theirs), relative, sorted.
+    owned: Vec<Vec<PathBuf>>,
+    /// Each member's file hashes and identity, computed once per snapshot.
+    digests: Mutex<HashMap<usize, Arc<MemberDigest>>>,
     /// `(step index, triple)` -> build graph.
     graphs: HashMap<(usize, String), DepGraph>,
 }
@@ -119,18 +123,21 @@ impl<'a> KeyContext<'a> {
                 break;
             }
         }
-        let mut member_dirs: Vec<(String, PathBuf)> = ws
+        let members: HashMap<(String, PathBuf), usize> = ws
             .members
             .iter()
-            .map(|m| {
+            .enumerate()
+            .map(|(i, m)| {
                 (
-                    m.name.clone(),
-                    m.dir.strip_prefix(&ws.root).unwrap_or(&m.dir).to_path_buf(),
+                    (
+                        m.name.clone(),
+                        m.dir.strip_prefix(&ws.root).unwrap_or(&m.dir).to_path_buf(),
+                    ),
+                    i,
                 )
             })
             .collect();
-        member_dirs.sort_by(|a, b| a.1.cmp(&b.1));
-        let nested = member_dirs.iter().map(|(_, d)| d.clone()).collect();
+        let owned = assign_files(&files, &members, ws.members.len());
         let graphs = crate::graphs::graphs(ws, plan, cache)?;
         Ok(Self {
             ws,
@@ -140,8 +147,9 @@ impl<'a> KeyContext<'a> {
             zig: None,
             lock: lock_checksums(&ws.root.join("Cargo.lock")),
             shared,
-            member_dirs,
-            nested,
+            members,
+            owned,
+            digests: Mutex::default(),
             graphs,
         })
     }
@@ -217,35 +225,47 @@ impl<'a> KeyContext<'a> {
         i
     }
 
-    fn member_dir(&self, node: &GraphNode) -> Option<&Path> {
-        let path = node.path.as_ref()?;
-        let rel = path.strip_prefix(&self.ws.root).ok()?;
-        self.member_dirs
-            .iter()
-            .find(|(n, d)| *n == node.name && d == rel)
-            .map(|(_, d)| d.as_path())
+    /// The workspace member a graph node is, if it is one.
+    fn member(&self, node: &GraphNode) -> Option<usize> {
+        let rel = node.path.as_ref()?.strip_prefix(&self.ws.root).ok()?;
+        self.members
+            .get(&(node.name.clone(), rel.to_path_buf()))
+            .copied()
     }
 
-    /// A member's files (nested members own theirs) with their hashes, in path order.
-    fn member_files<'s>(&'s self, dir: &'s Path) -> Vec<(&'s PathBuf, String)> {
-        self.files
-            .files_under(dir, &self.nested)
-            .filter_map(|f| Some((f, self.files.hash(f)?)))
-            .collect()
+    /// A member's files with their hashes, and their digest; hashed once until
+    /// [`KeyContext::rehash`].
+    fn member_digest(&self, member: usize) -> Arc<MemberDigest> {
+        if let Some(d) = self.digests.lock().unwrap().get(&member) {
+            return d.clone();
+        }
+        let files: Vec<(PathBuf, String)> = self.owned[member]
+            .iter()
+            .filter_map(|f| Some((f.clone(), self.files.hash(f)?)))
+            .collect();
+        let id = files_id(&files);
+        let digest = Arc::new(MemberDigest { files, id });
+        self.digests.lock().unwrap().insert(member, digest.clone());
+        digest
+    }
+
+    /// Forgets the member hashes, so the next keys see the files as they are now.
+    pub(crate) fn rehash(&self) {
+        self.digests.lock().unwrap().clear();
     }
 
     fn node_inputs(&self, node: &GraphNode, i: &mut Inputs, cache: Option<&LocalCache>) {
-        let id = match self.member_dir(node) {
-            Some(dir) => {
-                let files = self.member_files(dir);
-                for (f, h) in &files {
+        let id = match self.member(node) {
+            Some(member) => {
+                let digest = self.member_digest(member);
+                for (f, h) in &digest.files {
                     i.add(format!("file:{}", f.display()), h.clone());
                 }
                 i.add(
                     format!("package:{}", node.name),
                     format!("{} [{}]", node.version, node.features),
                 );
-                files_id(&files)
+                digest.id.clone()
             }
             None => {
                 let id = self.external_id(node);
@@ -278,8 +298,8 @@ impl<'a> KeyContext<'a> {
     /// A stable identity of a graph node's sources: for a member, its files' hashes;
     /// otherwise its content, source and `Cargo.lock` checksum.
     fn node_id(&self, node: &GraphNode) -> String {
-        match self.member_dir(node) {
-            Some(dir) => files_id(&self.member_files(dir)),
+        match self.member(node) {
+            Some(member) => self.member_digest(member).id.clone(),
             None => self.external_id(node),
         }
     }
@@ -413,11 +433,37 @@ fn dir_digest(dir: &Path) -> String {
     files_id(&files)
 }
 
+/// A member's files with their hashes, and a digest of them all.
+struct MemberDigest {
+    files: Vec<(PathBuf, String)>,
+    id: String,
+}
+
+/// Gives each file to the member whose directory is its nearest ancestor, in one pass
+/// (a member's files exclude those of members nested in it).
+fn assign_files(
+    files: &FileHasher,
+    members: &HashMap<(String, PathBuf), usize>,
+    count: usize,
+) -> Vec<Vec<PathBuf>> {
+    let by_dir: HashMap<&Path, usize> = members
+        .iter()
+        .map(|((_, d), i)| (d.as_path(), *i))
+        .collect();
+    let mut owned = vec![Vec::new(); count];
+    for f in files.files() {
+        if let Some(i) = f.ancestors().skip(1).find_map(|d| by_dir.get(d)) {
+            owned[*i].push(f.clone());
+        }
+    }
+    owned
+}
+
 /// Digest of a list of `(path, content hash)`.
-fn files_id(files: &[(&PathBuf, String)]) -> String {
+fn files_id<P: AsRef<Path>>(files: &[(P, String)]) -> String {
     let mut h = Sha256::new();
     for (f, hash) in files {
-        h.update(f.to_string_lossy().as_bytes());
+        h.update(f.as_ref().to_string_lossy().as_bytes());
         h.update(hash.as_bytes());
     }
     kiln_fs::hex(&h.finalize())

@@ -143,6 +143,11 @@ impl FileHasher {
         }
     }
 
+    /// Every listed file, relative to the root, sorted.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
     /// The workspace root the paths are relative to.
     pub fn root(&self) -> &Path {
         &self.root

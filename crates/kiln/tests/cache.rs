@@ -428,3 +428,39 @@ fn a_target_dir_shared_between_checkouts_is_not_trusted_for_caching() {
         "nothing was cached"
     );
 }
+
+#[test]
+fn a_source_edited_during_the_build_is_not_cached() {
+    let ws = TempWorkspace::chronik();
+    ws.kiln(&["build", "-q", "-p", "chronik-cli"]).success();
+    // A compiler wrapper that edits a source while cargo compiles that crate, as a
+    // user saving a file mid-build would.
+    let lib = ws.path("crates/chronik-storage/src/lib.rs");
+    let wrapper = ws.path("edit-during-build.sh");
+    let script = format!(
+        "#!/bin/sh\ncase \"$*\" in *chronik_storage*) echo '// saved mid-build' >> '{}';; esac\nexec \"$@\"\n",
+        lib.display()
+    );
+    std::fs::write(&wrapper, script).unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&wrapper)
+        .status()
+        .unwrap();
+    let mut cmd = kiln_command(ws.root());
+    cmd.args(["build", "-p", "chronik-server", "--target", "amd64"])
+        .env("RUSTC_WRAPPER", &wrapper);
+    let run = Run::from(cmd.output().unwrap());
+    run.success();
+    assert!(
+        run.stderr
+            .contains("changed while chronik-server was being built"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        plan_states(&ws, &[])["chronik-server/amd64"],
+        "rebuild",
+        "nothing stale was cached"
+    );
+}
