@@ -141,6 +141,9 @@ pub(crate) struct BuildArgs {
     /// Neither read nor write the binary cache
     #[arg(long)]
     pub(crate) no_cache: bool,
+    /// Only say what would be built, restored or kept (as `kiln plan`)
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -225,6 +225,28 @@ fn each_input_rebuilds_exactly_its_dependents() {
 }
 
 #[test]
+fn dry_run_says_what_would_happen_and_does_nothing() {
+    let ws = warm();
+    let lib = ws.read("crates/chronik-storage/src/lib.rs");
+    ws.write(
+        "crates/chronik-storage/src/lib.rs",
+        &format!("{lib}\n// edit\n"),
+    );
+    let before = common::snapshot_dir(&ws.path("artifacts"));
+    let run = ws.kiln(&["build", "--dry-run"]);
+    run.success();
+    assert!(
+        run.stderr.contains("rebuild chronik-server")
+            && run
+                .stderr
+                .contains("because crates/chronik-storage/src/lib.rs changed"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(common::snapshot_dir(&ws.path("artifacts")), before);
+}
+
+#[test]
 fn rebuilds_are_real_and_reverting_restores_the_old_binary() {
     let ws = warm();
     let before = sha(&ws, "linux/amd64/chronik-server");

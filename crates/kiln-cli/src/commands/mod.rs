@@ -14,6 +14,7 @@ use std::process::ExitCode;
 
 pub(crate) fn run(cli: &Cli, reporter: &Reporter) -> Result<ExitCode> {
     match &cli.command {
+        Command::Build(a) if a.dry_run => build::plan(cli, a, reporter),
         Command::Build(a) => build::build(cli, a, reporter),
         Command::Plan(a) => build::plan(cli, a, reporter),
         Command::Verify(a) => verify::verify(cli, a, reporter),
