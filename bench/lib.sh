@@ -8,14 +8,14 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 targets=(--target x86_64-unknown-linux-musl --target aarch64-unknown-linux-musl)
 
-# What kiln runs for workspace $1: one invocation per package, symbols stripped,
-# rust-lld for the pure-Rust package, zig for the one that compiles C.
+# What kiln runs for workspace $1: one invocation per package, symbols stripped, zig
+# for both (the workspace compiles C, so kiln builds all of it with one backend).
 plain_build() {
     export CARGO_PROFILE_RELEASE_STRIP=symbols
-    CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
-    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
-        cargo build -q --manifest-path "$1/Cargo.toml" --profile release -p chronik-cli --bin chronik-cli "${targets[@]}"
-    cargo zigbuild -q --manifest-path "$1/Cargo.toml" --profile release -p chronik-server --bin chronik-server "${targets[@]}"
+    local p
+    for p in chronik-cli chronik-server; do
+        cargo zigbuild -q --manifest-path "$1/Cargo.toml" --profile release -p "$p" --bin "$p" "${targets[@]}"
+    done
 }
 
 now() { date +%s.%N; }

@@ -21,6 +21,8 @@ pub struct Plan {
     /// The resolved request, to re-plan a step for a subset.
     pub selection: Selection,
     pub(crate) cargo_config: CargoConfig,
+    /// Packages compiling C in any binary's graph: why `auto` picked zig.
+    pub workspace_c_deps: Vec<String>,
 }
 
 /// One cargo invocation.
@@ -34,7 +36,7 @@ pub struct Step {
     pub bins: Vec<String>,
     /// Targets built.
     pub targets: Vec<Target>,
-    /// Dependencies that compile C (the reason zig is chosen under `auto`).
+    /// Dependencies of this package that compile C.
     pub c_deps: Vec<String>,
     /// Packages in the build graph, for progress.
     pub graph_size: usize,
@@ -46,11 +48,16 @@ impl Plan {
     /// Plans the build of `sel` in `ws`.
     pub fn new(ws: &Workspace, sel: &Selection) -> Result<Plan> {
         let cargo_config = CargoConfig::discover(&ws.root);
+        // One backend for the whole workspace, not per package: two backends link
+        // differently, so cargo would rebuild every shared crate each time it switches
+        // between them in one target dir, and a binary's cache key would depend on
+        // which other packages were selected.
+        let workspace_c_deps = ws.binaries_c_deps();
+        let backend = Backend::choose(sel.backend, !workspace_c_deps.is_empty());
         let mut steps = Vec::new();
         for (name, bins) in &sel.units {
             let pkg = ws.member(name).expect("resolved package");
             let c_deps = ws.c_compiling_deps(pkg);
-            let backend = Backend::choose(sel.backend, !c_deps.is_empty());
             let invocation = invocation(ws, sel, &cargo_config, backend, name, bins, &sel.targets);
             steps.push(Step {
                 package: name.clone(),
@@ -68,6 +75,7 @@ impl Plan {
             target_dir: ws.target_dir.clone(),
             selection: sel.clone(),
             cargo_config,
+            workspace_c_deps,
         })
     }
 

@@ -165,4 +165,15 @@ impl Workspace {
         out.dedup();
         out
     }
+
+    /// Packages that compile C in the build graph of any binary member, sorted.
+    pub fn binaries_c_deps(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .binary_members()
+            .flat_map(|p| self.c_compiling_deps(p))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
 }

@@ -7,7 +7,8 @@ use common::TempWorkspace;
 
 #[test]
 fn a_host_linker_for_arm64_is_overridden_with_a_note() {
-    let ws = TempWorkspace::chronik();
+    // Pure Rust, so kiln links with rust-lld (the zig backend replaces any linker).
+    let ws = TempWorkspace::pure_rust_chronik();
     let config = "[target.aarch64-unknown-linux-musl]\nlinker = \"clang\"\n\n[build]\njobs = 8\n";
     ws.write(".cargo/config.toml", config);
     let run = ws.kiln(&["build", "-p", "chronik-cli", "--target", "arm64"]);

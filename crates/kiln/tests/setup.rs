@@ -61,28 +61,30 @@ fn setup_check_lists_what_is_missing() {
 }
 
 #[test]
-fn a_pure_rust_package_builds_without_zig() {
+fn a_pure_rust_workspace_builds_without_zig() {
+    let ws = TempWorkspace::pure_rust_chronik();
+    let (_keep, path) = path_without_zig();
+    let check = kiln_with_path(ws.root(), &path, &["setup", "--check"]);
+    check.success();
+    assert!(check.stderr.contains("doesn't need it"), "{}", check.stderr);
+    let run = kiln_with_path(ws.root(), &path, &["build", "--target", "arm64"]);
+    run.success();
+    assert!(ws.path("artifacts/linux/arm64/chronik-cli").is_file());
+    assert!(ws
+        .read("artifacts/checksums.json")
+        .contains("\"backend\": \"cargo\""));
+}
+
+#[test]
+fn a_pure_rust_package_of_a_workspace_with_c_still_needs_zig() {
     let ws = TempWorkspace::chronik();
     let (_keep, path) = path_without_zig();
     let run = kiln_with_path(
         ws.root(),
         &path,
-        &[
-            "setup",
-            "--check",
-            "--manifest-path",
-            "crates/chronik-cli/Cargo.toml",
-        ],
-    );
-    // chronik-cli is a member of the same workspace, which still has C: zig stays required.
-    run.failure(4, "zig");
-    let cli_only = kiln_with_path(
-        ws.root(),
-        &path,
         &["build", "-p", "chronik-cli", "--target", "arm64"],
     );
-    cli_only.success();
-    assert!(ws.path("artifacts/linux/arm64/chronik-cli").is_file());
+    run.failure(4, "cargo-zigbuild");
 }
 
 #[test]

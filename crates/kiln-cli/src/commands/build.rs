@@ -151,10 +151,13 @@ pub(crate) fn plan(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCode
         }
     }
     for step in &plan.steps {
-        let why = if step.c_deps.is_empty() {
-            "pure Rust".to_string()
-        } else {
-            format!("compiles C via {}", step.c_deps.join(", "))
+        let why = match (step.c_deps.is_empty(), plan.workspace_c_deps.is_empty()) {
+            (false, _) => format!("compiles C via {}", step.c_deps.join(", ")),
+            (true, true) => "pure Rust".to_string(),
+            (true, false) => format!(
+                "pure Rust, but the workspace compiles C via {}: one backend keeps shared crates built once",
+                plan.workspace_c_deps.join(", ")
+            ),
         };
         let arches: Vec<&str> = step.targets.iter().map(|t| t.arch.as_str()).collect();
         if r.is_json() {

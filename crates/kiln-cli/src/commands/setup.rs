@@ -25,10 +25,7 @@ pub(crate) fn setup(cli: &Cli, args: &SetupArgs, r: &Reporter) -> Result<ExitCod
             let sel = req.resolve(ws)?;
             let zig = match sel.backend {
                 BackendChoice::Zig => true,
-                BackendChoice::Auto => sel.units.iter().any(|(p, _)| {
-                    !ws.c_compiling_deps(ws.member(p).expect("member"))
-                        .is_empty()
-                }),
+                BackendChoice::Auto => !ws.binaries_c_deps().is_empty(),
                 BackendChoice::Cargo | BackendChoice::Cross => false,
             };
             (sel.targets, zig)

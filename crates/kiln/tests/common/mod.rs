@@ -40,6 +40,16 @@ impl TempWorkspace {
         ws
     }
 
+    /// The example without its C code: only chronik-cli and the libraries it uses,
+    /// so the workspace is pure Rust (plain cargo + rust-lld, no zig).
+    pub fn pure_rust_chronik() -> Self {
+        let ws = Self::chronik();
+        for c in ["chronik-server", "chronik-storage", "chronik-checksum"] {
+            std::fs::remove_dir_all(ws.path(&format!("crates/{c}"))).unwrap();
+        }
+        ws
+    }
+
     fn chronik_sources() -> Self {
         let ws = Self::empty();
         copy_tree(
