@@ -210,7 +210,10 @@ impl<'a> KeyContext<'a> {
         }
         let target_env = target.env_name();
         for (k, v) in &step.invocation.env {
-            if k.starts_with("CARGO_PROFILE_") || k.contains(&target_env) {
+            if k.starts_with("CARGO_PROFILE_")
+                || k == "CARGO_ENCODED_RUSTFLAGS"
+                || k.contains(&target_env)
+            {
                 i.add(format!("kiln-env:{k}"), v.clone());
             }
         }

@@ -6,8 +6,11 @@
 
 use crate::request::Selection;
 use kiln_diagnostics::Result;
-use kiln_toolchain::{Backend, CargoConfig, Invocation, Target};
+use kiln_toolchain::{
+    fix_rustflags, target_cpus, Backend, CargoConfig, Invocation, RustflagsFix, Target,
+};
 use kiln_workspace::Workspace;
+use std::collections::HashMap;
 
 /// Everything `kiln build` will run, computed before anything runs.
 #[derive(Debug, Clone)]
@@ -23,6 +26,8 @@ pub struct Plan {
     pub(crate) cargo_config: CargoConfig,
     /// Packages compiling C in any binary's graph: why `auto` picked zig.
     pub workspace_c_deps: Vec<String>,
+    /// Per target triple: the user's rustflags as kiln changed them, if it had to.
+    rustflags: HashMap<String, Option<RustflagsFix>>,
 }
 
 /// One cargo invocation.
@@ -54,43 +59,56 @@ impl Plan {
         // which other packages were selected.
         let workspace_c_deps = ws.binaries_c_deps();
         let backend = Backend::choose(sel.backend, !workspace_c_deps.is_empty());
-        let mut steps = Vec::new();
-        for (name, bins) in &sel.units {
-            let pkg = ws.member(name).expect("resolved package");
-            let c_deps = ws.c_compiling_deps(pkg);
-            let invocation = invocation(ws, sel, &cargo_config, backend, name, bins, &sel.targets);
-            steps.push(Step {
-                package: name.clone(),
-                version: pkg.version.clone(),
-                bins: bins.clone(),
-                targets: sel.targets.clone(),
-                c_deps,
-                graph_size: ws.build_graph_size(pkg),
-                invocation,
-            });
+        let rustflags: HashMap<String, Option<RustflagsFix>> = sel
+            .targets
+            .iter()
+            .map(|t| {
+                (
+                    t.triple.clone(),
+                    rustflags_fix(ws, &cargo_config, backend, t),
+                )
+            })
+            .collect();
+        // CARGO_ENCODED_RUSTFLAGS covers every target of an invocation: targets whose
+        // flags kiln must change differently get invocations of their own.
+        let mut groups: Vec<(Option<&Vec<String>>, Vec<Target>)> = Vec::new();
+        for t in &sel.targets {
+            let flags = rustflags[&t.triple].as_ref().map(|f| &f.flags);
+            match groups.iter_mut().find(|(f, _)| *f == flags) {
+                Some((_, ts)) => ts.push(t.clone()),
+                None => groups.push((flags, vec![t.clone()])),
+            }
         }
-        Ok(Plan {
-            steps,
+        let mut plan = Plan {
+            steps: Vec::new(),
             profile: sel.profile.clone(),
             target_dir: ws.target_dir.clone(),
             selection: sel.clone(),
             cargo_config,
             workspace_c_deps,
-        })
+            rustflags: rustflags.clone(),
+        };
+        for (name, bins) in &sel.units {
+            let pkg = ws.member(name).expect("resolved package");
+            for (_, targets) in &groups {
+                let invocation = plan.invocation(ws, backend, name, bins, targets);
+                plan.steps.push(Step {
+                    package: name.clone(),
+                    version: pkg.version.clone(),
+                    bins: bins.clone(),
+                    targets: targets.clone(),
+                    c_deps: ws.c_compiling_deps(pkg),
+                    graph_size: ws.build_graph_size(pkg),
+                    invocation,
+                });
+            }
+        }
+        Ok(plan)
     }
 
     /// The same step for a subset of its binaries and targets (what the cache missed).
     pub fn narrow(&self, ws: &Workspace, step: &Step, bins: &[String], targets: &[Target]) -> Step {
-        let backend = step.invocation.backend;
-        let invocation = invocation(
-            ws,
-            &self.selection,
-            &self.cargo_config,
-            backend,
-            &step.package,
-            bins,
-            targets,
-        );
+        let invocation = self.invocation(ws, step.invocation.backend, &step.package, bins, targets);
         Step {
             bins: bins.to_vec(),
             targets: targets.to_vec(),
@@ -108,89 +126,135 @@ impl Plan {
     }
 }
 
-fn invocation(
-    ws: &Workspace,
-    sel: &Selection,
-    cargo_config: &CargoConfig,
-    backend: Backend,
-    package: &str,
-    bins: &[String],
-    targets: &[Target],
-) -> Invocation {
-    let host_arch = std::env::consts::ARCH;
-    let (program, mut args) = backend.command();
-    let manifest = ws.manifest.display().to_string();
-    args.extend([
-        "--manifest-path".into(),
-        manifest,
-        "--profile".into(),
-        sel.profile.clone(),
-    ]);
-    args.extend(["-p".into(), package.to_string()]);
-    for b in bins {
-        args.extend(["--bin".into(), b.clone()]);
-    }
-    for t in targets {
-        args.extend(["--target".into(), t.triple.clone()]);
-    }
-    args.extend(sel.feature_args());
-    if let Some(j) = sel.jobs {
-        args.extend(["-j".into(), j.to_string()]);
-    }
-    args.extend(["--message-format".into(), "json-render-diagnostics".into()]);
+impl Plan {
+    /// The cargo invocation for `package`'s `bins` on `targets` (which share rustflags).
+    fn invocation(
+        &self,
+        ws: &Workspace,
+        backend: Backend,
+        package: &str,
+        bins: &[String],
+        targets: &[Target],
+    ) -> Invocation {
+        let (sel, cargo_config) = (&self.selection, &self.cargo_config);
+        let host_arch = std::env::consts::ARCH;
+        let (program, mut args) = backend.command();
+        let manifest = ws.manifest.display().to_string();
+        args.extend([
+            "--manifest-path".into(),
+            manifest,
+            "--profile".into(),
+            sel.profile.clone(),
+        ]);
+        args.extend(["-p".into(), package.to_string()]);
+        for b in bins {
+            args.extend(["--bin".into(), b.clone()]);
+        }
+        for t in targets {
+            args.extend(["--target".into(), t.triple.clone()]);
+        }
+        args.extend(sel.feature_args());
+        let mut overrides = Vec::new();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as i64);
+        match (sel.jobs, cargo_config.build_jobs()) {
+            (Some(j), _) => args.extend(["-j".into(), j.to_string()]),
+            (None, Some(j)) if j > cores => {
+                args.extend(["-j".into(), cores.to_string()]);
+                overrides.push(format!(
+                    "`[build] jobs = {j}` capped at {cores}, the cores this machine has"
+                ));
+            }
+            _ => {}
+        }
+        args.extend(["--message-format".into(), "json-render-diagnostics".into()]);
 
-    let mut env = Vec::new();
-    let mut overrides = Vec::new();
-    if !cargo_config.profile_sets(&sel.profile, "strip")
-        && !profile_sets_in_manifest(ws, &sel.profile, "strip")
-    {
-        env.push((
-            format!(
-                "CARGO_PROFILE_{}_STRIP",
-                sel.profile.to_uppercase().replace('-', "_")
-            ),
-            "symbols".into(),
-        ));
-    }
-    for t in targets {
-        let user = cargo_config.linker(t);
-        match backend {
-            Backend::Zig => {
-                if let Some((linker, source)) = user {
-                    overrides.push(format!(
+        let mut env = Vec::new();
+        if let Some(fix) = targets
+            .first()
+            .and_then(|t| self.rustflags[&t.triple].as_ref())
+        {
+            env.push((
+                "CARGO_ENCODED_RUSTFLAGS".to_string(),
+                fix.flags.join("\x1f"),
+            ));
+            for t in targets {
+                overrides.extend(
+                    self.rustflags[&t.triple]
+                        .iter()
+                        .flat_map(|f| f.dropped.clone()),
+                );
+            }
+        }
+        if !cargo_config.profile_sets(&sel.profile, "strip")
+            && !profile_sets_in_manifest(ws, &sel.profile, "strip")
+        {
+            env.push((
+                format!(
+                    "CARGO_PROFILE_{}_STRIP",
+                    sel.profile.to_uppercase().replace('-', "_")
+                ),
+                "symbols".into(),
+            ));
+        }
+        for t in targets {
+            let user = cargo_config.linker(t);
+            match backend {
+                Backend::Zig => {
+                    if let Some((linker, source)) = user {
+                        overrides.push(format!(
                         "linker `{linker}` for {} (from {source}) replaced by zig, which links for the target",
                         t.triple
                     ));
+                    }
                 }
-            }
-            Backend::Cargo => {
-                if let Some(o) = cargo_config.linker_override(t, host_arch) {
-                    overrides.push(format!(
-                        "linker `{}` for {} (from {}) replaced by rust-lld: {}",
-                        o.configured, t.triple, o.source, o.reason
-                    ));
-                    env.push((
-                        format!("CARGO_TARGET_{}_LINKER", t.env_name()),
-                        "rust-lld".into(),
-                    ));
-                } else if user.is_none() && t.is_musl() {
-                    env.push((
-                        format!("CARGO_TARGET_{}_LINKER", t.env_name()),
-                        "rust-lld".into(),
-                    ));
+                Backend::Cargo => {
+                    if let Some(o) = cargo_config.linker_override(t, host_arch) {
+                        overrides.push(format!(
+                            "linker `{}` for {} (from {}) replaced by rust-lld: {}",
+                            o.configured, t.triple, o.source, o.reason
+                        ));
+                        env.push((
+                            format!("CARGO_TARGET_{}_LINKER", t.env_name()),
+                            "rust-lld".into(),
+                        ));
+                    } else if user.is_none() && t.is_musl() {
+                        env.push((
+                            format!("CARGO_TARGET_{}_LINKER", t.env_name()),
+                            "rust-lld".into(),
+                        ));
+                    }
                 }
+                Backend::Cross => {}
             }
-            Backend::Cross => {}
+        }
+        env.sort();
+        Invocation {
+            backend,
+            program,
+            args,
+            env,
+            overrides,
         }
     }
-    env.sort();
-    Invocation {
-        backend,
-        program,
-        args,
-        env,
-        overrides,
-    }
+}
+
+/// The user's rustflags for `t` with what can't work removed, when anything must be.
+fn rustflags_fix(
+    ws: &Workspace,
+    config: &CargoConfig,
+    backend: Backend,
+    t: &Target,
+) -> Option<RustflagsFix> {
+    let (flags, _source) = config.rustflags(t)?;
+    let kiln_links = match backend {
+        Backend::Zig => true,
+        Backend::Cargo => {
+            config.linker_override(t, std::env::consts::ARCH).is_some()
+                || (config.linker(t).is_none() && t.is_musl())
+        }
+        Backend::Cross => false,
+    };
+    fix_rustflags(&flags, t, kiln_links, || target_cpus(&ws.root, &t.triple))
 }
 
 /// Whether the root manifest's `[profile.<name>]` sets `key`.

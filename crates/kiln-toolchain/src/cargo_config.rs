@@ -93,6 +93,71 @@ impl CargoConfig {
             })
     }
 
+    /// The rustflags cargo would pass when building for `target`, and where they come
+    /// from, following cargo's order: `CARGO_ENCODED_RUSTFLAGS`, `RUSTFLAGS`,
+    /// `target.<triple>.rustflags`, `build.rustflags` (the first that is set wins;
+    /// arrays from several config files are joined, nearest last).
+    /// `target.'cfg(..)'.rustflags` is not evaluated.
+    pub fn rustflags(&self, target: &Target) -> Option<(Vec<String>, String)> {
+        if let Ok(v) = std::env::var("CARGO_ENCODED_RUSTFLAGS") {
+            let flags = v
+                .split('\x1f')
+                .filter(|f| !f.is_empty())
+                .map(String::from)
+                .collect();
+            return Some((flags, "CARGO_ENCODED_RUSTFLAGS".into()));
+        }
+        if let Ok(v) = std::env::var("RUSTFLAGS") {
+            return Some((
+                v.split_whitespace().map(String::from).collect(),
+                "RUSTFLAGS".into(),
+            ));
+        }
+        let target_env = format!("CARGO_TARGET_{}_RUSTFLAGS", target.env_name());
+        self.config_list(&["target", &target.triple, "rustflags"], &target_env)
+            .or_else(|| self.config_list(&["build", "rustflags"], "CARGO_BUILD_RUSTFLAGS"))
+    }
+
+    /// A list setting from every config file (farthest first) and its env variable.
+    fn config_list(&self, path: &[&str], env: &str) -> Option<(Vec<String>, String)> {
+        let mut flags = Vec::new();
+        let mut sources = Vec::new();
+        for (file, table) in self.files.iter().rev() {
+            let mut v = Some(toml::Value::Table(table.clone()));
+            for key in path {
+                v = v.and_then(|v| v.get(*key).cloned());
+            }
+            let found: Vec<String> = match v {
+                Some(toml::Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect(),
+                Some(toml::Value::String(s)) => s.split_whitespace().map(String::from).collect(),
+                _ => continue,
+            };
+            flags.extend(found);
+            sources.push(file.display().to_string());
+        }
+        if let Ok(v) = std::env::var(env) {
+            flags.extend(v.split_whitespace().map(String::from));
+            sources.push(env.to_string());
+        }
+        (!sources.is_empty()).then(|| (flags, sources.join(", ")))
+    }
+
+    /// `[build] jobs`, from config files or `CARGO_BUILD_JOBS`.
+    pub fn build_jobs(&self) -> Option<i64> {
+        if let Some(j) = std::env::var("CARGO_BUILD_JOBS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            return Some(j);
+        }
+        self.files
+            .iter()
+            .find_map(|(_, t)| t.get("build")?.get("jobs")?.as_integer())
+    }
+
     /// Whether the user's linker for `target` must be replaced, given that kiln would
     /// otherwise link with `replacement` on this `host_arch`.
     pub fn linker_override(&self, target: &Target, host_arch: &str) -> Option<LinkerOverride> {
@@ -124,6 +189,83 @@ impl CargoConfig {
     }
 }
 
+/// Rustflags kiln keeps for its own build, and a sentence per flag it dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RustflagsFix {
+    /// The flags to pass instead.
+    pub flags: Vec<String>,
+    /// What was dropped and why, one line each.
+    pub dropped: Vec<String>,
+}
+
+/// Drops the rustflags that can't work for `target`: linker choices (`-fuse-ld=..`,
+/// `linker=..`) when kiln replaced the linker, `target-cpu=native` (artifacts must run
+/// on any machine of the arch), and CPU names the target doesn't know (`cpus` lists
+/// them; called only when a `target-cpu` flag is present). `None` when all can stay.
+pub fn fix_rustflags(
+    flags: &[String],
+    target: &Target,
+    linker_replaced: bool,
+    cpus: impl FnOnce() -> Vec<String>,
+) -> Option<RustflagsFix> {
+    // Group `-C value` pairs so a flag and its value are kept or dropped together.
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    let mut it = flags.iter();
+    while let Some(f) = it.next() {
+        if (f == "-C" || f == "--codegen") && it.len() > 0 {
+            groups.push(vec![f.clone(), it.next().expect("checked").clone()]);
+        } else {
+            groups.push(vec![f.clone()]);
+        }
+    }
+    let codegen = |g: &[String]| -> Option<String> {
+        match g {
+            [flag, v] if flag == "-C" || flag == "--codegen" => Some(v.clone()),
+            [one] => one
+                .strip_prefix("--codegen=")
+                .or_else(|| one.strip_prefix("-C"))
+                .map(String::from),
+            _ => None,
+        }
+    };
+    let mut cpus = Some(cpus);
+    let mut known: Option<Vec<String>> = None;
+    let mut kept = Vec::new();
+    let mut dropped = Vec::new();
+    for g in groups {
+        let why = codegen(&g).and_then(|v| {
+            let linker_flag = v.starts_with("linker=")
+                || v.starts_with("linker-flavor=")
+                || (v.starts_with("link-arg") && v.contains("-fuse-ld"));
+            if linker_flag && linker_replaced {
+                return Some("it only works with the linker kiln replaced".to_string());
+            }
+            let cpu = v.strip_prefix("target-cpu=")?;
+            if cpu == "native" {
+                return Some(format!(
+                    "it targets the build machine's CPU; artifacts must run on any {} machine",
+                    target.arch
+                ));
+            }
+            let list = known.get_or_insert_with(|| cpus.take().map(|f| f()).unwrap_or_default());
+            (!list.is_empty() && !list.iter().any(|c| c == cpu))
+                .then(|| format!("{} has no CPU named `{cpu}`", target.triple))
+        });
+        match why {
+            Some(why) => dropped.push(format!(
+                "rustflag `{}` for {} dropped: {why}",
+                g.join(" "),
+                target.triple
+            )),
+            None => kept.extend(g),
+        }
+    }
+    (!dropped.is_empty()).then_some(RustflagsFix {
+        flags: kept,
+        dropped,
+    })
+}
+
 fn cargo_home() -> Option<PathBuf> {
     std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
@@ -151,6 +293,47 @@ mod tests {
         assert_eq!(o.configured, "clang");
         assert!(o.reason.contains("host"));
         assert!(c.linker_override(&arm, "aarch64").is_none());
+    }
+
+    #[test]
+    fn hostile_rustflags_are_dropped_and_the_rest_kept() {
+        let arm = Target::parse("arm64").unwrap();
+        let flags: Vec<String> = [
+            "-C",
+            "link-arg=-fuse-ld=lld",
+            "-C",
+            "target-cpu=native",
+            "-Copt-level=3",
+            "-C",
+            "target-cpu=znver3",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let fix = fix_rustflags(&flags, &arm, true, || {
+            vec!["generic".into(), "neoverse-n1".into()]
+        })
+        .unwrap();
+        assert_eq!(fix.flags, ["-Copt-level=3"]);
+        assert_eq!(fix.dropped.len(), 3, "{:?}", fix.dropped);
+        assert!(fix.dropped[2].contains("no CPU named `znver3`"));
+        let ok: Vec<String> = vec!["-C".into(), "target-cpu=neoverse-n1".into()];
+        assert!(fix_rustflags(&ok, &arm, true, || vec!["neoverse-n1".into()]).is_none());
+    }
+
+    #[test]
+    fn rustflags_follow_cargo_precedence() {
+        let c = config("[build]\nrustflags = [\"-Cb\"]\n[target.aarch64-unknown-linux-musl]\nrustflags = [\"-Ct\"]\n");
+        let arm = Target::parse("arm64").unwrap();
+        if std::env::var_os("RUSTFLAGS").is_none()
+            && std::env::var_os("CARGO_ENCODED_RUSTFLAGS").is_none()
+        {
+            assert_eq!(c.rustflags(&arm).unwrap().0, ["-Ct"]);
+            assert_eq!(
+                c.rustflags(&Target::parse("amd64").unwrap()).unwrap().0,
+                ["-Cb"]
+            );
+        }
     }
 
     #[test]

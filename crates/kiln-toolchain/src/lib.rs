@@ -8,7 +8,9 @@ mod target;
 mod zig;
 
 pub use backend::{Backend, Invocation};
-pub use cargo_config::{CargoConfig, LinkerOverride};
-pub use probe::{ensure_rust_targets, rustc_version, zig_version, Prerequisite, Probe};
+pub use cargo_config::{fix_rustflags, CargoConfig, LinkerOverride, RustflagsFix};
+pub use probe::{
+    ensure_rust_targets, rustc_version, target_cpus, zig_version, Prerequisite, Probe,
+};
 pub use target::Target;
 pub use zig::{file_stamp, ZigProbe};

@@ -31,6 +31,21 @@ pub fn zig_version() -> Option<String> {
         .or_else(|| output(Command::new("python3").args(["-m", "ziglang", "version"])))
 }
 
+/// CPU names rustc knows for `triple` (`rustc --print target-cpus`), empty if unknown.
+pub fn target_cpus(dir: &Path, triple: &str) -> Vec<String> {
+    let text = output(
+        Command::new(rustc())
+            .args(["--print", "target-cpus", "--target", triple])
+            .current_dir(dir),
+    )
+    .unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .map(String::from)
+        .collect()
+}
+
 /// The sysroot of the toolchain used in `dir` (so `rust-toolchain.toml` applies).
 fn sysroot(dir: &Path) -> Option<String> {
     output(
