@@ -232,9 +232,13 @@ fn build_units(
 /// it was another checkout (cargo compares mtimes, not contents, so two checkouts of
 /// the same packages in one target dir can be served each other's outputs).
 fn claim_target_dir(ws: &Workspace, plan: &Plan) -> Option<PathBuf> {
-    let path = plan.target_dir.join("kiln/owner");
+    // Unrelated workspaces may share a target dir safely (their packages differ); it is
+    // another checkout of the same packages that cargo can't tell apart.
+    let names: Vec<&str> = ws.members.iter().map(|m| m.name.as_str()).collect();
+    let id = &kiln_fs::sha256_hex(names.join("\n").as_bytes())[..16];
+    let path = plan.target_dir.join("kiln/owners").join(id);
     let previous = std::fs::read_to_string(&path).ok().map(PathBuf::from);
-    let _ = std::fs::write(&path, ws.root.to_string_lossy().as_bytes());
+    let _ = kiln_fs::write_atomic(&path, ws.root.to_string_lossy().as_bytes());
     previous.filter(|p| *p != ws.root)
 }
 

@@ -26,8 +26,16 @@ fn a_host_linker_for_arm64_is_overridden_with_a_note() {
         .as_array()
         .expect("overrides recorded");
     let overrides: Vec<&str> = overrides.iter().map(|o| o.as_str().unwrap()).collect();
-    assert!(overrides.iter().any(|o| o.contains("linker `clang`")), "{overrides:?}");
-    assert!(overrides.iter().any(|o| o.contains("`[build] jobs = 8` capped")), "{overrides:?}");
+    assert!(
+        overrides.iter().any(|o| o.contains("linker `clang`")),
+        "{overrides:?}"
+    );
+    assert!(
+        overrides
+            .iter()
+            .any(|o| o.contains("`[build] jobs = 8` capped")),
+        "{overrides:?}"
+    );
     assert_eq!(
         ws.read(".cargo/config.toml"),
         config,

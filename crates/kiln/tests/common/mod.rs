@@ -36,7 +36,7 @@ impl TempWorkspace {
             &["artifacts", ".kiln-test-cache"],
         );
         // The copied target dir now belongs to this copy alone.
-        std::fs::remove_file(ws.path("target/kiln/owner")).unwrap();
+        std::fs::remove_dir_all(ws.path("target/kiln/owners")).unwrap();
         ws
     }
 

@@ -1,0 +1,164 @@
+//! Real-world workspaces: C dependencies from crates.io, hostile cargo configs and
+//! feature unification. The fixtures share one target dir and one kiln cache, both
+//! new for each run of this test binary (never left over from an earlier run).
+
+mod common;
+
+use common::{kiln_command, tool, Run, TempWorkspace};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The target dir and kiln cache the fixtures share, created for this run.
+fn shared() -> &'static (tempfile::TempDir, PathBuf, PathBuf) {
+    static SHARED: OnceLock<(tempfile::TempDir, PathBuf, PathBuf)> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("kiln-native-")
+            .tempdir()
+            .unwrap();
+        let (target, cache) = (dir.path().join("target"), dir.path().join("cache"));
+        (dir, target, cache)
+    })
+}
+
+/// `kiln build` in a fixture with the shared target dir and cache.
+fn build(ws: &TempWorkspace, args: &[&str]) -> Run {
+    let (_, target, cache) = shared();
+    let mut cmd = kiln_command(ws.root());
+    cmd.arg("build")
+        .args(args)
+        .env("CARGO_TARGET_DIR", target)
+        .env("KILN_CACHE_DIR", cache);
+    Run::from(cmd.output().unwrap())
+}
+
+/// A one-package workspace with `deps` and `main.rs`.
+fn fixture(name: &str, deps: &str, main: &str) -> TempWorkspace {
+    let ws = TempWorkspace::empty();
+    ws.write("Cargo.toml", &format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n{deps}\n"));
+    ws.write("src/main.rs", main);
+    ws
+}
+
+/// Runs an artifact natively (amd64) or under qemu (arm64) and returns its stdout.
+fn run_artifact(ws: &TempWorkspace, arch: &str, bin: &str) -> String {
+    let path = ws.path(&format!("artifacts/linux/{arch}/{bin}"));
+    let file = tool("file", &["-b", path.to_str().unwrap()], ws.root());
+    assert!(
+        file.contains("statically linked") || file.contains("static-pie"),
+        "{arch}: {file}"
+    );
+    match arch {
+        "amd64" => tool(path.to_str().unwrap(), &[], ws.root()),
+        _ => tool("qemu-aarch64-static", &[path.to_str().unwrap()], ws.root()),
+    }
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("data");
+    std::fs::write(&f, data).unwrap();
+    tool("sha256sum", &[f.to_str().unwrap()], Path::new("/"))
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+const RING_MAIN: &str = r#"fn main() {
+    let d = ring::digest::digest(&ring::digest::SHA256, b"kiln");
+    let hex: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    println!("{hex}");
+}
+"#;
+
+#[test]
+fn ring_builds_for_both_arches_despite_a_hostile_cargo_config() {
+    let ws = fixture("ring-sha", "ring = \"0.17\"", RING_MAIN);
+    let config = "[build]\njobs = 8\n\n\
+        [target.x86_64-unknown-linux-musl]\nlinker = \"clang\"\nrustflags = [\"-C\", \"link-arg=-fuse-ld=lld\", \"-C\", \"target-cpu=native\"]\n\n\
+        [target.aarch64-unknown-linux-musl]\nlinker = \"clang\"\nrustflags = [\"-C\", \"link-arg=-fuse-ld=lld\", \"-C\", \"target-cpu=native\"]\n\n\
+        [profile.release]\ndebug = 1\n";
+    ws.write(".cargo/config.toml", config);
+    let run = build(&ws, &[]);
+    run.success();
+    for needle in [
+        "linker `clang`",
+        "`-C link-arg=-fuse-ld=lld`",
+        "`-C target-cpu=native`",
+        "`[build] jobs = 8` capped",
+    ] {
+        assert!(
+            run.stderr.contains(needle),
+            "{needle} not announced:\n{}",
+            run.stderr
+        );
+    }
+    let expected = sha256_hex(b"kiln");
+    for arch in ["amd64", "arm64"] {
+        assert_eq!(
+            run_artifact(&ws, arch, "ring-sha").trim(),
+            expected,
+            "{arch}"
+        );
+    }
+    assert_eq!(
+        ws.read(".cargo/config.toml"),
+        config,
+        "the user's file is untouched"
+    );
+    let checksums = ws.read("artifacts/checksums.json");
+    assert!(
+        checksums.contains("target-cpu=native"),
+        "overrides are recorded:\n{checksums}"
+    );
+}
+
+#[test]
+fn zstd_sys_with_bindgen_reads_the_target_headers() {
+    let main = "fn main() {\n    let v = unsafe { zstd_sys::ZSTD_versionNumber() };\n    println!(\"zstd {}\", v / 10000);\n}\n";
+    let ws = fixture(
+        "zstd-rt",
+        "zstd-sys = { version = \"2\", features = [\"bindgen\"] }",
+        main,
+    );
+    build(&ws, &[]).success();
+    for arch in ["amd64", "arm64"] {
+        assert_eq!(
+            run_artifact(&ws, arch, "zstd-rt").trim(),
+            "zstd 1",
+            "{arch}"
+        );
+    }
+}
+
+#[test]
+fn features_are_those_of_the_package_not_the_whole_workspace() {
+    let ws = TempWorkspace::empty();
+    ws.write(
+        "Cargo.toml",
+        "[workspace]\nresolver = \"2\"\nmembers = [\"greet\", \"app\", \"it\"]\n",
+    );
+    ws.write("greet/Cargo.toml", "[package]\nname = \"greet\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[features]\nloud = []\n");
+    ws.write(
+        "greet/src/lib.rs",
+        "pub fn hello() -> &'static str {\n    if cfg!(feature = \"loud\") { \"HELLO\" } else { \"hello\" }\n}\n",
+    );
+    ws.write("app/Cargo.toml", "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\ngreet = { path = \"../greet\" }\n");
+    ws.write(
+        "app/src/main.rs",
+        "fn main() { println!(\"{}\", greet::hello()); }\n",
+    );
+    // A test-only member that switches the feature on: `cargo build` at the root would
+    // unify it into app's build.
+    ws.write(
+        "it/Cargo.toml",
+        "[package]\nname = \"it\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\ngreet = { path = \"../greet\", features = [\"loud\"] }\n",
+    );
+    ws.write(
+        "it/src/lib.rs",
+        "pub fn check() -> &'static str { greet::hello() }\n",
+    );
+    build(&ws, &["--target", "amd64"]).success();
+    assert_eq!(run_artifact(&ws, "amd64", "app").trim(), "hello");
+}
