@@ -198,6 +198,7 @@ fn build_units(
         *cache = None;
     }
     prepare_toolchains(ws, plan, wanted, observer)?;
+    provision_native(plan, wanted, observer)?;
     let mut built = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
         let mine: Vec<&Wanted<'_>> = wanted.iter().filter(|w| w.step == i).collect();
@@ -240,6 +241,30 @@ fn claim_target_dir(ws: &Workspace, plan: &Plan) -> Option<PathBuf> {
     let previous = std::fs::read_to_string(&path).ok().map(PathBuf::from);
     let _ = kiln_fs::write_atomic(&path, ws.root.to_string_lossy().as_bytes());
     previous.filter(|p| *p != ws.root)
+}
+
+/// Builds the native libraries the wanted units need and kiln has not built yet.
+fn provision_native(plan: &Plan, wanted: &[Wanted<'_>], observer: &dyn Observer) -> Result<()> {
+    let mut seen = BTreeSet::new();
+    for w in wanted {
+        for n in plan.steps[w.step]
+            .native
+            .iter()
+            .filter(|n| n.target == *w.target)
+        {
+            if !seen.insert(n.prefix.clone()) || n.prefix.join("lib").is_dir() {
+                continue;
+            }
+            observer.note(&format!(
+                "building a static {} for {} (needed by {}); it is kept and reused",
+                n.provision.library,
+                n.target.triple,
+                n.provision.chain.join(" -> ")
+            ));
+            kiln_native::provision_openssl(&plan.native_root, &n.target, &n.prefix)?;
+        }
+    }
+    Ok(())
 }
 
 /// Installs missing rustup targets and checks the backends, for the units to build.

@@ -214,7 +214,15 @@ impl<'a> KeyContext<'a> {
                 || k == "CARGO_ENCODED_RUSTFLAGS"
                 || k.contains(&target_env)
             {
-                i.add(format!("kiln-env:{k}"), v.clone());
+                // A provisioned library's path differs between machines; its
+                // directory name is its identity.
+                let v = match k.ends_with("_OPENSSL_DIR") {
+                    true => Path::new(v)
+                        .file_name()
+                        .map_or(v.clone(), |f| f.to_string_lossy().into_owned()),
+                    false => v.clone(),
+                };
+                i.add(format!("kiln-env:{k}"), v);
             }
         }
         for (n, o) in step.invocation.overrides.iter().enumerate() {

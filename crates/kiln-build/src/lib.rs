@@ -17,5 +17,5 @@ pub use affected::{affected, Affected, AffectedUnit};
 pub use analysis::{analyze, Analysis, UnitPlan, UnitState};
 pub use execute::{execute, BuildOutcome, Observer};
 pub use git::git_info;
-pub use plan::{Plan, Step};
+pub use plan::{NativeLib, Plan, Step};
 pub use request::{artifact_dir, BuildRequest, Selection};

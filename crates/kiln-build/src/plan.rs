@@ -6,11 +6,13 @@
 
 use crate::request::Selection;
 use kiln_diagnostics::Result;
+use kiln_native::Provision;
 use kiln_toolchain::{
     fix_rustflags, target_cpus, Backend, CargoConfig, Invocation, RustflagsFix, Target,
 };
 use kiln_workspace::Workspace;
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 /// Everything `kiln build` will run, computed before anything runs.
 #[derive(Debug, Clone)]
@@ -28,6 +30,8 @@ pub struct Plan {
     pub workspace_c_deps: Vec<String>,
     /// Per target triple: the user's rustflags as kiln changed them, if it had to.
     rustflags: HashMap<String, Option<RustflagsFix>>,
+    /// Where provisioned native libraries live.
+    pub native_root: PathBuf,
 }
 
 /// One cargo invocation.
@@ -47,11 +51,25 @@ pub struct Step {
     pub graph_size: usize,
     /// The process to run.
     pub invocation: Invocation,
+    /// Native libraries kiln provides for this step's targets.
+    pub native: Vec<NativeLib>,
+}
+
+/// A native library kiln builds for a target and points the `-sys` crate at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeLib {
+    /// What and who needs it.
+    pub provision: Provision,
+    /// For which target.
+    pub target: Target,
+    /// Where it is (or will be) installed.
+    pub prefix: PathBuf,
 }
 
 impl Plan {
     /// Plans the build of `sel` in `ws`.
-    pub fn new(ws: &Workspace, sel: &Selection) -> Result<Plan> {
+    /// Native libraries kiln provisions go under `native_root`.
+    pub fn new(ws: &Workspace, sel: &Selection, native_root: &Path) -> Result<Plan> {
         let cargo_config = CargoConfig::discover(&ws.root);
         // One backend for the whole workspace, not per package: two backends link
         // differently, so cargo would rebuild every shared crate each time it switches
@@ -87,11 +105,29 @@ impl Plan {
             cargo_config,
             workspace_c_deps,
             rustflags: rustflags.clone(),
+            native_root: native_root.to_path_buf(),
         };
         for (name, bins) in &sel.units {
             let pkg = ws.member(name).expect("resolved package");
+            let deps = ws.dependencies_with_paths(pkg);
+            let mut native = Vec::new();
+            for t in &sel.targets {
+                for p in kiln_native::check(&deps, t)? {
+                    let prefix = kiln_native::prefix(native_root, &p, t);
+                    native.push(NativeLib {
+                        provision: p,
+                        target: t.clone(),
+                        prefix,
+                    });
+                }
+            }
             for (_, targets) in &groups {
-                let invocation = plan.invocation(ws, backend, name, bins, targets);
+                let native: Vec<NativeLib> = native
+                    .iter()
+                    .filter(|n| targets.contains(&n.target))
+                    .cloned()
+                    .collect();
+                let invocation = plan.invocation(ws, backend, name, bins, targets, &native);
                 plan.steps.push(Step {
                     package: name.clone(),
                     version: pkg.version.clone(),
@@ -100,6 +136,7 @@ impl Plan {
                     c_deps: ws.c_compiling_deps(pkg),
                     graph_size: ws.build_graph_size(pkg),
                     invocation,
+                    native,
                 });
             }
         }
@@ -108,11 +145,25 @@ impl Plan {
 
     /// The same step for a subset of its binaries and targets (what the cache missed).
     pub fn narrow(&self, ws: &Workspace, step: &Step, bins: &[String], targets: &[Target]) -> Step {
-        let invocation = self.invocation(ws, step.invocation.backend, &step.package, bins, targets);
+        let native: Vec<NativeLib> = step
+            .native
+            .iter()
+            .filter(|n| targets.contains(&n.target))
+            .cloned()
+            .collect();
+        let invocation = self.invocation(
+            ws,
+            step.invocation.backend,
+            &step.package,
+            bins,
+            targets,
+            &native,
+        );
         Step {
             bins: bins.to_vec(),
             targets: targets.to_vec(),
             invocation,
+            native,
             ..step.clone()
         }
     }
@@ -135,6 +186,7 @@ impl Plan {
         package: &str,
         bins: &[String],
         targets: &[Target],
+        native: &[NativeLib],
     ) -> Invocation {
         let (sel, cargo_config) = (&self.selection, &self.cargo_config);
         let host_arch = std::env::consts::ARCH;
@@ -169,6 +221,9 @@ impl Plan {
         args.extend(["--message-format".into(), "json-render-diagnostics".into()]);
 
         let mut env = Vec::new();
+        for n in native {
+            env.extend(kiln_native::env(&n.provision, &n.target, &n.prefix));
+        }
         if let Some(fix) = targets
             .first()
             .and_then(|t| self.rustflags[&t.triple].as_ref())

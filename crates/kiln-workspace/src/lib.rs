@@ -21,6 +21,17 @@ pub struct Package {
     id: PackageId,
 }
 
+/// A package in a binary's build graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    /// Package name.
+    pub name: String,
+    /// Features enabled for it (as resolved for the workspace).
+    pub features: Vec<String>,
+    /// Who pulls it in: the binary's package first, this package last.
+    pub chain: Vec<String>,
+}
+
 /// A loaded workspace.
 #[derive(Debug)]
 pub struct Workspace {
@@ -105,28 +116,72 @@ impl Workspace {
     /// Package ids reachable from `package` through normal and build dependencies
     /// (dev-dependencies don't go into a binary), including itself.
     fn closure<'a>(&'a self, package: &'a Package) -> HashSet<&'a PackageId> {
+        self.walk(package).into_keys().collect()
+    }
+
+    /// Breadth-first walk of `package`'s build graph: each reached id with the id it
+    /// was first reached from (`None` for `package` itself).
+    fn walk<'a>(&'a self, package: &'a Package) -> HashMap<&'a PackageId, Option<&'a PackageId>> {
+        let mut parents = HashMap::new();
         let Some(resolve) = &self.metadata.resolve else {
-            return HashSet::new();
+            return parents;
         };
         let nodes: HashMap<&PackageId, _> = resolve.nodes.iter().map(|n| (&n.id, n)).collect();
-        let mut seen = HashSet::new();
-        let mut stack = vec![&package.id];
-        while let Some(id) = stack.pop() {
-            if !seen.insert(id) {
+        let mut queue = std::collections::VecDeque::from([(&package.id, None)]);
+        while let Some((id, parent)) = queue.pop_front() {
+            if parents.contains_key(id) {
                 continue;
             }
+            parents.insert(id, parent);
             let Some(node) = nodes.get(id) else { continue };
             for dep in &node.deps {
-                let used = dep
+                if dep
                     .dep_kinds
                     .iter()
-                    .any(|k| k.kind != DependencyKind::Development);
-                if used {
-                    stack.push(&dep.pkg);
+                    .any(|k| k.kind != DependencyKind::Development)
+                {
+                    queue.push_back((&dep.pkg, Some(id)));
                 }
             }
         }
-        seen
+        parents
+    }
+
+    /// Every package in `package`'s build graph with its enabled features and the
+    /// chain of packages that pulls it in (`app -> reqwest -> native-tls -> openssl-sys`).
+    pub fn dependencies_with_paths(&self, package: &Package) -> Vec<Dependency> {
+        let parents = self.walk(package);
+        let Some(resolve) = &self.metadata.resolve else {
+            return Vec::new();
+        };
+        let name = |id: &PackageId| {
+            self.metadata
+                .packages
+                .iter()
+                .find(|p| &p.id == id)
+                .map_or_else(|| id.repr.clone(), |p| p.name.to_string())
+        };
+        let mut out: Vec<Dependency> = resolve
+            .nodes
+            .iter()
+            .filter(|n| parents.contains_key(&n.id))
+            .map(|n| {
+                let mut chain = vec![name(&n.id)];
+                let mut cur = parents[&n.id];
+                while let Some(p) = cur {
+                    chain.push(name(p));
+                    cur = parents[p];
+                }
+                chain.reverse();
+                Dependency {
+                    name: name(&n.id),
+                    features: n.features.iter().map(|f| f.to_string()).collect(),
+                    chain,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
     }
 
     /// How many packages `package`'s build compiles (a progress estimate).

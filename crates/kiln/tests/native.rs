@@ -162,3 +162,71 @@ fn features_are_those_of_the_package_not_the_whole_workspace() {
     build(&ws, &["--target", "amd64"]).success();
     assert_eq!(run_artifact(&ws, "amd64", "app").trim(), "hello");
 }
+
+const OPENSSL_MAIN: &str = r#"fn main() {
+    let d = openssl::sha::sha256(b"kiln");
+    let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+    println!("{hex}");
+}
+"#;
+
+#[test]
+fn openssl_without_vendored_is_provisioned_once_and_reused() {
+    let first = fixture("ssl-sha", "openssl = \"0.10\"", OPENSSL_MAIN);
+    let run = build(&first, &[]);
+    run.success();
+    let expected = sha256_hex(b"kiln");
+    for arch in ["amd64", "arm64"] {
+        assert_eq!(
+            run_artifact(&first, arch, "ssl-sha").trim(),
+            expected,
+            "{arch}"
+        );
+    }
+    // Another workspace needing OpenSSL reuses the libraries built for the first.
+    let second = fixture("ssl-sha-two", "openssl = \"0.10\"", OPENSSL_MAIN);
+    let (_, target, cache) = shared();
+    let mut plan = kiln_command(second.root());
+    plan.args(["plan"])
+        .env("CARGO_TARGET_DIR", target)
+        .env("KILN_CACHE_DIR", cache);
+    let plan = Run::from(plan.output().unwrap());
+    plan.success();
+    assert!(
+        plan.stderr.contains("OpenSSL for arm64 (built already)"),
+        "{}",
+        plan.stderr
+    );
+    let run = build(&second, &["--target", "arm64"]);
+    run.success();
+    assert!(
+        !run.stderr.contains("building a static OpenSSL"),
+        "OpenSSL was built again:\n{}",
+        run.stderr
+    );
+    assert_eq!(
+        run_artifact(&second, "arm64", "ssl-sha-two").trim(),
+        expected
+    );
+}
+
+#[test]
+fn a_system_library_kiln_cannot_provide_names_the_crate_and_the_fixes() {
+    let ws = fixture("uses-sqlite", "rusqlite = \"0.32\"", "fn main() {}\n");
+    let run = build(&ws, &["--target", "arm64"]);
+    run.failure(4, "`libsqlite3-sys` links the system SQLite library");
+    assert!(
+        run.stderr
+            .contains("uses-sqlite -> rusqlite -> libsqlite3-sys"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("`bundled` feature"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("AARCH64_UNKNOWN_LINUX_MUSL_SQLITE3_LIB_DIR"),
+        "{}",
+        run.stderr
+    );
+    ws.kiln(&["setup", "--check"]).failure(4, "libsqlite3-sys");
+}

@@ -10,7 +10,8 @@ use std::process::ExitCode;
 pub(crate) fn affected(cli: &Cli, args: &AffectedArgs, r: &Reporter) -> Result<ExitCode> {
     let ws = load_workspace(cli)?;
     let sel = args.build.request().resolve(&ws)?;
-    let plan = Plan::new(&ws, &sel)?;
+    // Native libraries are only named here, never built.
+    let plan = Plan::new(&ws, &sel, &ws.target_dir.join("kiln/native"))?;
     let a = compute(&ws, &plan, &args.base, args.head.as_deref())?;
     match args.format {
         AffectedFormat::GithubMatrix => {

@@ -4,7 +4,7 @@ use super::{load_workspace, open_cache, short};
 use crate::args::{BuildArgs, Cli};
 use crate::reporter::Reporter;
 use kiln_artifacts::Store;
-use kiln_build::{analyze, execute, Plan, UnitPlan, UnitState};
+use kiln_build::{analyze, execute, NativeLib, Plan, UnitPlan, UnitState};
 use kiln_cache::LocalCache;
 use kiln_diagnostics::Result;
 use kiln_schema::Event;
@@ -42,13 +42,17 @@ type Prepared = (Workspace, Plan, Store, Option<LocalCache>);
 fn prepare(cli: &Cli, args: &BuildArgs) -> Result<Prepared> {
     let ws = load_workspace(cli)?;
     let sel = args.request().resolve(&ws)?;
-    let plan = Plan::new(&ws, &sel)?;
-    let store = Store::new(&sel.out);
     let cache = if args.no_cache {
         None
     } else {
         Some(open_cache(&ws)?)
     };
+    let native_root = cache.as_ref().map_or_else(
+        || ws.target_dir.join("kiln/native"),
+        |c| c.root().join("native"),
+    );
+    let plan = Plan::new(&ws, &sel, &native_root)?;
+    let store = Store::new(&sel.out);
     Ok((ws, plan, store, cache))
 }
 
@@ -170,6 +174,7 @@ pub(crate) fn plan(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCode
                 "c_deps": step.c_deps,
                 "command": step.invocation.display(),
                 "overrides": step.invocation.overrides,
+                "native": step.native.iter().map(|n| serde_json::json!({"library": n.provision.library, "crate": n.provision.krate, "target": n.target.triple, "chain": n.provision.chain})).collect::<Vec<_>>(),
             });
             println!("{v}");
             continue;
@@ -186,11 +191,41 @@ pub(crate) fn plan(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCode
         for o in &step.invocation.overrides {
             r.info("Override", o);
         }
+        report_native(r, &step.native);
         if r.verbose() {
             r.info("Command", &step.invocation.display());
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line per native library kiln provides: which, for what, and who needs it.
+pub(crate) fn report_native(r: &Reporter, native: &[NativeLib]) {
+    for n in native {
+        let state = if n.prefix.join("lib").is_dir() {
+            "built already"
+        } else {
+            "kiln builds it once"
+        };
+        r.info(
+            "Native",
+            &format!(
+                "{} for {} ({state}), for {} via {}",
+                n.provision.library,
+                n.target.arch,
+                n.provision.krate,
+                n.provision.chain.join(" -> ")
+            ),
+        );
+    }
+}
+
+/// Where provisioned native libraries go: with the cache, else under `target/`.
+pub(crate) fn native_root(ws: &Workspace, cache: Option<&LocalCache>) -> std::path::PathBuf {
+    cache.map_or_else(
+        || ws.target_dir.join("kiln/native"),
+        |c| c.root().join("native"),
+    )
 }
 
 pub(crate) fn human_size(bytes: u64) -> String {

@@ -3,7 +3,7 @@
 use super::load_workspace;
 use crate::args::{Cli, SetupArgs};
 use crate::reporter::Reporter;
-use kiln_build::BuildRequest;
+use kiln_build::{BuildRequest, Plan};
 use kiln_config::BackendChoice;
 use kiln_diagnostics::{Error, Result};
 use kiln_toolchain::{Prerequisite, Probe, Target};
@@ -16,6 +16,7 @@ pub(crate) fn setup(cli: &Cli, args: &SetupArgs, r: &Reporter) -> Result<ExitCod
         || std::env::current_dir().unwrap_or_default(),
         |w| w.root.clone(),
     );
+    let mut native = Vec::new();
     let (targets, needs_zig) = match &ws {
         Some(ws) => {
             let req = BuildRequest {
@@ -23,6 +24,13 @@ pub(crate) fn setup(cli: &Cli, args: &SetupArgs, r: &Reporter) -> Result<ExitCod
                 ..Default::default()
             };
             let sel = req.resolve(ws)?;
+            // The plan names the native libraries the graph needs (and fails on one
+            // kiln can't provide).
+            let cache = super::open_cache(ws)?;
+            let plan = Plan::new(ws, &sel, &super::build::native_root(ws, Some(&cache)))?;
+            native = plan.steps.into_iter().flat_map(|s| s.native).collect();
+            native.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+            native.dedup_by(|a, b| a.prefix == b.prefix);
             let zig = match sel.backend {
                 BackendChoice::Zig => true,
                 BackendChoice::Auto => !ws.binaries_c_deps().is_empty(),
@@ -41,6 +49,7 @@ pub(crate) fn setup(cli: &Cli, args: &SetupArgs, r: &Reporter) -> Result<ExitCod
     };
     let list = Probe::check(&dir, &targets, needs_zig);
     report(r, &list);
+    super::build::report_native(r, &native);
     let missing: Vec<&Prerequisite> = list
         .iter()
         .filter(|p| p.required && p.found.is_none())

@@ -1,0 +1,200 @@
+//! Native libraries behind `-sys` crates.
+//!
+//! Most `-sys` crates build their C library from bundled sources (zstd-sys, lz4-sys,
+//! ring, libz-sys when cross-compiling) and need only a C compiler for the target,
+//! which the zig backend provides. Some link a *system* library unless a feature
+//! vendors it; for a static musl binary no such library exists on the build machine.
+//! kiln provisions the ones it knows how to build (OpenSSL, from the `openssl-src`
+//! sources, once per target, kept in the cache) and refuses the others with the two
+//! fixes a user has.
+
+mod openssl;
+
+pub use openssl::{provision_openssl, OPENSSL_SRC_VERSION};
+
+use kiln_diagnostics::{Error, Result};
+use kiln_toolchain::Target;
+use kiln_workspace::Dependency;
+use std::path::{Path, PathBuf};
+
+/// A `-sys` crate that links a system library unless one of its features vendors it.
+struct SystemLib {
+    krate: &'static str,
+    library: &'static str,
+    /// Features (or dependencies) that build the library from source.
+    vendored: &'static [&'static str],
+    /// The `<TRIPLE>_` prefixed variable that points the crate at a prebuilt library.
+    dir_var: &'static str,
+    provisionable: bool,
+}
+
+const SYSTEM_LIBS: &[SystemLib] = &[
+    SystemLib {
+        krate: "openssl-sys",
+        library: "OpenSSL",
+        vendored: &["vendored", "openssl-src"],
+        dir_var: "OPENSSL_DIR",
+        provisionable: true,
+    },
+    SystemLib {
+        krate: "libsqlite3-sys",
+        library: "SQLite",
+        vendored: &[
+            "bundled",
+            "bundled-sqlcipher",
+            "bundled-sqlcipher-vendored-openssl",
+        ],
+        dir_var: "SQLITE3_LIB_DIR",
+        provisionable: false,
+    },
+    SystemLib {
+        krate: "pq-sys",
+        library: "libpq",
+        vendored: &["bundled", "pq-src"],
+        dir_var: "PQ_LIB_DIR",
+        provisionable: false,
+    },
+    SystemLib {
+        krate: "mysqlclient-sys",
+        library: "libmysqlclient",
+        vendored: &["bundled"],
+        dir_var: "MYSQLCLIENT_LIB_DIR",
+        provisionable: false,
+    },
+    SystemLib {
+        krate: "curl-sys",
+        library: "libcurl",
+        vendored: &["static-curl"],
+        dir_var: "CURL_DIR",
+        provisionable: false,
+    },
+];
+
+/// A native library a binary's build needs kiln to provide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provision {
+    /// The `-sys` crate that links it.
+    pub krate: String,
+    /// The library (`OpenSSL`).
+    pub library: String,
+    /// Who pulls the crate in.
+    pub chain: Vec<String>,
+}
+
+/// The native libraries `deps` (one binary's build graph) need, or an error naming
+/// the first one kiln can't provide, who pulls it in, and the two fixes.
+pub fn check(deps: &[Dependency], target: &Target) -> Result<Vec<Provision>> {
+    let mut out = Vec::new();
+    for lib in SYSTEM_LIBS {
+        let Some(dep) = deps.iter().find(|d| d.name == lib.krate) else {
+            continue;
+        };
+        let vendored = lib
+            .vendored
+            .iter()
+            .any(|v| dep.features.iter().any(|f| f == v) || deps.iter().any(|d| d.name == *v));
+        if vendored {
+            continue;
+        }
+        let var = format!("{}_{}", target.env_name(), lib.dir_var);
+        if std::env::var_os(&var).is_some() {
+            continue;
+        }
+        if lib.provisionable {
+            out.push(Provision {
+                krate: lib.krate.into(),
+                library: lib.library.into(),
+                chain: dep.chain.clone(),
+            });
+            continue;
+        }
+        return Err(Error::environment(format!(
+            "`{}` links the system {} library, which kiln can't provide for {} (pulled in by {})",
+            lib.krate,
+            lib.library,
+            target.triple,
+            dep.chain.join(" -> ")
+        ))
+        .hint(format!(
+            "enable its `{}` feature so it builds {} from source: `{} = {{ version = \"*\", features = [\"{}\"] }}` in the package that depends on it",
+            lib.vendored[0], lib.library, lib.krate, lib.vendored[0]
+        ))
+        .hint(format!("or build {} for {} yourself and set `{var}` to its install prefix", lib.library, target.triple)));
+    }
+    Ok(out)
+}
+
+/// Where a provisioned library for `target` lives under `root`, named by the inputs
+/// that decide its content (so a new `openssl-src` or target gets a new directory).
+pub fn prefix(root: &Path, provision: &Provision, target: &Target) -> PathBuf {
+    let key = kiln_fs::sha256_hex(
+        format!(
+            "{}-{}-{OPENSSL_SRC_VERSION}-v1",
+            provision.krate, target.triple
+        )
+        .as_bytes(),
+    );
+    root.join(format!(
+        "{}-{}-{}",
+        provision.library.to_lowercase(),
+        target.triple,
+        &key[..16]
+    ))
+}
+
+/// The environment the `-sys` crate reads to use the provisioned library at `prefix`.
+pub fn env(provision: &Provision, target: &Target, prefix: &Path) -> Vec<(String, String)> {
+    match provision.krate.as_str() {
+        "openssl-sys" => vec![
+            (
+                format!("{}_OPENSSL_DIR", target.env_name()),
+                prefix.display().to_string(),
+            ),
+            (format!("{}_OPENSSL_STATIC", target.env_name()), "1".into()),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dep(name: &str, features: &[&str]) -> Dependency {
+        Dependency {
+            name: name.into(),
+            features: features.iter().map(|f| f.to_string()).collect(),
+            chain: vec!["app".into(), "native-tls".into(), name.into()],
+        }
+    }
+
+    #[test]
+    fn openssl_without_vendored_is_provisioned_and_vendored_is_left_alone() {
+        let arm = Target::parse("arm64").unwrap();
+        let found = check(&[dep("openssl-sys", &[])], &arm).unwrap();
+        assert_eq!(found[0].library, "OpenSSL");
+        assert!(check(&[dep("openssl-sys", &["vendored"])], &arm)
+            .unwrap()
+            .is_empty());
+        assert!(
+            check(&[dep("openssl-sys", &[]), dep("openssl-src", &[])], &arm)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_unprovisionable_library_names_the_crate_the_chain_and_both_fixes() {
+        let err = check(
+            &[dep("libsqlite3-sys", &[])],
+            &Target::parse("amd64").unwrap(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("`libsqlite3-sys`"));
+        assert!(err
+            .to_string()
+            .contains("app -> native-tls -> libsqlite3-sys"));
+        assert!(err.hints()[0].contains("bundled"));
+        assert!(err.hints()[1].contains("X86_64_UNKNOWN_LINUX_MUSL_SQLITE3_LIB_DIR"));
+    }
+}

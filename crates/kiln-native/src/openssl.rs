@@ -1,0 +1,101 @@
+//! A static OpenSSL for a musl target, built once from the `openssl-src` crate's
+//! sources with the zig toolchain (through a tiny helper crate whose build script
+//! drives `openssl-src`, so the same C compiler flags as the user's build apply).
+
+use kiln_diagnostics::{Error, IoContext, Result};
+use kiln_fs::{lock, temp_path, write_atomic, LockMode};
+use kiln_toolchain::Target;
+use std::path::Path;
+use std::process::Command;
+
+/// The `openssl-src` requirement provisioned builds use (OpenSSL 3.x).
+pub const OPENSSL_SRC_VERSION: &str = "300";
+
+const BUILD_RS: &str = r#"use std::path::{Path, PathBuf};
+
+fn copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+fn main() {
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    let target = std::env::var("TARGET").unwrap();
+    let host = std::env::var("HOST").unwrap();
+    let built = openssl_src::Build::new().target(&target).host(&host).out_dir(out.join("openssl")).build();
+    let prefix = PathBuf::from(std::env::var("KILN_OPENSSL_PREFIX").unwrap());
+    copy(built.lib_dir(), &prefix.join("lib"));
+    copy(built.include_dir(), &prefix.join("include"));
+    println!("cargo:rerun-if-env-changed=KILN_OPENSSL_PREFIX");
+}
+"#;
+
+/// Builds OpenSSL for `target` into `prefix` unless it is already there. `root` holds
+/// the helper crate and its target dir; concurrent kiln processes wait for each other.
+pub fn provision_openssl(root: &Path, target: &Target, prefix: &Path) -> Result<bool> {
+    let done =
+        |p: &Path| p.join("lib/libcrypto.a").is_file() || p.join("lib64/libcrypto.a").is_file();
+    if done(prefix) {
+        return Ok(false);
+    }
+    let _lock = lock(&root.join(".openssl.lock"), LockMode::Exclusive)?;
+    if done(prefix) {
+        return Ok(false);
+    }
+    for tool in ["perl", "make"] {
+        if !std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        {
+            return Err(Error::environment(format!("building OpenSSL for {} needs `{tool}`, which is not installed", target.triple))
+                .hint(format!("install {tool} (e.g. `apt-get install {tool}`), or enable the `vendored` feature of openssl-sys")));
+        }
+    }
+    let helper = root.join("openssl-helper");
+    let manifest = format!(
+        "[package]\nname = \"kiln-openssl-provision\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n[workspace]\n\n[build-dependencies]\nopenssl-src = \"{OPENSSL_SRC_VERSION}\"\n"
+    );
+    write_atomic(&helper.join("Cargo.toml"), manifest.as_bytes())?;
+    write_atomic(&helper.join("build.rs"), BUILD_RS.as_bytes())?;
+    write_atomic(&helper.join("src/lib.rs"), b"")?;
+    let staging = temp_path(prefix);
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "zigbuild",
+            "--release",
+            "--target",
+            &target.triple,
+            "--manifest-path",
+        ])
+        .arg(helper.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", root.join("openssl-build"))
+        .env("KILN_OPENSSL_PREFIX", &staging)
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .output()
+        .map_err(|e| {
+            Error::environment("failed to run `cargo zigbuild` to build OpenSSL").with_source(e)
+        })?;
+    if !out.status.success() {
+        let _ = std::fs::remove_dir_all(&staging);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr
+            .lines()
+            .rev()
+            .take(25)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        return Err(Error::environment(format!("building OpenSSL for {} failed:\n{}", target.triple, tail.join("\n")))
+            .hint("enable the `vendored` feature of openssl-sys to build it within your own build instead"));
+    }
+    std::fs::rename(&staging, prefix).io_context("rename into", prefix)?;
+    Ok(true)
+}
