@@ -109,7 +109,7 @@ impl Plan {
         };
         for (name, bins) in &sel.units {
             let pkg = ws.member(name).expect("resolved package");
-            let deps = ws.dependencies_with_paths(pkg);
+            let deps = ws.dependencies_with_paths(pkg, kiln_native::is_relevant);
             let mut native = Vec::new();
             for t in &sel.targets {
                 for p in kiln_native::check(&deps, t)? {

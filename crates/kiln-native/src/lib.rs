@@ -70,6 +70,14 @@ const SYSTEM_LIBS: &[SystemLib] = &[
     },
 ];
 
+/// Whether a package name matters to [`check`]: a system-library `-sys` crate or a
+/// package that vendors one.
+pub fn is_relevant(name: &str) -> bool {
+    SYSTEM_LIBS
+        .iter()
+        .any(|l| l.krate == name || l.vendored.contains(&name))
+}
+
 /// A native library a binary's build needs kiln to provide.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provision {

@@ -147,24 +147,33 @@ impl Workspace {
         parents
     }
 
-    /// Every package in `package`'s build graph with its enabled features and the
-    /// chain of packages that pulls it in (`app -> reqwest -> native-tls -> openssl-sys`).
-    pub fn dependencies_with_paths(&self, package: &Package) -> Vec<Dependency> {
+    /// The packages in `package`'s build graph that `wanted` picks (by name), with
+    /// their enabled features and the chain of packages that pulls each in
+    /// (`app -> reqwest -> native-tls -> openssl-sys`).
+    pub fn dependencies_with_paths(
+        &self,
+        package: &Package,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Vec<Dependency> {
         let parents = self.walk(package);
         let Some(resolve) = &self.metadata.resolve else {
             return Vec::new();
         };
+        let names: HashMap<&PackageId, &str> = self
+            .metadata
+            .packages
+            .iter()
+            .map(|p| (&p.id, p.name.as_str()))
+            .collect();
         let name = |id: &PackageId| {
-            self.metadata
-                .packages
-                .iter()
-                .find(|p| &p.id == id)
-                .map_or_else(|| id.repr.clone(), |p| p.name.to_string())
+            names
+                .get(id)
+                .map_or_else(|| id.repr.clone(), |n| n.to_string())
         };
         let mut out: Vec<Dependency> = resolve
             .nodes
             .iter()
-            .filter(|n| parents.contains_key(&n.id))
+            .filter(|n| parents.contains_key(&n.id) && wanted(&name(&n.id)))
             .map(|n| {
                 let mut chain = vec![name(&n.id)];
                 let mut cur = parents[&n.id];
