@@ -112,7 +112,7 @@ impl Plan {
             let deps = ws.dependencies_with_paths(pkg, kiln_native::is_relevant);
             let mut native = Vec::new();
             for t in &sel.targets {
-                for p in kiln_native::check(&deps, t)? {
+                for p in kiln_native::check(&deps, t, ws.config.provision_native != Some(false))? {
                     let prefix = kiln_native::prefix(native_root, &p, t);
                     native.push(NativeLib {
                         provision: p,

@@ -51,6 +51,78 @@ pub struct Config {
     /// The local binary cache (`~` is expanded). Default: `~/.cache/kiln`;
     /// `KILN_CACHE_DIR` overrides it.
     pub cache_dir: Option<PathBuf>,
+    /// Build native libraries that `-sys` crates link from the system (OpenSSL) for
+    /// musl targets. Default: true; `false` makes such a crate an error with the fixes.
+    pub provision_native: Option<bool>,
+    /// The container image `kiln image` and `kiln dockerfile` make from the artifacts.
+    pub image: Option<ImageConfig>,
+}
+
+/// `[workspace.metadata.kiln.image]`: what goes into the container image.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ImageConfig {
+    /// Image name used for the OCI layout's reference. Default: the directory name.
+    pub name: Option<String>,
+    /// Binaries copied into `/usr/local/bin`. Default: every binary in the store.
+    pub binaries: Option<Vec<String>>,
+    /// `ENTRYPOINT`. Default: the only binary, or the one named like the image.
+    pub entrypoint: Option<Vec<String>>,
+    /// `CMD`.
+    pub cmd: Option<Vec<String>>,
+    /// The user the entrypoint runs as. Default: `app`, uid and gid 1000.
+    pub user: Option<ImageUser>,
+    /// Ports to expose: `9092` or `"9092/udp"`.
+    pub ports: Option<Vec<Port>>,
+    /// Directories created, owned by the user and declared volumes.
+    pub volumes: Option<Vec<String>>,
+    /// Environment variables.
+    pub env: Option<std::collections::BTreeMap<String, String>>,
+    /// Image config labels.
+    pub labels: Option<std::collections::BTreeMap<String, String>>,
+    /// Manifest annotations added to kiln's `org.opencontainers.image.*` ones.
+    pub annotations: Option<std::collections::BTreeMap<String, String>>,
+    /// Working directory. Default: the first volume, else `/`.
+    pub workdir: Option<String>,
+    /// `scratch` (default) or an image reference whose layers go under kiln's.
+    pub base: Option<String>,
+    /// Ship a CA bundle at `/etc/ssl/certs/ca-certificates.crt` (scratch only). Default: true.
+    pub ca_certificates: Option<bool>,
+    /// `org.opencontainers.image.source`. Default: the workspace's `repository`.
+    pub source: Option<String>,
+}
+
+/// An exposed port: `9092` (tcp) or `"9092/udp"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Port {
+    /// A TCP port.
+    Number(u16),
+    /// `port/protocol`.
+    Spec(String),
+}
+
+impl Port {
+    /// `9092/tcp`, as image configs write it.
+    pub fn spec(&self) -> String {
+        match self {
+            Port::Number(n) => format!("{n}/tcp"),
+            Port::Spec(s) if s.contains('/') => s.clone(),
+            Port::Spec(s) => format!("{s}/tcp"),
+        }
+    }
+}
+
+/// The image's user.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageUser {
+    /// User and group name in `/etc/passwd` and `/etc/group`.
+    pub name: String,
+    /// Numeric uid.
+    pub uid: u32,
+    /// Numeric gid. Default: the uid.
+    pub gid: Option<u32>,
 }
 
 #[derive(Deserialize)]

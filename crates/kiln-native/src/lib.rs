@@ -10,7 +10,7 @@
 
 mod openssl;
 
-pub use openssl::{provision_openssl, OPENSSL_SRC_VERSION};
+pub use openssl::{clean_build_dirs, provision_openssl, OPENSSL_SRC_VERSION};
 
 use kiln_diagnostics::{Error, Result};
 use kiln_toolchain::Target;
@@ -90,8 +90,9 @@ pub struct Provision {
 }
 
 /// The native libraries `deps` (one binary's build graph) need, or an error naming
-/// the first one kiln can't provide, who pulls it in, and the two fixes.
-pub fn check(deps: &[Dependency], target: &Target) -> Result<Vec<Provision>> {
+/// the first one kiln can't provide (or, with `provision` off, may not), who pulls it
+/// in, and the two fixes.
+pub fn check(deps: &[Dependency], target: &Target, provision: bool) -> Result<Vec<Provision>> {
     let mut out = Vec::new();
     for lib in SYSTEM_LIBS {
         let Some(dep) = deps.iter().find(|d| d.name == lib.krate) else {
@@ -108,7 +109,7 @@ pub fn check(deps: &[Dependency], target: &Target) -> Result<Vec<Provision>> {
         if std::env::var_os(&var).is_some() {
             continue;
         }
-        if lib.provisionable {
+        if lib.provisionable && provision {
             out.push(Provision {
                 krate: lib.krate.into(),
                 library: lib.library.into(),
@@ -116,8 +117,13 @@ pub fn check(deps: &[Dependency], target: &Target) -> Result<Vec<Provision>> {
             });
             continue;
         }
+        let why = if lib.provisionable {
+            "which kiln's `provision-native = false` stops it from building"
+        } else {
+            "which kiln can't provide"
+        };
         return Err(Error::environment(format!(
-            "`{}` links the system {} library, which kiln can't provide for {} (pulled in by {})",
+            "`{}` links the system {} library, {why} for {} (pulled in by {})",
             lib.krate,
             lib.library,
             target.triple,
@@ -179,16 +185,31 @@ mod tests {
     #[test]
     fn openssl_without_vendored_is_provisioned_and_vendored_is_left_alone() {
         let arm = Target::parse("arm64").unwrap();
-        let found = check(&[dep("openssl-sys", &[])], &arm).unwrap();
+        let found = check(&[dep("openssl-sys", &[])], &arm, true).unwrap();
         assert_eq!(found[0].library, "OpenSSL");
-        assert!(check(&[dep("openssl-sys", &["vendored"])], &arm)
+        assert!(check(&[dep("openssl-sys", &["vendored"])], &arm, true)
             .unwrap()
             .is_empty());
-        assert!(
-            check(&[dep("openssl-sys", &[]), dep("openssl-src", &[])], &arm)
-                .unwrap()
-                .is_empty()
-        );
+        assert!(check(
+            &[dep("openssl-sys", &[]), dep("openssl-src", &[])],
+            &arm,
+            true
+        )
+        .unwrap()
+        .is_empty());
+    }
+
+    #[test]
+    fn provisioning_switched_off_turns_openssl_into_the_error_with_both_fixes() {
+        let err = check(
+            &[dep("openssl-sys", &[])],
+            &Target::parse("arm64").unwrap(),
+            false,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("provision-native = false"));
+        assert!(err.hints()[0].contains("vendored"));
+        assert!(err.hints()[1].contains("AARCH64_UNKNOWN_LINUX_MUSL_OPENSSL_DIR"));
     }
 
     #[test]
@@ -196,6 +217,7 @@ mod tests {
         let err = check(
             &[dep("libsqlite3-sys", &[])],
             &Target::parse("amd64").unwrap(),
+            true,
         )
         .unwrap_err();
         assert!(err.to_string().contains("`libsqlite3-sys`"));

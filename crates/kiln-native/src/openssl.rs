@@ -97,5 +97,37 @@ pub fn provision_openssl(root: &Path, target: &Target, prefix: &Path) -> Result<
             .hint("enable the `vendored` feature of openssl-sys to build it within your own build instead"));
     }
     std::fs::rename(&staging, prefix).io_context("rename into", prefix)?;
+    // The build tree (~100 MB per target) is not needed once the prefix is installed.
+    let _ = std::fs::remove_dir_all(root.join("openssl-build").join(&target.triple));
     Ok(true)
+}
+
+/// Removes what OpenSSL builds left behind (an interrupted build's tree), unless a
+/// provisioning is running. Returns the bytes freed.
+pub fn clean_build_dirs(root: &Path) -> Result<u64> {
+    if !root.is_dir() {
+        return Ok(0);
+    }
+    let _lock = lock(&root.join(".openssl.lock"), LockMode::Exclusive)?;
+    let build = root.join("openssl-build");
+    let bytes = dir_size(&build);
+    if build.exists() {
+        std::fs::remove_dir_all(&build).io_context("remove", &build)?;
+    }
+    Ok(bytes)
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(p) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(p)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| dir_size(&e.path()))
+        .sum()
 }

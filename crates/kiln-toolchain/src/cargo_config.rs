@@ -67,12 +67,15 @@ impl CargoConfig {
             return Some((v, var));
         }
         self.files.iter().find_map(|(path, table)| {
-            let linker = table
-                .get("target")?
-                .get(&target.triple)?
-                .get("linker")?
-                .as_str()?;
-            Some((linker.to_string(), path.display().to_string()))
+            target_tables(table, target).find_map(|(name, t)| {
+                let linker = t.get("linker")?.as_str()?;
+                let source = if name == target.triple {
+                    path.display().to_string()
+                } else {
+                    format!("{} [target.'{name}']", path.display())
+                };
+                Some((linker.to_string(), source))
+            })
         })
     }
 
@@ -96,8 +99,8 @@ impl CargoConfig {
     /// The rustflags cargo would pass when building for `target`, and where they come
     /// from, following cargo's order: `CARGO_ENCODED_RUSTFLAGS`, `RUSTFLAGS`,
     /// `target.<triple>.rustflags`, `build.rustflags` (the first that is set wins;
-    /// arrays from several config files are joined, nearest last).
-    /// `target.'cfg(..)'.rustflags` is not evaluated.
+    /// arrays from several config files are joined, nearest last; the triple's table
+    /// and every matching `target.'cfg(..)'` table count).
     pub fn rustflags(&self, target: &Target) -> Option<(Vec<String>, String)> {
         if let Ok(v) = std::env::var("CARGO_ENCODED_RUSTFLAGS") {
             let flags = v
@@ -114,28 +117,44 @@ impl CargoConfig {
             ));
         }
         let target_env = format!("CARGO_TARGET_{}_RUSTFLAGS", target.env_name());
-        self.config_list(&["target", &target.triple, "rustflags"], &target_env)
-            .or_else(|| self.config_list(&["build", "rustflags"], "CARGO_BUILD_RUSTFLAGS"))
+        self.config_list(&target_env, |t| {
+            target_tables(t, target)
+                .filter_map(|(_, t)| t.get("rustflags"))
+                .collect()
+        })
+        .or_else(|| {
+            self.config_list("CARGO_BUILD_RUSTFLAGS", |t| {
+                t.get("build")
+                    .and_then(|b| b.get("rustflags"))
+                    .into_iter()
+                    .collect()
+            })
+        })
     }
 
-    /// A list setting from every config file (farthest first) and its env variable.
-    fn config_list(&self, path: &[&str], env: &str) -> Option<(Vec<String>, String)> {
+    /// A list setting from every config file (farthest first; `get` picks its values
+    /// out of one file) and its env variable.
+    fn config_list(
+        &self,
+        env: &str,
+        get: impl Fn(&toml::Table) -> Vec<&toml::Value>,
+    ) -> Option<(Vec<String>, String)> {
         let mut flags = Vec::new();
         let mut sources = Vec::new();
         for (file, table) in self.files.iter().rev() {
-            let mut v = Some(toml::Value::Table(table.clone()));
-            for key in path {
-                v = v.and_then(|v| v.get(*key).cloned());
+            let values = get(table);
+            if values.is_empty() {
+                continue;
             }
-            let found: Vec<String> = match v {
-                Some(toml::Value::Array(a)) => a
-                    .iter()
-                    .filter_map(|x| x.as_str().map(String::from))
-                    .collect(),
-                Some(toml::Value::String(s)) => s.split_whitespace().map(String::from).collect(),
-                _ => continue,
-            };
-            flags.extend(found);
+            for v in values {
+                match v {
+                    toml::Value::Array(a) => {
+                        flags.extend(a.iter().filter_map(|x| x.as_str().map(String::from)))
+                    }
+                    toml::Value::String(s) => flags.extend(s.split_whitespace().map(String::from)),
+                    _ => {}
+                }
+            }
             sources.push(file.display().to_string());
         }
         if let Ok(v) = std::env::var(env) {
@@ -187,6 +206,25 @@ impl CargoConfig {
         }
         None
     }
+}
+
+/// The `[target.X]` tables of one config file that apply to `target`: its triple's
+/// first, then every matching `cfg(..)` table, as cargo reads them.
+fn target_tables<'a, 'b>(
+    table: &'a toml::Table,
+    target: &'b Target,
+) -> impl Iterator<Item = (&'a str, &'a toml::Table)> + use<'a, 'b> {
+    let targets = table.get("target").and_then(|t| t.as_table());
+    let exact = targets
+        .and_then(|t| t.get_key_value(&target.triple))
+        .and_then(|(k, t)| Some((k.as_str(), t.as_table()?)));
+    let cfgs = targets.into_iter().flat_map(move |t| {
+        t.iter().filter_map(move |(name, v)| {
+            (name.starts_with("cfg(") && crate::cfg::matches(name, target))
+                .then_some((name.as_str(), v.as_table()?))
+        })
+    });
+    exact.into_iter().chain(cfgs)
 }
 
 /// Rustflags kiln keeps for its own build, and a sentence per flag it dropped.
@@ -334,6 +372,26 @@ mod tests {
                 ["-Cb"]
             );
         }
+    }
+
+    #[test]
+    fn cfg_tables_count_for_linker_and_rustflags() {
+        let c = config(
+            "[target.'cfg(all(target_arch = \"aarch64\", target_env = \"musl\"))']\nlinker = \"clang\"\nrustflags = [\"-Ccfg\"]\n\
+             [target.'cfg(target_os = \"linux\")']\nrustflags = [\"-Clinux\"]\n\
+             [target.aarch64-unknown-linux-musl]\nrustflags = [\"-Ct\"]\n",
+        );
+        let (arm, amd) = (
+            Target::parse("arm64").unwrap(),
+            Target::parse("amd64").unwrap(),
+        );
+        let o = c.linker_override(&arm, "x86_64").unwrap();
+        assert!(o.source.contains("cfg(all"), "{}", o.source);
+        assert!(c.linker(&amd).is_none());
+        let mut flags = c.rustflags(&arm).unwrap().0;
+        flags.sort();
+        assert_eq!(flags, ["-Ccfg", "-Clinux", "-Ct"]);
+        assert_eq!(c.rustflags(&amd).unwrap().0, ["-Clinux"]);
     }
 
     #[test]

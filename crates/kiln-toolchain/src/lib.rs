@@ -3,12 +3,14 @@
 
 mod backend;
 mod cargo_config;
+mod cfg;
 mod probe;
 mod target;
 mod zig;
 
 pub use backend::{Backend, Invocation};
 pub use cargo_config::{fix_rustflags, CargoConfig, LinkerOverride, RustflagsFix};
+pub use cfg::matches as cfg_matches;
 pub use probe::{
     ensure_rust_targets, rustc_version, target_cpus, zig_version, Prerequisite, Probe,
 };

@@ -77,7 +77,7 @@ fn ring_builds_for_both_arches_despite_a_hostile_cargo_config() {
     let ws = fixture("ring-sha", "ring = \"0.17\"", RING_MAIN);
     let config = "[build]\njobs = 8\n\n\
         [target.x86_64-unknown-linux-musl]\nlinker = \"clang\"\nrustflags = [\"-C\", \"link-arg=-fuse-ld=lld\", \"-C\", \"target-cpu=native\"]\n\n\
-        [target.aarch64-unknown-linux-musl]\nlinker = \"clang\"\nrustflags = [\"-C\", \"link-arg=-fuse-ld=lld\", \"-C\", \"target-cpu=native\"]\n\n\
+        [target.'cfg(all(target_arch = \"aarch64\", target_env = \"musl\"))']\nlinker = \"clang\"\nrustflags = [\"-C\", \"link-arg=-fuse-ld=lld\", \"-C\", \"target-cpu=native\"]\n\n\
         [profile.release]\ndebug = 1\n";
     ws.write(".cargo/config.toml", config);
     let run = build(&ws, &[]);
@@ -183,6 +183,14 @@ fn openssl_without_vendored_is_provisioned_once_and_reused() {
             "{arch}"
         );
     }
+    // The build trees (~100 MB per target) are gone once the libraries are installed.
+    let (_, _, cache) = shared();
+    let leftovers: Vec<_> = walk_dirs(cache)
+        .into_iter()
+        .filter(|d| d.parent().is_some_and(|p| p.ends_with("openssl-build")))
+        .filter(|d| d.to_string_lossy().ends_with("-musl"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     // Another workspace needing OpenSSL reuses the libraries built for the first.
     let second = fixture("ssl-sha-two", "openssl = \"0.10\"", OPENSSL_MAIN);
     let (_, target, cache) = shared();
@@ -210,6 +218,41 @@ fn openssl_without_vendored_is_provisioned_once_and_reused() {
     );
 }
 
+fn walk_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            out.push(e.path());
+            out.extend(walk_dirs(&e.path()));
+        }
+    }
+    out
+}
+
+#[test]
+fn provisioning_switched_off_makes_openssl_the_error_with_both_fixes() {
+    let ws = fixture("ssl-off", "openssl = \"0.10\"", OPENSSL_MAIN);
+    let manifest = ws.read("Cargo.toml");
+    ws.write(
+        "Cargo.toml",
+        &format!("{manifest}\n[workspace]\n[workspace.metadata.kiln]\nprovision-native = false\n"),
+    );
+    let run = build(&ws, &["--target", "arm64"]);
+    run.failure(4, "provision-native = false");
+    assert!(
+        run.stderr.contains("ssl-off -> openssl -> openssl-sys"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("AARCH64_UNKNOWN_LINUX_MUSL_OPENSSL_DIR"),
+        "{}",
+        run.stderr
+    );
+    assert!(!ws.path("artifacts").exists());
+}
+
 #[test]
 fn a_system_library_kiln_cannot_provide_names_the_crate_and_the_fixes() {
     let ws = fixture("uses-sqlite", "rusqlite = \"0.32\"", "fn main() {}\n");
@@ -229,4 +272,30 @@ fn a_system_library_kiln_cannot_provide_names_the_crate_and_the_fixes() {
         run.stderr
     );
     ws.kiln(&["setup", "--check"]).failure(4, "libsqlite3-sys");
+}
+
+#[test]
+fn aws_lc_lz4_and_zlib_build_their_c_for_both_arches() {
+    let main = r#"fn main() {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b"kiln");
+    let hex: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let lz4 = unsafe { lz4_sys::LZ4_versionNumber() };
+    let z = unsafe { std::ffi::CStr::from_ptr(libz_sys::zlibVersion()) };
+    println!("{hex} lz4={} zlib={}", lz4 / 10000, &z.to_str().unwrap()[..2]);
+}
+"#;
+    let ws = fixture(
+        "awslc-sha",
+        "aws-lc-rs = \"1\"\nlz4-sys = \"1\"\nlibz-sys = { version = \"1\", features = [\"static\"] }",
+        main,
+    );
+    build(&ws, &[]).success();
+    let expected = format!("{} lz4=1 zlib=1.", sha256_hex(b"kiln"));
+    for arch in ["amd64", "arm64"] {
+        assert_eq!(
+            run_artifact(&ws, arch, "awslc-sha").trim(),
+            expected,
+            "{arch}"
+        );
+    }
 }

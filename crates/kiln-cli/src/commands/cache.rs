@@ -43,12 +43,13 @@ pub(crate) fn cache(cli: &Cli, args: &CacheArgs, r: &Reporter) -> Result<ExitCod
         CacheAction::Gc { max_size } => {
             let max = parse_size(max_size)?;
             let g = cache.gc(max)?;
+            let native = kiln_native::clean_build_dirs(&cache.root().join("native"))?;
             r.status(
                 "Collected",
                 &format!(
                     "{} entries, {} freed, {} left",
                     g.entries_removed,
-                    human_size(g.bytes_freed),
+                    human_size(g.bytes_freed + native),
                     human_size(g.bytes_left)
                 ),
             );
