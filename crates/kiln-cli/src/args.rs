@@ -62,6 +62,45 @@ pub(crate) enum Command {
     Affected(AffectedArgs),
     /// Inspect and maintain the local binary cache
     Cache(CacheArgs),
+    /// Build a multi-arch OCI image from the artifact store, without a container engine
+    Image(ImageArgs),
+    /// Write a Dockerfile (and .dockerignore) that packages the artifacts, for docker buildx
+    Dockerfile(DockerfileArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImageArgs {
+    /// Where to write: `oci:DIR` (OCI layout, default target/kiln/image) or `oci-archive:FILE`
+    #[arg(long, value_name = "KIND:PATH")]
+    pub(crate) output: Option<String>,
+    /// Push to this reference (`registry/repository:tag`); the index goes up last
+    #[arg(long, value_name = "REF")]
+    pub(crate) push: Option<String>,
+    /// More tags for the pushed image (e.g. the commit)
+    #[arg(long = "tag", value_name = "TAG", requires = "push")]
+    pub(crate) tags: Vec<String>,
+    /// Platforms: amd64, arm64, linux/arm64 (comma-separated or repeated; default: the configured targets)
+    #[arg(long = "platform", value_name = "PLATFORM")]
+    pub(crate) platforms: Vec<String>,
+    /// Base image reference instead of the configured one (`scratch` for none)
+    #[arg(long, value_name = "REF")]
+    pub(crate) base: Option<String>,
+    /// Use plain HTTP for a registry on this machine (or one in KILN_INSECURE_REGISTRIES)
+    #[arg(long)]
+    pub(crate) insecure: bool,
+    /// The artifact store to read (default: the configured artifact dir)
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DockerfileArgs {
+    /// Base image: `scratch` or an image such as `debian:bookworm-slim` (default: the configured base)
+    #[arg(long, value_name = "REF")]
+    pub(crate) base: Option<String>,
+    /// Directory to write into; the build context (default: the workspace root)
+    #[arg(long, value_name = "DIR")]
+    pub(crate) output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

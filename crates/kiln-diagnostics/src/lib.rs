@@ -18,6 +18,9 @@ pub enum Kind {
     VerifyFailed,
     /// The machine lacks something: a rustup target, zig, a writable directory.
     Environment,
+    /// A registry or remote cache failed: unreachable, refused the credentials,
+    /// rejected an upload after retries.
+    Remote,
     /// A bug in kiln or an unexpected failure of a tool it runs.
     Internal,
 }
@@ -30,6 +33,7 @@ impl Kind {
             Kind::Usage => 2,
             Kind::VerifyFailed => 3,
             Kind::Environment => 4,
+            Kind::Remote => 5,
             Kind::Internal => 101,
         }
     }
@@ -66,6 +70,11 @@ impl Error {
     /// Something missing or broken on the machine.
     pub fn environment(message: impl Into<String>) -> Self {
         Self::new(Kind::Environment, message)
+    }
+
+    /// A remote service (registry, cache) failed.
+    pub fn remote(message: impl Into<String>) -> Self {
+        Self::new(Kind::Remote, message)
     }
 
     /// An unexpected failure.

@@ -118,6 +118,19 @@ pub enum Event {
         /// Its record in `checksums.json`.
         artifact: Box<ArtifactRecord>,
     },
+    /// `kiln image` wrote an image.
+    ImageWritten {
+        /// Index digest.
+        digest: String,
+        /// Platforms (`linux/amd64`) with their manifest digests.
+        platforms: Vec<(String, String)>,
+        /// Layers: digest, compressed size, what they hold.
+        layers: Vec<(String, u64, String)>,
+        /// Local outputs written (layout directory, archive).
+        outputs: Vec<String>,
+        /// References pushed.
+        pushed: Vec<String>,
+    },
     /// The final event: what happened overall.
     Finished {
         /// True when every requested artifact was produced.

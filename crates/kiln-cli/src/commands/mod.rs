@@ -3,6 +3,7 @@
 mod affected;
 mod build;
 mod cache;
+mod image;
 mod setup;
 mod verify;
 
@@ -21,6 +22,8 @@ pub(crate) fn run(cli: &Cli, reporter: &Reporter) -> Result<ExitCode> {
         Command::Setup(a) => setup::setup(cli, a, reporter),
         Command::Affected(a) => affected::affected(cli, a, reporter),
         Command::Cache(a) => cache::cache(cli, a, reporter),
+        Command::Image(a) => image::image(cli, a, reporter),
+        Command::Dockerfile(a) => image::dockerfile(cli, a, reporter),
     }
 }
 

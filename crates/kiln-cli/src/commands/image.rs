@@ -1,0 +1,399 @@
+//! `kiln image` and `kiln dockerfile`.
+
+use super::{build::human_size, load_workspace, open_cache, short};
+use crate::args::{Cli, DockerfileArgs, ImageArgs};
+use crate::reporter::Reporter;
+use kiln_artifacts::Store;
+use kiln_diagnostics::{Error, IoContext, Result};
+use kiln_image::{BlobDir, DockerBase, ImageSpec, LayerCache, PlatformImage, Provenance};
+use kiln_registry::{Client, Reference};
+use kiln_schema::Event;
+use kiln_toolchain::Target;
+use kiln_workspace::Workspace;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Where `kiln image` writes its OCI layout by default.
+fn default_layout(ws: &Workspace) -> PathBuf {
+    ws.target_dir.join("kiln/image")
+}
+
+/// The image spec, resolved from the config and what the store (or workspace) holds.
+fn spec(ws: &Workspace, available: &[String], base: Option<&str>) -> Result<ImageSpec> {
+    let mut config = ws.config.image.clone().unwrap_or_default();
+    if let Some(b) = base {
+        config.base = Some(b.to_string());
+    }
+    let dir_name = ws
+        .root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "app".into());
+    let git = kiln_build::git_info(&ws.root);
+    let provenance = Provenance {
+        source: ws
+            .root_manifest
+            .get("workspace")
+            .and_then(|w| w.get("package"))
+            .or_else(|| ws.root_manifest.get("package"))
+            .and_then(|p| p.get("repository"))
+            .and_then(|r| r.as_str())
+            .map(String::from),
+        revision: git.commit,
+        version: None,
+    };
+    ImageSpec::resolve(
+        Some(&config),
+        &dir_name,
+        available,
+        epoch(&ws.root),
+        &provenance,
+    )
+}
+
+/// `SOURCE_DATE_EPOCH`, else the HEAD commit's time, else 0: never the clock, so a
+/// rebuild of the same commit gives the same digests.
+fn epoch(root: &Path) -> u64 {
+    if let Some(e) = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+    {
+        return e;
+    }
+    std::process::Command::new("git")
+        .args(["log", "-1", "--format=%ct"])
+        .current_dir(root)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The platforms to build: `--platform`, else the configured targets.
+fn platforms(ws: &Workspace, args: &[String]) -> Result<Vec<Target>> {
+    let wanted: Vec<String> = if !args.is_empty() {
+        args.iter()
+            .flat_map(|a| a.split(','))
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    } else if let Some(t) = &ws.config.targets {
+        t.clone()
+    } else {
+        return Ok(Target::defaults());
+    };
+    wanted.iter().map(|t| Target::parse(t)).collect()
+}
+
+pub(crate) fn image(cli: &Cli, args: &ImageArgs, r: &Reporter) -> Result<ExitCode> {
+    let ws = load_workspace(cli)?;
+    let store = Store::new(kiln_build::artifact_dir(&ws, args.out.as_deref()));
+    let checksums = store.read_checksums()?;
+    if checksums.artifacts.is_empty() {
+        return Err(Error::usage(format!(
+            "no artifacts in `{}` to build an image from",
+            short(store.root())
+        ))
+        .hint("run `kiln build` first"));
+    }
+    let report = store.verify()?;
+    if let Some(p) = report.problems.first() {
+        return Err(Error::usage(format!(
+            "the artifact store is not consistent: {} {}",
+            p.path, p.detail
+        ))
+        .hint("run `kiln build` to rewrite it, then `kiln image` again"));
+    }
+    let mut available: Vec<String> = checksums
+        .artifacts
+        .iter()
+        .map(|a| a.binary.clone())
+        .collect();
+    available.sort();
+    available.dedup();
+    let spec = spec(&ws, &available, args.base.as_deref())?;
+    let targets = platforms(&ws, &args.platforms)?;
+    let mut images = Vec::new();
+    for t in &targets {
+        let mut binaries = Vec::new();
+        for b in &spec.binaries {
+            let rec = checksums
+                .artifacts
+                .iter()
+                .find(|a| a.binary == *b && a.arch == t.arch && a.os == "linux");
+            let Some(rec) = rec else {
+                return Err(Error::usage(format!(
+                    "`{b}` has no artifact for {} in `{}`",
+                    t.platform(),
+                    short(store.root())
+                ))
+                .hint(format!(
+                    "run `kiln build --target {}` first, or leave {} out with `--platform`",
+                    t.arch,
+                    t.platform()
+                )));
+            };
+            binaries.push((b.clone(), store.root().join(&rec.path)));
+        }
+        images.push(PlatformImage {
+            arch: t.arch.clone(),
+            binaries,
+        });
+    }
+    let (kind, dest) = parse_output(args.output.as_deref(), &ws)?;
+    let layout = if kind == "oci" {
+        dest.clone()
+    } else {
+        default_layout(&ws)
+    };
+    let cache = open_cache(&ws).ok();
+    let layer_cache = cache
+        .as_ref()
+        .map(|c| LayerCache::new(c.root().join("layers")));
+    let parent = layout.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).io_context("create", parent)?;
+    let staging = kiln_fs::temp_path(&layout);
+    let result = (|| {
+        let blobs = BlobDir::new(&staging)?;
+        let base = match &spec.base {
+            Some(b) => {
+                let reference = Reference::parse(b)?;
+                r.status("Pulling", &format!("base image {reference}"));
+                let client = Client::new(&reference, args.insecure && reference.is_loopback())?;
+                let arches: Vec<String> = targets.iter().map(|t| t.arch.clone()).collect();
+                Some(client.pull_base(&reference, &arches, &blobs)?)
+            }
+            None => None,
+        };
+        let names: Vec<String> = targets.iter().map(|t| t.platform()).collect();
+        r.status(
+            "Assembling",
+            &format!(
+                "{} ({}) from {}",
+                spec.name,
+                names.join(", "),
+                short(store.root())
+            ),
+        );
+        let built =
+            kiln_image::assemble(&spec, &images, base.as_ref(), &blobs, layer_cache.as_ref())?;
+        kiln_image::write_layout(&blobs, &built, &spec.name, "latest")?;
+        Ok::<_, Error>(built)
+    })();
+    let built = match result {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    replace_dir(&staging, &layout)?;
+    let blobs = BlobDir::new(&layout)?;
+    let mut layers = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (arch, manifest, _, ls) in &built.manifests {
+        for (i, l) in ls.iter().enumerate() {
+            if !seen.insert(l.descriptor.digest.clone()) {
+                continue;
+            }
+            let what = if i + 1 == ls.len() {
+                format!("linux/{arch} binaries")
+            } else if i + 2 == ls.len() {
+                "users, /tmp, volumes".to_string()
+            } else {
+                format!("base layer {}", i + 1)
+            };
+            r.info(
+                "Layer",
+                &format!(
+                    "{} {:>9}  {what}{}",
+                    kiln_registry::short(&l.descriptor.digest),
+                    human_size(l.descriptor.size),
+                    if l.cached { " (cached)" } else { "" }
+                ),
+            );
+            layers.push((l.descriptor.digest.clone(), l.descriptor.size, what));
+        }
+        r.info("Manifest", &format!("linux/{arch} {}", manifest.digest));
+    }
+    let mut outputs = vec![format!("oci:{}", short(&layout))];
+    if kind == "oci-archive" {
+        kiln_image::write_archive(&blobs, &built, &dest, spec.epoch)?;
+        outputs.push(format!("oci-archive:{}", short(&dest)));
+    }
+    r.status(
+        "Wrote",
+        &format!("{} {}", outputs.join(", "), built.index.digest),
+    );
+    let mut pushed = Vec::new();
+    if let Some(target) = &args.push {
+        let reference = Reference::parse(target)?;
+        if reference.reference.starts_with("sha256:") {
+            return Err(Error::usage("`--push` takes a tag, not a digest")
+                .hint("write it as `registry/repository:tag`"));
+        }
+        let client = Client::new(&reference, args.insecure)?;
+        let mut tags = vec![reference.reference.clone()];
+        tags.extend(args.tags.iter().cloned());
+        tags.dedup();
+        let report = client.push(&blobs, &built, &tags, &|d, uploaded| {
+            if uploaded && r.verbose() {
+                r.info(
+                    "Uploaded",
+                    &format!("{} {}", kiln_registry::short(&d.digest), human_size(d.size)),
+                );
+            }
+        })?;
+        let bytes: u64 = report.uploaded.iter().map(|(_, s)| s).sum();
+        for t in &report.tags {
+            pushed.push(reference.with_tag(t).to_string());
+        }
+        r.status(
+            "Pushed",
+            &format!(
+                "{} ({} blobs uploaded, {}; {} already there) {}",
+                pushed.join(", "),
+                report.uploaded.len(),
+                human_size(bytes),
+                report.skipped,
+                report.digest
+            ),
+        );
+    }
+    r.event(&Event::ImageWritten {
+        digest: built.index.digest.clone(),
+        platforms: built
+            .manifests
+            .iter()
+            .map(|(a, m, _, _)| (format!("linux/{a}"), m.digest.clone()))
+            .collect(),
+        layers,
+        outputs,
+        pushed,
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `oci:DIR` or `oci-archive:FILE`; the default is the layout under `target/kiln/image`.
+fn parse_output(output: Option<&str>, ws: &Workspace) -> Result<(String, PathBuf)> {
+    let Some(o) = output else {
+        return Ok(("oci".into(), default_layout(ws)));
+    };
+    match o.split_once(':') {
+        Some(("oci", p)) if !p.is_empty() => Ok(("oci".into(), absolute(p))),
+        Some(("oci-archive", p)) if !p.is_empty() => Ok(("oci-archive".into(), absolute(p))),
+        _ => Err(Error::usage(format!("unknown image output `{o}`"))
+            .hint("use `oci:DIR` (an OCI layout) or `oci-archive:FILE.tar` (for `podman load` / `docker load`)")),
+    }
+}
+
+fn absolute(p: &str) -> PathBuf {
+    std::env::current_dir().unwrap_or_default().join(p)
+}
+
+/// Puts the finished directory `new` where `dest` is, replacing an old one.
+fn replace_dir(new: &Path, dest: &Path) -> Result<()> {
+    if dest.exists() {
+        let old = kiln_fs::temp_path(dest);
+        std::fs::rename(dest, &old).io_context("move aside", dest)?;
+        std::fs::rename(new, dest).io_context("rename into", dest)?;
+        let _ = std::fs::remove_dir_all(&old);
+    } else {
+        std::fs::rename(new, dest).io_context("rename into", dest)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn dockerfile(cli: &Cli, args: &DockerfileArgs, r: &Reporter) -> Result<ExitCode> {
+    let ws = load_workspace(cli)?;
+    let store = Store::new(kiln_build::artifact_dir(&ws, None));
+    // The Dockerfile may be written before anything is built: the workspace's binaries
+    // stand in for the store's.
+    let mut available: Vec<String> = store
+        .read_checksums()
+        .map(|c| c.artifacts.into_iter().map(|a| a.binary).collect())
+        .unwrap_or_default();
+    if available.is_empty() {
+        available = ws.binary_members().flat_map(|p| p.bins.clone()).collect();
+    }
+    available.sort();
+    available.dedup();
+    let spec = spec(&ws, &available, args.base.as_deref())?;
+    let out = args
+        .output
+        .as_ref()
+        .map_or_else(|| ws.root.clone(), |o| absolute(&o.to_string_lossy()));
+    let artifacts = store.root().strip_prefix(&out).map_err(|_| {
+        Error::usage(format!(
+            "the artifact store `{}` is outside `{}`, so a docker build there can't copy it",
+            store.root().display(),
+            out.display()
+        ))
+        .hint("write the Dockerfile at the workspace root (the default) or set `artifact-dir` inside it")
+    })?;
+    let files = kiln_image::dockerfile(
+        &spec,
+        &DockerBase::parse(spec.base.as_deref()),
+        &artifacts.to_string_lossy(),
+    );
+    std::fs::create_dir_all(&out).io_context("create", &out)?;
+    kiln_fs::write_atomic(&out.join("Dockerfile"), files.dockerfile.as_bytes())?;
+    kiln_fs::write_atomic(&out.join(".dockerignore"), files.dockerignore.as_bytes())?;
+    let rootfs = out.join("kiln-rootfs");
+    let staging = kiln_fs::temp_path(&rootfs);
+    let written = (|| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(&staging).io_context("create", &staging)?;
+        for (path, mode, bytes) in &files.rootfs {
+            let p = staging.join(path);
+            if mode & kiln_image::DIR != 0 {
+                std::fs::create_dir_all(&p).io_context("create", &p)?;
+            } else {
+                if let Some(parent) = p.parent() {
+                    std::fs::create_dir_all(parent).io_context("create", parent)?;
+                }
+                std::fs::write(&p, bytes).io_context("write", &p)?;
+            }
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode & 0o7777))
+                .io_context("set permissions of", &p)?;
+        }
+        Ok::<_, Error>(())
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    if files.rootfs.is_empty() {
+        let _ = std::fs::remove_dir_all(&staging);
+        let _ = std::fs::remove_dir_all(&rootfs);
+    } else {
+        replace_dir(&staging, &rootfs)?;
+    }
+    r.status(
+        "Wrote",
+        &format!(
+            "{}, {}{} (base {})",
+            short(&out.join("Dockerfile")),
+            short(&out.join(".dockerignore")),
+            if files.rootfs.is_empty() {
+                String::new()
+            } else {
+                format!(", {}/", short(&rootfs))
+            },
+            spec.base.as_deref().unwrap_or("scratch")
+        ),
+    );
+    let context = match short(&out) {
+        s if s.is_empty() => ".".to_string(),
+        s => s,
+    };
+    r.info(
+        "Next",
+        &format!(
+            "kiln build && docker buildx build --platform linux/amd64,linux/arm64 -t {} {context}",
+            spec.name
+        ),
+    );
+    Ok(ExitCode::SUCCESS)
+}

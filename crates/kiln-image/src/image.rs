@@ -1,0 +1,565 @@
+//! Image assembly: layers, one config and manifest per platform, the index over them,
+//! and the two local outputs (OCI layout directory, OCI archive).
+
+use crate::layer::{write_layer, Layer, LayerCache};
+use crate::oci::{canonical_json, media, BlobDir, Descriptor};
+use crate::tar::{self, Content, Entry};
+use kiln_config::ImageConfig;
+use kiln_diagnostics::{Error, IoContext, Result};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// `PATH` in kiln's images: binaries go to `/usr/local/bin`.
+const PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The user the image runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Name in `/etc/passwd`.
+    pub name: String,
+    /// uid.
+    pub uid: u32,
+    /// gid.
+    pub gid: u32,
+}
+
+/// Everything that decides an image, resolved from `[workspace.metadata.kiln.image]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSpec {
+    /// Image name (for the layout reference and the Dockerfile's comments).
+    pub name: String,
+    /// Binaries copied to `/usr/local/bin`.
+    pub binaries: Vec<String>,
+    /// `Entrypoint`.
+    pub entrypoint: Vec<String>,
+    /// `Cmd`.
+    pub cmd: Vec<String>,
+    /// The user.
+    pub user: User,
+    /// `9092/tcp`...
+    pub ports: Vec<String>,
+    /// Directories owned by the user and declared volumes.
+    pub volumes: Vec<String>,
+    /// Environment, added to `PATH`.
+    pub env: BTreeMap<String, String>,
+    /// Config labels (the OCI annotations are copied here too).
+    pub labels: BTreeMap<String, String>,
+    /// Manifest and index annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// `WorkingDir`.
+    pub workdir: String,
+    /// The base image reference, `None` for scratch.
+    pub base: Option<String>,
+    /// Whether a scratch image gets the CA bundle.
+    pub ca_certificates: bool,
+    /// Seconds since the epoch for every timestamp (`SOURCE_DATE_EPOCH` or the commit).
+    pub epoch: u64,
+}
+
+/// Facts about the build the annotations record.
+#[derive(Debug, Clone, Default)]
+pub struct Provenance {
+    /// Repository URL.
+    pub source: Option<String>,
+    /// Commit.
+    pub revision: Option<String>,
+    /// Version of the entrypoint's package.
+    pub version: Option<String>,
+}
+
+impl ImageSpec {
+    /// Resolves the configuration: `default_name` is the workspace directory's name,
+    /// `available` the binaries the artifact store holds.
+    pub fn resolve(
+        config: Option<&ImageConfig>,
+        default_name: &str,
+        available: &[String],
+        epoch: u64,
+        provenance: &Provenance,
+    ) -> Result<Self> {
+        let c = config.cloned().unwrap_or_default();
+        let name = c
+            .name
+            .clone()
+            .unwrap_or_else(|| default_name.to_lowercase());
+        let binaries = c.binaries.clone().unwrap_or_else(|| available.to_vec());
+        if binaries.is_empty() {
+            return Err(
+                Error::usage("the artifact store holds no binaries to put in an image")
+                    .hint("run `kiln build` first"),
+            );
+        }
+        for b in &binaries {
+            if !available.contains(b) {
+                return Err(Error::usage(format!("image binary `{b}` is not in the artifact store"))
+                    .hint(format!("build it with `kiln build --bin {b}`, or fix `binaries` in `[workspace.metadata.kiln.image]` (the store has: {})", available.join(", "))));
+            }
+        }
+        let entrypoint = match &c.entrypoint {
+            Some(e) => e.clone(),
+            None if binaries.len() == 1 => vec![binaries[0].clone()],
+            None => binaries
+                .iter()
+                .find(|b| **b == name)
+                .map(|b| vec![b.clone()])
+                .unwrap_or_default(),
+        };
+        let user = c.user.as_ref().map_or(
+            User {
+                name: "app".into(),
+                uid: 1000,
+                gid: 1000,
+            },
+            |u| User {
+                name: u.name.clone(),
+                uid: u.uid,
+                gid: u.gid.unwrap_or(u.uid),
+            },
+        );
+        let volumes: Vec<String> = c
+            .volumes
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| format!("/{}", v.trim_matches('/')))
+            .collect();
+        let workdir = c
+            .workdir
+            .clone()
+            .or_else(|| volumes.first().cloned())
+            .unwrap_or_else(|| "/".into());
+        let base = c.base.clone().filter(|b| b != "scratch");
+        let mut annotations = BTreeMap::new();
+        let oci = |k: &str| format!("org.opencontainers.image.{k}");
+        annotations.insert(oci("created"), rfc3339(epoch));
+        annotations.insert(oci("title"), name.clone());
+        for (k, v) in [
+            (
+                "source",
+                c.source.clone().or_else(|| provenance.source.clone()),
+            ),
+            ("revision", provenance.revision.clone()),
+            ("version", provenance.version.clone()),
+        ] {
+            if let Some(v) = v {
+                annotations.insert(oci(k), v);
+            }
+        }
+        if let Some(b) = &base {
+            annotations.insert(oci("base.name"), b.clone());
+        }
+        annotations.extend(c.annotations.clone().unwrap_or_default());
+        let mut labels = annotations.clone();
+        labels.extend(c.labels.clone().unwrap_or_default());
+        Ok(ImageSpec {
+            name,
+            binaries,
+            entrypoint,
+            cmd: c.cmd.clone().unwrap_or_default(),
+            user,
+            ports: c.ports.iter().flatten().map(|p| p.spec()).collect(),
+            volumes,
+            env: c.env.clone().unwrap_or_default(),
+            labels,
+            annotations,
+            workdir,
+            base,
+            ca_certificates: c.ca_certificates.unwrap_or(true),
+            epoch,
+        })
+    }
+
+    /// `/etc/passwd` for a scratch image.
+    pub fn passwd(&self) -> String {
+        let home = self.volumes.first().map_or("/", |v| v.as_str());
+        format!(
+            "root:x:0:0:root:/root:/sbin/nologin\n{}:x:{}:{}:{}:{home}:/sbin/nologin\n",
+            self.user.name, self.user.uid, self.user.gid, self.user.name
+        )
+    }
+
+    /// `/etc/group` for a scratch image.
+    pub fn group(&self) -> String {
+        format!("root:x:0:\n{}:x:{}:\n", self.user.name, self.user.gid)
+    }
+
+    /// The layer under the binaries: users and CA bundle (scratch only), `/tmp`, and
+    /// the volumes owned by the user.
+    fn base_entries(&self) -> Vec<Entry> {
+        let mut entries = vec![Entry::dir("tmp", 0o1777)];
+        if self.base.is_none() {
+            entries.push(Entry::file(
+                "etc/passwd",
+                0o644,
+                Content::Bytes(self.passwd().into_bytes()),
+            ));
+            entries.push(Entry::file(
+                "etc/group",
+                0o644,
+                Content::Bytes(self.group().into_bytes()),
+            ));
+            if self.ca_certificates {
+                entries.push(Entry::file(
+                    "etc/ssl/certs/ca-certificates.crt",
+                    0o644,
+                    Content::Bytes(crate::certs::ca_bundle()),
+                ));
+            }
+        }
+        for v in &self.volumes {
+            entries.push(Entry::owned_dir(v, 0o755, self.user.uid, self.user.gid));
+        }
+        if self.workdir != "/" && !self.volumes.contains(&self.workdir) {
+            entries.push(Entry::dir(&self.workdir, 0o755));
+        }
+        entries
+    }
+}
+
+/// One platform's input: its binaries on disk.
+#[derive(Debug, Clone)]
+pub struct PlatformImage {
+    /// OCI architecture (`amd64`).
+    pub arch: String,
+    /// `(name, path)` of each binary.
+    pub binaries: Vec<(String, PathBuf)>,
+}
+
+/// A base image's platform: its config and layers (whose blobs are in the blob dir).
+#[derive(Debug, Clone)]
+pub struct BasePlatform {
+    /// OCI architecture.
+    pub arch: String,
+    /// The base's image config.
+    pub config: Value,
+    /// Its layers, bottom first.
+    pub layers: Vec<Descriptor>,
+}
+
+/// A base image fetched from a registry.
+#[derive(Debug, Clone)]
+pub struct BaseImage {
+    /// The reference it was fetched by.
+    pub name: String,
+    /// The digest of its index (or manifest).
+    pub digest: String,
+    /// Per platform.
+    pub platforms: Vec<BasePlatform>,
+}
+
+/// What [`assemble`] wrote.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The image index.
+    pub index: Descriptor,
+    /// Per platform: architecture, manifest, config, and its layers (base first).
+    pub manifests: Vec<(String, Descriptor, Descriptor, Vec<Layer>)>,
+}
+
+/// Writes every blob of the image into `blobs` and returns the index.
+pub fn assemble(
+    spec: &ImageSpec,
+    platforms: &[PlatformImage],
+    base: Option<&BaseImage>,
+    blobs: &BlobDir,
+    cache: Option<&LayerCache>,
+) -> Result<Built> {
+    let own_base = write_layer(&spec.base_entries(), spec.epoch, blobs, cache)?;
+    let mut manifests = Vec::new();
+    let mut index_entries = Vec::new();
+    for p in platforms {
+        let entries: Vec<Entry> = p
+            .binaries
+            .iter()
+            .map(|(name, path)| {
+                Entry::file(
+                    &format!("usr/local/bin/{name}"),
+                    0o755,
+                    Content::File(path.clone()),
+                )
+            })
+            .collect();
+        let bin_layer = write_layer(&entries, spec.epoch, blobs, cache)?;
+        let base_platform = match base {
+            Some(b) => Some(b.platforms.iter().find(|bp| bp.arch == p.arch).ok_or_else(|| {
+                Error::usage(format!("base image `{}` has no linux/{} variant", b.name, p.arch))
+                    .hint("choose a multi-arch base, or build only the platforms it has (`--platform`)")
+            })?),
+            None => None,
+        };
+        let mut layers: Vec<Layer> = base_platform
+            .map(|bp| {
+                let diff_ids = bp.config["rootfs"]["diff_ids"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                bp.layers
+                    .iter()
+                    .zip(diff_ids)
+                    .map(|(d, id)| Layer {
+                        descriptor: d.clone(),
+                        diff_id: id.as_str().unwrap_or_default().to_string(),
+                        cached: true,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        layers.push(own_base.clone());
+        layers.push(bin_layer);
+        let config = image_config(spec, &p.arch, base_platform, &layers);
+        let config_desc = blobs.put_json(media::CONFIG, &config)?;
+        let mut annotations = spec.annotations.clone();
+        if let Some(b) = base {
+            annotations.insert(
+                "org.opencontainers.image.base.digest".into(),
+                b.digest.clone(),
+            );
+        }
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": media::MANIFEST,
+            "config": config_desc.to_json(),
+            "layers": layers.iter().map(|l| l.descriptor.to_json()).collect::<Vec<_>>(),
+            "annotations": annotations,
+        });
+        let manifest_desc = blobs.put_json(media::MANIFEST, &manifest)?;
+        let mut entry = manifest_desc.to_json();
+        entry["platform"] = json!({"architecture": p.arch, "os": "linux"});
+        index_entries.push(entry);
+        manifests.push((p.arch.clone(), manifest_desc, config_desc, layers));
+    }
+    let mut annotations = spec.annotations.clone();
+    if let Some(b) = base {
+        annotations.insert(
+            "org.opencontainers.image.base.digest".into(),
+            b.digest.clone(),
+        );
+    }
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": media::INDEX,
+        "manifests": index_entries,
+        "annotations": annotations,
+    });
+    let index = blobs.put_json(media::INDEX, &index)?;
+    Ok(Built { index, manifests })
+}
+
+/// The image config of one platform, on top of the base's when there is one.
+fn image_config(
+    spec: &ImageSpec,
+    arch: &str,
+    base: Option<&BasePlatform>,
+    layers: &[Layer],
+) -> Value {
+    let mut root = base.map_or_else(|| json!({}), |b| b.config.clone());
+    let base_config = root.get("config").cloned().unwrap_or_else(|| json!({}));
+    let mut env: Vec<String> = base_config["Env"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_else(|| vec![PATH.to_string()]);
+    for (k, v) in &spec.env {
+        env.retain(|e| e.split('=').next() != Some(k));
+        env.push(format!("{k}={v}"));
+    }
+    let set = |key: &str, extra: Vec<String>| {
+        let mut m: Map<String, Value> = base_config[key].as_object().cloned().unwrap_or_default();
+        for e in extra {
+            m.insert(e, json!({}));
+        }
+        m
+    };
+    let ports = set("ExposedPorts", spec.ports.clone());
+    let volumes = set("Volumes", spec.volumes.clone());
+    let mut labels: Map<String, Value> = base_config["Labels"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    for (k, v) in &spec.labels {
+        labels.insert(k.clone(), json!(v));
+    }
+    let mut config = json!({
+        "User": format!("{}:{}", spec.user.uid, spec.user.gid),
+        "Env": env,
+        "WorkingDir": spec.workdir,
+        "Labels": labels,
+    });
+    if !spec.entrypoint.is_empty() {
+        config["Entrypoint"] = json!(spec.entrypoint);
+    }
+    if !spec.cmd.is_empty() || !spec.entrypoint.is_empty() {
+        config["Cmd"] = json!(spec.cmd);
+    }
+    if !ports.is_empty() {
+        config["ExposedPorts"] = Value::Object(ports);
+    }
+    if !volumes.is_empty() {
+        config["Volumes"] = Value::Object(volumes);
+    }
+    let created = rfc3339(spec.epoch);
+    let mut history: Vec<Value> = root["history"].as_array().cloned().unwrap_or_default();
+    history.push(json!({"created": created, "created_by": "kiln image: users, /tmp and volumes"}));
+    history.push(json!({"created": created, "created_by": format!("kiln image: {}", spec.binaries.join(", "))}));
+    root["architecture"] = json!(arch);
+    root["os"] = json!("linux");
+    root["created"] = json!(created);
+    root["config"] = config;
+    root["rootfs"] = json!({"type": "layers", "diff_ids": layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>()});
+    root["history"] = json!(history);
+    if let Some(obj) = root.as_object_mut() {
+        // Fields of the base that describe how *it* was built.
+        for k in ["container", "container_config", "docker_version", "variant"] {
+            obj.remove(k);
+        }
+    }
+    root
+}
+
+/// Writes `index.json` and `oci-layout` so `blobs`' root is an OCI image layout whose
+/// one image is tagged `tag`.
+pub fn write_layout(blobs: &BlobDir, built: &Built, name: &str, tag: &str) -> Result<()> {
+    let mut entry = built.index.to_json();
+    entry["annotations"] = json!({
+        "org.opencontainers.image.ref.name": tag,
+        "io.containerd.image.name": format!("{name}:{tag}"),
+    });
+    let index = json!({"schemaVersion": 2, "mediaType": media::INDEX, "manifests": [entry]});
+    kiln_fs::write_atomic(
+        &blobs.root().join("index.json"),
+        canonical_json(&index).as_bytes(),
+    )?;
+    kiln_fs::write_atomic(
+        &blobs.root().join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+}
+
+/// Writes the layout at `blobs`' root as a tar (what `podman load` / `docker load`
+/// take), holding only the blobs `built` uses.
+pub fn write_archive(blobs: &BlobDir, built: &Built, dest: &Path, epoch: u64) -> Result<()> {
+    let root = blobs.root();
+    let mut digests: Vec<&str> = vec![&built.index.digest];
+    for (_, m, c, layers) in &built.manifests {
+        digests.push(&m.digest);
+        digests.push(&c.digest);
+        digests.extend(layers.iter().map(|l| l.descriptor.digest.as_str()));
+    }
+    let mut entries = vec![
+        Entry::file("oci-layout", 0o644, Content::File(root.join("oci-layout"))),
+        Entry::file("index.json", 0o644, Content::File(root.join("index.json"))),
+    ];
+    for d in digests {
+        let hex = d.trim_start_matches("sha256:");
+        entries.push(Entry::file(
+            &format!("blobs/sha256/{hex}"),
+            0o644,
+            Content::File(blobs.path(d)),
+        ));
+    }
+    let tmp = kiln_fs::temp_path(dest);
+    let result = std::fs::File::create(&tmp)
+        .and_then(|f| {
+            let mut w = std::io::BufWriter::new(f);
+            tar::write(&entries, epoch, &mut w)?;
+            use std::io::Write;
+            w.flush()?;
+            w.get_ref().sync_all()
+        })
+        .io_context("write", dest)
+        .and_then(|_| std::fs::rename(&tmp, dest).io_context("rename into", dest));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// `1970-01-01T00:00:00Z` for seconds since the epoch.
+pub fn rfc3339(epoch: u64) -> String {
+    let days = (epoch / 86_400) as i64;
+    let secs = epoch % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_856_399), "2026-11-28T08:59:59Z");
+    }
+
+    fn spec() -> ImageSpec {
+        let config: kiln_config::Config = kiln_config::Config::parse(
+            "[workspace.metadata.kiln.image]\nentrypoint = [\"srv\"]\ncmd = [\"run\"]\nuser = { name = \"svc\", uid = 1000 }\nports = [9092, \"53/udp\"]\nvolumes = [\"/data\"]\nenv = { A = \"1\" }\n",
+        )
+        .unwrap();
+        ImageSpec::resolve(
+            config.image.as_ref(),
+            "srv",
+            &["srv".into()],
+            1,
+            &Provenance {
+                source: Some("https://example.com/srv".into()),
+                revision: Some("abc".into()),
+                version: Some("1.0.0".into()),
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn config_has_numeric_user_ports_volumes_and_annotations() {
+        let s = spec();
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("srv");
+        std::fs::write(&bin, b"\x7fELF").unwrap();
+        let blobs = BlobDir::new(&dir.path().join("layout")).unwrap();
+        let platforms = [PlatformImage {
+            arch: "amd64".into(),
+            binaries: vec![("srv".into(), bin)],
+        }];
+        let built = assemble(&s, &platforms, None, &blobs, None).unwrap();
+        let (_, manifest, config, layers) = &built.manifests[0];
+        let config: Value = serde_json::from_slice(&blobs.read(&config.digest).unwrap()).unwrap();
+        assert_eq!(config["config"]["User"], "1000:1000");
+        assert_eq!(
+            config["config"]["ExposedPorts"],
+            json!({"9092/tcp": {}, "53/udp": {}})
+        );
+        assert_eq!(config["config"]["Volumes"], json!({"/data": {}}));
+        assert_eq!(config["config"]["WorkingDir"], "/data");
+        assert_eq!(config["config"]["Entrypoint"], json!(["srv"]));
+        assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
+        let manifest: Value =
+            serde_json::from_slice(&blobs.read(&manifest.digest).unwrap()).unwrap();
+        assert_eq!(
+            manifest["annotations"]["org.opencontainers.image.revision"],
+            "abc"
+        );
+        assert_eq!(manifest["layers"].as_array().unwrap().len(), layers.len());
+        assert!(s.passwd().contains("svc:x:1000:1000:svc:/data:"));
+    }
+}

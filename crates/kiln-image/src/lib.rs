@@ -1,0 +1,24 @@
+//! Container images from kiln's artifact store, without a container engine.
+//!
+//! Like ko and jib, kiln writes the OCI blobs itself: a base layer (users, CA bundle,
+//! owned data directories) and a binary layer per architecture, an image config and
+//! manifest per platform, and an index over them. Everything is deterministic: tar
+//! headers are written field by field, JSON is canonical, gzip is pinned, and
+//! timestamps come from `SOURCE_DATE_EPOCH` or the commit, so the same artifacts give
+//! the same digests.
+
+mod certs;
+mod dockerfile;
+mod image;
+mod layer;
+mod oci;
+mod tar;
+
+pub use dockerfile::{dockerfile, DockerBase, DockerFiles, DIR};
+pub use image::{
+    assemble, rfc3339, write_archive, write_layout, BaseImage, BasePlatform, Built, ImageSpec,
+    PlatformImage, Provenance, User,
+};
+pub use layer::{write_layer, Layer, LayerCache};
+pub use oci::{canonical_json, media, BlobDir, Descriptor};
+pub use tar::{Content, Entry};

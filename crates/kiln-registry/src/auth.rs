@@ -1,0 +1,224 @@
+//! Registry credentials, looked up the way users already store them. They are held in
+//! memory only for the requests that need them: never printed, logged or written.
+
+use base64::Engine;
+use std::path::PathBuf;
+
+/// A username and password (or token). `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The username.
+    pub username: String,
+    secret: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials({}, <redacted>)", self.username)
+    }
+}
+
+impl Credentials {
+    /// Credentials from a username and a password or token.
+    pub fn new(username: impl Into<String>, secret: impl Into<String>) -> Self {
+        Credentials {
+            username: username.into(),
+            secret: secret.into(),
+        }
+    }
+
+    /// The `Authorization: Basic ..` value.
+    pub(crate) fn basic(&self) -> String {
+        let raw = format!("{}:{}", self.username, self.secret);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+    }
+
+    /// Where these came from, for messages (never the values).
+    pub fn describe(source: &Source) -> &'static str {
+        match source {
+            Source::Env => "REGISTRY_USERNAME/REGISTRY_PASSWORD",
+            Source::GithubToken => "GITHUB_TOKEN",
+            Source::DockerConfig => "~/.docker/config.json",
+            Source::Helper => "a docker credential helper",
+        }
+    }
+}
+
+/// Where credentials were found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `REGISTRY_USERNAME` + `REGISTRY_PASSWORD`.
+    Env,
+    /// `GITHUB_TOKEN`, for ghcr.io.
+    GithubToken,
+    /// An `auths` entry of the docker config.
+    DockerConfig,
+    /// `credHelpers` / `credsStore`.
+    Helper,
+}
+
+/// Credentials for `registry`: the environment first, then `GITHUB_TOKEN` for ghcr.io,
+/// then the docker config (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`),
+/// its credential helpers included.
+pub fn lookup(registry: &str) -> Option<(Credentials, Source)> {
+    if let (Ok(u), Ok(p)) = (
+        std::env::var("REGISTRY_USERNAME"),
+        std::env::var("REGISTRY_PASSWORD"),
+    ) {
+        return Some((Credentials::new(u, p), Source::Env));
+    }
+    if registry == "ghcr.io" {
+        if let Ok(t) = std::env::var("GITHUB_TOKEN") {
+            let user = std::env::var("GITHUB_ACTOR").unwrap_or_else(|_| "kiln".into());
+            return Some((Credentials::new(user, t), Source::GithubToken));
+        }
+    }
+    docker_config(registry)
+}
+
+fn docker_config_path() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
+        return Some(PathBuf::from(dir).join("config.json"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker/config.json"))
+}
+
+fn docker_config(registry: &str) -> Option<(Credentials, Source)> {
+    let text = std::fs::read_to_string(docker_config_path()?).ok()?;
+    let config: serde_json::Value = serde_json::from_str(&text).ok()?;
+    // Docker Hub is stored under its legacy index URL.
+    let keys: Vec<String> = if registry == "registry-1.docker.io" {
+        vec![
+            "https://index.docker.io/v1/".into(),
+            "docker.io".into(),
+            "index.docker.io".into(),
+        ]
+    } else {
+        vec![
+            registry.to_string(),
+            format!("https://{registry}"),
+            format!("http://{registry}"),
+        ]
+    };
+    let helper = keys
+        .iter()
+        .find_map(|k| config["credHelpers"][k].as_str())
+        .or_else(|| config["credsStore"].as_str());
+    if let Some(helper) = helper {
+        if let Some(c) = from_helper(helper, &keys[0]) {
+            return Some((c, Source::Helper));
+        }
+    }
+    let entry = keys.iter().find_map(|k| config["auths"].get(k))?;
+    if let (Some(u), Some(p)) = (entry["username"].as_str(), entry["password"].as_str()) {
+        return Some((Credentials::new(u, p), Source::DockerConfig));
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(entry["auth"].as_str()?)
+        .ok()?;
+    let (u, p) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    Some((Credentials::new(u, p), Source::DockerConfig))
+}
+
+/// Runs `docker-credential-<helper> get` with the server URL on stdin.
+fn from_helper(helper: &str, server: &str) -> Option<Credentials> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(format!("docker-credential-{helper}"))
+        .arg("get")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(server.as_bytes()).ok()?;
+    let out = child.wait_with_output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    Some(Credentials::new(
+        v["Username"].as_str()?,
+        v["Secret"].as_str()?,
+    ))
+}
+
+/// A `WWW-Authenticate` challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Challenge {
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        scope: Option<String>,
+    },
+}
+
+/// Parses `Bearer realm="..",service="..",scope=".."` or `Basic realm=".."`.
+pub(crate) fn parse_challenge(header: &str) -> Option<Challenge> {
+    let (scheme, params) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
+    if scheme.eq_ignore_ascii_case("basic") {
+        return Some(Challenge::Basic);
+    }
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let mut realm = None;
+    let mut service = None;
+    let mut scope = None;
+    // Values are quoted and may contain commas (scopes do).
+    let mut rest = params;
+    while let Some((key, after)) = rest.split_once('=') {
+        let key = key.trim().trim_start_matches(',').trim();
+        let after = after.trim_start();
+        let (value, next) = if let Some(q) = after.strip_prefix('"') {
+            let end = q.find('"')?;
+            (&q[..end], &q[end + 1..])
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (&after[..end], &after[end..])
+        };
+        match key {
+            "realm" => realm = Some(value.to_string()),
+            "service" => service = Some(value.to_string()),
+            "scope" => scope = Some(value.to_string()),
+            _ => {}
+        }
+        rest = next;
+    }
+    Some(Challenge::Bearer {
+        realm: realm?,
+        service,
+        scope,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges() {
+        assert_eq!(
+            parse_challenge("Basic realm=\"Registry\""),
+            Some(Challenge::Basic)
+        );
+        assert_eq!(
+            parse_challenge("Bearer realm=\"https://ghcr.io/token\",service=\"ghcr.io\",scope=\"repository:a/b:pull,push\""),
+            Some(Challenge::Bearer {
+                realm: "https://ghcr.io/token".into(),
+                service: Some("ghcr.io".into()),
+                scope: Some("repository:a/b:pull,push".into()),
+            })
+        );
+        assert_eq!(parse_challenge("Negotiate"), None);
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let c = Credentials::new("me", "hunter2");
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,275 @@
+//! The distribution API calls kiln needs, over ureq (blocking, rustls): blob HEAD and
+//! upload (POST then one PUT), manifest PUT/GET, and token auth. Transport errors,
+//! timeouts and 5xx answers are retried with backoff; 4xx answers are not.
+
+use crate::auth::{self, parse_challenge, Challenge, Credentials, Source};
+use crate::Reference;
+use kiln_diagnostics::{Error, Result};
+use std::cell::RefCell;
+use std::io::Read;
+use std::time::Duration;
+
+/// How many times a request is tried before giving up.
+const ATTEMPTS: u32 = 4;
+
+/// A request body that can be produced again for a retry.
+pub(crate) enum Body<'a> {
+    Empty,
+    Bytes(&'a [u8]),
+    File(&'a std::path::Path, u64),
+}
+
+/// A finished exchange: status, selected headers, body.
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) location: Option<String>,
+    pub(crate) content_type: Option<String>,
+    pub(crate) body: Vec<u8>,
+}
+
+/// A client for one registry and repository.
+pub struct Client {
+    agent: ureq::Agent,
+    base: String,
+    registry: String,
+    repository: String,
+    credentials: Option<(Credentials, Source)>,
+    authorization: RefCell<Option<String>>,
+    /// Backoff before the first retry; doubled after each.
+    backoff: Duration,
+}
+
+impl Client {
+    /// A client for `reference`'s repository. Plain HTTP is used only when `insecure`
+    /// is set and the registry is on this machine or listed in
+    /// `KILN_INSECURE_REGISTRIES` (comma-separated hosts).
+    pub fn new(reference: &Reference, insecure: bool) -> Result<Self> {
+        let listed = std::env::var("KILN_INSECURE_REGISTRIES")
+            .unwrap_or_default()
+            .split(',')
+            .any(|h| h.trim() == reference.registry);
+        if insecure && !(reference.is_loopback() || listed) {
+            return Err(Error::usage(format!("`--insecure` is refused for `{}`: plain HTTP is only used for registries on this machine", reference.registry))
+                .hint(format!("set KILN_INSECURE_REGISTRIES={} to allow it for this host explicitly", reference.registry)));
+        }
+        let scheme = if insecure { "http" } else { "https" };
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(10))
+            .timeout_read(Duration::from_secs(120))
+            .timeout_write(Duration::from_secs(120))
+            .redirects(5)
+            .build();
+        Ok(Client {
+            agent,
+            base: format!("{scheme}://{}", reference.registry),
+            registry: reference.registry.clone(),
+            repository: reference.repository.clone(),
+            credentials: auth::lookup(&reference.registry),
+            authorization: RefCell::new(None),
+            backoff: Duration::from_millis(
+                std::env::var("KILN_REGISTRY_BACKOFF_MS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(500),
+            ),
+        })
+    }
+
+    /// The registry host.
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// The repository.
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    /// `/v2/<repository>/<rest>` as a full URL.
+    pub(crate) fn url(&self, rest: &str) -> String {
+        format!("{}/v2/{}/{rest}", self.base, self.repository)
+    }
+
+    /// An absolute URL for a `Location` header, which may be relative.
+    pub(crate) fn absolute(&self, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_string()
+        } else {
+            format!("{}{location}", self.base)
+        }
+    }
+
+    /// Sends a request, authenticating on a 401 and retrying transient failures.
+    /// Returns the answer for any HTTP status; errors only when the registry can't be
+    /// reached or keeps failing, or refuses the credentials.
+    pub(crate) fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &Body,
+    ) -> Result<Answer> {
+        let mut authenticated = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut req = self.agent.request(method, url);
+            for (k, v) in headers {
+                req = req.set(k, v);
+            }
+            if let Some(a) = self.authorization.borrow().as_ref() {
+                req = req.set("Authorization", a);
+            }
+            let sent = match body {
+                Body::Empty => req.call(),
+                Body::Bytes(b) => req.send_bytes(b),
+                Body::File(p, len) => match std::fs::File::open(p) {
+                    Ok(f) => req.set("Content-Length", &len.to_string()).send(f),
+                    Err(e) => {
+                        return Err(Error::io("read", p, e));
+                    }
+                },
+            };
+            let response = match sent {
+                Ok(r) => r,
+                Err(ureq::Error::Status(_, r)) => r,
+                Err(ureq::Error::Transport(t)) => {
+                    if attempt < ATTEMPTS {
+                        self.wait(attempt);
+                        continue;
+                    }
+                    return Err(Error::remote(format!(
+                        "cannot reach registry `{}` ({method} {}): {t}",
+                        self.registry,
+                        redact(url)
+                    ))
+                    .hint("check that the registry is running and the address is right; kiln retried 4 times"));
+                }
+            };
+            let status = response.status();
+            if status == 401 && !authenticated {
+                authenticated = true;
+                let challenge = response.header("WWW-Authenticate").map(String::from);
+                drop(response.into_string());
+                self.authenticate(challenge.as_deref())?;
+                attempt -= 1;
+                continue;
+            }
+            if status == 401 || status == 403 {
+                return Err(self.refused(status));
+            }
+            if (status >= 500 || status == 429) && attempt < ATTEMPTS {
+                drop(response.into_string());
+                self.wait(attempt);
+                continue;
+            }
+            let location = response.header("Location").map(String::from);
+            let content_type = response.header("Content-Type").map(String::from);
+            let mut buf = Vec::new();
+            response
+                .into_reader()
+                .take(512 << 20)
+                .read_to_end(&mut buf)
+                .map_err(|e| {
+                    Error::remote(format!("reading the answer of `{}` failed", self.registry))
+                        .with_source(e)
+                })?;
+            return Ok(Answer {
+                status,
+                location,
+                content_type,
+                body: buf,
+            });
+        }
+    }
+
+    fn wait(&self, attempt: u32) {
+        std::thread::sleep(self.backoff * 2u32.pow(attempt - 1));
+    }
+
+    fn refused(&self, status: u16) -> Error {
+        let (msg, hint) = match &self.credentials {
+            Some((c, source)) => (
+                format!(
+                    "registry `{}` refused the credentials of `{}` from {} (HTTP {status})",
+                    self.registry,
+                    c.username,
+                    Credentials::describe(source)
+                ),
+                "check the username and password or token, and that it may push to this repository",
+            ),
+            None => (
+                format!("registry `{}` requires credentials (HTTP {status})", self.registry),
+                "set REGISTRY_USERNAME and REGISTRY_PASSWORD, run `docker login`, or set GITHUB_TOKEN for ghcr.io",
+            ),
+        };
+        Error::remote(msg).hint(hint)
+    }
+
+    /// Answers a 401 challenge: Basic with the credentials, or a Bearer token from the realm.
+    fn authenticate(&self, challenge: Option<&str>) -> Result<()> {
+        match challenge.and_then(parse_challenge) {
+            Some(Challenge::Basic) => {
+                let (c, _) = self.credentials.as_ref().ok_or_else(|| self.refused(401))?;
+                *self.authorization.borrow_mut() = Some(c.basic());
+                Ok(())
+            }
+            Some(Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            }) => {
+                let scope =
+                    scope.unwrap_or_else(|| format!("repository:{}:pull,push", self.repository));
+                let mut req = self.agent.get(&realm).query("scope", &scope);
+                if let Some(s) = &service {
+                    req = req.query("service", s);
+                }
+                if let Some((c, _)) = &self.credentials {
+                    req = req.set("Authorization", &c.basic());
+                }
+                let answer = match req.call() {
+                    Ok(r) => r,
+                    Err(ureq::Error::Status(401 | 403, _)) => return Err(self.refused(401)),
+                    Err(e) => {
+                        return Err(Error::remote(format!(
+                            "cannot get a token from `{}` for `{}`",
+                            redact(&realm),
+                            self.registry
+                        ))
+                        .with_source(e))
+                    }
+                };
+                let v: serde_json::Value =
+                    serde_json::from_reader(answer.into_reader().take(1 << 20)).map_err(|e| {
+                        Error::remote(format!("`{}` sent an unreadable token", redact(&realm)))
+                            .with_source(e)
+                    })?;
+                let token = v["token"]
+                    .as_str()
+                    .or_else(|| v["access_token"].as_str())
+                    .ok_or_else(|| Error::remote(format!("`{}` sent no token", redact(&realm))))?;
+                *self.authorization.borrow_mut() = Some(format!("Bearer {token}"));
+                Ok(())
+            }
+            None => Err(self.refused(401)),
+        }
+    }
+
+    /// An error for an unexpected answer.
+    pub(crate) fn unexpected(&self, what: &str, a: &Answer) -> Error {
+        let body = String::from_utf8_lossy(&a.body);
+        let detail: String = body.chars().take(300).collect();
+        Error::remote(format!(
+            "registry `{}` answered {} to {what}: {}",
+            self.registry,
+            a.status,
+            detail.trim()
+        ))
+    }
+}
+
+/// A URL without its query (upload URLs carry state tokens).
+fn redact(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}

@@ -1,0 +1,279 @@
+//! Pushing kiln's images to an OCI registry and pulling base images from one.
+//!
+//! A thin client of our own over ureq rather than oci-client: kiln needs six calls of
+//! the distribution API, blocking code fits the rest of kiln, and oci-client would add
+//! tokio and still not read docker's credential config. The push order is what keeps a
+//! registry consistent: blobs (each only if the registry lacks it), then the platform
+//! manifests by digest, then the index under the tags, so a failed push never leaves
+//! a tag pointing at a partial image.
+
+mod auth;
+mod client;
+mod reference;
+
+pub use auth::{lookup as lookup_credentials, Credentials, Source};
+pub use client::Client;
+pub use reference::Reference;
+
+use client::Body;
+use kiln_diagnostics::{Error, Result};
+use kiln_image::{media, BaseImage, BasePlatform, BlobDir, Built, Descriptor};
+
+/// What a push did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushReport {
+    /// Blobs uploaded, with their sizes.
+    pub uploaded: Vec<(String, u64)>,
+    /// Blobs the registry already had.
+    pub skipped: usize,
+    /// References now pointing at the index.
+    pub tags: Vec<String>,
+    /// The index digest.
+    pub digest: String,
+}
+
+impl Client {
+    /// Pushes `built` (its blobs in `blobs`) and tags the index with `tags`.
+    pub fn push(
+        &self,
+        blobs: &BlobDir,
+        built: &Built,
+        tags: &[String],
+        on_blob: &dyn Fn(&Descriptor, bool),
+    ) -> Result<PushReport> {
+        let mut report = PushReport {
+            digest: built.index.digest.clone(),
+            ..Default::default()
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for (_, _, config, layers) in &built.manifests {
+            for d in layers.iter().map(|l| &l.descriptor).chain([config]) {
+                if !seen.insert(d.digest.clone()) {
+                    continue;
+                }
+                let uploaded = self.push_blob(blobs, d)?;
+                on_blob(d, uploaded);
+                if uploaded {
+                    report.uploaded.push((d.digest.clone(), d.size));
+                } else {
+                    report.skipped += 1;
+                }
+            }
+        }
+        for (_, manifest, _, _) in &built.manifests {
+            self.put_manifest(blobs, manifest, &manifest.digest)?;
+        }
+        for tag in tags {
+            self.put_manifest(blobs, &built.index, tag)?;
+            report.tags.push(tag.clone());
+        }
+        Ok(report)
+    }
+
+    /// Uploads one blob unless the registry has it; true when uploaded.
+    fn push_blob(&self, blobs: &BlobDir, d: &Descriptor) -> Result<bool> {
+        let head = self.send(
+            "HEAD",
+            &self.url(&format!("blobs/{}", d.digest)),
+            &[],
+            &Body::Empty,
+        )?;
+        if head.status == 200 {
+            return Ok(false);
+        }
+        let start = self.send(
+            "POST",
+            &self.url("blobs/uploads/"),
+            &[("Content-Length", "0")],
+            &Body::Empty,
+        )?;
+        let location = match (start.status, &start.location) {
+            (202, Some(l)) => self.absolute(l),
+            _ => return Err(self.unexpected("starting a blob upload", &start)),
+        };
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let url = format!("{location}{sep}digest={}", d.digest);
+        let path = blobs.path(&d.digest);
+        let put = self.send(
+            "PUT",
+            &url,
+            &[("Content-Type", "application/octet-stream")],
+            &Body::File(&path, d.size),
+        )?;
+        if put.status != 201 {
+            return Err(self.unexpected(&format!("the upload of blob {}", short(&d.digest)), &put));
+        }
+        Ok(true)
+    }
+
+    fn put_manifest(&self, blobs: &BlobDir, d: &Descriptor, reference: &str) -> Result<()> {
+        let bytes = blobs.read(&d.digest)?;
+        let a = self.send(
+            "PUT",
+            &self.url(&format!("manifests/{reference}")),
+            &[("Content-Type", d.media_type.as_str())],
+            &Body::Bytes(&bytes),
+        )?;
+        if a.status != 201 {
+            return Err(self.unexpected(&format!("the manifest {}", short(reference)), &a));
+        }
+        Ok(())
+    }
+
+    /// The manifest or index at `reference`, with its media type and digest.
+    fn get_manifest(&self, reference: &str) -> Result<(Vec<u8>, String, String)> {
+        let accept = [
+            media::INDEX,
+            media::MANIFEST,
+            media::DOCKER_LIST,
+            media::DOCKER_MANIFEST,
+        ]
+        .join(", ");
+        let a = self.send(
+            "GET",
+            &self.url(&format!("manifests/{reference}")),
+            &[("Accept", accept.as_str())],
+            &Body::Empty,
+        )?;
+        if a.status == 404 {
+            return Err(Error::usage(format!(
+                "`{}/{}:{reference}` does not exist",
+                self.registry(),
+                self.repository()
+            ))
+            .hint("check the base image's name and tag"));
+        }
+        if a.status != 200 {
+            return Err(self.unexpected(&format!("the manifest {reference}"), &a));
+        }
+        let digest = format!("sha256:{}", kiln_fs::sha256_hex(&a.body));
+        if reference.starts_with("sha256:") && digest != reference {
+            return Err(Error::remote(format!(
+                "registry `{}` sent a manifest that does not match {reference}",
+                self.registry()
+            )));
+        }
+        let media_type = serde_json::from_slice::<serde_json::Value>(&a.body)
+            .ok()
+            .and_then(|v| v["mediaType"].as_str().map(String::from))
+            .or(a.content_type.clone())
+            .unwrap_or_default();
+        Ok((a.body, media_type, digest))
+    }
+
+    /// Downloads a blob into `blobs`, checking its digest.
+    fn fetch_blob(&self, blobs: &BlobDir, d: &Descriptor) -> Result<()> {
+        if blobs.has(&d.digest) {
+            return Ok(());
+        }
+        let a = self.send(
+            "GET",
+            &self.url(&format!("blobs/{}", d.digest)),
+            &[],
+            &Body::Empty,
+        )?;
+        if a.status != 200 {
+            return Err(self.unexpected(&format!("blob {}", short(&d.digest)), &a));
+        }
+        let got = Descriptor::of(&d.media_type, &a.body);
+        if got.digest != d.digest {
+            return Err(Error::remote(format!(
+                "blob {} from `{}` does not match its digest",
+                short(&d.digest),
+                self.registry()
+            )));
+        }
+        blobs.put(&d.media_type, &a.body)?;
+        Ok(())
+    }
+
+    /// Pulls the base image `reference` for `arches` into `blobs`.
+    pub fn pull_base(
+        &self,
+        reference: &Reference,
+        arches: &[String],
+        blobs: &BlobDir,
+    ) -> Result<BaseImage> {
+        let (body, media_type, digest) = self.get_manifest(&reference.reference)?;
+        let top: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+            Error::remote(format!("`{reference}` is not a valid manifest")).with_source(e)
+        })?;
+        let mut manifests = Vec::new();
+        if media_type == media::INDEX || media_type == media::DOCKER_LIST {
+            for arch in arches {
+                let entry = top["manifests"].as_array().into_iter().flatten().find(|m| {
+                    m["platform"]["os"] == "linux" && m["platform"]["architecture"] == arch.as_str()
+                });
+                let Some(d) = entry.and_then(|e| e["digest"].as_str()) else {
+                    return Err(Error::usage(format!("base image `{reference}` has no linux/{arch} variant"))
+                        .hint("choose a multi-arch base, or limit the image's platforms with `--platform`"));
+                };
+                let (b, _, _) = self.get_manifest(d)?;
+                manifests.push((arch.clone(), b));
+            }
+        } else {
+            manifests.push((String::new(), body.clone()));
+        }
+        let mut platforms = Vec::new();
+        for (arch, bytes) in manifests {
+            let m: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+                Error::remote(format!("`{reference}` has an invalid manifest")).with_source(e)
+            })?;
+            let config_desc = descriptor(&m["config"])?;
+            self.fetch_blob(blobs, &config_desc)?;
+            let config: serde_json::Value =
+                serde_json::from_slice(&blobs.read(&config_desc.digest)?).map_err(|e| {
+                    Error::remote(format!("`{reference}` has an invalid config")).with_source(e)
+                })?;
+            let arch = if arch.is_empty() {
+                config["architecture"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            } else {
+                arch
+            };
+            let mut layers = Vec::new();
+            for l in m["layers"].as_array().into_iter().flatten() {
+                let mut d = descriptor(l)?;
+                if d.media_type != media::LAYER_GZIP && d.media_type != media::DOCKER_LAYER {
+                    return Err(Error::usage(format!("base image `{reference}` has a layer of type `{}`, which kiln can't append to", d.media_type))
+                        .hint("use a base image with gzip layers"));
+                }
+                self.fetch_blob(blobs, &d)?;
+                d.media_type = media::LAYER_GZIP.into();
+                layers.push(d);
+            }
+            platforms.push(BasePlatform {
+                arch,
+                config,
+                layers,
+            });
+        }
+        Ok(BaseImage {
+            name: reference.to_string(),
+            digest,
+            platforms,
+        })
+    }
+}
+
+fn descriptor(v: &serde_json::Value) -> Result<Descriptor> {
+    match (
+        v["mediaType"].as_str(),
+        v["digest"].as_str(),
+        v["size"].as_u64(),
+    ) {
+        (Some(m), Some(d), Some(s)) => Ok(Descriptor {
+            media_type: m.into(),
+            digest: d.into(),
+            size: s,
+        }),
+        _ => Err(Error::remote("a manifest has an invalid descriptor")),
+    }
+}
+
+/// `sha256:0123456789ab` for messages.
+pub fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(19)]
+}
