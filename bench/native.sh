@@ -42,13 +42,14 @@ hand() {
     export CARGO_PROFILE_RELEASE_STRIP=symbols
     for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
         dir=$(ls -d "$work"/cache1/v1/native/openssl-"$t"-*)
-        export "${t//-/_}_OPENSSL_DIR"="$dir" "${t//-/_}_OPENSSL_STATIC"=1
+        v=$(echo "${t//-/_}" | tr '[:lower:]' '[:upper:]')
+        export "${v}_OPENSSL_DIR"="$dir" "${v}_OPENSSL_STATIC"=1
     done
     for p in ssl-sha ring-sha zstd-rt; do
         cargo zigbuild -q --manifest-path "$work/hand/Cargo.toml" --release -p "$p" "${targets[@]}"
     done
 }
-t3=$(timed hand)
+s=$(now); hand >"$work/hand.log" 2>&1 || { tail -20 "$work/hand.log" >&2; exit 1; }; e=$(now); t3=$(echo "$e - $s" | bc)
 for a in x86_64 aarch64; do
     test -x "$work/hand/target/$a-unknown-linux-musl/release/ssl-sha" || { echo "hand-made build failed" >&2; exit 1; }
 done

@@ -19,7 +19,12 @@ fn default_layout(ws: &Workspace) -> PathBuf {
 }
 
 /// The image spec, resolved from the config and what the store (or workspace) holds.
-fn spec(ws: &Workspace, available: &[String], base: Option<&str>) -> Result<ImageSpec> {
+fn spec(
+    ws: &Workspace,
+    available: &[String],
+    base: Option<&str>,
+    version: impl Fn(&str) -> Option<String>,
+) -> Result<ImageSpec> {
     let mut config = ws.config.image.clone().unwrap_or_default();
     if let Some(b) = base {
         config.base = Some(b.to_string());
@@ -42,13 +47,22 @@ fn spec(ws: &Workspace, available: &[String], base: Option<&str>) -> Result<Imag
         revision: git.commit,
         version: None,
     };
-    ImageSpec::resolve(
+    let mut spec = ImageSpec::resolve(
         Some(&config),
         &dir_name,
         available,
         epoch(&ws.root),
         &provenance,
-    )
+    )?;
+    // The version is the entrypoint's package version, known once the spec is.
+    if let Some(v) = spec.entrypoint.first().and_then(|e| version(e)) {
+        let key = "org.opencontainers.image.version".to_string();
+        spec.annotations
+            .entry(key.clone())
+            .or_insert_with(|| v.clone());
+        spec.labels.entry(key).or_insert(v);
+    }
+    Ok(spec)
 }
 
 /// `SOURCE_DATE_EPOCH`, else the HEAD commit's time, else 0: never the clock, so a
@@ -112,7 +126,13 @@ pub(crate) fn image(cli: &Cli, args: &ImageArgs, r: &Reporter) -> Result<ExitCod
         .collect();
     available.sort();
     available.dedup();
-    let spec = spec(&ws, &available, args.base.as_deref())?;
+    let spec = spec(&ws, &available, args.base.as_deref(), |bin| {
+        checksums
+            .artifacts
+            .iter()
+            .find(|a| a.binary == bin)
+            .map(|a| a.version.clone())
+    })?;
     let targets = platforms(&ws, &args.platforms)?;
     let mut images = Vec::new();
     for t in &targets {
@@ -319,7 +339,12 @@ pub(crate) fn dockerfile(cli: &Cli, args: &DockerfileArgs, r: &Reporter) -> Resu
     }
     available.sort();
     available.dedup();
-    let spec = spec(&ws, &available, args.base.as_deref())?;
+    let spec = spec(&ws, &available, args.base.as_deref(), |bin| {
+        ws.members
+            .iter()
+            .find(|p| p.bins.iter().any(|b| b == bin))
+            .map(|p| p.version.clone())
+    })?;
     let out = args
         .output
         .as_ref()
