@@ -8,6 +8,7 @@ use kiln_artifacts::Store;
 use kiln_cache::{Entry, LocalCache, Lookup};
 use kiln_diagnostics::Result;
 use kiln_fingerprint::{diff, Inputs};
+use kiln_remote::RemoteCache;
 use kiln_schema::GitInfo;
 use kiln_toolchain::{rustc_version, zig_version, Backend, Target, ZigProbe};
 use kiln_workspace::Workspace;
@@ -72,6 +73,7 @@ pub fn analyze<'a>(
     plan: &'a Plan,
     store: &Store,
     cache: Option<&LocalCache>,
+    remote: Option<&RemoteCache>,
     observer: &dyn Observer,
 ) -> Result<Analysis<'a>> {
     let uses_zig = plan
@@ -102,50 +104,69 @@ pub fn analyze<'a>(
     let rustc_line = rustc.lines().next().unwrap_or_default().to_string();
     let mut ctx = ctx?;
     ctx.set_toolchain(rustc, zig);
-    let stored = store.read_checksums().unwrap_or_default();
-    let mut units = Vec::new();
+    let remote = remote.filter(|r| r.alive());
+    if let (Some(r), Some(c)) = (remote, cache) {
+        r.fetch_learned(&ctx.learned_ids(), c);
+    }
+    let mut keyed = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
         for target in &step.targets {
             for bin in &step.bins {
                 let inputs = ctx.inputs(i, step, bin, target, cache);
-                let key = inputs.key();
-                let mut unit = UnitPlan {
-                    step: i,
-                    package: step.package.clone(),
-                    bin: bin.clone(),
-                    target: target.clone(),
-                    key: key.clone(),
-                    state: UnitState::Build,
-                    reasons: Vec::new(),
-                    hit: None,
-                    inputs: Inputs::default(),
-                };
-                match cache.map_or(Lookup::Miss, |c| c.get(&key)) {
-                    Lookup::Hit(entry, blob) => {
-                        let rel = format!("{}/{}/{bin}", target.os, target.arch);
-                        let in_store = stored
-                            .artifacts
-                            .iter()
-                            .any(|a| a.path == rel && a.sha256 == entry.sha256)
-                            && kiln_fs::sha256_file(&store.root().join(&rel))
-                                .is_ok_and(|(s, _)| s == entry.sha256);
-                        unit.state = if in_store {
-                            UnitState::Fresh
-                        } else {
-                            UnitState::Restore
-                        };
-                        unit.hit = Some((entry, blob));
-                    }
-                    Lookup::Corrupt(why) => {
-                        observer.warn(&format!("{why}; it was removed and will be rebuilt"));
-                        unit.reasons.push("its cache entry was corrupt".into());
-                    }
-                    Lookup::Miss => unit.reasons = miss_reasons(cache, &unit, &inputs),
-                }
-                unit.inputs = inputs;
-                units.push(unit);
+                keyed.push((i, step, target, bin, inputs.key(), inputs));
             }
         }
+    }
+    // What the local cache lacks, the remote may have: fetched into the local cache
+    // (verified) before the lookups below.
+    if let (Some(r), Some(c)) = (remote, cache) {
+        let missing: Vec<String> = keyed
+            .iter()
+            .map(|k| k.4.clone())
+            .filter(|k| !c.contains(k))
+            .collect();
+        if !missing.is_empty() {
+            r.fetch(&missing, c);
+        }
+    }
+    let stored = store.read_checksums().unwrap_or_default();
+    let mut units = Vec::new();
+    for (i, step, target, bin, key, inputs) in keyed {
+        let mut unit = UnitPlan {
+            step: i,
+            package: step.package.clone(),
+            bin: bin.clone(),
+            target: target.clone(),
+            key: key.clone(),
+            state: UnitState::Build,
+            reasons: Vec::new(),
+            hit: None,
+            inputs: Inputs::default(),
+        };
+        match cache.map_or(Lookup::Miss, |c| c.get(&key)) {
+            Lookup::Hit(entry, blob) => {
+                let rel = format!("{}/{}/{bin}", target.os, target.arch);
+                let in_store = stored
+                    .artifacts
+                    .iter()
+                    .any(|a| a.path == rel && a.sha256 == entry.sha256)
+                    && kiln_fs::sha256_file(&store.root().join(&rel))
+                        .is_ok_and(|(s, _)| s == entry.sha256);
+                unit.state = if in_store {
+                    UnitState::Fresh
+                } else {
+                    UnitState::Restore
+                };
+                unit.hit = Some((entry, blob));
+            }
+            Lookup::Corrupt(why) => {
+                observer.warn(&format!("{why}; it was removed and will be rebuilt"));
+                unit.reasons.push("its cache entry was corrupt".into());
+            }
+            Lookup::Miss => unit.reasons = miss_reasons(cache, &unit, &inputs),
+        }
+        unit.inputs = inputs;
+        units.push(unit);
     }
     ctx.files.save();
     Ok(Analysis {

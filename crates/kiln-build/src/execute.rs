@@ -6,6 +6,7 @@ use cargo_metadata::Message;
 use kiln_artifacts::{NewArtifact, Store};
 use kiln_cache::{Entry, LocalCache};
 use kiln_diagnostics::{Error, Kind, Result};
+use kiln_remote::{RemoteCache, RemoteStats};
 use kiln_schema::ArtifactRecord;
 use kiln_toolchain::{ensure_rust_targets, Backend, Target};
 use kiln_workspace::Workspace;
@@ -40,6 +41,8 @@ pub struct BuildOutcome {
     pub records: Vec<ArtifactRecord>,
     /// Wall time of the whole build.
     pub elapsed: Duration,
+    /// What the remote cache did, when one is configured.
+    pub remote: Option<RemoteStats>,
 }
 
 /// A binary cargo produced, before it is installed.
@@ -57,6 +60,7 @@ pub fn execute(
     plan: &Plan,
     store: &Store,
     cache: Option<&LocalCache>,
+    remote: Option<&RemoteCache>,
     observer: &dyn Observer,
 ) -> Result<BuildOutcome> {
     let start = Instant::now();
@@ -74,22 +78,24 @@ pub fn execute(
         .collect();
     // With no cached build of any unit, every unit is a miss whatever its key: start
     // cargo at once and compute the keys beside it, instead of before it.
-    let cold = cache.is_none_or(|c| {
-        all.iter().all(|w| {
-            c.latest(&plan.steps[w.step].package, &w.target.triple, w.bin)
-                .is_none()
-        })
-    });
+    // A remote may hold them though.
+    let cold = remote.is_none_or(|r| !r.alive())
+        && cache.is_none_or(|c| {
+            all.iter().all(|w| {
+                c.latest(&plan.steps[w.step].package, &w.target.triple, w.bin)
+                    .is_none()
+            })
+        });
     let mut cache = cache;
     let (analysis, built) = if cold {
         std::thread::scope(|s| {
             let lookup = cache;
-            let analysis = s.spawn(move || analyze(ws, plan, store, lookup, observer));
+            let analysis = s.spawn(move || analyze(ws, plan, store, lookup, None, observer));
             let built = build_units(ws, plan, &all, &mut cache, observer);
             (analysis.join().expect("analysis thread"), built)
         })
     } else {
-        let analysis = analyze(ws, plan, store, cache, observer)?;
+        let analysis = analyze(ws, plan, store, cache, remote, observer)?;
         let wanted: Vec<Wanted<'_>> = analysis
             .units
             .iter()
@@ -109,6 +115,7 @@ pub fn execute(
         units.iter_mut().for_each(|u| u.state = UnitState::Build);
     }
     let mut artifacts = Vec::new();
+    let mut new_entries = Vec::new();
     // Learn what every build script declared before computing any final key, so
     // each key sees all of it (the next lookup will); and hash the sources again, to
     // notice an edit made while cargo ran.
@@ -138,7 +145,9 @@ pub fn execute(
             continue;
         }
         if let Some(cache) = cache {
-            cache_built(&analysis, plan, cache, unit, &b.path, observer);
+            if let Some(entry) = cache_built(&analysis, plan, cache, unit, &b.path, observer) {
+                new_entries.push(entry);
+            }
         }
         artifacts.push(new_artifact(plan, unit, b.path, &analysis));
     }
@@ -156,10 +165,16 @@ pub fn execute(
         let lock = store.lock()?;
         store.install(&lock, artifacts)?
     };
+    if let (Some(r), Some(c)) = (remote, cache) {
+        if !new_entries.is_empty() {
+            r.upload(&new_entries, &analysis.ctx.learned_ids(), c);
+        }
+    }
     Ok(BuildOutcome {
         units,
         records,
         elapsed: start.elapsed(),
+        remote: remote.map(RemoteCache::stats),
     })
 }
 
@@ -310,7 +325,7 @@ fn cache_built(
     unit: &mut UnitPlan,
     path: &Path,
     observer: &dyn Observer,
-) {
+) -> Option<Entry> {
     let step = &plan.steps[unit.step];
     let inputs = analysis
         .ctx
@@ -330,7 +345,7 @@ fn cache_built(
             edited.join(", "),
             unit.bin
         ));
-        return;
+        return None;
     }
     unit.key = inputs.key();
     let entry = Entry {
@@ -350,11 +365,15 @@ fn cache_built(
             .map_or(0, |d| d.as_secs()),
         inputs,
     };
-    if let Err(e) = cache.put(entry, path) {
-        observer.warn(&format!(
-            "could not cache {} for {}: {e}",
-            unit.bin, unit.target.triple
-        ));
+    match cache.put(entry, path) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            observer.warn(&format!(
+                "could not cache {} for {}: {e}",
+                unit.bin, unit.target.triple
+            ));
+            None
+        }
     }
 }
 

@@ -160,6 +160,16 @@ impl<'a> KeyContext<'a> {
         self.zig = zig;
     }
 
+    /// The ids under which build scripts' declarations are kept, for every package of
+    /// every graph: what a remote cache must supply before keys are computed.
+    pub(crate) fn learned_ids(&self) -> std::collections::BTreeSet<String> {
+        self.graphs
+            .values()
+            .flat_map(|g| g.nodes.iter())
+            .map(|n| self.learned_id(n, &self.node_id(n)))
+            .collect()
+    }
+
     /// The graph of a step for a target.
     pub(crate) fn graph(&self, step: usize, triple: &str) -> &DepGraph {
         &self.graphs[&(step, triple.to_string())]

@@ -32,6 +32,8 @@ pub struct Plan {
     rustflags: HashMap<String, Option<RustflagsFix>>,
     /// Where provisioned native libraries live.
     pub native_root: PathBuf,
+    /// sccache, when kiln runs cargo with it as `RUSTC_WRAPPER`.
+    pub sccache: Option<PathBuf>,
 }
 
 /// One cargo invocation.
@@ -106,6 +108,7 @@ impl Plan {
             workspace_c_deps,
             rustflags: rustflags.clone(),
             native_root: native_root.to_path_buf(),
+            sccache: sccache(ws)?,
         };
         for (name, bins) in &sel.units {
             let pkg = ws.member(name).expect("resolved package");
@@ -221,6 +224,9 @@ impl Plan {
         args.extend(["--message-format".into(), "json-render-diagnostics".into()]);
 
         let mut env = Vec::new();
+        if let Some(sc) = &self.sccache {
+            env.push(("RUSTC_WRAPPER".to_string(), sc.display().to_string()));
+        }
         for n in native {
             env.extend(kiln_native::env(&n.provision, &n.target, &n.prefix));
         }
@@ -319,4 +325,35 @@ fn profile_sets_in_manifest(ws: &Workspace, profile: &str, key: &str) -> bool {
         .and_then(|p| p.get(profile))
         .and_then(|p| p.get(key))
         .is_some()
+}
+
+/// sccache to use as `RUSTC_WRAPPER`: with `sccache = "auto"` (the default) when it is
+/// on PATH, `on` requires it, `off` never; `KILN_SCCACHE` overrides the setting. A `RUSTC_WRAPPER` the user set is left
+/// alone, and so are their `SCCACHE_*` settings (storage backend, size).
+fn sccache(ws: &Workspace) -> Result<Option<PathBuf>> {
+    let mode = std::env::var("KILN_SCCACHE")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .or_else(|| ws.config.cache.as_ref().and_then(|c| c.sccache.clone()))
+        .unwrap_or_else(|| "auto".into());
+    if std::env::var_os("RUSTC_WRAPPER").is_some_and(|v| !v.is_empty()) {
+        return Ok(None);
+    }
+    let found = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("sccache"))
+            .find(|p| p.is_file())
+    });
+    match (mode.as_str(), found) {
+        ("off", _) | ("auto", None) => Ok(None),
+        ("auto" | "on", Some(p)) => Ok(Some(p)),
+        ("on", None) => Err(kiln_diagnostics::Error::environment(
+            "`sccache = \"on\"` but sccache is not installed",
+        )
+        .hint("install it (`cargo install sccache`, or `apt-get install sccache`), or set `sccache = \"auto\"`")),
+        (other, _) => Err(kiln_diagnostics::Error::usage(format!(
+            "invalid `sccache = \"{other}\"` in [workspace.metadata.kiln.cache]"
+        ))
+        .hint("use `auto`, `on` or `off`")),
+    }
 }

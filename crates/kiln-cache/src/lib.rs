@@ -134,6 +134,17 @@ impl LocalCache {
         Ok(entry)
     }
 
+    /// Whether an entry exists for `key` (not verified: [`get`](Self::get) does that).
+    pub fn contains(&self, key: &str) -> bool {
+        self.entry_path(key).is_file()
+    }
+
+    /// The path of the blob `sha256`, if present (not verified).
+    pub fn blob(&self, sha256: &str) -> Option<PathBuf> {
+        let p = self.blob_path(sha256);
+        p.is_file().then_some(p)
+    }
+
     /// The entry built last for this binary and target, if it is still cached.
     pub fn latest(&self, package: &str, triple: &str, binary: &str) -> Option<Entry> {
         let key = fs::read_to_string(self.latest_path(package, triple, binary)).ok()?;

@@ -56,6 +56,24 @@ pub struct Config {
     pub provision_native: Option<bool>,
     /// The container image `kiln image` and `kiln dockerfile` make from the artifacts.
     pub image: Option<ImageConfig>,
+    /// The shared remote cache and sccache.
+    pub cache: Option<CacheConfig>,
+}
+
+/// `[workspace.metadata.kiln.cache]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CacheConfig {
+    /// `oci://registry/repo` or `file:///dir`; `KILN_REMOTE_CACHE` overrides it (`off` disables).
+    pub remote: Option<String>,
+    /// Who uploads: `always`, `ci` (default), `never`.
+    pub upload: Option<String>,
+    /// sccache as `RUSTC_WRAPPER`: `auto` (default: when installed), `on`, `off`.
+    pub sccache: Option<String>,
+    /// Plain HTTP for a registry on this machine.
+    pub insecure: Option<bool>,
+    /// Seconds any remote operation may take before the remote is skipped. Default: 5.
+    pub timeout: Option<u64>,
 }
 
 /// `[workspace.metadata.kiln.image]`: what goes into the container image.

@@ -5,8 +5,8 @@
 use crate::auth::{self, parse_challenge, Challenge, Credentials, Source};
 use crate::Reference;
 use kiln_diagnostics::{Error, Result};
-use std::cell::RefCell;
 use std::io::Read;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// How many times a request is tried before giving up.
@@ -34,9 +34,11 @@ pub struct Client {
     registry: String,
     repository: String,
     credentials: Option<(Credentials, Source)>,
-    authorization: RefCell<Option<String>>,
+    authorization: Mutex<Option<String>>,
     /// Backoff before the first retry; doubled after each.
     backoff: Duration,
+    /// Tries per request.
+    attempts: u32,
 }
 
 impl Client {
@@ -53,19 +55,14 @@ impl Client {
                 .hint(format!("set KILN_INSECURE_REGISTRIES={} to allow it for this host explicitly", reference.registry)));
         }
         let scheme = if insecure { "http" } else { "https" };
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(10))
-            .timeout_read(Duration::from_secs(120))
-            .timeout_write(Duration::from_secs(120))
-            .redirects(5)
-            .build();
         Ok(Client {
-            agent,
+            agent: agent(Duration::from_secs(10), Duration::from_secs(120)),
+            attempts: ATTEMPTS,
             base: format!("{scheme}://{}", reference.registry),
             registry: reference.registry.clone(),
             repository: reference.repository.clone(),
             credentials: auth::lookup(&reference.registry),
-            authorization: RefCell::new(None),
+            authorization: Mutex::new(None),
             backoff: Duration::from_millis(
                 std::env::var("KILN_REGISTRY_BACKOFF_MS")
                     .ok()
@@ -73,6 +70,14 @@ impl Client {
                     .unwrap_or(500),
             ),
         })
+    }
+
+    /// Bounds every connect and read to `timeout` and tries each request `attempts`
+    /// times: for callers (the remote cache) that must give up quickly.
+    pub fn bounded(mut self, timeout: Duration, attempts: u32) -> Self {
+        self.agent = agent(timeout, timeout);
+        self.attempts = attempts.max(1);
+        self
     }
 
     /// The registry host.
@@ -109,6 +114,19 @@ impl Client {
         headers: &[(&str, &str)],
         body: &Body,
     ) -> Result<Answer> {
+        self.send_to(method, url, headers, body, None)
+    }
+
+    /// [`send`](Self::send), streaming a 200 answer's body into the file `sink`
+    /// (written under a temporary name, renamed when complete) instead of memory.
+    pub(crate) fn send_to(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &Body,
+        sink: Option<&std::path::Path>,
+    ) -> Result<Answer> {
         let mut authenticated = false;
         let mut attempt = 0;
         loop {
@@ -117,7 +135,7 @@ impl Client {
             for (k, v) in headers {
                 req = req.set(k, v);
             }
-            if let Some(a) = self.authorization.borrow().as_ref() {
+            if let Some(a) = self.authorization.lock().expect("auth lock").as_ref() {
                 req = req.set("Authorization", a);
             }
             let sent = match body {
@@ -134,7 +152,7 @@ impl Client {
                 Ok(r) => r,
                 Err(ureq::Error::Status(_, r)) => r,
                 Err(ureq::Error::Transport(t)) => {
-                    if attempt < ATTEMPTS {
+                    if attempt < self.attempts {
                         self.wait(attempt);
                         continue;
                     }
@@ -143,7 +161,7 @@ impl Client {
                         self.registry,
                         redact(url)
                     ))
-                    .hint("check that the registry is running and the address is right; kiln retried 4 times"));
+                    .hint(format!("check that the registry is running and the address is right; kiln tried {} times", self.attempts)));
                 }
             };
             let status = response.status();
@@ -158,13 +176,41 @@ impl Client {
             if status == 401 || status == 403 {
                 return Err(self.refused(status));
             }
-            if (status >= 500 || status == 429) && attempt < ATTEMPTS {
+            if (status >= 500 || status == 429) && attempt < self.attempts {
                 drop(response.into_string());
                 self.wait(attempt);
                 continue;
             }
             let location = response.header("Location").map(String::from);
             let content_type = response.header("Content-Type").map(String::from);
+            if let (200, Some(dest)) = (status, sink) {
+                let tmp = kiln_fs::temp_path(dest);
+                let copied = std::fs::File::create(&tmp).and_then(|mut f| {
+                    std::io::copy(&mut response.into_reader(), &mut f)?;
+                    f.sync_all()
+                });
+                match copied.and_then(|_| std::fs::rename(&tmp, dest)) {
+                    Ok(()) => {}
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&tmp);
+                        if attempt < self.attempts {
+                            self.wait(attempt);
+                            continue;
+                        }
+                        return Err(Error::remote(format!(
+                            "downloading from `{}` failed",
+                            self.registry
+                        ))
+                        .with_source(e));
+                    }
+                }
+                return Ok(Answer {
+                    status,
+                    location,
+                    content_type,
+                    body: Vec::new(),
+                });
+            }
             let mut buf = Vec::new();
             response
                 .into_reader()
@@ -211,7 +257,7 @@ impl Client {
         match challenge.and_then(parse_challenge) {
             Some(Challenge::Basic) => {
                 let (c, _) = self.credentials.as_ref().ok_or_else(|| self.refused(401))?;
-                *self.authorization.borrow_mut() = Some(c.basic());
+                *self.authorization.lock().expect("auth lock") = Some(c.basic());
                 Ok(())
             }
             Some(Challenge::Bearer {
@@ -249,7 +295,7 @@ impl Client {
                     .as_str()
                     .or_else(|| v["access_token"].as_str())
                     .ok_or_else(|| Error::remote(format!("`{}` sent no token", redact(&realm))))?;
-                *self.authorization.borrow_mut() = Some(format!("Bearer {token}"));
+                *self.authorization.lock().expect("auth lock") = Some(format!("Bearer {token}"));
                 Ok(())
             }
             None => Err(self.refused(401)),
@@ -267,6 +313,15 @@ impl Client {
             detail.trim()
         ))
     }
+}
+
+fn agent(connect: Duration, read: Duration) -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout_connect(connect)
+        .timeout_read(read)
+        .timeout_write(Duration::from_secs(120))
+        .redirects(5)
+        .build()
 }
 
 /// A URL without its query (upload URLs carry state tokens).

@@ -72,15 +72,21 @@ impl Client {
 
     /// Uploads one blob unless the registry has it; true when uploaded.
     fn push_blob(&self, blobs: &BlobDir, d: &Descriptor) -> Result<bool> {
-        let head = self.send(
-            "HEAD",
-            &self.url(&format!("blobs/{}", d.digest)),
-            &[],
-            &Body::Empty,
-        )?;
-        if head.status == 200 {
+        if self.blob_exists(&d.digest)? {
             return Ok(false);
         }
+        self.upload_blob(&blobs.path(&d.digest), d)?;
+        Ok(true)
+    }
+
+    /// Whether the repository has the blob `digest`.
+    pub fn blob_exists(&self, digest: &str) -> Result<bool> {
+        let url = self.url(&format!("blobs/{digest}"));
+        Ok(self.send("HEAD", &url, &[], &Body::Empty)?.status == 200)
+    }
+
+    /// Uploads the file `path` as the blob `d` (POST, then one PUT).
+    pub fn upload_blob(&self, path: &std::path::Path, d: &Descriptor) -> Result<()> {
         let start = self.send(
             "POST",
             &self.url("blobs/uploads/"),
@@ -93,17 +99,99 @@ impl Client {
         };
         let sep = if location.contains('?') { '&' } else { '?' };
         let url = format!("{location}{sep}digest={}", d.digest);
-        let path = blobs.path(&d.digest);
         let put = self.send(
             "PUT",
             &url,
             &[("Content-Type", "application/octet-stream")],
-            &Body::File(&path, d.size),
+            &Body::File(path, d.size),
         )?;
         if put.status != 201 {
             return Err(self.unexpected(&format!("the upload of blob {}", short(&d.digest)), &put));
         }
-        Ok(true)
+        Ok(())
+    }
+
+    /// Downloads the blob `digest` into the file `dest` (streamed; renamed into place
+    /// when complete). False when the registry doesn't have it. The caller checks
+    /// the content against the digest.
+    pub fn download_blob(&self, digest: &str, dest: &std::path::Path) -> Result<bool> {
+        let a = self.send_to(
+            "GET",
+            &self.url(&format!("blobs/{digest}")),
+            &[],
+            &Body::Empty,
+            Some(dest),
+        )?;
+        match a.status {
+            200 => Ok(true),
+            404 => Ok(false),
+            _ => Err(self.unexpected(&format!("blob {}", short(digest)), &a)),
+        }
+    }
+
+    /// Stores `bytes` as the manifest `reference` (a tag or digest).
+    pub fn put_manifest_bytes(
+        &self,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<()> {
+        let a = self.send(
+            "PUT",
+            &self.url(&format!("manifests/{reference}")),
+            &[("Content-Type", media_type)],
+            &Body::Bytes(bytes),
+        )?;
+        if a.status != 201 {
+            return Err(self.unexpected(&format!("the manifest {}", short(reference)), &a));
+        }
+        Ok(())
+    }
+
+    /// The manifest at `reference`, or `None` when the registry has none there.
+    pub fn manifest_bytes(&self, reference: &str) -> Result<Option<Vec<u8>>> {
+        let a = self.send(
+            "GET",
+            &self.url(&format!("manifests/{reference}")),
+            &[("Accept", media::MANIFEST)],
+            &Body::Empty,
+        )?;
+        match a.status {
+            200 => Ok(Some(a.body)),
+            404 => Ok(None),
+            _ => Err(self.unexpected(&format!("the manifest {}", short(reference)), &a)),
+        }
+    }
+
+    /// Every tag of the repository (an empty list for a repository not created yet).
+    pub fn tags(&self) -> Result<Vec<String>> {
+        let a = self.send("GET", &self.url("tags/list?n=100000"), &[], &Body::Empty)?;
+        match a.status {
+            200 => {
+                let v: serde_json::Value = serde_json::from_slice(&a.body).map_err(|e| {
+                    Error::remote(format!("`{}` sent an unreadable tag list", self.registry()))
+                        .with_source(e)
+                })?;
+                Ok(v["tags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t.as_str().map(String::from))
+                    .collect())
+            }
+            404 => Ok(Vec::new()),
+            _ => Err(self.unexpected("the tag list", &a)),
+        }
+    }
+
+    /// Checks that the registry answers (`GET /v2/`), authenticating if it asks.
+    pub fn ping(&self) -> Result<()> {
+        let url = self.url("tags/list?n=1");
+        let a = self.send("GET", &url, &[], &Body::Empty)?;
+        if a.status >= 500 {
+            return Err(self.unexpected("a ping", &a));
+        }
+        Ok(())
     }
 
     fn put_manifest(&self, blobs: &BlobDir, d: &Descriptor, reference: &str) -> Result<()> {

@@ -3,82 +3,17 @@
 
 mod common;
 
-use common::{built_example, kiln_command, tool, Run, TempWorkspace};
+use common::{
+    built_example, free_port, kiln_command, tool, wait_for_port, Registry, Run, TempWorkspace,
+};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A private registry on 127.0.0.1, optionally with htpasswd auth; killed on drop.
-struct Registry {
-    _dir: tempfile::TempDir,
-    child: Child,
-    port: u16,
-}
-
-impl Registry {
-    fn start(auth: Option<(&str, &str)>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mut config = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display()
-        );
-        if let Some((user, pass)) = auth {
-            let line = tool("htpasswd", &["-Bbn", user, pass], dir.path());
-            std::fs::write(dir.path().join("htpasswd"), line.trim()).unwrap();
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: kiln-test\n    path: {}\n",
-                dir.path().join("htpasswd").display()
-            ));
-        }
-        std::fs::write(dir.path().join("config.yml"), config).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(dir.path().join("config.yml"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("`docker-registry` is needed by the tests (.ci/run installs it)");
-        wait_for_port(port);
-        Registry {
-            _dir: dir,
-            child,
-            port,
-        }
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use std::time::Duration;
 
 /// `kiln <args>` in `ws` with a fast retry backoff and no registry credentials from
 /// the environment or the user's docker config.

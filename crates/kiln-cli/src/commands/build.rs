@@ -58,7 +58,30 @@ fn prepare(cli: &Cli, args: &BuildArgs) -> Result<Prepared> {
 
 fn run_build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<usize> {
     let (ws, plan, store, cache) = prepare(cli, args)?;
-    let outcome = execute(&ws, &plan, &store, cache.as_ref(), r)?;
+    let remote = if cache.is_some() {
+        super::open_remote(&ws, r)?
+    } else {
+        None
+    };
+    let sccache_before = plan.sccache.as_deref().and_then(sccache_stats);
+    let outcome = execute(&ws, &plan, &store, cache.as_ref(), remote.as_ref(), r)?;
+    if let (Some(sc), Some(before)) = (plan.sccache.as_deref(), sccache_before) {
+        if let Some(after) = sccache_stats(sc) {
+            let (hits, misses) = (
+                after.0 - before.0.min(after.0),
+                after.1 - before.1.min(after.1),
+            );
+            if hits + misses > 0 {
+                r.info(
+                    "sccache",
+                    &format!(
+                        "{hits} hits, {misses} misses over {} rustc calls",
+                        hits + misses
+                    ),
+                );
+            }
+        }
+    }
     for rec in &outcome.records {
         r.event(&Event::ArtifactWritten {
             artifact: Box::new(rec.clone()),
@@ -97,6 +120,9 @@ fn run_build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<usize> {
             ),
         );
     }
+    if let Some(rs) = &outcome.remote {
+        report_remote(rs, r);
+    }
     let total = outcome.units.len();
     let cache_note = if cache.is_some() {
         format!(" [cache: {}/{total} hits]", fresh + restored)
@@ -114,6 +140,52 @@ fn run_build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<usize> {
     Ok(outcome.records.len())
 }
 
+/// sccache's cumulative (hits, misses) from its server, if it answers.
+fn sccache_stats(sccache: &std::path::Path) -> Option<(u64, u64)> {
+    let out = std::process::Command::new(sccache)
+        .args(["--show-stats", "--stats-format", "json"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let sum = |k: &str| -> u64 {
+        v["stats"][k]["counts"]
+            .as_object()
+            .map_or(0, |m| m.values().filter_map(|x| x.as_u64()).sum())
+    };
+    Some((sum("cache_hits"), sum("cache_misses")))
+}
+
+/// One line on what the remote cache did; its warnings and why it was skipped.
+fn report_remote(rs: &kiln_remote::RemoteStats, r: &Reporter) {
+    for w in &rs.warnings {
+        r.warn(w);
+    }
+    if let Some(why) = &rs.skipped {
+        if rs.hits == 0 && rs.uploaded == 0 {
+            // Already said when it was opened, unless it failed later.
+            r.info("Remote", &format!("{} skipped ({why})", rs.remote));
+            return;
+        }
+        r.warn(&format!(
+            "remote cache {} failed during the build: {why}",
+            rs.remote
+        ));
+    }
+    r.info(
+        "Remote",
+        &format!(
+            "{}: {} restored ({} down), {} uploaded ({} up)",
+            rs.remote,
+            rs.hits,
+            human_size(rs.bytes_down),
+            rs.uploaded,
+            human_size(rs.bytes_up)
+        ),
+    );
+}
+
 /// `chronik-server (amd64, arm64), chronik-cli (amd64)` for the units in `state`.
 fn grouped(units: &[UnitPlan], state: UnitState) -> String {
     let mut by_bin: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -129,7 +201,7 @@ fn grouped(units: &[UnitPlan], state: UnitState) -> String {
 
 pub(crate) fn plan(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCode> {
     let (ws, plan, store, cache) = prepare(cli, args)?;
-    let analysis = analyze(&ws, &plan, &store, cache.as_ref(), r)?;
+    let analysis = analyze(&ws, &plan, &store, cache.as_ref(), None, r)?;
     // One line per binary and state, with the architectures it covers.
     let mut lines: BTreeMap<(String, &str, Vec<String>), Vec<&str>> = BTreeMap::new();
     for u in &analysis.units {

@@ -46,6 +46,28 @@ fn open_cache(ws: &Workspace) -> Result<kiln_cache::LocalCache> {
     kiln_cache::LocalCache::open(configured)
 }
 
+/// The remote cache: `KILN_REMOTE_CACHE` (`off` disables), else the configured one.
+/// `None` when there is none or the cache is off.
+fn open_remote(ws: &Workspace, r: &Reporter) -> Result<Option<kiln_remote::RemoteCache>> {
+    let config = ws.config.cache.clone().unwrap_or_default();
+    let url = match std::env::var("KILN_REMOTE_CACHE") {
+        Ok(v) if v.trim() == "off" || v.trim().is_empty() => None,
+        Ok(v) => Some(v.trim().to_string()),
+        Err(_) => config.remote.clone(),
+    };
+    let Some(url) = url else {
+        return Ok(None);
+    };
+    let upload = kiln_remote::Upload::parse(config.upload.as_deref().unwrap_or("ci"))?;
+    let timeout = std::time::Duration::from_secs(config.timeout.unwrap_or(5).max(1));
+    let remote = kiln_remote::open(&url, config.insecure.unwrap_or(false), timeout)?;
+    let cache = kiln_remote::RemoteCache::new(remote, upload);
+    if let Some(why) = cache.stats().skipped {
+        r.warn(&format!("remote cache skipped, building locally: {why}"));
+    }
+    Ok(Some(cache))
+}
+
 fn expand_home(p: &std::path::Path) -> std::path::PathBuf {
     match (p.strip_prefix("~"), std::env::var_os("HOME")) {
         (Ok(rest), Some(home)) => std::path::PathBuf::from(home).join(rest),

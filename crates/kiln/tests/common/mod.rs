@@ -4,9 +4,11 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// The kiln repository root.
 pub fn repo_root() -> PathBuf {
@@ -50,7 +52,8 @@ impl TempWorkspace {
         ws
     }
 
-    fn chronik_sources() -> Self {
+    /// A copy of `examples/chronik`'s sources only: no target dir, nothing built.
+    pub fn chronik_sources() -> Self {
         let ws = Self::empty();
         copy_tree(
             &repo_root().join("examples/chronik"),
@@ -111,6 +114,9 @@ pub fn kiln_command(cwd: &Path) -> Command {
         .env_remove("CARGO_TARGET_DIR")
         .env("KILN_CACHE_DIR", cwd.join(".kiln-test-cache"))
         .env("NO_COLOR", "1")
+        // sccache's server and disk cache are per user: only the sccache tests use it,
+        // each with a server and directory of its own.
+        .env("KILN_SCCACHE", "off")
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("RUSTFLAGS");
     cmd
@@ -237,4 +243,71 @@ pub fn tool(program: &str, args: &[&str], cwd: &Path) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A private registry on 127.0.0.1, optionally with htpasswd auth; killed on drop.
+pub struct Registry {
+    _dir: tempfile::TempDir,
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Registry {
+    pub fn start(auth: Option<(&str, &str)>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        if let Some((user, pass)) = auth {
+            let line = tool("htpasswd", &["-Bbn", user, pass], dir.path());
+            std::fs::write(dir.path().join("htpasswd"), line.trim()).unwrap();
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: kiln-test\n    path: {}\n",
+                dir.path().join("htpasswd").display()
+            ));
+        }
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("`docker-registry` is needed by the tests (.ci/run installs it)");
+        wait_for_port(port);
+        Registry {
+            _dir: dir,
+            child,
+            port,
+        }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -1,0 +1,145 @@
+//! Remote binary caches: where a binary built on one machine is found by every other.
+//!
+//! A remote stores what the local cache stores, by the same names: entries (JSON, by
+//! input key), blobs (binaries, by SHA-256) and learned build-script inputs (by
+//! package identity, so a machine computes the same keys as the one that built). The
+//! [`Remote`] trait is that storage; kiln's build checks every blob it downloads
+//! against the entry's digest before using it, so a remote can serve stale or hostile
+//! bytes and kiln still installs only what the key says.
+
+mod cache;
+mod dir;
+mod oci;
+
+pub use cache::{RemoteCache, RemoteStats};
+pub use dir::DirRemote;
+pub use oci::OciRemote;
+
+use kiln_diagnostics::{Error, Result};
+use std::path::Path;
+use std::time::Duration;
+
+/// Storage for cache entries, blobs and learned inputs.
+pub trait Remote: Send + Sync {
+    /// `oci://host/repo` or `file:///path`, for messages (never with credentials).
+    fn describe(&self) -> String;
+    /// Checks the remote answers, within the timeout.
+    fn ping(&self) -> Result<()>;
+    /// The entry JSON stored under `key`, if any.
+    fn get_entry(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Stores an entry; the blob it names must be stored first.
+    fn put_entry(&self, key: &str, json: &[u8]) -> Result<()>;
+    /// Downloads the blob `sha256` into `dest`; false when absent.
+    fn get_blob(&self, sha256: &str, dest: &Path) -> Result<bool>;
+    /// Whether the blob is stored.
+    fn has_blob(&self, sha256: &str) -> Result<bool>;
+    /// Uploads the file `src` as the blob `sha256` (of `size` bytes).
+    fn put_blob(&self, sha256: &str, size: u64, src: &Path) -> Result<()>;
+    /// Ids of every learned-inputs record stored.
+    fn learned_ids(&self) -> Result<Vec<String>>;
+    /// One learned-inputs record.
+    fn get_learned(&self, id: &str) -> Result<Option<Vec<u8>>>;
+    /// Stores a learned-inputs record.
+    fn put_learned(&self, id: &str, json: &[u8]) -> Result<()>;
+}
+
+/// Who writes to the remote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upload {
+    /// Every build uploads what it built.
+    Always,
+    /// Only builds with `CI=true` upload (the default: CI fills, developers read).
+    Ci,
+    /// Read-only.
+    Never,
+}
+
+impl Upload {
+    /// Parses `always`, `ci`, `never`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "always" => Ok(Upload::Always),
+            "ci" => Ok(Upload::Ci),
+            "never" => Ok(Upload::Never),
+            _ => Err(Error::usage(format!("invalid cache `upload` value `{s}`"))
+                .hint("use `always`, `ci` or `never`")),
+        }
+    }
+
+    /// Whether this process uploads.
+    pub fn enabled(self) -> bool {
+        match self {
+            Upload::Always => true,
+            Upload::Never => false,
+            Upload::Ci => std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"),
+        }
+    }
+}
+
+/// Opens the remote at `url`: `oci://registry/repository` (`oci+http://` for plain
+/// HTTP to a registry on this machine, like `insecure`), `file:///path` (or a plain
+/// absolute path). `timeout` bounds every network operation.
+pub fn open(url: &str, insecure: bool, timeout: Duration) -> Result<Box<dyn Remote>> {
+    if let Some(rest) = url.strip_prefix("oci+http://") {
+        return Ok(Box::new(OciRemote::new(rest, true, timeout)?));
+    }
+    if let Some(rest) = url.strip_prefix("oci://") {
+        return Ok(Box::new(OciRemote::new(rest, insecure, timeout)?));
+    }
+    if let Some(rest) = url.strip_prefix("file://") {
+        return Ok(Box::new(DirRemote::new(rest)?));
+    }
+    if url.starts_with('/') {
+        return Ok(Box::new(DirRemote::new(url)?));
+    }
+    if url.starts_with("s3://") {
+        return Err(Error::usage(format!("remote cache `{url}`: S3 is not supported yet"))
+            .hint("use `oci://<registry>/<repository>` (any OCI registry, e.g. ghcr.io) or `file:///shared/dir`"));
+    }
+    Err(Error::usage(format!("invalid remote cache `{url}`"))
+        .hint("write `oci://ghcr.io/org/kiln-cache`, `file:///mnt/shared/kiln`, or `off`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let t = Duration::from_secs(1);
+        assert!(
+            open("oci://ghcr.io/org/cache", false, t)
+                .unwrap()
+                .describe()
+                == "oci://ghcr.io/org/cache"
+        );
+        assert!(open("file:///tmp/x", false, t).unwrap().describe() == "file:///tmp/x");
+        assert!(
+            open("oci+http://registry.example.com/c", false, t).is_err(),
+            "plain HTTP off loopback"
+        );
+        assert!(open("oci://ghcr.io/org/cache:tag", false, t).is_err());
+        assert_eq!(
+            open("s3://b/p", false, t).err().unwrap().kind(),
+            kiln_diagnostics::Kind::Usage
+        );
+        assert!(open("ftp://x", false, t).is_err());
+    }
+}
+
+/// Checks `name` is safe as a file name and tag component (keys, digests, ids are).
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 120
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::internal(format!(
+            "invalid cache object name `{name}`"
+        )))
+    }
+}

