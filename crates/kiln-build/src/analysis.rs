@@ -58,6 +58,13 @@ pub struct UnitPlan {
     pub(crate) inputs: Inputs,
 }
 
+impl UnitPlan {
+    /// The cache entry found for this unit, if it was a hit.
+    pub fn cached(&self) -> Option<&Entry> {
+        self.hit.as_ref().map(|(e, _)| e.as_ref())
+    }
+}
+
 /// The plan checked against the cache and the store.
 pub struct Analysis<'a> {
     /// Every binary x target.
@@ -65,6 +72,13 @@ pub struct Analysis<'a> {
     pub(crate) ctx: KeyContext<'a>,
     pub(crate) rustc_line: String,
     pub(crate) git: GitInfo,
+}
+
+impl Analysis<'_> {
+    /// The ids of the learned build-script inputs the plan's keys use.
+    pub fn learned_ids(&self) -> std::collections::BTreeSet<String> {
+        self.ctx.learned_ids()
+    }
 }
 
 /// Computes every unit's key and looks it up: what is fresh, restorable, or to build.

@@ -155,10 +155,6 @@ pub fn execute(
         let (_, blob) = unit.hit.as_ref().expect("restore has a hit");
         artifacts.push(new_artifact(plan, unit, blob.clone(), &analysis));
     }
-    if let Some(cache) = cache {
-        let hits = units.iter().filter(|u| u.state != UnitState::Build).count() as u64;
-        cache.record_build(hits, units.len() as u64 - hits);
-    }
     let records = if artifacts.is_empty() {
         Vec::new()
     } else {
@@ -170,11 +166,21 @@ pub fn execute(
             r.upload(&new_entries, &analysis.ctx.learned_ids(), c);
         }
     }
+    let remote = remote.map(RemoteCache::stats);
+    if let Some(cache) = cache {
+        let hits = units.iter().filter(|u| u.state != UnitState::Build).count() as u64;
+        let used = remote.as_ref().map(|r| kiln_cache::RemoteUse {
+            hits: r.hits,
+            bytes_down: r.bytes_down,
+            bytes_up: r.bytes_up,
+        });
+        cache.record_build(hits, units.len() as u64 - hits, used);
+    }
     Ok(BuildOutcome {
         units,
         records,
         elapsed: start.elapsed(),
-        remote: remote.map(RemoteCache::stats),
+        remote,
     })
 }
 

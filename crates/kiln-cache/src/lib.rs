@@ -18,7 +18,7 @@ mod entry;
 mod maintenance;
 
 pub use entry::{Entry, Learned, Lookup};
-pub use maintenance::{CacheLock, CacheStats, GcReport};
+pub use maintenance::{CacheLock, CacheStats, GcReport, RemoteUse};
 
 use kiln_diagnostics::{Error, IoContext, Result};
 use kiln_fs::write_atomic;

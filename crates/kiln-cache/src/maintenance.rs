@@ -25,6 +25,23 @@ pub struct CacheStats {
     pub recent_hits: u64,
     /// Cache misses over the same builds.
     pub recent_misses: u64,
+    /// Of the hits, those the remote cache supplied.
+    pub recent_remote_hits: u64,
+    /// Bytes downloaded from the remote over the same builds.
+    pub recent_bytes_down: u64,
+    /// Bytes uploaded to the remote over the same builds.
+    pub recent_bytes_up: u64,
+}
+
+/// What the remote cache did in one build, for the log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteUse {
+    /// Entries restored from the remote.
+    pub hits: u64,
+    /// Bytes downloaded.
+    pub bytes_down: u64,
+    /// Bytes uploaded.
+    pub bytes_up: u64,
 }
 
 /// What `gc` removed.
@@ -43,6 +60,8 @@ struct LogLine {
     time: u64,
     hits: u64,
     misses: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    remote: Option<RemoteUse>,
 }
 
 /// A held cache lock: shared while building, exclusive for gc and clear.
@@ -63,12 +82,18 @@ impl LocalCache {
         Ok(CacheLock { _file: file })
     }
 
-    /// Appends one build's hit and miss counts to the log.
-    pub fn record_build(&self, hits: u64, misses: u64) {
+    /// Appends one build's hit and miss counts (and the remote's part) to the log.
+    pub fn record_build(&self, hits: u64, misses: u64, remote: Option<RemoteUse>) {
         let time = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let line = serde_json::to_string(&LogLine { time, hits, misses }).expect("log line");
+        let line = serde_json::to_string(&LogLine {
+            time,
+            hits,
+            misses,
+            remote,
+        })
+        .expect("log line");
         if let Ok(mut f) = File::options()
             .create(true)
             .append(true)
@@ -140,6 +165,17 @@ impl LocalCache {
             builds: lines.len(),
             recent_hits: recent.iter().map(|l| l.hits).sum(),
             recent_misses: recent.iter().map(|l| l.misses).sum(),
+            recent_remote_hits: recent.iter().filter_map(|l| l.remote).map(|r| r.hits).sum(),
+            recent_bytes_down: recent
+                .iter()
+                .filter_map(|l| l.remote)
+                .map(|r| r.bytes_down)
+                .sum(),
+            recent_bytes_up: recent
+                .iter()
+                .filter_map(|l| l.remote)
+                .map(|r| r.bytes_up)
+                .sum(),
         }
     }
 

@@ -143,6 +143,10 @@ pub(crate) enum CacheAction {
     },
     /// Remove every cached binary
     Clear,
+    /// Upload the current plan's locally cached binaries to the remote cache
+    Push(BuildArgs),
+    /// Download the current plan's binaries from the remote cache into the local one
+    Pull(BuildArgs),
 }
 
 #[derive(Debug, Args)]

@@ -207,7 +207,19 @@ impl RemoteCache {
     /// Uploads `entries` (blobs first, each only if missing, then the entry) and the
     /// learned inputs `learned_ids` from `local`. Failures are warnings.
     pub fn upload(&self, entries: &[Entry], learned_ids: &BTreeSet<String>, local: &LocalCache) {
-        if !self.uploads() || !self.alive() {
+        if self.uploads() {
+            self.force_upload(entries, learned_ids, local);
+        }
+    }
+
+    /// [`upload`](Self::upload) whatever the upload setting (`kiln cache push`).
+    pub fn force_upload(
+        &self,
+        entries: &[Entry],
+        learned_ids: &BTreeSet<String>,
+        local: &LocalCache,
+    ) {
+        if !self.alive() {
             return;
         }
         let queue = Mutex::new(entries.to_vec());

@@ -10,10 +10,12 @@
 mod cache;
 mod dir;
 mod oci;
+mod s3;
 
 pub use cache::{RemoteCache, RemoteStats};
 pub use dir::DirRemote;
 pub use oci::OciRemote;
+pub use s3::S3Remote;
 
 use kiln_diagnostics::{Error, Result};
 use std::path::Path;
@@ -76,7 +78,7 @@ impl Upload {
     }
 }
 
-/// Opens the remote at `url`: `oci://registry/repository` (`oci+http://` for plain
+/// Opens the remote at `url`: `s3://bucket/prefix`, `oci://registry/repository` (`oci+http://` for plain
 /// HTTP to a registry on this machine, like `insecure`), `file:///path` (or a plain
 /// absolute path). `timeout` bounds every network operation.
 pub fn open(url: &str, insecure: bool, timeout: Duration) -> Result<Box<dyn Remote>> {
@@ -92,9 +94,8 @@ pub fn open(url: &str, insecure: bool, timeout: Duration) -> Result<Box<dyn Remo
     if url.starts_with('/') {
         return Ok(Box::new(DirRemote::new(url)?));
     }
-    if url.starts_with("s3://") {
-        return Err(Error::usage(format!("remote cache `{url}`: S3 is not supported yet"))
-            .hint("use `oci://<registry>/<repository>` (any OCI registry, e.g. ghcr.io) or `file:///shared/dir`"));
+    if let Some(rest) = url.strip_prefix("s3://") {
+        return Ok(Box::new(S3Remote::new(rest, insecure, timeout)?));
     }
     Err(Error::usage(format!("invalid remote cache `{url}`"))
         .hint("write `oci://ghcr.io/org/kiln-cache`, `file:///mnt/shared/kiln`, or `off`"))
@@ -119,10 +120,8 @@ mod tests {
             "plain HTTP off loopback"
         );
         assert!(open("oci://ghcr.io/org/cache:tag", false, t).is_err());
-        assert_eq!(
-            open("s3://b/p", false, t).err().unwrap().kind(),
-            kiln_diagnostics::Kind::Usage
-        );
+        assert_eq!(open("s3://b/p", false, t).unwrap().describe(), "s3://b/p");
+        assert!(open("s3:///p", false, t).is_err());
         assert!(open("ftp://x", false, t).is_err());
     }
 }

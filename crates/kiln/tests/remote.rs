@@ -35,13 +35,15 @@ fn store(ws: &TempWorkspace) -> Vec<(PathBuf, Vec<u8>)> {
 
 /// Machine A builds and uploads; machine B (another copy, another empty local cache,
 /// no target dir) restores every binary without running cargo, byte for byte.
-fn a_builds_b_restores(remote: &str) {
+fn a_builds_b_restores(remote: &str, env: &[(&str, &str)]) {
     let a = TempWorkspace::chronik();
-    let run = build(&a, remote, &[("CI", "true")]);
+    let mut a_env = env.to_vec();
+    a_env.push(("CI", "true"));
+    let run = build(&a, remote, &a_env);
     run.success();
     assert!(run.stderr.contains("4 uploaded"), "{}", run.stderr);
     let b = TempWorkspace::chronik_sources();
-    let run = build(&b, remote, &[]);
+    let run = build(&b, remote, env);
     run.success();
     assert!(run.stderr.contains("4 restored"), "{}", run.stderr);
     assert!(
@@ -52,12 +54,15 @@ fn a_builds_b_restores(remote: &str) {
     assert!(!b.path("target").exists(), "cargo ran on machine B");
     assert!(store(&a) == store(&b), "machine B's store differs from A's");
     b.kiln(&["verify"]).success();
+    let stats = b.kiln(&["cache", "stats"]);
+    stats.success();
+    assert!(stats.stderr.contains("100% of lookups served remotely (4 hits)"), "{}", stats.stderr);
 }
 
 #[test]
 fn oci_registry_remote_a_builds_b_restores() {
     let reg = Registry::start(None);
-    a_builds_b_restores(&format!("oci+http://{}/kiln-cache", reg.host()));
+    a_builds_b_restores(&format!("oci+http://{}/kiln-cache", reg.host()), &[]);
     // Entries are tagged by key: 4 binaries, plus learned build-script inputs.
     let tags = tool(
         "skopeo",
@@ -74,7 +79,41 @@ fn oci_registry_remote_a_builds_b_restores() {
 #[test]
 fn shared_directory_remote_a_builds_b_restores() {
     let dir = tempfile::tempdir().unwrap();
-    a_builds_b_restores(&format!("file://{}", dir.path().display()));
+    a_builds_b_restores(&format!("file://{}", dir.path().display()), &[]);
+}
+
+/// moto's S3 server (PyPI `moto[server]`): the S3 REST API (buckets, objects, listing
+/// with prefixes, HEAD) in one process on loopback. It does not check signatures, so
+/// credentials are not exercised here; the OCI test covers auth.
+#[test]
+fn s3_remote_a_builds_b_restores() {
+    let port = free_port();
+    let mut moto = std::process::Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("`moto_server` is needed by the tests (.ci/run installs moto[server])");
+    common::wait_for_port(port);
+    // Create the bucket (an unsigned PUT, which moto accepts).
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    use std::io::{Read, Write};
+    conn.write_all(b"PUT /kiln-cache HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    a_builds_b_restores(
+        "s3://kiln-cache/chronik",
+        &[
+            ("AWS_ACCESS_KEY_ID", "kiln-test"),
+            ("AWS_SECRET_ACCESS_KEY", "kiln-test-secret"),
+            ("AWS_ENDPOINT_URL", endpoint.as_str()),
+            ("AWS_ALLOW_HTTP", "true"),
+        ],
+    );
+    let _ = moto.kill();
+    let _ = moto.wait();
 }
 
 #[test]

@@ -38,6 +38,25 @@ pub(crate) fn cache(cli: &Cli, args: &CacheArgs, r: &Reporter) -> Result<ExitCod
                         s.builds.min(50)
                     ),
                 );
+                if s.recent_remote_hits + s.recent_bytes_up > 0 {
+                    let remote_rate = if lookups == 0 {
+                        "0%".to_string()
+                    } else {
+                        format!(
+                            "{:.0}%",
+                            100.0 * s.recent_remote_hits as f64 / lookups as f64
+                        )
+                    };
+                    r.info(
+                        "Remote",
+                        &format!(
+                            "{remote_rate} of lookups served remotely ({} hits); {} down, {} up",
+                            s.recent_remote_hits,
+                            human_size(s.recent_bytes_down),
+                            human_size(s.recent_bytes_up)
+                        ),
+                    );
+                }
             }
         }
         CacheAction::Gc { max_size } => {
@@ -58,8 +77,84 @@ pub(crate) fn cache(cli: &Cli, args: &CacheArgs, r: &Reporter) -> Result<ExitCod
             cache.clear()?;
             r.status("Cleared", &cache.root().display().to_string());
         }
+        CacheAction::Push(build) | CacheAction::Pull(build) => {
+            let push = matches!(args.action, CacheAction::Push(_));
+            sync(cli, build, push, &cache, r)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `kiln cache push|pull`: the current plan's binaries, local -> remote or back.
+fn sync(
+    cli: &Cli,
+    args: &crate::args::BuildArgs,
+    push: bool,
+    cache: &kiln_cache::LocalCache,
+    r: &Reporter,
+) -> Result<()> {
+    let ws = load_workspace(cli)?;
+    let Some(remote) = super::open_remote(&ws, r)? else {
+        return Err(Error::usage("no remote cache is configured")
+            .hint("set `remote` in [workspace.metadata.kiln.cache], or KILN_REMOTE_CACHE"));
+    };
+    if !remote.alive() {
+        return Err(Error::remote(format!(
+            "remote cache {} is unreachable",
+            remote.stats().remote
+        ))
+        .hint("check the address, credentials and network, then retry"));
+    }
+    let sel = args.request().resolve(&ws)?;
+    let plan = kiln_build::Plan::new(&ws, &sel, &super::build::native_root(&ws, Some(cache)))?;
+    let store = kiln_artifacts::Store::new(&sel.out);
+    let remote_for_analysis = (!push).then_some(&remote);
+    let analysis = kiln_build::analyze(&ws, &plan, &store, Some(cache), remote_for_analysis, r)?;
+    if push {
+        let entries: Vec<kiln_cache::Entry> = analysis
+            .units
+            .iter()
+            .filter_map(|u| u.cached().cloned())
+            .collect();
+        remote.force_upload(&entries, &analysis.learned_ids(), cache);
+    }
+    let s = remote.stats();
+    for w in &s.warnings {
+        r.warn(w);
+    }
+    if let Some(why) = &s.skipped {
+        return Err(Error::remote(format!(
+            "remote cache {} failed: {why}",
+            s.remote
+        )));
+    }
+    let missing = analysis
+        .units
+        .iter()
+        .filter(|u| u.cached().is_none())
+        .count();
+    let verb = if push { "Pushed" } else { "Pulled" };
+    let (n, bytes) = if push {
+        (s.uploaded, s.bytes_up)
+    } else {
+        (s.hits, s.bytes_down)
+    };
+    r.status(
+        verb,
+        &format!(
+            "{n} of {} binaries ({}) {} {}{}",
+            analysis.units.len(),
+            human_size(bytes),
+            if push { "to" } else { "from" },
+            s.remote,
+            if missing > 0 {
+                format!("; {missing} not cached anywhere yet (run `kiln build`)")
+            } else {
+                String::new()
+            }
+        ),
+    );
+    Ok(())
 }
 
 /// Parses `500M`, `2GiB`, `1.5G`, `1024` (bytes).
