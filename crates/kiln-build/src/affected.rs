@@ -27,6 +27,8 @@ pub struct AffectedUnit {
     pub triple: String,
     /// `linux-amd64`, as CI matrices name platforms.
     pub platform: String,
+    /// The `--target` value kiln takes for it (`amd64`).
+    pub target: String,
     /// The changed packages (or `everything`) that make it affected.
     pub because: Vec<String>,
 }
@@ -74,8 +76,23 @@ fn commit_of(root: &Path, rev: &str) -> Result<String> {
     })
 }
 
-/// Computes what changed between `base` and `head` (or the working tree).
-pub fn affected(ws: &Workspace, plan: &Plan, base: &str, head: Option<&str>) -> Result<Affected> {
+/// Computes what changed between `base` and `head` (or the working tree); with no
+/// `base`, everything is affected (a first push, a new tag, `--all`).
+pub fn affected(
+    ws: &Workspace,
+    plan: &Plan,
+    base: Option<&str>,
+    head: Option<&str>,
+) -> Result<Affected> {
+    let Some(base) = base else {
+        return Ok(Affected {
+            merge_base: String::new(),
+            files: Vec::new(),
+            changed: BTreeSet::new(),
+            everything: true,
+            units: units(ws, plan, &BTreeSet::new(), true)?,
+        });
+    };
     let root = &ws.root;
     if git(root, &["rev-parse", "--git-dir"]).is_err() {
         return Err(
@@ -135,6 +152,22 @@ pub fn affected(ws: &Workspace, plan: &Plan, base: &str, head: Option<&str>) -> 
             changed.insert(m);
         }
     }
+    Ok(Affected {
+        merge_base,
+        files: files.into_iter().collect(),
+        units: units(ws, plan, &changed, everything)?,
+        changed,
+        everything,
+    })
+}
+
+/// The binaries x targets whose build graphs contain a `changed` package.
+fn units(
+    ws: &Workspace,
+    plan: &Plan,
+    changed: &BTreeSet<String>,
+    everything: bool,
+) -> Result<Vec<AffectedUnit>> {
     let graphs = graphs(ws, plan, None)?;
     let mut units = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
@@ -157,19 +190,14 @@ pub fn affected(ws: &Workspace, plan: &Plan, base: &str, head: Option<&str>) -> 
                     bins: step.bins.clone(),
                     triple: t.triple.clone(),
                     platform: format!("{}-{}", t.os, t.arch),
+                    target: t.arch.clone(),
                     because,
                 });
             }
         }
     }
     units.sort_by(|a, b| (&a.package, &a.platform).cmp(&(&b.package, &b.platform)));
-    Ok(Affected {
-        merge_base,
-        files: files.into_iter().collect(),
-        changed,
-        everything,
-        units,
-    })
+    Ok(units)
 }
 
 /// The member owning a path: the one with the deepest directory containing it.

@@ -66,6 +66,29 @@ pub(crate) enum Command {
     Image(ImageArgs),
     /// Write a Dockerfile (and .dockerignore) that packages the artifacts, for docker buildx
     Dockerfile(DockerfileArgs),
+    /// Generate the CI pipeline that builds, caches and ships with kiln
+    Ci(CiArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CiArgs {
+    #[command(subcommand)]
+    pub(crate) provider: CiProvider,
+    /// Exit 3 if the file on disk differs from what kiln would write (for CI)
+    #[arg(long, global = true)]
+    pub(crate) check: bool,
+    /// Use the full commit SHAs in [workspace.metadata.kiln.ci.pins] for actions
+    #[arg(long, global = true)]
+    pub(crate) pin_actions: bool,
+    /// Where to write (default: .github/workflows/kiln.yml)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub(crate) output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub(crate) enum CiProvider {
+    /// GitHub Actions: .github/workflows/kiln.yml
+    Github,
 }
 
 #[derive(Debug, Args)]
@@ -106,8 +129,14 @@ pub(crate) struct DockerfileArgs {
 #[derive(Debug, Args)]
 pub(crate) struct AffectedArgs {
     /// The revision to compare against (its merge-base with --head is used)
-    #[arg(long, value_name = "REV")]
-    pub(crate) base: String,
+    #[arg(long, value_name = "REV", required_unless_present = "all")]
+    pub(crate) base: Option<String>,
+    /// Everything is affected (a first push, a new tag): no git comparison
+    #[arg(long, conflicts_with_all = ["base", "head"])]
+    pub(crate) all: bool,
+    /// Drop binaries the remote cache already holds (the keys are computed; needs a remote)
+    #[arg(long)]
+    pub(crate) skip_cached: bool,
     /// The revision with the changes (default: the working tree, uncommitted edits included)
     #[arg(long, value_name = "REV")]
     pub(crate) head: Option<String>,

@@ -58,6 +58,42 @@ pub struct Config {
     pub image: Option<ImageConfig>,
     /// The shared remote cache and sccache.
     pub cache: Option<CacheConfig>,
+    /// The CI pipeline `kiln ci github` writes.
+    pub ci: Option<CiConfig>,
+}
+
+/// `[workspace.metadata.kiln.ci]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CiConfig {
+    /// `runs-on` labels. Default: `ubuntu-latest`.
+    pub runner: Option<Runner>,
+    /// Image repository, with its registry. Default: `ghcr.io/<owner>/<repo>`.
+    pub image: Option<String>,
+    /// Whether tags `v*` make a GitHub Release. Default: true.
+    pub release: Option<bool>,
+    /// Whether pushes build and push the image. Default: true.
+    pub push_image: Option<bool>,
+    /// Shell commands run before kiln in every job (e.g. installing protoc).
+    pub setup: Option<Vec<String>>,
+    /// One job per `binary` x platform (default) or per `platform`.
+    pub matrix: Option<String>,
+    /// The command that installs kiln on a runner.
+    pub install: Option<String>,
+    /// The default branch: pushes to it push `latest`. Default: `main`.
+    pub branch: Option<String>,
+    /// Full commit SHAs for `--pin-actions`, by `owner/action@version`.
+    pub pins: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// `runs-on`: one label or several.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Runner {
+    /// `ubuntu-latest`.
+    One(String),
+    /// `[self-hosted, linux, x64]`.
+    Many(Vec<String>),
 }
 
 /// `[workspace.metadata.kiln.cache]`.

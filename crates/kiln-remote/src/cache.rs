@@ -204,6 +204,14 @@ impl RemoteCache {
         result
     }
 
+    /// Whether the remote holds an entry for `key` (nothing is downloaded but the entry).
+    pub fn has(&self, key: &str) -> bool {
+        matches!(
+            self.guard("a remote entry", || self.remote.get_entry(key)),
+            Some(Some(_))
+        )
+    }
+
     /// Uploads `entries` (blobs first, each only if missing, then the entry) and the
     /// learned inputs `learned_ids` from `local`. Failures are warnings.
     pub fn upload(&self, entries: &[Entry], learned_ids: &BTreeSet<String>, local: &LocalCache) {

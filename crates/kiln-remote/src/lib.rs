@@ -101,6 +101,23 @@ pub fn open(url: &str, insecure: bool, timeout: Duration) -> Result<Box<dyn Remo
         .hint("write `oci://ghcr.io/org/kiln-cache`, `file:///mnt/shared/kiln`, or `off`"))
 }
 
+/// Checks `name` is safe as a file name and tag component (keys, digests, ids are).
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 120
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::internal(format!(
+            "invalid cache object name `{name}`"
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,22 +140,5 @@ mod tests {
         assert_eq!(open("s3://b/p", false, t).unwrap().describe(), "s3://b/p");
         assert!(open("s3:///p", false, t).is_err());
         assert!(open("ftp://x", false, t).is_err());
-    }
-}
-
-/// Checks `name` is safe as a file name and tag component (keys, digests, ids are).
-pub(crate) fn check_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 120
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        && !name.starts_with('.');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::internal(format!(
-            "invalid cache object name `{name}`"
-        )))
     }
 }

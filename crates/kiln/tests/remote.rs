@@ -56,7 +56,13 @@ fn a_builds_b_restores(remote: &str, env: &[(&str, &str)]) {
     b.kiln(&["verify"]).success();
     let stats = b.kiln(&["cache", "stats"]);
     stats.success();
-    assert!(stats.stderr.contains("100% of lookups served remotely (4 hits)"), "{}", stats.stderr);
+    assert!(
+        stats
+            .stderr
+            .contains("100% of lookups served remotely (4 hits)"),
+        "{}",
+        stats.stderr
+    );
 }
 
 #[test]

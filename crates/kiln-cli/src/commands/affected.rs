@@ -12,15 +12,15 @@ pub(crate) fn affected(cli: &Cli, args: &AffectedArgs, r: &Reporter) -> Result<E
     let sel = args.build.request().resolve(&ws)?;
     // Native libraries are only named here, never built.
     let plan = Plan::new(&ws, &sel, &ws.target_dir.join("kiln/native"))?;
-    let a = compute(&ws, &plan, &args.base, args.head.as_deref())?;
+    let mut a = compute(&ws, &plan, args.base.as_deref(), args.head.as_deref())?;
+    if args.skip_cached {
+        skip_cached(&ws, &plan, &sel, &mut a, r)?;
+    }
     match args.format {
         AffectedFormat::GithubMatrix => {
-            let include: Vec<_> = a
-                .units
-                .iter()
-                .map(|u| serde_json::json!({"package": u.package, "platform": u.platform}))
-                .collect();
-            println!("{}", serde_json::json!({ "include": include }));
+            let per_platform =
+                ws.config.ci.as_ref().and_then(|c| c.matrix.as_deref()) == Some("platform");
+            println!("{}", matrix(&a.units, per_platform));
         }
         AffectedFormat::Json => {
             let units: Vec<_> = a
@@ -48,16 +48,101 @@ pub(crate) fn affected(cli: &Cli, args: &AffectedArgs, r: &Reporter) -> Result<E
                     u.because.join(", ")
                 );
             }
+            let since = if a.merge_base.is_empty() {
+                "(everything)".to_string()
+            } else {
+                format!("since {}", &a.merge_base[..12.min(a.merge_base.len())])
+            };
             r.info(
                 "Affected",
                 &format!(
-                    "{} of {} binary packages x targets since {}",
+                    "{} of {} binary packages x targets {since}",
                     a.units.len(),
                     plan.steps.iter().map(|s| s.targets.len()).sum::<usize>(),
-                    &a.merge_base[..12.min(a.merge_base.len())]
                 ),
             );
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The GitHub Actions matrix: one entry per package x platform, or per platform with
+/// every affected package (`matrix = "platform"` in `[workspace.metadata.kiln.ci]`).
+/// Each entry has a readable `name`, the `packages` for `-p`, the `target` for
+/// `--target`, and a `platform` usable in artifact names.
+fn matrix(units: &[kiln_build::AffectedUnit], per_platform: bool) -> serde_json::Value {
+    let include: Vec<serde_json::Value> = if per_platform {
+        let mut by: std::collections::BTreeMap<(&str, &str), Vec<&str>> = Default::default();
+        for u in units {
+            by.entry((&u.platform, &u.target))
+                .or_default()
+                .push(&u.package);
+        }
+        by.into_iter()
+            .map(|((platform, target), packages)| {
+                serde_json::json!({
+                    "name": platform.replacen('-', "/", 1),
+                    "packages": packages.join(" "),
+                    "target": target,
+                    "platform": platform,
+                })
+            })
+            .collect()
+    } else {
+        units
+            .iter()
+            .map(|u| {
+                serde_json::json!({
+                    "name": format!("{} {}", u.package, u.platform.replacen('-', "/", 1)),
+                    "package": u.package,
+                    "packages": u.package,
+                    "target": u.target,
+                    "platform": u.platform,
+                })
+            })
+            .collect()
+    };
+    serde_json::json!({ "include": include })
+}
+
+/// Drops the units whose binaries the remote cache already holds under their current
+/// keys: CI then starts no runner for them (the image job restores them).
+fn skip_cached(
+    ws: &kiln_workspace::Workspace,
+    plan: &Plan,
+    sel: &kiln_build::Selection,
+    a: &mut kiln_build::Affected,
+    r: &Reporter,
+) -> Result<()> {
+    let cache = super::open_cache(ws)?;
+    let Some(remote) = super::open_remote(ws, r)? else {
+        return Ok(());
+    };
+    if !remote.alive() {
+        return Ok(());
+    }
+    let store = kiln_artifacts::Store::new(&sel.out);
+    let analysis = kiln_build::analyze(ws, plan, &store, Some(&cache), None, r)?;
+    a.units.retain(|u| {
+        let keys: Vec<&str> = analysis
+            .units
+            .iter()
+            .filter(|p| p.package == u.package && p.target.triple == u.triple)
+            .map(|p| p.key.as_str())
+            .collect();
+        let cached = !keys.is_empty() && keys.iter().all(|k| remote.has(k));
+        if cached {
+            r.info(
+                "Cached",
+                &format!(
+                    "{} {} is in {}",
+                    u.package,
+                    u.platform,
+                    remote.stats().remote
+                ),
+            );
+        }
+        !cached
+    });
+    Ok(())
 }

@@ -3,6 +3,7 @@
 mod affected;
 mod build;
 mod cache;
+mod ci;
 mod image;
 mod setup;
 mod verify;
@@ -24,6 +25,7 @@ pub(crate) fn run(cli: &Cli, reporter: &Reporter) -> Result<ExitCode> {
         Command::Cache(a) => cache::cache(cli, a, reporter),
         Command::Image(a) => image::image(cli, a, reporter),
         Command::Dockerfile(a) => image::dockerfile(cli, a, reporter),
+        Command::Ci(a) => ci::ci(cli, a, reporter),
     }
 }
 

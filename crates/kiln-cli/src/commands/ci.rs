@@ -1,0 +1,55 @@
+//! `kiln ci github [--check]`.
+
+use super::{load_workspace, short};
+use crate::args::{CiArgs, CiProvider, Cli};
+use crate::reporter::Reporter;
+use kiln_diagnostics::{Error, Result};
+use std::process::ExitCode;
+
+pub(crate) fn ci(cli: &Cli, args: &CiArgs, r: &Reporter) -> Result<ExitCode> {
+    let ws = load_workspace(cli)?;
+    let CiProvider::Github = args.provider;
+    let artifacts = kiln_build::artifact_dir(&ws, None);
+    let artifact_dir = artifacts
+        .strip_prefix(&ws.root)
+        .map_err(|_| {
+            Error::usage("the artifact store is outside the workspace, where CI can't upload it")
+                .hint("set `artifact-dir` to a path inside the workspace")
+        })?
+        .display()
+        .to_string();
+    let options = kiln_ci::Options {
+        config: ws.config.ci.clone().unwrap_or_default(),
+        remote: ws.config.cache.as_ref().and_then(|c| c.remote.clone()),
+        artifact_dir,
+        pin_actions: args.pin_actions,
+    };
+    let yaml = kiln_ci::github(&options)?;
+    let path = args
+        .output
+        .clone()
+        .unwrap_or_else(|| ws.root.join(".github/workflows/kiln.yml"));
+    if args.check {
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        if current == yaml {
+            r.status("Fresh", &format!("{} is up to date", short(&path)));
+            return Ok(ExitCode::SUCCESS);
+        }
+        return Err(Error::new(
+            kiln_diagnostics::Kind::VerifyFailed,
+            format!(
+                "{} is {} what `kiln ci github` writes",
+                short(&path),
+                if current.is_empty() {
+                    "missing, not"
+                } else {
+                    "not"
+                }
+            ),
+        )
+        .hint("run `kiln ci github` and commit the result"));
+    }
+    kiln_fs::write_atomic(&path, yaml.as_bytes())?;
+    r.status("Wrote", &short(&path));
+    Ok(ExitCode::SUCCESS)
+}
