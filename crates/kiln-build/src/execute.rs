@@ -43,6 +43,12 @@ pub struct BuildOutcome {
     pub elapsed: Duration,
     /// What the remote cache did, when one is configured.
     pub remote: Option<RemoteStats>,
+    /// Every cargo invocation, measured.
+    pub steps: Vec<kiln_metrics::StepMetrics>,
+    /// Memory of the whole process tree over the build.
+    pub samples: Vec<kiln_metrics::Sample>,
+    /// How many times work was held back near the memory budget.
+    pub throttled: usize,
 }
 
 /// A binary cargo produced, before it is installed.
@@ -65,6 +71,7 @@ pub fn execute(
 ) -> Result<BuildOutcome> {
     let start = Instant::now();
     store.prepare()?;
+    let monitor = Monitor::start(plan);
     let _cache_lock = cache.map(LocalCache::lock_shared).transpose()?;
     let all: Vec<Wanted<'_>> = plan
         .steps
@@ -91,7 +98,7 @@ pub fn execute(
         std::thread::scope(|s| {
             let lookup = cache;
             let analysis = s.spawn(move || analyze(ws, plan, store, lookup, None, observer));
-            let built = build_units(ws, plan, &all, &mut cache, observer);
+            let built = build_units(ws, plan, &all, &mut cache, &monitor, observer);
             (analysis.join().expect("analysis thread"), built)
         })
     } else {
@@ -106,7 +113,7 @@ pub fn execute(
                 target: &u.target,
             })
             .collect();
-        let built = build_units(ws, plan, &wanted, &mut cache, observer);
+        let built = build_units(ws, plan, &wanted, &mut cache, &monitor, observer);
         (Ok(analysis), built)
     };
     let (analysis, (built, _target_lock)) = (analysis?, built?);
@@ -176,11 +183,20 @@ pub fn execute(
         });
         cache.record_build(hits, units.len() as u64 - hits, used);
     }
+    let steps = std::mem::take(&mut *monitor.steps.lock().expect("steps"));
+    let throttled = monitor
+        .governor
+        .throttled
+        .load(std::sync::atomic::Ordering::SeqCst);
+    let samples = monitor.sampler.finish();
     Ok(BuildOutcome {
         units,
         records,
         elapsed: start.elapsed(),
         remote,
+        steps,
+        samples,
+        throttled,
     })
 }
 
@@ -203,6 +219,7 @@ fn build_units(
     plan: &Plan,
     wanted: &[Wanted<'_>],
     cache: &mut Option<&LocalCache>,
+    monitor: &Monitor,
     observer: &dyn Observer,
 ) -> Result<(Vec<Built>, Option<std::fs::File>)> {
     if wanted.is_empty() {
@@ -244,10 +261,108 @@ fn build_units(
         }
         observer.step_started(&narrowed);
         let t0 = Instant::now();
-        built.extend(run_step(ws, plan, i, &narrowed, observer)?);
+        let cpu0 = children_cpu_secs();
+        monitor.sampler.set_step(Some(i));
+        let mut jobs = plan.resources.jobs;
+        let mut retried = false;
+        let outcome = loop {
+            let client = monitor
+                .governor
+                .client(jobs)
+                .map_err(|e| Error::internal("failed to create a jobserver").with_source(e))?;
+            match run_step(ws, plan, i, &narrowed, &client, observer) {
+                Err(e) if e.message().contains("was killed (signal 9)") && !retried => {
+                    let fewer = (jobs / 2).max(1);
+                    observer.warn(&format!(
+                        "{}; retrying `{}` once with {fewer} job(s) instead of {jobs}",
+                        e.message(),
+                        narrowed.package
+                    ));
+                    jobs = fewer;
+                    retried = true;
+                }
+                other => break other,
+            }
+        };
+        monitor.governor.release();
+        monitor.sampler.set_step(None);
+        monitor
+            .steps
+            .lock()
+            .expect("steps")
+            .push(kiln_metrics::StepMetrics {
+                package: narrowed.package.clone(),
+                targets: narrowed.targets.iter().map(|t| t.triple.clone()).collect(),
+                jobs,
+                wall_secs: t0.elapsed().as_secs_f64(),
+                cpu_secs: children_cpu_secs() - cpu0,
+                peak_bytes: monitor.sampler.peak(Some(i)),
+                retried,
+                offset_secs: monitor.start.elapsed().as_secs_f64() - t0.elapsed().as_secs_f64(),
+                crates: cargo_timings(&plan.target_dir, t0),
+            });
+        built.extend(outcome?);
         observer.step_finished(&narrowed, t0.elapsed());
     }
     Ok((built, Some(lock)))
+}
+
+/// What the build measures while it runs: memory of the process tree (and the
+/// governor that holds back work near the budget), and each cargo invocation.
+pub(crate) struct Monitor {
+    pub(crate) sampler: kiln_metrics::Sampler,
+    pub(crate) governor: std::sync::Arc<crate::resources::Governor>,
+    pub(crate) steps: std::sync::Mutex<Vec<kiln_metrics::StepMetrics>>,
+    pub(crate) start: Instant,
+}
+
+impl Monitor {
+    fn start(plan: &Plan) -> Self {
+        let governor =
+            std::sync::Arc::new(crate::resources::Governor::new(plan.resources.budget.bytes));
+        let g = governor.clone();
+        Monitor {
+            sampler: kiln_metrics::Sampler::start(
+                Duration::from_millis(100),
+                Box::new(move |rss| g.on_sample(rss)),
+            ),
+            governor,
+            steps: std::sync::Mutex::new(Vec::new()),
+            start: Instant::now(),
+        }
+    }
+}
+
+/// CPU seconds of this process's waited-for children (cargo, and through it every
+/// compiler), from /proc/self/stat.
+fn children_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rfind(')')
+        .map(|i| stat[i + 2..].split_whitespace().collect())
+        .unwrap_or_default();
+    // cutime and cstime, in clock ticks (100 per second on Linux).
+    let ticks: f64 = [13, 14]
+        .iter()
+        .filter_map(|i| fields.get(*i).and_then(|f| f.parse::<f64>().ok()))
+        .sum();
+    ticks / 100.0
+}
+
+/// cargo's timings of the invocation that started at `since` (its HTML report).
+fn cargo_timings(target_dir: &Path, since: Instant) -> Vec<kiln_metrics::CrateTiming> {
+    let report = target_dir.join("cargo-timings/cargo-timing.html");
+    let fresh = std::fs::metadata(&report)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .is_some_and(|age| age <= since.elapsed() + Duration::from_secs(1));
+    if !fresh {
+        return Vec::new();
+    }
+    std::fs::read_to_string(&report)
+        .map(|h| kiln_metrics::CrateTiming::from_cargo_html(&h))
+        .unwrap_or_default()
 }
 
 /// Records this workspace as the target dir's user; returns the previous user when
@@ -424,22 +539,28 @@ fn run_step(
     plan: &Plan,
     index: usize,
     step: &Step,
+    jobserver: &jobserver::Client,
     observer: &dyn Observer,
 ) -> Result<Vec<Built>> {
     let inv = &step.invocation;
-    let mut child = Command::new(&inv.program)
-        .args(&inv.args)
+    let mut cmd = Command::new(&inv.program);
+    cmd.args(&inv.args)
+        // cargo's own per-crate timings, for the metrics and `kiln report`.
+        .arg("--timings")
         .envs(inv.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&ws.root)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            Error::environment(format!("failed to start `{}`", inv.program))
-                .with_source(e)
-                .hint("make sure cargo is installed and on PATH")
-        })?;
+        .stderr(Stdio::piped());
+    // cargo and rustc take their parallelism from this jobserver, which the memory
+    // governor can drain.
+    jobserver.configure(&mut cmd);
+    let killed = std::sync::atomic::AtomicBool::new(false);
+    let mut child = cmd.spawn().map_err(|e| {
+        Error::environment(format!("failed to start `{}`", inv.program))
+            .with_source(e)
+            .hint("make sure cargo is installed and on PATH")
+    })?;
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
     let mut built = Vec::new();
@@ -449,6 +570,9 @@ fn run_step(
                 .lines()
                 .map_while(std::io::Result::ok)
             {
+                if line.contains("signal: 9") || line.contains("SIGKILL") {
+                    killed.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
                 observer.cargo_stderr(&line);
             }
         });
@@ -475,6 +599,13 @@ fn run_step(
         .wait()
         .map_err(|e| Error::internal("failed to wait for cargo").with_source(e))?;
     if !status.success() {
+        if killed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::environment(format!(
+                "a compiler building `{}` was killed (signal 9), most likely out of memory",
+                step.package
+            ))
+            .hint("lower `--max-memory` (kiln then runs fewer jobs) or `--jobs`, or build one target at a time (`--target amd64`)"));
+        }
         return Err(step
             .invocation
             .backend

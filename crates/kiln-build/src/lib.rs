@@ -12,6 +12,7 @@ mod graphs;
 mod keys;
 mod plan;
 mod request;
+mod resources;
 
 pub use affected::{affected, Affected, AffectedUnit};
 pub use analysis::{analyze, Analysis, UnitPlan, UnitState};
@@ -19,3 +20,4 @@ pub use execute::{execute, BuildOutcome, Observer};
 pub use git::git_info;
 pub use plan::{NativeLib, Plan, Step};
 pub use request::{artifact_dir, BuildRequest, Selection};
+pub use resources::Resources;

@@ -5,6 +5,7 @@
 //! one invocation let cargo build them in parallel under one jobserver.
 
 use crate::request::Selection;
+use crate::resources::Resources;
 use kiln_diagnostics::Result;
 use kiln_native::Provision;
 use kiln_toolchain::{
@@ -34,6 +35,8 @@ pub struct Plan {
     pub native_root: PathBuf,
     /// sccache, when kiln runs cargo with it as `RUSTC_WRAPPER`.
     pub sccache: Option<PathBuf>,
+    /// The memory budget and the parallelism planned from it.
+    pub resources: Resources,
 }
 
 /// One cargo invocation.
@@ -109,6 +112,12 @@ impl Plan {
             rustflags: rustflags.clone(),
             native_root: native_root.to_path_buf(),
             sccache: sccache(ws)?,
+            resources: Resources::plan(
+                sel.max_memory.as_deref(),
+                &sel.max_memory_source,
+                sel.jobs,
+                last_metrics(&ws.target_dir).as_ref(),
+            )?,
         };
         for (name, bins) in &sel.units {
             let pkg = ws.member(name).expect("resolved package");
@@ -210,16 +219,14 @@ impl Plan {
         }
         args.extend(sel.feature_args());
         let mut overrides = Vec::new();
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as i64);
-        match (sel.jobs, cargo_config.build_jobs()) {
-            (Some(j), _) => args.extend(["-j".into(), j.to_string()]),
-            (None, Some(j)) if j > cores => {
-                args.extend(["-j".into(), cores.to_string()]);
-                overrides.push(format!(
-                    "`[build] jobs = {j}` capped at {cores}, the cores this machine has"
-                ));
-            }
-            _ => {}
+        // The budget decides the jobs; the user's `[build] jobs` can't raise them.
+        let jobs = self.resources.jobs;
+        args.extend(["-j".into(), jobs.to_string()]);
+        if let Some(j) = cargo_config.build_jobs().filter(|j| *j > i64::from(jobs)) {
+            overrides.push(format!(
+                "`[build] jobs = {j}` capped at {jobs} (limited by {})",
+                self.resources.limited_by
+            ));
         }
         args.extend(["--message-format".into(), "json-render-diagnostics".into()]);
 
@@ -356,4 +363,10 @@ fn sccache(ws: &Workspace) -> Result<Option<PathBuf>> {
         ))
         .hint("use `auto`, `on` or `off`")),
     }
+}
+
+/// The metrics of the last build in this target dir, for the memory estimate.
+fn last_metrics(target_dir: &Path) -> Option<kiln_metrics::BuildMetrics> {
+    let bytes = std::fs::read(target_dir.join("kiln/metrics/last.json")).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }

@@ -30,6 +30,8 @@ pub struct BuildRequest {
     pub out: Option<PathBuf>,
     /// `--jobs`.
     pub jobs: Option<u32>,
+    /// `--max-memory`: a size or `auto`.
+    pub max_memory: Option<String>,
 }
 
 /// The resolved request: exactly what will be built and where it goes.
@@ -53,6 +55,10 @@ pub struct Selection {
     pub out: PathBuf,
     /// Cargo `-j`.
     pub jobs: Option<u32>,
+    /// The memory budget setting (`auto` when `None`).
+    pub max_memory: Option<String>,
+    /// Where it came from.
+    pub max_memory_source: String,
 }
 
 impl Selection {
@@ -116,6 +122,12 @@ impl BuildRequest {
             backend: self.backend.or(cfg.backend).unwrap_or_default(),
             out,
             jobs: self.jobs,
+            max_memory: self.max_memory.clone().or_else(|| cfg.max_memory.clone()),
+            max_memory_source: if self.max_memory.is_some() {
+                "--max-memory".into()
+            } else {
+                "max-memory in [workspace.metadata.kiln]".into()
+            },
         })
     }
 }

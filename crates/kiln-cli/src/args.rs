@@ -68,6 +68,21 @@ pub(crate) enum Command {
     Dockerfile(DockerfileArgs),
     /// Generate the CI pipeline that builds, caches and ships with kiln
     Ci(CiArgs),
+    /// Write an HTML report of the last build: timeline, memory, cache hits
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    /// The build metrics to report on (default: target/kiln/metrics/last.json)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) metrics: Option<PathBuf>,
+    /// Where to write the page (default: target/kiln/report.html)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// Open it in the browser
+    #[arg(long)]
+    pub(crate) open: bool,
 }
 
 #[derive(Debug, Args)]
@@ -207,9 +222,15 @@ pub(crate) struct BuildArgs {
     /// Artifact store directory (default: <workspace>/artifacts)
     #[arg(long, value_name = "DIR")]
     pub(crate) out: Option<PathBuf>,
-    /// Parallel jobs for cargo
+    /// Parallel jobs for cargo (an upper bound: the memory budget may allow fewer)
     #[arg(short, long, value_name = "N")]
     pub(crate) jobs: Option<u32>,
+    /// Memory budget for the whole build: a size (4GiB) or `auto` (cgroup limit, else 75% of available)
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) max_memory: Option<String>,
+    /// Where to write the build metrics (default: target/kiln/metrics)
+    #[arg(long, value_name = "DIR")]
+    pub(crate) metrics_out: Option<PathBuf>,
     /// Neither read nor write the binary cache
     #[arg(long)]
     pub(crate) no_cache: bool,
@@ -266,6 +287,7 @@ impl BuildArgs {
             }),
             out: self.out.clone(),
             jobs: self.jobs,
+            max_memory: self.max_memory.clone(),
         }
     }
 }

@@ -54,6 +54,9 @@ pub struct Config {
     /// Build native libraries that `-sys` crates link from the system (OpenSSL) for
     /// musl targets. Default: true; `false` makes such a crate an error with the fixes.
     pub provision_native: Option<bool>,
+    /// Memory budget: a size (`4GiB`) or `auto` (the default: the cgroup limit, else
+    /// 75% of available memory).
+    pub max_memory: Option<String>,
     /// The container image `kiln image` and `kiln dockerfile` make from the artifacts.
     pub image: Option<ImageConfig>,
     /// The shared remote cache and sccache.

@@ -129,6 +129,36 @@ fn run_build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<usize> {
     } else {
         String::new()
     };
+    let metrics = metrics(&plan, &outcome, &store);
+    let dir = args
+        .metrics_out
+        .clone()
+        .unwrap_or_else(|| ws.target_dir.join("kiln/metrics"));
+    if let Err(e) = metrics.write(&dir) {
+        r.warn(&format!("could not write the build metrics: {e}"));
+    }
+    if !outcome.steps.is_empty() {
+        let retries = if metrics.retries > 0 {
+            format!(", {} retried after an OOM kill", metrics.retries)
+        } else {
+            String::new()
+        };
+        r.info(
+            "Memory",
+            &format!(
+                "peak {} of a {} budget, {} job(s){}{retries}; CPU {:.1}s; `kiln report` for the timeline",
+                human_size(metrics.peak_bytes),
+                human_size(metrics.budget_bytes),
+                metrics.jobs,
+                if outcome.throttled > 0 {
+                    format!(", work held back {} time(s) near the budget", outcome.throttled)
+                } else {
+                    String::new()
+                },
+                metrics.cpu_secs
+            ),
+        );
+    }
     r.status(
         "Finished",
         &format!(
@@ -138,6 +168,74 @@ fn run_build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<usize> {
         ),
     );
     Ok(outcome.records.len())
+}
+
+/// The metrics of a finished build.
+fn metrics(
+    plan: &Plan,
+    outcome: &kiln_build::BuildOutcome,
+    store: &Store,
+) -> kiln_metrics::BuildMetrics {
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        .saturating_sub(outcome.elapsed.as_secs());
+    let checksums = store.read_checksums().unwrap_or_default();
+    let units: Vec<kiln_metrics::UnitMetrics> = outcome
+        .units
+        .iter()
+        .map(|u| {
+            let step = outcome
+                .steps
+                .iter()
+                .rev()
+                .find(|s| s.package == u.package && s.targets.contains(&u.target.triple));
+            let built = u.state == UnitState::Build;
+            kiln_metrics::UnitMetrics {
+                package: u.package.clone(),
+                binary: u.bin.clone(),
+                target: u.target.triple.clone(),
+                state: u.state.label().replace("rebuild", "build"),
+                cache_hit: !built,
+                wall_secs: step.filter(|_| built).map_or(0.0, |s| s.wall_secs),
+                cpu_secs: step.filter(|_| built).map_or(0.0, |s| s.cpu_secs),
+                peak_bytes: step.filter(|_| built).map_or(0, |s| s.peak_bytes),
+                size_bytes: checksums
+                    .artifacts
+                    .iter()
+                    .find(|a| a.binary == u.bin && a.target == u.target.triple)
+                    .map_or(0, |a| a.size),
+            }
+        })
+        .collect();
+    let hits = units.iter().filter(|u| u.cache_hit).count() as u32;
+    let host = format!(
+        "{}/{}, {} cores, {}",
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default()
+    );
+    kiln_metrics::BuildMetrics {
+        schema_version: kiln_metrics::SCHEMA_VERSION,
+        kiln_version: env!("CARGO_PKG_VERSION").into(),
+        host,
+        started,
+        wall_secs: outcome.elapsed.as_secs_f64(),
+        cpu_secs: outcome.steps.iter().map(|s| s.cpu_secs).sum(),
+        budget_bytes: plan.resources.budget.bytes,
+        budget_source: plan.resources.budget.source.clone(),
+        peak_bytes: outcome.samples.iter().map(|s| s.rss).max().unwrap_or(0),
+        retries: outcome.steps.iter().filter(|s| s.retried).count() as u32,
+        jobs: plan.resources.jobs,
+        cache_hits: hits,
+        cache_misses: units.len() as u32 - hits,
+        units,
+        steps: outcome.steps.clone(),
+        samples: outcome.samples.clone(),
+    }
 }
 
 /// sccache's cumulative (hits, misses) from its server, if it answers.
@@ -267,6 +365,21 @@ pub(crate) fn plan(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCode
         if r.verbose() {
             r.info("Command", &step.invocation.display());
         }
+    }
+    let res = &plan.resources;
+    if !r.is_json() {
+        r.info(
+            "Memory",
+            &format!(
+                "budget {} ({}); {} job(s) at a time (limited by {}; ~{} per job, {}); cargo runs each package's targets in parallel under kiln's jobserver",
+                human_size(res.budget.bytes),
+                res.budget.source,
+                res.jobs,
+                res.limited_by,
+                human_size(res.per_job),
+                res.estimate_source
+            ),
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,7 @@ mod build;
 mod cache;
 mod ci;
 mod image;
+mod report;
 mod setup;
 mod verify;
 
@@ -26,6 +27,7 @@ pub(crate) fn run(cli: &Cli, reporter: &Reporter) -> Result<ExitCode> {
         Command::Image(a) => image::image(cli, a, reporter),
         Command::Dockerfile(a) => image::dockerfile(cli, a, reporter),
         Command::Ci(a) => ci::ci(cli, a, reporter),
+        Command::Report(a) => report::report(cli, a, reporter),
     }
 }
 

@@ -1,0 +1,158 @@
+//! Parallelism within a memory budget.
+//!
+//! kiln runs cargo under a jobserver of its own (cargo and rustc both take their
+//! parallelism from an inherited jobserver), sized from the budget and an estimate of
+//! one compiler job's memory (the worst measured in the previous build, else a
+//! conservative default). While cargo runs, kiln samples the memory of the whole
+//! process tree; near the budget it takes tokens back from the jobserver, so no new
+//! compiler starts until memory falls again. A compiler killed anyway (the kernel's
+//! OOM killer) makes kiln retry that cargo invocation once with half the jobs.
+
+use kiln_metrics::{detect_budget, Budget, BuildMetrics};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A release-mode rustc job's memory when nothing was measured yet.
+const DEFAULT_PER_JOB: u64 = 768 << 20;
+
+/// The memory plan of a build.
+#[derive(Debug, Clone)]
+pub struct Resources {
+    /// The budget.
+    pub budget: Budget,
+    /// Concurrent compiler jobs.
+    pub jobs: u32,
+    /// Estimated memory of one job.
+    pub per_job: u64,
+    /// Where the estimate comes from.
+    pub estimate_source: String,
+    /// What limits `jobs` (cores, the budget, `-j`).
+    pub limited_by: String,
+}
+
+impl Resources {
+    /// Plans jobs for `setting` (`--max-memory` / `max-memory`, `auto` when absent),
+    /// the user's `-j` (`requested`), and the metrics of the last build.
+    pub fn plan(
+        setting: Option<&str>,
+        source: &str,
+        requested: Option<u32>,
+        last: Option<&BuildMetrics>,
+    ) -> kiln_diagnostics::Result<Self> {
+        let budget = detect_budget(setting, source)?;
+        let measured = last
+            .into_iter()
+            .flat_map(|m| m.steps.iter())
+            .filter(|s| s.jobs > 0 && s.peak_bytes > 0)
+            .map(|s| s.peak_bytes / u64::from(s.jobs))
+            .max();
+        let (per_job, estimate_source) = match measured {
+            Some(p) => (p.max(64 << 20), "measured in the last build".to_string()),
+            None => (DEFAULT_PER_JOB, "default estimate".to_string()),
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        let by_budget = (budget.bytes / per_job).clamp(1, u64::from(u32::MAX)) as u32;
+        let mut jobs = cores;
+        let mut limited_by = format!("{cores} cores");
+        if by_budget < jobs {
+            jobs = by_budget;
+            limited_by = "the memory budget".into();
+        }
+        if let Some(j) = requested.filter(|j| *j < jobs) {
+            jobs = j.max(1);
+            limited_by = "-j".into();
+        }
+        Ok(Resources {
+            budget,
+            jobs,
+            per_job,
+            estimate_source,
+            limited_by,
+        })
+    }
+}
+
+/// Holds back jobserver tokens while the build's memory is near the budget.
+pub(crate) struct Governor {
+    budget: u64,
+    client: Mutex<Option<jobserver::Client>>,
+    held: Arc<Mutex<Vec<jobserver::Acquired>>>,
+    pending: Arc<AtomicUsize>,
+    /// How many times work was held back.
+    pub(crate) throttled: AtomicUsize,
+}
+
+impl Governor {
+    pub(crate) fn new(budget: u64) -> Self {
+        Governor {
+            budget,
+            client: Mutex::new(None),
+            held: Arc::new(Mutex::new(Vec::new())),
+            pending: Arc::new(AtomicUsize::new(0)),
+            throttled: AtomicUsize::new(0),
+        }
+    }
+
+    /// A jobserver allowing `jobs` concurrent jobs (cargo keeps one implicit token).
+    pub(crate) fn client(&self, jobs: u32) -> std::io::Result<jobserver::Client> {
+        self.held.lock().expect("held").clear();
+        let client = jobserver::Client::new(jobs.saturating_sub(1) as usize)?;
+        *self.client.lock().expect("client") = Some(client.clone());
+        Ok(client)
+    }
+
+    /// Called with each memory sample.
+    pub(crate) fn on_sample(&self, rss: u64) {
+        let Some(client) = self.client.lock().expect("client").clone() else {
+            return;
+        };
+        if rss > self.budget / 100 * 85 {
+            // Take a token as soon as one is returned: the next job waits for memory.
+            if self.pending.load(Ordering::SeqCst) == 0 {
+                self.pending.fetch_add(1, Ordering::SeqCst);
+                self.throttled.fetch_add(1, Ordering::SeqCst);
+                let (held, pending) = (self.held.clone(), self.pending.clone());
+                std::thread::spawn(move || {
+                    if let Ok(token) = client.acquire() {
+                        held.lock().expect("held").push(token);
+                    }
+                    pending.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        } else if rss < self.budget / 100 * 60 {
+            // Dropping a token gives it back.
+            self.held.lock().expect("held").pop();
+        }
+    }
+
+    /// Stops holding anything (between steps).
+    pub(crate) fn release(&self) {
+        *self.client.lock().expect("client") = None;
+        self.held.lock().expect("held").clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_follow_the_budget_and_the_measured_peak() {
+        let r = Resources::plan(Some("1GiB"), "--max-memory", None, None).unwrap();
+        assert_eq!(r.jobs, 1, "1 GiB holds one 768 MiB job");
+        assert_eq!(r.limited_by, "the memory budget");
+        let last = BuildMetrics {
+            steps: vec![kiln_metrics::StepMetrics {
+                jobs: 2,
+                peak_bytes: 400 << 20,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let r = Resources::plan(Some("1GiB"), "--max-memory", None, Some(&last)).unwrap();
+        assert_eq!(r.per_job, 200 << 20);
+        assert_eq!(r.estimate_source, "measured in the last build");
+        let r = Resources::plan(Some("64GiB"), "x", Some(1), None).unwrap();
+        assert_eq!((r.jobs, r.limited_by.as_str()), (1, "-j"));
+    }
+}

@@ -1,0 +1,164 @@
+//! The memory of the whole build: every descendant of this process (cargo, rustc,
+//! linkers, build scripts, zig), summed, sampled a few times a second. The largest
+//! single process is not the peak: two rustc and a linker at once are.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Sample {
+    /// Milliseconds since the sampler started.
+    pub ms: u64,
+    /// Resident bytes of every descendant process together.
+    pub rss: u64,
+    /// The build step running then (an index), if any.
+    pub step: Option<usize>,
+}
+
+/// Resident bytes of all descendants of `root` (not `root` itself), from /proc.
+pub fn tree_rss(root: u32) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut parent: HashMap<u32, u32> = HashMap::new();
+    let mut rss: HashMap<u32, u64> = HashMap::new();
+    let page = 4096u64;
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The command name may hold spaces and parentheses: fields start after the last ')'.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // fields[1] = ppid, fields[21] = rss in pages.
+        if let (Some(ppid), Some(pages)) = (
+            fields.get(1).and_then(|f| f.parse().ok()),
+            fields.get(21).and_then(|f| f.parse::<u64>().ok()),
+        ) {
+            parent.insert(pid, ppid);
+            rss.insert(pid, pages * page);
+        }
+    }
+    rss.iter()
+        .filter(|(pid, _)| {
+            let mut p = **pid;
+            for _ in 0..64 {
+                match parent.get(&p) {
+                    Some(&pp) if pp == root => return true,
+                    Some(&pp) if pp > 1 => p = pp,
+                    _ => return false,
+                }
+            }
+            false
+        })
+        .map(|(_, r)| r)
+        .sum()
+}
+
+/// A background sampler of this process's descendants.
+pub struct Sampler {
+    samples: Arc<Mutex<Vec<Sample>>>,
+    stop: Arc<AtomicBool>,
+    step: Arc<AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// No step is running.
+const NO_STEP: usize = usize::MAX;
+
+impl Sampler {
+    /// Starts sampling every `interval`; `on_sample` sees each total (to hold back work).
+    pub fn start(interval: Duration, on_sample: Box<dyn Fn(u64) + Send>) -> Self {
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let step = Arc::new(AtomicUsize::new(NO_STEP));
+        let (s, st, sp) = (samples.clone(), stop.clone(), step.clone());
+        let thread = std::thread::spawn(move || {
+            let me = std::process::id();
+            let start = Instant::now();
+            while !st.load(Ordering::SeqCst) {
+                let rss = tree_rss(me);
+                let current = sp.load(Ordering::SeqCst);
+                s.lock().expect("samples").push(Sample {
+                    ms: start.elapsed().as_millis() as u64,
+                    rss,
+                    step: (current != NO_STEP).then_some(current),
+                });
+                on_sample(rss);
+                std::thread::sleep(interval);
+            }
+        });
+        Sampler {
+            samples,
+            stop,
+            step,
+            thread: Some(thread),
+        }
+    }
+
+    /// Marks which step runs now (`None` between steps), to attribute samples.
+    pub fn set_step(&self, step: Option<usize>) {
+        self.step.store(step.unwrap_or(NO_STEP), Ordering::SeqCst);
+    }
+
+    /// The highest total seen so far while `step` ran (any step when `None`).
+    pub fn peak(&self, step: Option<usize>) -> u64 {
+        self.samples
+            .lock()
+            .expect("samples")
+            .iter()
+            .filter(|s| step.is_none() || s.step == step)
+            .map(|s| s.rss)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Stops and returns every sample.
+    pub fn finish(mut self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        std::mem::take(&mut *self.samples.lock().expect("samples"))
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_holding_memory_is_counted() {
+        // `tail` buffers its input: 64 MiB of it stays resident until it exits.
+        let mut child = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "head -c 67108864 /dev/zero | tail -c 67108864 > /dev/null; sleep 5",
+            ])
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut peak = 0;
+        while Instant::now() < deadline && peak < 60 << 20 {
+            peak = peak.max(tree_rss(std::process::id()));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(peak >= 60 << 20, "peak {peak}");
+    }
+}
