@@ -244,7 +244,7 @@ pub fn github(o: &Options) -> Result<String> {
         "args=()",
         "read -ra pkgs <<< \"$PACKAGES\"",
         "for p in \"${pkgs[@]}\"; do args+=(-p \"$p\"); done",
-        "kiln build --target \"$TARGET\" \"${args[@]}\" --message-format json > kiln-build.jsonl",
+        "kiln build --target \"$TARGET\" \"${args[@]}\" --metrics-out kiln-metrics --message-format json > kiln-build.jsonl",
         "kiln verify",
     ];
     if slices {
@@ -262,6 +262,7 @@ pub fn github(o: &Options) -> Result<String> {
     line(w, 5, "path: |");
     line(w, 6, &format!("{}/", o.artifact_dir));
     line(w, 6, "kiln-build.jsonl");
+    line(w, 6, "kiln-metrics/");
     if slices {
         line(w, 3, &format!("- uses: {}", action("upload")?));
         line(w, 4, "with:");

@@ -40,6 +40,12 @@ pub struct BuildMetrics {
     pub cache_hits: u32,
     /// Binaries built.
     pub cache_misses: u32,
+    /// sccache hits during this build, when cargo ran with sccache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sccache_hits: Option<u64>,
+    /// sccache misses during this build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sccache_misses: Option<u64>,
     /// Per binary x target.
     pub units: Vec<UnitMetrics>,
     /// Per cargo invocation, with cargo's per-crate timings.

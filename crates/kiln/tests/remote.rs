@@ -330,6 +330,13 @@ fn second_clean_build_hits_sccache(sccache: &Path, env: &[(&str, &str)]) {
                 .unwrap_or_else(|| panic!("no sccache summary:\n{}", run.stderr));
             let hits: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
             assert!(hits > 0, "{line}");
+            let m: serde_json::Value =
+                serde_json::from_str(&ws.read("target/kiln/metrics/last.json")).unwrap();
+            assert_eq!(
+                m["sccache_hits"].as_u64(),
+                Some(hits),
+                "the metrics record them too"
+            );
         }
     }
     let mut stop = std::process::Command::new(sccache);

@@ -65,6 +65,7 @@ fn run_build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<usize> {
     };
     let sccache_before = plan.sccache.as_deref().and_then(sccache_stats);
     let outcome = execute(&ws, &plan, &store, cache.as_ref(), remote.as_ref(), r)?;
+    let mut sccache = None;
     if let (Some(sc), Some(before)) = (plan.sccache.as_deref(), sccache_before) {
         if let Some(after) = sccache_stats(sc) {
             let (hits, misses) = (
@@ -80,6 +81,7 @@ fn run_build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<usize> {
                     ),
                 );
             }
+            sccache = Some((hits, misses));
         }
     }
     for rec in &outcome.records {
@@ -129,7 +131,9 @@ fn run_build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<usize> {
     } else {
         String::new()
     };
-    let metrics = metrics(&plan, &outcome, &store);
+    let mut metrics = metrics(&plan, &outcome, &store);
+    metrics.sccache_hits = sccache.map(|s| s.0);
+    metrics.sccache_misses = sccache.map(|s| s.1);
     let dir = args
         .metrics_out
         .clone()
@@ -232,6 +236,8 @@ fn metrics(
         jobs: plan.resources.jobs,
         cache_hits: hits,
         cache_misses: units.len() as u32 - hits,
+        sccache_hits: None,
+        sccache_misses: None,
         units,
         steps: outcome.steps.clone(),
         samples: outcome.samples.clone(),
