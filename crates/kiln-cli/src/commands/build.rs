@@ -420,10 +420,5 @@ pub(crate) fn native_root(ws: &Workspace, cache: Option<&LocalCache>) -> std::pa
 }
 
 pub(crate) fn human_size(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
-        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1 << 20) as f64),
-        b if b >= 1 << 10 => format!("{:.0} KiB", b as f64 / 1024.0),
-        b => format!("{b} B"),
-    }
+    kiln_metrics::human_bytes(bytes)
 }

@@ -159,27 +159,7 @@ fn sync(
 
 /// Parses `500M`, `2GiB`, `1.5G`, `1024` (bytes).
 fn parse_size(s: &str) -> Result<u64> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        _ => {
-            return Err(Error::usage(format!("invalid size `{s}`"))
-                .hint("write sizes like `500M`, `2GiB` or `1048576`"))
-        }
-    };
-    let n: f64 = num.parse().map_err(|_| {
-        Error::usage(format!("invalid size `{s}`"))
-            .hint("write sizes like `500M`, `2GiB` or `1048576`")
-    })?;
-    Ok((n * mult as f64) as u64)
+    kiln_metrics::parse_size(s)
 }
 
 #[cfg(test)]
