@@ -22,7 +22,7 @@ r=(); c=(); bytes=0
 for i in $(seq "$rounds"); do
     fresh_copy "$work/b"
     r+=("$(KILN_CACHE_DIR="$work/cache-r$i" timed "$kiln" -q build --manifest-path "$work/b/Cargo.toml")")
-    test ! -e "$work/b/target" || { echo "cargo ran during a restore" >&2; exit 1; }
+    [ -z "$(ls "$work/b/target" 2>/dev/null | grep -vx kiln)" ] || { echo "cargo ran during a restore" >&2; exit 1; }
     bytes=$(du -sb "$work/b/artifacts" | cut -f1)
     fresh_copy "$work/b"
     c+=("$(KILN_REMOTE_CACHE=off KILN_CACHE_DIR="$work/cache-c$i" timed "$kiln" -q build --manifest-path "$work/b/Cargo.toml")")

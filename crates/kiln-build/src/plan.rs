@@ -221,7 +221,8 @@ impl Plan {
         let mut overrides = Vec::new();
         // The budget decides the jobs; the user's `[build] jobs` can't raise them.
         let jobs = self.resources.jobs;
-        args.extend(["-j".into(), jobs.to_string()]);
+        // No `-j`: cargo takes its parallelism from kiln's jobserver (and warns that
+        // it ignores `-j` when both are given).
         if let Some(j) = cargo_config.build_jobs().filter(|j| *j > i64::from(jobs)) {
             overrides.push(format!(
                 "`[build] jobs = {j}` capped at {jobs} (limited by {})",

@@ -143,12 +143,9 @@ mod tests {
 
     #[test]
     fn a_child_holding_memory_is_counted() {
-        // `tail` buffers its input: 64 MiB of it stays resident until it exits.
-        let mut child = std::process::Command::new("sh")
-            .args([
-                "-c",
-                "head -c 67108864 /dev/zero | tail -c 67108864 > /dev/null; sleep 5",
-            ])
+        // A child writing 64 MiB and holding it for 5 s.
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", "import time; b = b'x' * (64 << 20); time.sleep(5)"])
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -311,3 +311,11 @@ pub fn wait_for_port(port: u16) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Whether cargo wrote anything into `target` (kiln's own `target/kiln`, where the
+/// build metrics go, doesn't count).
+pub fn cargo_ran_in(target: &Path) -> bool {
+    std::fs::read_dir(target)
+        .map(|rd| rd.flatten().any(|e| e.file_name() != "kiln"))
+        .unwrap_or(false)
+}
