@@ -67,6 +67,8 @@ pub fn tree_rss(root: u32) -> u64 {
 pub struct Sampler {
     samples: Arc<Mutex<Vec<Sample>>>,
     stop: Arc<AtomicBool>,
+    /// Dropping it wakes the sampling thread at once (it sleeps on the channel).
+    wake: Option<std::sync::mpsc::Sender<()>>,
     step: Arc<AtomicUsize>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -81,6 +83,7 @@ impl Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let step = Arc::new(AtomicUsize::new(NO_STEP));
         let (s, st, sp) = (samples.clone(), stop.clone(), step.clone());
+        let (wake, sleep) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
             let me = std::process::id();
             let start = Instant::now();
@@ -93,12 +96,17 @@ impl Sampler {
                     step: (current != NO_STEP).then_some(current),
                 });
                 on_sample(rss);
-                std::thread::sleep(interval);
+                if let Err(std::sync::mpsc::RecvTimeoutError::Disconnected) =
+                    sleep.recv_timeout(interval)
+                {
+                    break;
+                }
             }
         });
         Sampler {
             samples,
             stop,
+            wake: Some(wake),
             step,
             thread: Some(thread),
         }
@@ -124,6 +132,7 @@ impl Sampler {
     /// Stops and returns every sample.
     pub fn finish(mut self) -> Vec<Sample> {
         self.stop.store(true, Ordering::SeqCst);
+        self.wake.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -134,6 +143,7 @@ impl Sampler {
 impl Drop for Sampler {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+        self.wake.take();
     }
 }
 
