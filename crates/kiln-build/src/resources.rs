@@ -73,13 +73,20 @@ impl Resources {
 }
 
 /// Holds back jobserver tokens while the build's memory is near the budget.
+///
+/// A token is taken with a blocking `acquire` on a thread (the pipe jobserver has no
+/// non-blocking read that wouldn't also change cargo's end): it returns as soon as a
+/// running job gives one back, and that job's successor waits. Each jobserver has a
+/// generation, so an acquire still waiting when its cargo invocation ends can't
+/// stop the governor from acting in the next one.
 pub(crate) struct Governor {
     budget: u64,
     client: Mutex<Option<jobserver::Client>>,
     held: Arc<Mutex<Vec<jobserver::Acquired>>>,
     pending: Arc<AtomicUsize>,
-    /// How many times work was held back.
-    pub(crate) throttled: AtomicUsize,
+    generation: Arc<AtomicUsize>,
+    /// How many tokens were held back over the build.
+    pub(crate) throttled: Arc<AtomicUsize>,
 }
 
 impl Governor {
@@ -89,34 +96,44 @@ impl Governor {
             client: Mutex::new(None),
             held: Arc::new(Mutex::new(Vec::new())),
             pending: Arc::new(AtomicUsize::new(0)),
-            throttled: AtomicUsize::new(0),
+            generation: Arc::new(AtomicUsize::new(0)),
+            throttled: Arc::new(AtomicUsize::new(0)),
         }
     }
 
     /// A jobserver allowing `jobs` concurrent jobs (cargo keeps one implicit token).
     pub(crate) fn client(&self, jobs: u32) -> std::io::Result<jobserver::Client> {
-        self.held.lock().expect("held").clear();
+        self.release();
         let client = jobserver::Client::new(jobs.saturating_sub(1) as usize)?;
         *self.client.lock().expect("client") = Some(client.clone());
         Ok(client)
     }
 
-    /// Called with each memory sample.
+    /// Called with each memory sample (every 100 ms): near the budget, take one more
+    /// token as soon as one is free; well below it, give one back.
     pub(crate) fn on_sample(&self, rss: u64) {
         let Some(client) = self.client.lock().expect("client").clone() else {
             return;
         };
         if rss > self.budget / 100 * 85 {
-            // Take a token as soon as one is returned: the next job waits for memory.
-            if self.pending.load(Ordering::SeqCst) == 0 {
-                self.pending.fetch_add(1, Ordering::SeqCst);
-                self.throttled.fetch_add(1, Ordering::SeqCst);
-                let (held, pending) = (self.held.clone(), self.pending.clone());
+            if self.pending.swap(1, Ordering::SeqCst) == 0 {
+                let generation = self.generation.load(Ordering::SeqCst);
+                let (held, pending, current, throttled) = (
+                    self.held.clone(),
+                    self.pending.clone(),
+                    self.generation.clone(),
+                    self.throttled.clone(),
+                );
                 std::thread::spawn(move || {
-                    if let Ok(token) = client.acquire() {
-                        held.lock().expect("held").push(token);
+                    let token = client.acquire();
+                    // A token of an earlier jobserver is simply dropped.
+                    if current.load(Ordering::SeqCst) == generation {
+                        if let Ok(token) = token {
+                            held.lock().expect("held").push(token);
+                            throttled.fetch_add(1, Ordering::SeqCst);
+                        }
+                        pending.store(0, Ordering::SeqCst);
                     }
-                    pending.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         } else if rss < self.budget / 100 * 60 {
@@ -127,6 +144,8 @@ impl Governor {
 
     /// Stops holding anything (between steps).
     pub(crate) fn release(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.pending.store(0, Ordering::SeqCst);
         *self.client.lock().expect("client") = None;
         self.held.lock().expect("held").clear();
     }
@@ -135,6 +154,41 @@ impl Governor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn near_the_budget_tokens_are_held_and_given_back_below_it() {
+        let held = |g: &Governor| g.held.lock().unwrap().len();
+        let wait_for = |g: &Governor, n: usize| {
+            for _ in 0..100 {
+                if held(g) == n {
+                    return;
+                }
+                g.on_sample(900);
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            panic!("held {} tokens, expected {n}", held(g));
+        };
+        let g = Governor::new(1000);
+        let client = g.client(4).unwrap();
+        let busy = client.acquire().unwrap(); // a compiler running
+        wait_for(&g, 2);
+        assert_eq!(client.available().unwrap(), 0, "nothing left for a new job");
+        drop(busy);
+        wait_for(&g, 3);
+        g.on_sample(700);
+        assert_eq!(held(&g), 3, "between 60% and 85%: hold");
+        g.on_sample(100);
+        assert_eq!(held(&g), 2);
+        assert_eq!(client.available().unwrap(), 1, "one is free again");
+        // A waiting acquire of an ended invocation doesn't block the next one.
+        g.on_sample(900);
+        let next = g.client(2).unwrap();
+        assert_eq!(held(&g), 0);
+        let _busy = next.acquire().unwrap();
+        g.on_sample(900);
+        drop(_busy);
+        wait_for(&g, 1);
+    }
 
     #[test]
     fn jobs_follow_the_budget_and_the_measured_peak() {
