@@ -360,6 +360,23 @@ fn cargo_timings(target_dir: &Path, since: Instant) -> Vec<kiln_metrics::CrateTi
     if !fresh {
         return Vec::new();
     }
+    // cargo also keeps a timestamped copy per run: kiln's runs shouldn't pile up.
+    for e in std::fs::read_dir(target_dir.join("cargo-timings"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let recent = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age <= since.elapsed() + Duration::from_secs(1));
+        if name.starts_with("cargo-timing-") && recent {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
     std::fs::read_to_string(&report)
         .map(|h| kiln_metrics::CrateTiming::from_cargo_html(&h))
         .unwrap_or_default()

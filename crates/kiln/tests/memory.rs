@@ -207,6 +207,15 @@ fn the_report_is_a_self_contained_page_with_timeline_memory_and_hits() {
         .map(|s| s["crates"].as_array().unwrap().len())
         .sum();
     assert!(crates > 0, "cargo's timings were read: {m}");
+    let copies = std::fs::read_dir(ws.path("target/cargo-timings"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("cargo-timing-"))
+        .count();
+    assert_eq!(
+        copies, 0,
+        "kiln's runs leave no timestamped timing reports behind"
+    );
     ws.kiln(&["report"]).success();
     let html = ws.read("target/kiln/report.html");
     for needle in [
