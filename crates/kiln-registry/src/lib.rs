@@ -87,6 +87,15 @@ impl Client {
 
     /// Uploads the file `path` as the blob `d` (POST, then one PUT).
     pub fn upload_blob(&self, path: &std::path::Path, d: &Descriptor) -> Result<()> {
+        self.upload(&Body::File(path, d.size), d)
+    }
+
+    /// Uploads `bytes` (small blobs: configs, cache entries) as the blob `d`.
+    pub fn upload_blob_bytes(&self, bytes: &[u8], d: &Descriptor) -> Result<()> {
+        self.upload(&Body::Bytes(bytes), d)
+    }
+
+    fn upload(&self, body: &Body, d: &Descriptor) -> Result<()> {
         let start = self.send(
             "POST",
             &self.url("blobs/uploads/"),
@@ -103,12 +112,32 @@ impl Client {
             "PUT",
             &url,
             &[("Content-Type", "application/octet-stream")],
-            &Body::File(path, d.size),
+            body,
         )?;
         if put.status != 201 {
             return Err(self.unexpected(&format!("the upload of blob {}", short(&d.digest)), &put));
         }
         Ok(())
+    }
+
+    /// A small blob in memory, checked against its digest; `None` when absent.
+    pub fn blob_bytes(&self, digest: &str) -> Result<Option<Vec<u8>>> {
+        let a = self.send(
+            "GET",
+            &self.url(&format!("blobs/{digest}")),
+            &[],
+            &Body::Empty,
+        )?;
+        match a.status {
+            200 if format!("sha256:{}", kiln_fs::sha256_hex(&a.body)) == digest => Ok(Some(a.body)),
+            200 => Err(Error::remote(format!(
+                "blob {} from `{}` does not match its digest",
+                short(digest),
+                self.registry()
+            ))),
+            404 => Ok(None),
+            _ => Err(self.unexpected(&format!("blob {}", short(digest)), &a)),
+        }
     }
 
     /// Downloads the blob `digest` into the file `dest` (streamed; renamed into place
@@ -254,24 +283,14 @@ impl Client {
         if blobs.has(&d.digest) {
             return Ok(());
         }
-        let a = self.send(
-            "GET",
-            &self.url(&format!("blobs/{}", d.digest)),
-            &[],
-            &Body::Empty,
-        )?;
-        if a.status != 200 {
-            return Err(self.unexpected(&format!("blob {}", short(&d.digest)), &a));
-        }
-        let got = Descriptor::of(&d.media_type, &a.body);
-        if got.digest != d.digest {
-            return Err(Error::remote(format!(
-                "blob {} from `{}` does not match its digest",
-                short(&d.digest),
-                self.registry()
-            )));
-        }
-        blobs.put(&d.media_type, &a.body)?;
+        let bytes = self.blob_bytes(&d.digest)?.ok_or_else(|| {
+            Error::remote(format!(
+                "`{}` has no blob {}",
+                self.registry(),
+                short(&d.digest)
+            ))
+        })?;
+        blobs.put(&d.media_type, &bytes)?;
         Ok(())
     }
 

@@ -47,7 +47,8 @@ impl OciRemote {
         })
     }
 
-    /// The config blob of the artifact tagged `tag`, if the tag exists.
+    /// The config blob of the artifact tagged `tag`, if the tag exists (its digest
+    /// checked by the client).
     fn get_config(&self, tag: &str) -> Result<Option<Vec<u8>>> {
         let Some(bytes) = self.client.manifest_bytes(tag)? else {
             return Ok(None);
@@ -56,27 +57,8 @@ impl OciRemote {
             Error::remote(format!("{} has an unreadable manifest at {tag}", self.name))
                 .with_source(e)
         })?;
-        let digest = manifest["config"]["digest"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let dir = tempfile_dir()?;
-        let path = dir.join("config");
-        let found = self.client.download_blob(&digest, &path)?;
-        let bytes = if found {
-            std::fs::read(&path).ok()
-        } else {
-            None
-        };
-        let _ = std::fs::remove_dir_all(&dir);
-        match bytes {
-            Some(b) if Descriptor::of(ENTRY_TYPE, &b).digest == digest => Ok(Some(b)),
-            Some(_) => Err(Error::remote(format!(
-                "{}: the config of {tag} does not match its digest",
-                self.name
-            ))),
-            None => Ok(None),
-        }
+        let digest = manifest["config"]["digest"].as_str().unwrap_or_default();
+        self.client.blob_bytes(digest)
     }
 
     /// Pushes `config` (and `layers`) as an artifact tagged `tag`.
@@ -89,12 +71,7 @@ impl OciRemote {
     ) -> Result<()> {
         let config_desc = Descriptor::of(config_type, config);
         if !self.client.blob_exists(&config_desc.digest)? {
-            let dir = tempfile_dir()?;
-            let path = dir.join("config");
-            let written = std::fs::write(&path, config).map_err(|e| Error::io("write", &path, e));
-            let uploaded = written.and_then(|_| self.client.upload_blob(&path, &config_desc));
-            let _ = std::fs::remove_dir_all(&dir);
-            uploaded?;
+            self.client.upload_blob_bytes(config, &config_desc)?;
         }
         let manifest = json!({
             "schemaVersion": 2,
@@ -107,14 +84,6 @@ impl OciRemote {
         self.client
             .put_manifest_bytes(tag, media::MANIFEST, bytes.as_bytes())
     }
-}
-
-/// A private temporary directory for small blobs.
-fn tempfile_dir() -> Result<std::path::PathBuf> {
-    let base = std::env::temp_dir().join(format!("kiln-remote-{}", std::process::id()));
-    let dir = kiln_fs::temp_path(&base);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
-    Ok(dir)
 }
 
 impl Remote for OciRemote {

@@ -32,6 +32,23 @@ fn kiln(ws: &TempWorkspace, args: &[&str], env: &[(&str, &str)]) -> Run {
     Run::from(cmd.output().unwrap())
 }
 
+/// `skopeo inspect --raw` of a plain-HTTP registry reference, `None` when it fails.
+fn skopeo_inspect(reference: &str) -> Option<String> {
+    let out = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--raw", reference])
+        .output()
+        .expect("`skopeo` is needed by the tests (.ci/run installs it)");
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The raw manifest or index at `reference`, which must exist.
+#[track_caller]
+fn skopeo_raw(reference: &str) -> String {
+    skopeo_inspect(reference).unwrap_or_else(|| panic!("skopeo inspect {reference} failed"))
+}
+
 fn podman(args: &[&str]) -> String {
     tool("podman", args, Path::new("/"))
 }
@@ -320,16 +337,7 @@ fn push_to_a_registry_then_pull_and_run_and_a_second_push_uploads_nothing() {
     );
     run.success();
     assert!(run.stderr.contains("5 blobs uploaded"), "{}", run.stderr);
-    let raw = tool(
-        "skopeo",
-        &[
-            "inspect",
-            "--tls-verify=false",
-            "--raw",
-            &format!("docker://{reference}"),
-        ],
-        Path::new("/"),
-    );
+    let raw = skopeo_raw(&format!("docker://{reference}"));
     let index: Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(
         index["mediaType"],
@@ -349,16 +357,7 @@ fn push_to_a_registry_then_pull_and_run_and_a_second_push_uploads_nothing() {
         .collect();
     platforms.sort();
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
-    let tagged = tool(
-        "skopeo",
-        &[
-            "inspect",
-            "--tls-verify=false",
-            "--raw",
-            &format!("docker://{}/chronik/server:rev-abc", reg.host()),
-        ],
-        Path::new("/"),
-    );
+    let tagged = skopeo_raw(&format!("docker://{}/chronik/server:rev-abc", reg.host()));
     assert_eq!(tagged, raw, "both tags point at the same index");
 
     let again = kiln(&ws, &["image", "--push", &reference, "--insecure"], &[]);
@@ -534,16 +533,7 @@ fn a_failing_blob_upload_is_retried_and_a_failed_push_leaves_no_tag() {
         1,
         "the fault was injected"
     );
-    tool(
-        "skopeo",
-        &[
-            "inspect",
-            "--tls-verify=false",
-            "--raw",
-            &format!("docker://{}/chronik:flaky", reg.host()),
-        ],
-        Path::new("/"),
-    );
+    skopeo_raw(&format!("docker://{}/chronik:flaky", reg.host()));
 
     // Every blob upload fails: a clear error after the retries, and no tag.
     let broken = FaultyProxy::start(reg.port, 0, true);
@@ -562,16 +552,10 @@ fn a_failing_blob_upload_is_retried_and_a_failed_push_leaves_no_tag() {
     );
     run.failure(5, "answered 500 to the upload of blob sha256:");
     assert_eq!(broken.injected.load(Ordering::SeqCst), 4, "tried 4 times");
-    let status = Command::new("skopeo")
-        .args([
-            "inspect",
-            "--tls-verify=false",
-            "--raw",
-            &format!("docker://{}/chronik:broken", reg.host()),
-        ])
-        .output()
-        .unwrap();
-    assert!(!status.status.success(), "a failed push left a tag");
+    assert!(
+        skopeo_inspect(&format!("docker://{}/chronik:broken", reg.host())).is_none(),
+        "a failed push left a tag"
+    );
 
     // Nothing listening: a clear error naming the registry.
     let down = format!("127.0.0.1:{}/chronik:down", free_port());
