@@ -20,14 +20,19 @@ pub struct StoreLock {
     _file: File,
 }
 
-/// A binary to install: where it is now and its record, whose `sha256`, `size` and
-/// `path` the store fills in.
+/// A binary to install: where it is now and its complete record. The store checks
+/// that what it copies has the recorded digest.
 #[derive(Debug, Clone)]
 pub struct NewArtifact {
     /// The freshly built binary.
     pub source: PathBuf,
     /// Everything else `checksums.json` says about it.
     pub record: ArtifactRecord,
+}
+
+/// Where the binary `bin` for `os`/`arch` lives in the store, relative to its root.
+pub fn artifact_path(os: &str, arch: &str, bin: &str) -> String {
+    format!("{os}/{arch}/{bin}")
 }
 
 /// Files written under temporary names, waiting to be renamed into place.
@@ -125,16 +130,24 @@ impl Store {
     }
 
     fn stage(&self, a: NewArtifact) -> Result<Staged> {
-        let mut record = a.record;
-        let rel = format!("{}/{}/{}", record.os, record.arch, record.binary);
+        let record = a.record;
+        let rel = artifact_path(&record.os, &record.arch, &record.binary);
         let dest = self.root.join(&rel);
         let dir = dest.parent().expect("artifact has a parent");
         fs::create_dir_all(dir).io_context("create", dir)?;
         let tmp = temp_path(&dest);
         let (sha256, size) = copy_hashing(&a.source, &tmp, true)?;
-        record.path = rel;
-        record.sha256 = sha256;
-        record.size = size;
+        if (sha256.as_str(), size, rel.as_str())
+            != (record.sha256.as_str(), record.size, record.path.as_str())
+        {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::internal(format!(
+                "`{}` changed while it was being installed (sha256 {sha256}, expected {})",
+                a.source.display(),
+                record.sha256
+            ))
+            .hint("run the build again; nothing was installed"));
+        }
         let mut renames = vec![(tmp, dest.clone())];
         let sidecars = [
             ("sha256", format!("{}  {}\n", record.sha256, record.binary)),

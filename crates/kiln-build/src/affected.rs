@@ -5,12 +5,14 @@
 //! (uncommitted and untracked files included) when there is no `head`. Files map to
 //! the workspace packages that own them; `Cargo.lock` to the packages whose entries
 //! changed; the root manifest's shared sections, cargo config and toolchain files to
-//! everything. A binary is affected when its build graph for that target (normal and
+//! everything, by the same definitions the cache keys use
+//! (`kiln_fingerprint::global`). A binary is affected when its build graph for that target (normal and
 //! build dependencies, with its features) contains a changed package.
 
 use crate::graphs::graphs;
 use crate::plan::Plan;
 use kiln_diagnostics::{Error, Result};
+use kiln_fingerprint::global::SharedFile;
 use kiln_workspace::Workspace;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -136,20 +138,24 @@ pub fn affected(
         None => std::fs::read_to_string(root.join(f)).unwrap_or_default(),
     };
     for f in &files {
-        let name = Path::new(f)
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
         if f == "Cargo.lock" {
             changed.extend(lock_changes(&old_text(f), &new_text(f)));
-        } else if f == "Cargo.toml" {
-            let (all, deps) = root_manifest_changes(&old_text(f), &new_text(f));
-            everything |= all;
-            changed.extend(deps);
-        } else if f.starts_with(".cargo/") || name.starts_with("rust-toolchain") {
-            everything = true;
-        } else if let Some(m) = owner(ws, &root.join(f)) {
-            changed.insert(m);
+            continue;
+        }
+        // What touches every binary is defined once, with the cache keys.
+        match SharedFile::of(Path::new(f)) {
+            Some(shared) => {
+                let (old, new) = (old_text(f), new_text(f));
+                everything |= shared.changes_every_binary(&old, &new);
+                if shared == SharedFile::RootManifest {
+                    changed.extend(workspace_dependency_changes(&old, &new));
+                }
+            }
+            None => {
+                if let Some(m) = owner(ws, &root.join(f)) {
+                    changed.insert(m);
+                }
+            }
         }
     }
     Ok(Affected {
@@ -212,29 +218,15 @@ fn owner(ws: &Workspace, path: &Path) -> Option<String> {
 /// Names of packages whose `Cargo.lock` entries were added, removed or changed.
 fn lock_changes(old: &str, new: &str) -> BTreeSet<String> {
     let entries = |text: &str| -> BTreeMap<String, BTreeSet<String>> {
-        let table = text.parse::<toml::Table>().unwrap_or_default();
         let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for p in table
-            .get("package")
-            .and_then(|p| p.as_array())
-            .into_iter()
-            .flatten()
-        {
-            let s = |k: &str| p.get(k).map(|v| v.to_string()).unwrap_or_default();
-            out.entry(
-                p.get("name")
-                    .and_then(|n| n.as_str())
-                    .unwrap_or_default()
-                    .to_string(),
-            )
-            .or_default()
-            .insert(format!(
-                "{} {} {} {}",
-                s("version"),
-                s("source"),
-                s("checksum"),
-                s("dependencies")
-            ));
+        for e in kiln_workspace::parse_lock(text) {
+            let fingerprint = kiln_fs::sha256_hex(&kiln_fingerprint::canonical_encoding(&(
+                &e.version,
+                &e.source,
+                &e.checksum,
+                &e.dependencies,
+            )));
+            out.entry(e.name).or_default().insert(fingerprint);
         }
         out
     };
@@ -246,41 +238,20 @@ fn lock_changes(old: &str, new: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Whether a root manifest change touches every binary, and which
-/// `[workspace.dependencies]` entries changed.
-fn root_manifest_changes(old: &str, new: &str) -> (bool, BTreeSet<String>) {
-    let (o, n) = (
-        old.parse::<toml::Table>().unwrap_or_default(),
-        new.parse::<toml::Table>().unwrap_or_default(),
-    );
-    let get = |t: &toml::Table, path: &[&str]| -> Option<toml::Value> {
-        let mut v = t.get(path[0])?.clone();
-        for p in &path[1..] {
-            v = v.get(*p)?.clone();
-        }
-        Some(v)
-    };
-    let all = [
-        &["profile"][..],
-        &["patch"],
-        &["replace"],
-        &["workspace", "package"],
-    ]
-    .iter()
-    .any(|p| get(&o, p) != get(&n, p));
-    let deps = |t: &toml::Table| {
-        get(t, &["workspace", "dependencies"])
-            .and_then(|v| v.as_table().cloned())
+/// The `[workspace.dependencies]` entries a root manifest change touches.
+fn workspace_dependency_changes(old: &str, new: &str) -> BTreeSet<String> {
+    let deps = |t: &str| {
+        t.parse::<toml::Table>()
+            .ok()
+            .and_then(|t| t.get("workspace")?.get("dependencies")?.as_table().cloned())
             .unwrap_or_default()
     };
-    let (od, nd) = (deps(&o), deps(&n));
-    let changed = od
-        .keys()
+    let (od, nd) = (deps(old), deps(new));
+    od.keys()
         .chain(nd.keys())
         .filter(|k| od.get(*k) != nd.get(*k))
         .cloned()
-        .collect();
-    (all, changed)
+        .collect()
 }
 
 #[cfg(test)]
@@ -300,18 +271,13 @@ mod tests {
     #[test]
     fn profile_changes_touch_everything_and_workspace_deps_name_themselves() {
         let old = "[workspace.dependencies]\nx = \"1\"\n[profile.release]\nlto = false\n";
-        let (all, deps) = root_manifest_changes(
-            old,
-            "[workspace.dependencies]\nx = \"2\"\n[profile.release]\nlto = false\n",
-        );
-        assert!(!all);
+        let new = "[workspace.dependencies]\nx = \"2\"\n[profile.release]\nlto = false\n";
+        assert!(!SharedFile::RootManifest.changes_every_binary(old, new));
+        let deps = workspace_dependency_changes(old, new);
         assert_eq!(deps.into_iter().collect::<Vec<_>>(), ["x"]);
-        assert!(
-            root_manifest_changes(
-                old,
-                "[workspace.dependencies]\nx = \"1\"\n[profile.release]\nlto = true\n"
-            )
-            .0
-        );
+        assert!(SharedFile::RootManifest.changes_every_binary(
+            old,
+            "[workspace.dependencies]\nx = \"1\"\n[profile.release]\nlto = true\n"
+        ));
     }
 }

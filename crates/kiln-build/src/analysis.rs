@@ -1,8 +1,8 @@
 //! Checking a plan against the cache and the store: every binary x target gets its
 //! key and is found fresh, restorable, or to be built (with the reason).
 
-use crate::execute::Observer;
-use crate::keys::KeyContext;
+use crate::keys::{KeyContext, KeySources, Toolchain};
+use crate::observer::Observer;
 use crate::plan::Plan;
 use kiln_artifacts::Store;
 use kiln_cache::{Entry, LocalCache, Lookup};
@@ -66,36 +66,68 @@ impl UnitPlan {
 }
 
 /// The plan checked against the cache and the store.
-pub struct Analysis<'a> {
+pub struct Analysis {
     /// Every binary x target.
     pub units: Vec<UnitPlan>,
-    pub(crate) ctx: KeyContext<'a>,
-    pub(crate) rustc_line: String,
-    pub(crate) git: GitInfo,
+    ctx: KeyContext,
+    rustc_line: String,
+    git: GitInfo,
 }
 
-impl Analysis<'_> {
+impl Analysis {
     /// The ids of the learned build-script inputs the plan's keys use.
     pub fn learned_ids(&self) -> std::collections::BTreeSet<String> {
         self.ctx.learned_ids()
     }
+
+    /// `rustc -V` of the toolchain, as artifacts record it.
+    pub fn rustc_line(&self) -> &str {
+        &self.rustc_line
+    }
+
+    /// The git state of the workspace.
+    pub fn git(&self) -> &GitInfo {
+        &self.git
+    }
+
+    /// Forgets file hashes, so the next keys see the sources as they are now.
+    pub(crate) fn rehash(&self) {
+        self.ctx.rehash();
+    }
+
+    /// Records what the build scripts of a step declared for `target`.
+    pub(crate) fn learn(&self, step: usize, target: &Target, cache: &LocalCache) {
+        self.ctx.learn(step, target, cache);
+    }
+
+    /// A unit's inputs as they are now (after a build, with what it learned).
+    pub(crate) fn inputs_now(
+        &self,
+        plan: &Plan,
+        unit: &UnitPlan,
+        cache: Option<&LocalCache>,
+    ) -> Inputs {
+        let step = &plan.steps[unit.step];
+        self.ctx
+            .inputs(unit.step, step, &unit.bin, &unit.target, cache)
+    }
 }
 
 /// Computes every unit's key and looks it up: what is fresh, restorable, or to build.
-pub fn analyze<'a>(
-    ws: &'a Workspace,
-    plan: &'a Plan,
+pub fn analyze(
+    ws: &Workspace,
+    plan: &Plan,
     store: &Store,
     cache: Option<&LocalCache>,
     remote: Option<&RemoteCache>,
     observer: &dyn Observer,
-) -> Result<Analysis<'a>> {
+) -> Result<Analysis> {
     let uses_zig = plan
         .steps
         .iter()
         .any(|s| s.invocation.backend == Backend::Zig);
     // Probes and `cargo tree` are independent process spawns: run them side by side.
-    let (ctx, rustc, git, zig) = std::thread::scope(|s| {
+    let (sources, rustc, git, zig) = std::thread::scope(|s| {
         let git = s.spawn(|| crate::git_info(&ws.root));
         let zig = s.spawn(|| {
             if uses_zig {
@@ -105,10 +137,10 @@ pub fn analyze<'a>(
             }
         });
         let rustc = s.spawn(|| rustc_version(&ws.root));
-        let ctx = KeyContext::new(ws, plan, cache);
+        let sources = KeySources::gather(ws, plan, cache);
         let join = "probe thread";
         (
-            ctx,
+            sources,
             rustc.join().expect(join),
             git.join().expect(join),
             zig.join().expect(join),
@@ -116,8 +148,7 @@ pub fn analyze<'a>(
     });
     let rustc = rustc?;
     let rustc_line = rustc.lines().next().unwrap_or_default().to_string();
-    let mut ctx = ctx?;
-    ctx.set_toolchain(rustc, zig);
+    let ctx = KeyContext::new(sources?, Toolchain { rustc, zig });
     let remote = remote.filter(|r| r.alive());
     if let (Some(r), Some(c)) = (remote, cache) {
         r.fetch_learned(&ctx.learned_ids(), c);
@@ -155,34 +186,18 @@ pub fn analyze<'a>(
             state: UnitState::Build,
             reasons: Vec::new(),
             hit: None,
-            inputs: Inputs::default(),
+            inputs,
         };
-        match cache.map_or(Lookup::Miss, |c| c.get(&key)) {
-            Lookup::Hit(entry, blob) => {
-                let rel = format!("{}/{}/{bin}", target.os, target.arch);
-                let in_store = stored
-                    .artifacts
-                    .iter()
-                    .any(|a| a.path == rel && a.sha256 == entry.sha256)
-                    && kiln_fs::sha256_file(&store.root().join(&rel))
-                        .is_ok_and(|(s, _)| s == entry.sha256);
-                unit.state = if in_store {
-                    UnitState::Fresh
-                } else {
-                    UnitState::Restore
-                };
-                unit.hit = Some((entry, blob));
-            }
-            Lookup::Corrupt(why) => {
-                observer.warn(&format!("{why}; it was removed and will be rebuilt"));
-                unit.reasons.push("its cache entry was corrupt".into());
-            }
-            Lookup::Miss => unit.reasons = miss_reasons(cache, &unit, &inputs),
+        let lookup = cache.map_or(Lookup::Miss, |c| c.get(&key));
+        if let Lookup::Corrupt(why) = &lookup {
+            observer.warn(&format!("{why}; it was removed and will be rebuilt"));
         }
-        unit.inputs = inputs;
+        settle(&mut unit, lookup, cache, |sha| {
+            in_store(store, &stored, &unit_path(target, bin), sha)
+        });
         units.push(unit);
     }
-    ctx.files.save();
+    ctx.save();
     Ok(Analysis {
         units,
         ctx,
@@ -222,27 +237,58 @@ fn zig_version_memo(cache: Option<&LocalCache>) -> Option<String> {
     }
 }
 
-/// Why a unit must be built: what differs from the newest cached build of it.
-fn miss_reasons(
+/// The artifact store path of a binary for a target.
+fn unit_path(target: &Target, bin: &str) -> String {
+    format!("{}/{}/{bin}", target.os, target.arch)
+}
+
+/// Whether the store holds exactly the binary `sha256` at `rel`, by its record and
+/// by its content.
+fn in_store(store: &Store, stored: &kiln_schema::Checksums, rel: &str, sha256: &str) -> bool {
+    stored
+        .artifacts
+        .iter()
+        .any(|a| a.path == rel && a.sha256 == sha256)
+        && kiln_fs::sha256_file(&store.root().join(rel)).is_ok_and(|(s, _)| s == sha256)
+}
+
+/// Decides a unit's fate from its cache lookup: fresh when the store already holds
+/// the cached binary, restore on any other hit, build (with the reasons) otherwise.
+fn settle(
+    unit: &mut UnitPlan,
+    lookup: Lookup,
     cache: Option<&LocalCache>,
-    unit: &UnitPlan,
-    inputs: &kiln_fingerprint::Inputs,
-) -> Vec<String> {
+    stored: impl FnOnce(&str) -> bool,
+) {
+    match lookup {
+        Lookup::Hit(entry, blob) => {
+            unit.state = match stored(&entry.sha256) {
+                true => UnitState::Fresh,
+                false => UnitState::Restore,
+            };
+            unit.hit = Some((entry, blob));
+        }
+        Lookup::Corrupt(_) => {
+            unit.state = UnitState::Build;
+            unit.reasons = vec!["its cache entry was corrupt".into()];
+        }
+        Lookup::Miss => {
+            unit.state = UnitState::Build;
+            unit.reasons = miss_reasons(cache, unit);
+        }
+    }
+}
+
+/// Why a unit must be built: what differs from the newest cached build of it, in words.
+fn miss_reasons(cache: Option<&LocalCache>, unit: &UnitPlan) -> Vec<String> {
     let Some(cache) = cache else {
         return vec!["the cache is off".into()];
     };
     let Some(last) = cache.latest(&unit.package, &unit.target.triple, &unit.bin) else {
         return vec!["not built before".into()];
     };
-    let changes = diff(&last.inputs, inputs);
-    let mut out: Vec<String> = changes
-        .iter()
-        .take(3)
-        .map(|(name, how)| {
-            let shown = name.strip_prefix("file:").unwrap_or(name);
-            format!("{shown} {how}")
-        })
-        .collect();
+    let changes = diff(&last.inputs, &unit.inputs);
+    let mut out: Vec<String> = changes.iter().take(3).map(ToString::to_string).collect();
     if changes.len() > 3 {
         out.push(format!("{} more inputs changed", changes.len() - 3));
     }
@@ -250,4 +296,85 @@ fn miss_reasons(
         out.push("the cached build was evicted".into());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_fingerprint::{InputId, InputValue, RelPath};
+
+    fn unit(inputs: Inputs) -> UnitPlan {
+        UnitPlan {
+            step: 0,
+            package: "app".into(),
+            bin: "app".into(),
+            target: Target::parse("amd64").unwrap(),
+            key: inputs.key(),
+            state: UnitState::Build,
+            reasons: vec![],
+            hit: None,
+            inputs,
+        }
+    }
+
+    fn with_file(content: &[u8]) -> Inputs {
+        let mut i = Inputs::new();
+        i.add(
+            InputId::File {
+                path: RelPath::new(std::path::Path::new("app/src/main.rs")),
+            },
+            InputValue::digest(content),
+        );
+        i
+    }
+
+    fn cache_with(dir: &std::path::Path, inputs: Inputs) -> LocalCache {
+        let cache = LocalCache::open(Some(dir.join("cache"))).unwrap();
+        let bin = dir.join("app");
+        std::fs::write(&bin, b"binary").unwrap();
+        let (sha256, size) = kiln_fs::sha256_file(&bin).unwrap();
+        let entry = Entry {
+            key: inputs.key(),
+            package: "app".into(),
+            binary: "app".into(),
+            target: "x86_64-unknown-linux-musl".into(),
+            version: "1.0.0".into(),
+            sha256,
+            size,
+            profile: "release".into(),
+            rustc: "rustc 1".into(),
+            backend: "cargo".into(),
+            overrides: vec![],
+            created: 0,
+            inputs,
+        };
+        cache.put(entry, &bin).unwrap();
+        cache
+    }
+
+    #[test]
+    fn a_hit_is_fresh_only_when_the_store_holds_it() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = cache_with(d.path(), with_file(b"v1"));
+        for (stored, state) in [(true, UnitState::Fresh), (false, UnitState::Restore)] {
+            let mut u = unit(with_file(b"v1"));
+            let lookup = cache.get(&u.key);
+            settle(&mut u, lookup, Some(&cache), |_| stored);
+            assert_eq!(u.state, state);
+        }
+    }
+
+    #[test]
+    fn a_miss_says_which_input_changed_in_words() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = cache_with(d.path(), with_file(b"v1"));
+        let mut u = unit(with_file(b"v2"));
+        let lookup = cache.get(&u.key);
+        settle(&mut u, lookup, Some(&cache), |_| false);
+        assert_eq!(u.state, UnitState::Build);
+        assert_eq!(u.reasons, ["app/src/main.rs changed"]);
+        let mut off = unit(with_file(b"v2"));
+        settle(&mut off, Lookup::Miss, None, |_| false);
+        assert_eq!(off.reasons, ["the cache is off"]);
+    }
 }

@@ -1,6 +1,7 @@
 //! Running a plan: cargo invocations, their output, and the install into the store.
 
 use crate::analysis::{analyze, Analysis, UnitPlan, UnitState};
+use crate::observer::Observer;
 use crate::plan::{Plan, Step};
 use cargo_metadata::Message;
 use kiln_artifacts::{NewArtifact, Store};
@@ -15,22 +16,6 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Receives what happens during a build, to render it.
-pub trait Observer: Sync {
-    /// kiln did something on the user's behalf (installed a target, overrode a setting).
-    fn note(&self, message: &str);
-    /// Something is wrong but the build goes on (a corrupt cache entry).
-    fn warn(&self, message: &str);
-    /// A cargo invocation is starting.
-    fn step_started(&self, step: &Step);
-    /// Cargo finished compiling one crate; `target` is `None` for host crates.
-    fn unit_finished(&self, name: &str, target: Option<&str>);
-    /// A line cargo wrote to stderr (status lines and rendered diagnostics).
-    fn cargo_stderr(&self, line: &str);
-    /// A cargo invocation finished successfully.
-    fn step_finished(&self, step: &Step, elapsed: Duration);
-}
 
 /// What a successful build produced.
 #[derive(Debug)]
@@ -126,7 +111,7 @@ pub fn execute(
     // Learn what every build script declared before computing any final key, so
     // each key sees all of it (the next lookup will); and hash the sources again, to
     // notice an edit made while cargo ran.
-    analysis.ctx.rehash();
+    analysis.rehash();
     if let Some(cache) = cache {
         let learned: BTreeSet<(usize, &Target)> = built
             .iter()
@@ -138,7 +123,7 @@ pub fn execute(
             .map(|u| (u.step, &u.target))
             .collect();
         for (step, target) in learned {
-            analysis.ctx.learn(step, target, cache);
+            analysis.learn(step, target, cache);
         }
     }
     for b in built {
@@ -151,16 +136,15 @@ pub fn execute(
         if unit.state != UnitState::Build {
             continue;
         }
-        if let Some(cache) = cache {
-            if let Some(entry) = cache_built(&analysis, plan, cache, unit, &b.path, observer) {
-                new_entries.push(entry);
-            }
-        }
-        artifacts.push(new_artifact(plan, unit, b.path, &analysis));
+        let entry = cache.and_then(|c| cache_built(&analysis, plan, c, unit, &b.path, observer));
+        let digest = entry.as_ref().map(|e| (e.sha256.clone(), e.size));
+        artifacts.push(new_artifact(plan, unit, b.path, digest, &analysis)?);
+        new_entries.extend(entry);
     }
     for unit in units.iter().filter(|u| u.state == UnitState::Restore) {
-        let (_, blob) = unit.hit.as_ref().expect("restore has a hit");
-        artifacts.push(new_artifact(plan, unit, blob.clone(), &analysis));
+        let (entry, blob) = unit.hit.as_ref().expect("restore has a hit");
+        let digest = Some((entry.sha256.clone(), entry.size));
+        artifacts.push(new_artifact(plan, unit, blob.clone(), digest, &analysis)?);
     }
     let records = if artifacts.is_empty() {
         Vec::new()
@@ -170,7 +154,7 @@ pub fn execute(
     };
     if let (Some(r), Some(c)) = (remote, cache) {
         if !new_entries.is_empty() {
-            r.upload(&new_entries, &analysis.ctx.learned_ids(), c);
+            r.upload(&new_entries, &analysis.learned_ids(), c);
         }
     }
     let remote = remote.map(RemoteCache::stats);
@@ -257,7 +241,7 @@ fn build_units(
             .collect();
         let narrowed = plan.narrow(ws, step, &bins, &targets);
         for o in &narrowed.invocation.overrides {
-            observer.note(o);
+            observer.note(&o.to_string());
         }
         observer.step_started(&narrowed);
         let t0 = Instant::now();
@@ -271,7 +255,7 @@ fn build_units(
                 .client(jobs)
                 .map_err(|e| Error::internal("failed to create a jobserver").with_source(e))?;
             match run_step(ws, plan, i, &narrowed, &client, observer) {
-                Err(e) if e.message().contains("was killed (signal 9)") && !retried => {
+                Err(StepError::Killed(e)) if !retried => {
                     let fewer = (jobs / 2).max(1);
                     observer.warn(&format!(
                         "{}; retrying `{}` once with {fewer} job(s) instead of {jobs}",
@@ -281,7 +265,7 @@ fn build_units(
                     jobs = fewer;
                     retried = true;
                 }
-                other => break other,
+                other => break other.map_err(StepError::into_error),
             }
         };
         monitor.governor.release();
@@ -457,7 +441,7 @@ fn prepare_toolchains(
 /// Learns what the build scripts declared, then caches the binary under the key
 /// that future lookups will compute (which includes those declarations).
 fn cache_built(
-    analysis: &Analysis<'_>,
+    analysis: &Analysis,
     plan: &Plan,
     cache: &LocalCache,
     unit: &mut UnitPlan,
@@ -465,26 +449,29 @@ fn cache_built(
     observer: &dyn Observer,
 ) -> Option<Entry> {
     let step = &plan.steps[unit.step];
-    let inputs = analysis
-        .ctx
-        .inputs(unit.step, step, &unit.bin, &unit.target, Some(cache));
+    let inputs = analysis.inputs_now(plan, unit, Some(cache));
     // Cargo read the sources somewhere between the two hashings: if they differ, the
     // binary's inputs are unknown and it must not be cached under either key.
-    let edited: Vec<&str> = unit
-        .inputs
-        .0
-        .iter()
-        .filter(|(k, v)| k.starts_with("file:") && inputs.0.get(*k) != Some(*v))
-        .map(|(k, _)| &k["file:".len()..])
+    let edited: Vec<String> = kiln_fingerprint::diff(&unit.inputs, &inputs)
+        .into_iter()
+        .filter(|c| c.old.is_some() && matches!(c.id, kiln_fingerprint::InputId::File { .. }))
+        .map(|c| c.to_string())
         .collect();
     if !edited.is_empty() {
         observer.warn(&format!(
-            "{} changed while {} was being built; it is installed but not cached",
+            "{} while {} was being built; it is installed but not cached",
             edited.join(", "),
             unit.bin
         ));
         return None;
     }
+    let (sha256, size) = match kiln_fs::sha256_file(path) {
+        Ok(digest) => digest,
+        Err(e) => {
+            observer.warn(&format!("could not read {}: {e}", path.display()));
+            return None;
+        }
+    };
     unit.key = inputs.key();
     let entry = Entry {
         key: unit.key.clone(),
@@ -492,10 +479,10 @@ fn cache_built(
         binary: unit.bin.clone(),
         target: unit.target.triple.clone(),
         version: step.version.clone(),
-        sha256: String::new(),
-        size: 0,
+        sha256,
+        size,
         profile: plan.profile.clone(),
-        rustc: analysis.rustc_line.clone(),
+        rustc: analysis.rustc_line().to_string(),
         backend: step.invocation.backend.name().into(),
         overrides: step.invocation.overrides.clone(),
         created: std::time::SystemTime::now()
@@ -522,32 +509,62 @@ fn lock_target_dir(target_dir: &Path) -> Result<std::fs::File> {
     )
 }
 
+/// The complete record of a unit's artifact, with the digest of `source` (known from
+/// the cache entry, or hashed here when the binary was not cached).
 fn new_artifact(
     plan: &Plan,
     unit: &UnitPlan,
     source: PathBuf,
-    analysis: &Analysis<'_>,
-) -> NewArtifact {
+    digest: Option<(String, u64)>,
+    analysis: &Analysis,
+) -> Result<NewArtifact> {
+    let (sha256, size) = match digest {
+        Some(d) => d,
+        None => kiln_fs::sha256_file(&source).map_err(|e| Error::io("read", &source, e))?,
+    };
     let step = &plan.steps[unit.step];
     let t = &unit.target;
-    NewArtifact {
+    Ok(NewArtifact {
         source,
         record: ArtifactRecord {
-            path: String::new(),
+            path: kiln_artifacts::artifact_path(&t.os, &t.arch, &unit.bin),
             os: t.os.clone(),
             arch: t.arch.clone(),
             target: t.triple.clone(),
             package: step.package.clone(),
             binary: unit.bin.clone(),
             version: step.version.clone(),
-            sha256: String::new(),
-            size: 0,
+            sha256,
+            size,
             profile: plan.profile.clone(),
-            git: analysis.git.clone(),
-            rustc: analysis.rustc_line.clone(),
+            git: analysis.git().clone(),
+            rustc: analysis.rustc_line().to_string(),
             backend: step.invocation.backend.name().into(),
             overrides: step.invocation.overrides.clone(),
         },
+    })
+}
+
+/// How a cargo invocation failed.
+enum StepError {
+    /// A compiler was killed by signal 9 (most likely out of memory): worth one retry
+    /// with fewer jobs.
+    Killed(Error),
+    /// Any other failure.
+    Failed(Error),
+}
+
+impl StepError {
+    fn into_error(self) -> Error {
+        match self {
+            StepError::Killed(e) | StepError::Failed(e) => e,
+        }
+    }
+}
+
+impl From<Error> for StepError {
+    fn from(e: Error) -> Self {
+        StepError::Failed(e)
     }
 }
 
@@ -558,7 +575,7 @@ fn run_step(
     step: &Step,
     jobserver: &jobserver::Client,
     observer: &dyn Observer,
-) -> Result<Vec<Built>> {
+) -> std::result::Result<Vec<Built>, StepError> {
     let inv = &step.invocation;
     let mut cmd = Command::new(&inv.program);
     cmd.args(&inv.args)
@@ -617,25 +634,26 @@ fn run_step(
         .map_err(|e| Error::internal("failed to wait for cargo").with_source(e))?;
     if !status.success() {
         if killed.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(Error::environment(format!(
+            return Err(StepError::Killed(Error::environment(format!(
                 "a compiler building `{}` was killed (signal 9), most likely out of memory",
                 step.package
             ))
-            .hint("lower `--max-memory` (kiln then runs fewer jobs) or `--jobs`, or build one target at a time (`--target amd64`)"));
+            .hint("lower `--max-memory` (kiln then runs fewer jobs) or `--jobs`, or build one target at a time (`--target amd64`)")));
         }
-        return Err(step
-            .invocation
-            .backend
-            .diagnose_failure()
-            .unwrap_or_else(|| step_failure(step, status)));
+        return Err(StepError::Failed(
+            step.invocation
+                .backend
+                .diagnose_failure()
+                .unwrap_or_else(|| step_failure(step, status)),
+        ));
     }
     let expected = step.bins.len() * step.targets.len();
     if built.len() != expected {
-        return Err(Error::internal(format!(
+        return Err(StepError::Failed(Error::internal(format!(
             "cargo reported {} of the {expected} binaries expected from `{}`",
             built.len(),
             step.package
-        )));
+        ))));
     }
     Ok(built)
 }

@@ -91,9 +91,11 @@ fn workspace_digest(ws: &Workspace, plan: &Plan) -> String {
             std::env::var("RUSTUP_TOOLCHAIN").unwrap_or_default()
         ),
     ];
-    for name in ["rust-toolchain.toml", "rust-toolchain"] {
-        parts.push(format!("{name} {}", read(&ws.root.join(name))));
-    }
+    let toolchain_file = kiln_toolchain::toolchain_file(&ws.root);
+    parts.push(format!(
+        "toolchain-file {}",
+        toolchain_file.as_deref().map(read).unwrap_or_default()
+    ));
     for m in &ws.members {
         let rel = m.dir.strip_prefix(&ws.root).unwrap_or(&m.dir);
         parts.push(format!(
@@ -102,8 +104,11 @@ fn workspace_digest(ws: &Workspace, plan: &Plan) -> String {
             read(&m.dir.join("Cargo.toml"))
         ));
     }
-    for text in plan.cargo_config.file_texts() {
-        parts.push(format!("config {}", sha256_hex(text.as_bytes())));
+    for (_, table) in plan.cargo_config.files() {
+        parts.push(format!(
+            "config {}",
+            sha256_hex(table.to_string().as_bytes())
+        ));
     }
     sha256_hex(parts.join("\n").as_bytes())
 }

@@ -1,34 +1,124 @@
 //! Computing the cache key of every binary x target in a plan (see `kiln-fingerprint`
 //! for the list of inputs), and learning what build scripts read after a build.
+//!
+//! [`KeyContext`] is built in one step from [`KeySources`]: plain data (the root, the
+//! members, the build graphs, the toolchain), so keys can be computed and tested
+//! without running cargo.
 
 use crate::plan::{Plan, Step};
 use kiln_cache::{Learned, LocalCache};
 use kiln_diagnostics::Result;
-use kiln_fingerprint::{DepGraph, FileHasher, GraphNode, Inputs};
+use kiln_fingerprint::{
+    dir_digest, files_digest, global, DepGraph, FileHasher, GraphNode, InputId, InputValue, Inputs,
+    RelPath,
+};
+use kiln_schema::Setting;
 use kiln_toolchain::{Backend, Target};
 use kiln_workspace::Workspace;
-use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// What is the same for every unit of a build: toolchain, config and file hashes.
-pub(crate) struct KeyContext<'a> {
-    ws: &'a Workspace,
-    plan: &'a Plan,
+use kiln_fs::sha256_hex as sha;
+
+/// The toolchain every key includes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Toolchain {
+    /// The full `rustc -vV`.
+    pub(crate) rustc: String,
+    /// zig's version, when the zig backend is in use.
+    pub(crate) zig: Option<String>,
+}
+
+/// Everything keys are computed from, gathered before the context is made.
+pub(crate) struct KeySources {
+    /// The workspace root.
+    pub(crate) root: PathBuf,
+    /// The workspace's files.
     pub(crate) files: FileHasher,
-    rustc: String,
-    zig: Option<String>,
-    lock: HashMap<(String, String), String>,
-    shared: Vec<(String, String)>,
+    /// Members as `(name, directory relative to the root)`.
+    pub(crate) members: Vec<(String, PathBuf)>,
+    /// `(name, version)` -> `(source, checksum)` from `Cargo.lock`.
+    pub(crate) lock: HashMap<(String, String), (String, String)>,
+    /// Inputs every binary shares (root manifest, cargo config, toolchain file).
+    pub(crate) shared: Vec<(InputId, InputValue)>,
+    /// `(step index, triple)` -> build graph.
+    pub(crate) graphs: HashMap<(usize, String), DepGraph>,
+    /// Cargo profile.
+    pub(crate) profile: String,
+    /// The feature flags, as a key value.
+    pub(crate) features: InputValue,
+    /// `<target dir>` and the profile's output directory name, to read build outputs.
+    pub(crate) target_dir: PathBuf,
+    /// The profile's output directory name (`release`, `debug`, ...).
+    pub(crate) profile_dir: String,
+}
+
+impl KeySources {
+    /// Gathers the sources from the workspace and plan; runs `cargo tree` where the
+    /// cache has no memo of a graph.
+    pub(crate) fn gather(ws: &Workspace, plan: &Plan, cache: Option<&LocalCache>) -> Result<Self> {
+        let skip = [ws.target_dir.clone(), plan.selection.out.clone()];
+        // The stat cache lives with the binary cache, never in `target/`: a restore
+        // must not create the target dir.
+        let stat_cache = cache.map(|c| {
+            c.root().join("stat").join(format!(
+                "{}.json",
+                &sha(ws.root.to_string_lossy().as_bytes())[..16]
+            ))
+        });
+        let mut shared = vec![
+            (
+                InputId::RootManifest,
+                global::root_manifest(&ws.root_manifest),
+            ),
+            (
+                InputId::CargoConfig,
+                global::cargo_config(&plan.cargo_config),
+            ),
+        ];
+        if let Some(t) = global::toolchain_file(&ws.root) {
+            shared.push((InputId::ToolchainFile, t));
+        }
+        let sel = &plan.selection;
+        let mut features = sel.features.clone();
+        features.sort();
+        Ok(Self {
+            root: ws.root.clone(),
+            files: FileHasher::new(&ws.root, &skip, stat_cache),
+            members: ws
+                .members
+                .iter()
+                .map(|m| {
+                    let rel = m.dir.strip_prefix(&ws.root).unwrap_or(&m.dir);
+                    (m.name.clone(), rel.to_path_buf())
+                })
+                .collect(),
+            lock: kiln_workspace::lock_entries(&ws.root.join("Cargo.lock")),
+            shared,
+            graphs: crate::graphs::graphs(ws, plan, cache)?,
+            profile: sel.profile.clone(),
+            features: InputValue::Features {
+                features,
+                all: sel.all_features,
+                no_default: sel.no_default_features,
+            },
+            target_dir: ws.target_dir.clone(),
+            profile_dir: sel.profile_dir().to_string(),
+        })
+    }
+}
+
+/// What is the same for every unit of a build: toolchain, config and file hashes.
+pub(crate) struct KeyContext {
+    src: KeySources,
+    toolchain: Toolchain,
     /// `(name, directory relative to the root)` -> member index.
     members: HashMap<(String, PathBuf), usize>,
     /// Files of each member (nested members own theirs), relative, sorted.
     owned: Vec<Vec<PathBuf>>,
     /// Each member's file hashes and identity, computed once per snapshot.
     digests: Mutex<HashMap<usize, Arc<MemberDigest>>>,
-    /// `(step index, triple)` -> build graph.
-    graphs: HashMap<(usize, String), DepGraph>,
 }
 
 /// Environment variables that change what cargo, rustc or a C compiler produce.
@@ -86,97 +176,53 @@ fn env_matters(name: &str, target: &Target) -> bool {
         })
 }
 
-use kiln_fs::sha256_hex as sha;
+/// An environment value as a key value: its digest, never the value itself.
+fn env_value(value: Option<String>) -> InputValue {
+    value.map_or(InputValue::Missing, |v| InputValue::digest(v.as_bytes()))
+}
 
-impl<'a> KeyContext<'a> {
-    /// Gathers the shared inputs and runs `cargo tree` for every step and target.
-    pub(crate) fn new(
-        ws: &'a Workspace,
-        plan: &'a Plan,
-        cache: Option<&LocalCache>,
-    ) -> Result<Self> {
-        let skip = [ws.target_dir.clone(), plan.selection.out.clone()];
-        // The stat cache lives with the binary cache, never in `target/`: a restore
-        // must not create the target dir.
-        let stat_cache = cache.map(|c| {
-            c.root().join("stat").join(format!(
-                "{}.json",
-                &sha(ws.root.to_string_lossy().as_bytes())[..16]
-            ))
-        });
-        let files = FileHasher::new(&ws.root, &skip, stat_cache);
-        let mut shared = vec![(
-            "manifest".to_string(),
-            root_manifest_digest(&ws.root_manifest),
-        )];
-        for (i, text) in plan.cargo_config.file_texts().iter().enumerate() {
-            shared.push((format!("cargo-config#{i}"), sha(text.as_bytes())));
-        }
-        for name in ["rust-toolchain.toml", "rust-toolchain"] {
-            if let Some(text) = ws
-                .root
-                .ancestors()
-                .map(|d| d.join(name))
-                .find_map(|p| std::fs::read(p).ok())
-            {
-                shared.push(("toolchain-file".into(), sha(&text)));
-                break;
-            }
-        }
-        let members: HashMap<(String, PathBuf), usize> = ws
+impl KeyContext {
+    /// The context for `src` built with `toolchain`.
+    pub(crate) fn new(src: KeySources, toolchain: Toolchain) -> Self {
+        let members: HashMap<(String, PathBuf), usize> = src
             .members
             .iter()
             .enumerate()
-            .map(|(i, m)| {
-                (
-                    (
-                        m.name.clone(),
-                        m.dir.strip_prefix(&ws.root).unwrap_or(&m.dir).to_path_buf(),
-                    ),
-                    i,
-                )
-            })
+            .map(|(i, (name, dir))| ((name.clone(), dir.clone()), i))
             .collect();
-        let owned = assign_files(&files, &members, ws.members.len());
-        let graphs = crate::graphs::graphs(ws, plan, cache)?;
-        Ok(Self {
-            ws,
-            plan,
-            files,
-            rustc: String::new(),
-            zig: None,
-            lock: lock_checksums(&ws.root.join("Cargo.lock")),
-            shared,
+        let owned = assign_files(&src.files, &members, src.members.len());
+        Self {
+            src,
+            toolchain,
             members,
             owned,
             digests: Mutex::default(),
-            graphs,
-        })
-    }
-
-    /// Sets the toolchain versions, which go into every key.
-    pub(crate) fn set_toolchain(&mut self, rustc: String, zig: Option<String>) {
-        self.rustc = rustc;
-        self.zig = zig;
+        }
     }
 
     /// The ids under which build scripts' declarations are kept, for every package of
     /// every graph: what a remote cache must supply before keys are computed.
-    pub(crate) fn learned_ids(&self) -> std::collections::BTreeSet<String> {
-        self.graphs
+    pub(crate) fn learned_ids(&self) -> BTreeSet<String> {
+        self.src
+            .graphs
             .values()
             .flat_map(|g| g.nodes.iter())
-            .map(|n| self.learned_id(n, &self.node_id(n)))
+            .map(|n| self.learned_id(n))
             .collect()
     }
 
     /// The graph of a step for a target.
     pub(crate) fn graph(&self, step: usize, triple: &str) -> &DepGraph {
-        &self.graphs[&(step, triple.to_string())]
+        &self.src.graphs[&(step, triple.to_string())]
     }
 
-    /// The inputs of one binary of `step` for `target`, using what build scripts
-    /// declared earlier (kept in the cache).
+    /// Saves the file hashes for the next run.
+    pub(crate) fn save(&self) {
+        self.src.files.save();
+    }
+
+    /// The inputs of one binary of `step` (index `index`) for `target`, using what
+    /// build scripts declared earlier (kept in the cache).
     pub(crate) fn inputs(
         &self,
         index: usize,
@@ -185,70 +231,105 @@ impl<'a> KeyContext<'a> {
         target: &Target,
         cache: Option<&LocalCache>,
     ) -> Inputs {
-        let sel = &self.plan.selection;
         let mut i = Inputs::new();
         i.add(
-            "unit",
-            format!("{}/{bin}/{}/{}", step.package, target.triple, sel.profile),
+            InputId::Unit,
+            InputValue::Unit {
+                package: step.package.clone(),
+                binary: bin.to_string(),
+                target: target.triple.clone(),
+                profile: self.src.profile.clone(),
+            },
         );
-        i.add(
-            "features",
-            format!(
-                "{:?} all={} no-default={}",
-                sel.features, sel.all_features, sel.no_default_features
-            ),
-        );
+        i.add(InputId::Features, self.src.features.clone());
         let backend = step.invocation.backend;
-        let backend_version = match backend {
-            Backend::Zig => self.zig.clone().unwrap_or_default(),
+        let version = match backend {
+            Backend::Zig => self.toolchain.zig.clone().unwrap_or_default(),
             _ => String::new(),
         };
         i.add(
-            "backend",
-            format!("{} {backend_version}", backend.name())
-                .trim()
-                .to_string(),
+            InputId::Backend,
+            InputValue::Tool {
+                name: backend.name().into(),
+                version,
+            },
         );
-        i.add("rustc", sha(self.rustc.as_bytes()));
-        for (k, v) in &self.shared {
+        i.add(
+            InputId::Toolchain,
+            InputValue::digest(self.toolchain.rustc.as_bytes()),
+        );
+        for (k, v) in &self.src.shared {
             i.add(k.clone(), v.clone());
         }
         for (k, v) in std::env::vars() {
             if env_matters(&k, target) {
-                i.add(format!("env:{k}"), v);
+                i.add(InputId::Env { name: k }, env_value(Some(v)));
             }
         }
-        let target_env = target.env_name();
-        for (k, v) in &step.invocation.env {
-            if k.starts_with("CARGO_PROFILE_")
-                || k == "CARGO_ENCODED_RUSTFLAGS"
-                || k.contains(&target_env)
-            {
-                // A provisioned library's path differs between machines; its
-                // directory name is its identity.
-                let v = match k.ends_with("_OPENSSL_DIR") {
-                    true => Path::new(v)
-                        .file_name()
-                        .map_or(v.clone(), |f| f.to_string_lossy().into_owned()),
-                    false => v.clone(),
-                };
-                i.add(format!("kiln-env:{k}"), v);
-            }
-        }
-        for (n, o) in step.invocation.overrides.iter().enumerate() {
-            if o.contains(&target.triple) {
-                i.add(format!("override#{n}"), o.clone());
-            }
-        }
+        self.kiln_inputs(step, target, &mut i);
         for node in &self.graph(index, &target.triple).nodes {
             self.node_inputs(node, &mut i, cache);
         }
         i
     }
 
+    /// What kiln itself sets for the target: its variables, overrides and native
+    /// libraries, each as data without a local path.
+    fn kiln_inputs(&self, step: &Step, target: &Target, i: &mut Inputs) {
+        let native: Vec<_> = step.native.iter().filter(|n| n.target == *target).collect();
+        let native_vars: BTreeSet<String> = native
+            .iter()
+            .flat_map(|n| kiln_native::env_names(&n.provision, target))
+            .collect();
+        let target_env = target.env_name();
+        for (k, v) in &step.invocation.env {
+            let relevant = k.starts_with("CARGO_PROFILE_")
+                || k == "CARGO_ENCODED_RUSTFLAGS"
+                || k.contains(&target_env);
+            if !relevant || native_vars.contains(k) {
+                continue;
+            }
+            // Rustflags are the user's own (they may hold anything): by digest.
+            let value = match k.as_str() {
+                "CARGO_ENCODED_RUSTFLAGS" => InputValue::digest(v.as_bytes()),
+                _ => InputValue::Text { value: v.clone() },
+            };
+            i.add(InputId::KilnEnv { name: k.clone() }, value);
+        }
+        for n in native {
+            i.add(
+                InputId::Native {
+                    library: n.provision.library.clone(),
+                    target: target.triple.clone(),
+                },
+                InputValue::Native {
+                    version: kiln_native::source_version(&n.provision).into(),
+                    recipe: kiln_native::RECIPE_VERSION,
+                },
+            );
+        }
+        for o in &step.invocation.overrides {
+            if !o.changes_output_for(&target.triple) {
+                continue;
+            }
+            i.add(
+                InputId::Override {
+                    target: target.triple.clone(),
+                    setting: o.setting,
+                    flag: (o.setting == Setting::Rustflag).then(|| o.from.clone()),
+                },
+                InputValue::Override {
+                    from: o.from.clone(),
+                    to: o.to.clone(),
+                    source: o.source.clone(),
+                },
+            );
+        }
+    }
+
     /// The workspace member a graph node is, if it is one.
     fn member(&self, node: &GraphNode) -> Option<usize> {
-        let rel = node.path.as_ref()?.strip_prefix(&self.ws.root).ok()?;
+        let rel = node.path.as_ref()?.strip_prefix(&self.src.root).ok()?;
         self.members
             .get(&(node.name.clone(), rel.to_path_buf()))
             .copied()
@@ -262,9 +343,9 @@ impl<'a> KeyContext<'a> {
         }
         let files: Vec<(PathBuf, String)> = self.owned[member]
             .iter()
-            .filter_map(|f| Some((f.clone(), self.files.hash(f)?)))
+            .filter_map(|f| Some((f.clone(), self.src.files.hash(f)?)))
             .collect();
-        let id = files_id(&files);
+        let id = files_digest(&files);
         let digest = Arc::new(MemberDigest { files, id });
         self.digests.lock().unwrap().insert(member, digest.clone());
         digest
@@ -276,77 +357,112 @@ impl<'a> KeyContext<'a> {
     }
 
     fn node_inputs(&self, node: &GraphNode, i: &mut Inputs, cache: Option<&LocalCache>) {
-        let id = match self.member(node) {
+        let features: Vec<String> = node
+            .features
+            .split(',')
+            .filter(|f| !f.is_empty())
+            .map(String::from)
+            .collect();
+        match self.member(node) {
             Some(member) => {
-                let digest = self.member_digest(member);
-                for (f, h) in &digest.files {
-                    i.add(format!("file:{}", f.display()), h.clone());
+                for (f, h) in &self.member_digest(member).files {
+                    i.add(
+                        InputId::File {
+                            path: RelPath::new(f),
+                        },
+                        InputValue::Digest { sha256: h.clone() },
+                    );
                 }
                 i.add(
-                    format!("package:{}", node.name),
-                    format!("{} [{}]", node.version, node.features),
+                    InputId::Package {
+                        name: node.name.clone(),
+                    },
+                    InputValue::Package {
+                        version: node.version.clone(),
+                        features,
+                    },
                 );
-                digest.id.clone()
             }
             None => {
-                let id = self.external_id(node);
+                let (source, checksum) = self.external_identity(node);
                 i.add(
-                    format!("dep:{} {}", node.name, node.version),
-                    format!("{id} [{}]", node.features),
+                    InputId::Dep {
+                        name: node.name.clone(),
+                        version: node.version.clone(),
+                    },
+                    InputValue::Dep {
+                        source,
+                        checksum,
+                        features,
+                    },
                 );
-                id
             }
-        };
-        let Some(learned) = cache.and_then(|c| c.learned(&self.learned_id(node, &id))) else {
+        }
+        let Some(learned) = cache.and_then(|c| c.learned(&self.learned_id(node))) else {
             return;
         };
         for f in &learned.files {
-            let path = self.ws.root.join(f);
-            let digest = if path.is_dir() {
-                dir_digest(&path)
+            let path = self.src.root.join(f);
+            let value = if path.is_dir() {
+                InputValue::Digest {
+                    sha256: dir_digest(&path),
+                }
             } else {
-                std::fs::read(&path)
-                    .map(|b| sha(&b))
-                    .unwrap_or_else(|_| "missing".into())
+                std::fs::read(&path).map_or(InputValue::Missing, |b| InputValue::digest(&b))
             };
-            i.add(format!("file:{f}"), digest);
+            let id = match Path::new(f).is_absolute() {
+                true => InputId::External { path: f.clone() },
+                false => InputId::File {
+                    path: RelPath::new(Path::new(f)),
+                },
+            };
+            i.add(id, value);
         }
         for var in &learned.env {
-            i.add(format!("env:{var}"), std::env::var(var).unwrap_or_default());
+            i.add(
+                InputId::Env { name: var.clone() },
+                env_value(std::env::var(var).ok()),
+            );
         }
     }
 
-    /// A stable identity of a graph node's sources: for a member, its files' hashes;
-    /// otherwise its content, source and `Cargo.lock` checksum.
-    fn node_id(&self, node: &GraphNode) -> String {
-        match self.member(node) {
-            Some(member) => self.member_digest(member).id.clone(),
-            None => self.external_id(node),
-        }
-    }
-
-    fn external_id(&self, node: &GraphNode) -> String {
+    /// Where an external package comes from and its `Cargo.lock` checksum; a path
+    /// package outside the workspace by the digest of its files.
+    fn external_identity(&self, node: &GraphNode) -> (String, String) {
         if let Some(path) = &node.path {
-            return format!("path {}", dir_digest(path));
+            return (format!("path {}", dir_digest(path)), String::new());
         }
-        match self.lock.get(&(node.name.clone(), node.version.clone())) {
-            Some(c) => c.clone(),
-            None => node.source.clone(),
+        match self
+            .src
+            .lock
+            .get(&(node.name.clone(), node.version.clone()))
+        {
+            Some((source, checksum)) => (source.clone(), checksum.clone()),
+            None => (node.source.clone(), String::new()),
         }
     }
 
-    fn learned_id(&self, node: &GraphNode, id: &str) -> String {
-        format!("{}-{}", node.name, &sha(id.as_bytes())[..16])
+    /// The id under which a package's build-script declarations are kept: its name
+    /// and the digest of its sources, the same in every checkout.
+    fn learned_id(&self, node: &GraphNode) -> String {
+        let identity = match self.member(node) {
+            Some(member) => self.member_digest(member).id.clone(),
+            None => {
+                let (source, checksum) = self.external_identity(node);
+                sha(&kiln_fingerprint::canonical_encoding(&(source, checksum)))
+            }
+        };
+        format!("{}-{}", node.name, &sha(identity.as_bytes())[..16])
     }
 
     /// After a build: records what the build scripts of `step`'s graph declared
     /// (`rerun-if-changed` outside their package, `rerun-if-env-changed`).
     pub(crate) fn learn(&self, index: usize, target: &Target, cache: &LocalCache) {
         let build = self
-            .ws
+            .src
             .target_dir
             .join(&target.triple)
-            .join(self.plan.selection.profile_dir())
+            .join(&self.src.profile_dir)
             .join("build");
         let Ok(rd) = std::fs::read_dir(&build) else {
             return;
@@ -377,7 +493,7 @@ impl<'a> KeyContext<'a> {
                     let inside_own = pkg_dir.as_ref().is_some_and(|d| p.starts_with(d));
                     if !inside_own && pkg_dir.is_some() {
                         let rel = p
-                            .strip_prefix(&self.ws.root)
+                            .strip_prefix(&self.src.root)
                             .map_or(p.clone(), Path::to_path_buf);
                         learned.files.insert(rel.display().to_string());
                     }
@@ -387,7 +503,7 @@ impl<'a> KeyContext<'a> {
             }
         }
         for (node, learned) in by_package.into_values() {
-            let id = self.learned_id(node, &self.node_id(node));
+            let id = self.learned_id(node);
             let mut merged = cache.learned(&id).unwrap_or_default();
             let before = merged.clone();
             merged.files.extend(learned.files);
@@ -397,61 +513,6 @@ impl<'a> KeyContext<'a> {
             }
         }
     }
-}
-
-/// `(name, version)` -> `source checksum` from Cargo.lock.
-fn lock_checksums(path: &Path) -> HashMap<(String, String), String> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return HashMap::new();
-    };
-    let Ok(table) = text.parse::<toml::Table>() else {
-        return HashMap::new();
-    };
-    let packages = table
-        .get("package")
-        .and_then(|p| p.as_array())
-        .cloned()
-        .unwrap_or_default();
-    packages
-        .iter()
-        .map(|p| {
-            let s = |k: &str| {
-                p.get(k)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            (
-                (s("name"), s("version")),
-                format!("{} {}", s("source"), s("checksum")),
-            )
-        })
-        .collect()
-}
-
-/// Digest of the root manifest's sections that change every binary.
-fn root_manifest_digest(table: &toml::Table) -> String {
-    let mut parts = BTreeMap::new();
-    for key in ["profile", "patch", "replace"] {
-        if let Some(v) = table.get(key) {
-            parts.insert(key.to_string(), v.to_string());
-        }
-    }
-    if let Some(v) = table.get("workspace").and_then(|w| w.get("package")) {
-        parts.insert("workspace.package".into(), v.to_string());
-    }
-    sha(format!("{parts:?}").as_bytes())
-}
-
-/// Digest of every file below a directory outside the workspace (path dependencies,
-/// directories named by build scripts), skipping `target/` and hidden directories.
-fn dir_digest(dir: &Path) -> String {
-    let hasher = FileHasher::new(dir, &[dir.join("target")], None);
-    let files: Vec<(&PathBuf, String)> = hasher
-        .files_under(Path::new(""), &[])
-        .filter_map(|f| Some((f, hasher.hash(f)?)))
-        .collect();
-    files_id(&files)
 }
 
 /// A member's files with their hashes, and a digest of them all.
@@ -480,12 +541,188 @@ fn assign_files(
     owned
 }
 
-/// Digest of a list of `(path, content hash)`.
-fn files_id<P: AsRef<Path>>(files: &[(P, String)]) -> String {
-    let mut h = Sha256::new();
-    for (f, hash) in files {
-        h.update(f.as_ref().to_string_lossy().as_bytes());
-        h.update(hash.as_bytes());
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::NativeLib;
+    use kiln_fingerprint::diff;
+    use kiln_schema::{ConfigSource, Override};
+    use kiln_toolchain::Invocation;
+
+    /// A checkout of a two-package workspace at `<dir>/<name>`: `app` (a binary
+    /// member) and `lib` (a member it does not use).
+    fn checkout(dir: &Path, name: &str) -> PathBuf {
+        let root = dir.join(name);
+        for (f, text) in [
+            ("app/Cargo.toml", "[package]\nname = \"app\"\n"),
+            ("app/src/main.rs", "fn main() {}\n"),
+            ("lib/src/lib.rs", "pub fn f() {}\n"),
+        ] {
+            std::fs::create_dir_all(root.join(f).parent().unwrap()).unwrap();
+            std::fs::write(root.join(f), text).unwrap();
+        }
+        root
     }
-    kiln_fs::hex(&h.finalize())
+
+    fn context(root: &Path) -> KeyContext {
+        let node = |name: &str, path: Option<PathBuf>| GraphNode {
+            name: name.into(),
+            version: "1.0.0".into(),
+            path,
+            source: String::new(),
+            features: "default".into(),
+        };
+        let graph = DepGraph {
+            nodes: [node("app", Some(root.join("app"))), node("serde", None)]
+                .into_iter()
+                .collect(),
+        };
+        let lock = HashMap::from([(
+            ("serde".to_string(), "1.0.0".to_string()),
+            (
+                "registry+https://example.invalid/index".to_string(),
+                "abc".to_string(),
+            ),
+        )]);
+        let src = KeySources {
+            root: root.to_path_buf(),
+            files: FileHasher::new(root, &[root.join("target")], None),
+            members: vec![("app".into(), "app".into()), ("lib".into(), "lib".into())],
+            lock,
+            shared: vec![(InputId::RootManifest, InputValue::digest(b"[workspace]"))],
+            graphs: HashMap::from([((0, "aarch64-unknown-linux-musl".to_string()), graph)]),
+            profile: "release".into(),
+            features: InputValue::Features {
+                features: vec![],
+                all: false,
+                no_default: false,
+            },
+            target_dir: root.join("target"),
+            profile_dir: "release".into(),
+        };
+        KeyContext::new(
+            src,
+            Toolchain {
+                rustc: "rustc 1.95.0\nhost: x86_64-unknown-linux-gnu\n".into(),
+                zig: Some("0.13.0".into()),
+            },
+        )
+    }
+
+    fn target() -> Target {
+        Target::parse("arm64").unwrap()
+    }
+
+    /// The step as the plan makes it, with an OpenSSL provisioned under `native_root`
+    /// and the user's clang replaced by zig (configured in `.cargo/config.toml`).
+    fn step(native_root: &Path) -> Step {
+        let t = target();
+        let provision = kiln_native::Provision {
+            krate: "openssl-sys".into(),
+            library: "OpenSSL".into(),
+            chain: vec!["app".into(), "openssl-sys".into()],
+        };
+        let prefix = kiln_native::prefix(native_root, &provision, &t);
+        let mut env = kiln_native::env(&provision, &t, &prefix);
+        env.push(("CARGO_PROFILE_RELEASE_STRIP".into(), "symbols".into()));
+        Step {
+            package: "app".into(),
+            version: "1.0.0".into(),
+            bins: vec!["app".into()],
+            targets: vec![t.clone()],
+            c_deps: vec![],
+            graph_size: 2,
+            invocation: Invocation {
+                backend: Backend::Zig,
+                program: "cargo".into(),
+                args: vec![],
+                env,
+                overrides: vec![Override {
+                    target: Some(t.triple.clone()),
+                    setting: Setting::Linker,
+                    from: "clang".into(),
+                    to: Some("zig".into()),
+                    source: Some(ConfigSource::Workspace {
+                        path: ".cargo/config.toml".into(),
+                        table: None,
+                    }),
+                    reason: "zig links for the target".into(),
+                }],
+            },
+            native: vec![NativeLib {
+                provision,
+                target: t,
+                prefix,
+            }],
+        }
+    }
+
+    fn inputs(root: &Path, native_root: &Path) -> Inputs {
+        context(root).inputs(0, &step(native_root), "app", &target(), None)
+    }
+
+    #[test]
+    fn keys_do_not_depend_on_where_the_checkout_or_the_native_libraries_are() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (ra, rb) = (checkout(a.path(), "ws"), checkout(b.path(), "other-name"));
+        let one = inputs(&ra, &a.path().join("cache/native"));
+        let two = inputs(&rb, &b.path().join("elsewhere/native"));
+        assert_eq!(diff(&one, &two), vec![]);
+        assert_eq!(one.key(), two.key());
+        let json = serde_json::to_string(&one).unwrap();
+        assert!(!json.contains(a.path().to_str().unwrap()), "{json}");
+        assert!(json.contains("\"native\""), "{json}");
+    }
+
+    #[test]
+    fn only_files_of_packages_in_the_graph_count() {
+        let d = tempfile::tempdir().unwrap();
+        let root = checkout(d.path(), "ws");
+        let native = d.path().join("native");
+        let before = inputs(&root, &native);
+        std::fs::write(root.join("lib/src/lib.rs"), "pub fn g() {}\n").unwrap();
+        assert_eq!(before.key(), inputs(&root, &native).key());
+        std::fs::write(root.join("app/src/main.rs"), "fn main() { }\n").unwrap();
+        let after = inputs(&root, &native);
+        let changes: Vec<String> = diff(&before, &after)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(changes, ["app/src/main.rs changed"]);
+    }
+
+    #[test]
+    fn learned_environment_is_keyed_by_digest_never_by_value() {
+        let d = tempfile::tempdir().unwrap();
+        let root = checkout(d.path(), "ws");
+        let cache = LocalCache::open(Some(d.path().join("cache"))).unwrap();
+        let ctx = context(&root);
+        let node = ctx
+            .graph(0, &target().triple)
+            .nodes
+            .iter()
+            .next()
+            .unwrap()
+            .clone();
+        let learned = Learned {
+            files: Default::default(),
+            env: ["PATH".to_string()].into_iter().collect(),
+        };
+        cache.set_learned(&ctx.learned_id(&node), &learned).unwrap();
+        let i = ctx.inputs(
+            0,
+            &step(&d.path().join("n")),
+            "app",
+            &target(),
+            Some(&cache),
+        );
+        let value = std::env::var("PATH").unwrap();
+        assert!(i
+            .get(&InputId::Env {
+                name: "PATH".into()
+            })
+            .is_some());
+        let json = serde_json::to_string(&i).unwrap();
+        assert!(!json.contains(&value), "an environment value was stored");
+    }
 }

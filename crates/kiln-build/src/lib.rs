@@ -10,14 +10,16 @@ mod execute;
 mod git;
 mod graphs;
 mod keys;
+mod observer;
 mod plan;
 mod request;
 mod resources;
 
 pub use affected::{affected, Affected, AffectedUnit};
 pub use analysis::{analyze, Analysis, UnitPlan, UnitState};
-pub use execute::{execute, BuildOutcome, Observer};
+pub use execute::{execute, BuildOutcome};
 pub use git::git_info;
+pub use observer::Observer;
 pub use plan::{NativeLib, Plan, Step};
 pub use request::{artifact_dir, BuildRequest, Selection};
 pub use resources::Resources;

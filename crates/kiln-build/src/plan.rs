@@ -8,6 +8,7 @@ use crate::request::Selection;
 use crate::resources::Resources;
 use kiln_diagnostics::Result;
 use kiln_native::Provision;
+use kiln_schema::{Override, Setting};
 use kiln_toolchain::{
     fix_rustflags, target_cpus, Backend, CargoConfig, Invocation, RustflagsFix, Target,
 };
@@ -201,7 +202,6 @@ impl Plan {
         native: &[NativeLib],
     ) -> Invocation {
         let (sel, cargo_config) = (&self.selection, &self.cargo_config);
-        let host_arch = std::env::consts::ARCH;
         let (program, mut args) = backend.command();
         let manifest = ws.manifest.display().to_string();
         args.extend([
@@ -224,10 +224,14 @@ impl Plan {
         // No `-j`: cargo takes its parallelism from kiln's jobserver (and warns that
         // it ignores `-j` when both are given).
         if let Some(j) = cargo_config.build_jobs().filter(|j| *j > i64::from(jobs)) {
-            overrides.push(format!(
-                "`[build] jobs = {j}` capped at {jobs} (limited by {})",
-                self.resources.limited_by
-            ));
+            overrides.push(Override {
+                target: None,
+                setting: Setting::Jobs,
+                from: j.to_string(),
+                to: Some(jobs.to_string()),
+                source: None,
+                reason: format!("limited by {}", self.resources.limited_by),
+            });
         }
         args.extend(["--message-format".into(), "json-render-diagnostics".into()]);
 
@@ -265,37 +269,10 @@ impl Plan {
                 "symbols".into(),
             ));
         }
-        for t in targets {
-            let user = cargo_config.linker(t);
-            match backend {
-                Backend::Zig => {
-                    if let Some((linker, source)) = user {
-                        overrides.push(format!(
-                        "linker `{linker}` for {} (from {source}) replaced by zig, which links for the target",
-                        t.triple
-                    ));
-                    }
-                }
-                Backend::Cargo => {
-                    if let Some(o) = cargo_config.linker_override(t, host_arch) {
-                        overrides.push(format!(
-                            "linker `{}` for {} (from {}) replaced by rust-lld: {}",
-                            o.configured, t.triple, o.source, o.reason
-                        ));
-                        env.push((
-                            format!("CARGO_TARGET_{}_LINKER", t.env_name()),
-                            "rust-lld".into(),
-                        ));
-                    } else if user.is_none() && t.is_musl() {
-                        env.push((
-                            format!("CARGO_TARGET_{}_LINKER", t.env_name()),
-                            "rust-lld".into(),
-                        ));
-                    }
-                }
-                Backend::Cross => {}
-            }
-        }
+        let (linker_overrides, linker_env) =
+            linker_settings(cargo_config, backend, targets, std::env::consts::ARCH);
+        overrides.extend(linker_overrides);
+        env.extend(linker_env);
         env.sort();
         Invocation {
             backend,
@@ -307,6 +284,58 @@ impl Plan {
     }
 }
 
+/// The linkers kiln uses for `targets` on a `host_arch` machine: the overrides of the
+/// user's linker settings it makes, and the variables it sets.
+fn linker_settings(
+    cargo_config: &CargoConfig,
+    backend: Backend,
+    targets: &[Target],
+    host_arch: &str,
+) -> (Vec<Override>, Vec<(String, String)>) {
+    let mut overrides = Vec::new();
+    let mut env = Vec::new();
+    for t in targets {
+        let user = cargo_config.linker(t);
+        match backend {
+            Backend::Zig => {
+                if let Some((linker, source)) = user {
+                    overrides.push(Override {
+                        target: Some(t.triple.clone()),
+                        setting: Setting::Linker,
+                        from: linker,
+                        to: Some("zig".into()),
+                        source: Some(source),
+                        reason: "zig links for the target".into(),
+                    });
+                }
+            }
+            Backend::Cargo => {
+                if let Some(o) = cargo_config.linker_override(t, host_arch) {
+                    overrides.push(Override {
+                        target: Some(t.triple.clone()),
+                        setting: Setting::Linker,
+                        from: o.configured,
+                        to: Some("rust-lld".into()),
+                        source: Some(o.source),
+                        reason: o.reason,
+                    });
+                    env.push((
+                        format!("CARGO_TARGET_{}_LINKER", t.env_name()),
+                        "rust-lld".into(),
+                    ));
+                } else if user.is_none() && t.is_musl() {
+                    env.push((
+                        format!("CARGO_TARGET_{}_LINKER", t.env_name()),
+                        "rust-lld".into(),
+                    ));
+                }
+            }
+            Backend::Cross => {}
+        }
+    }
+    (overrides, env)
+}
+
 /// The user's rustflags for `t` with what can't work removed, when anything must be.
 fn rustflags_fix(
     ws: &Workspace,
@@ -314,7 +343,7 @@ fn rustflags_fix(
     backend: Backend,
     t: &Target,
 ) -> Option<RustflagsFix> {
-    let (flags, _source) = config.rustflags(t)?;
+    let (flags, source) = config.rustflags(t)?;
     let kiln_links = match backend {
         Backend::Zig => true,
         Backend::Cargo => {
@@ -323,7 +352,9 @@ fn rustflags_fix(
         }
         Backend::Cross => false,
     };
-    fix_rustflags(&flags, t, kiln_links, || target_cpus(&ws.root, &t.triple))
+    fix_rustflags(&flags, Some(&source), t, kiln_links, || {
+        target_cpus(&ws.root, &t.triple)
+    })
 }
 
 /// Whether the root manifest's `[profile.<name>]` sets `key`.
@@ -370,4 +401,53 @@ fn sccache(ws: &Workspace) -> Result<Option<PathBuf>> {
 fn last_metrics(target_dir: &Path) -> Option<kiln_metrics::BuildMetrics> {
     let bytes = std::fs::read(target_dir.join("kiln/metrics/last.json")).ok()?;
     serde_json::from_slice(&bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_schema::ConfigSource;
+
+    fn config(text: &str) -> CargoConfig {
+        let level = ConfigSource::Workspace {
+            path: ".cargo/config.toml".into(),
+            table: None,
+        };
+        CargoConfig::from_text(level, text).unwrap()
+    }
+
+    #[test]
+    fn a_host_linker_is_replaced_per_backend_as_data() {
+        let c = config("[target.aarch64-unknown-linux-musl]\nlinker = \"clang\"\n");
+        let targets = [
+            Target::parse("amd64").unwrap(),
+            Target::parse("arm64").unwrap(),
+        ];
+        let (o, env) = linker_settings(&c, Backend::Cargo, &targets, "x86_64");
+        assert_eq!(o.len(), 1);
+        assert_eq!(o[0].target.as_deref(), Some("aarch64-unknown-linux-musl"));
+        assert_eq!(
+            (o[0].from.as_str(), o[0].to.as_deref()),
+            ("clang", Some("rust-lld"))
+        );
+        assert_eq!(
+            env,
+            [
+                (
+                    "CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER".to_string(),
+                    "rust-lld".to_string()
+                ),
+                (
+                    "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER".to_string(),
+                    "rust-lld".to_string()
+                ),
+            ]
+        );
+        let (o, env) = linker_settings(&c, Backend::Zig, &targets, "x86_64");
+        assert_eq!(o[0].to.as_deref(), Some("zig"));
+        assert!(env.is_empty(), "zig links itself");
+        // On an arm64 host, clang links arm64: nothing to override.
+        let (o, _) = linker_settings(&c, Backend::Cargo, &targets, "aarch64");
+        assert!(o.is_empty());
+    }
 }

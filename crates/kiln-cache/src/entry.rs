@@ -28,9 +28,9 @@ pub struct Entry {
     pub rustc: String,
     /// Backend that built it.
     pub backend: String,
-    /// Overrides of the user's cargo config in effect.
+    /// Overrides of the user's cargo config in effect, as data.
     #[serde(default)]
-    pub overrides: Vec<String>,
+    pub overrides: Vec<kiln_schema::Override>,
     /// Unix time it was built.
     pub created: u64,
     /// The inputs hashed into `key`, to explain later misses.

@@ -114,17 +114,24 @@ impl LocalCache {
         }
     }
 
-    /// Stores a built binary under `entry.key`. `entry.sha256`/`size` are filled here.
-    pub fn put(&self, mut entry: Entry, binary: &Path) -> Result<Entry> {
-        let (sha, size) = kiln_fs::sha256_file(binary).map_err(|e| Error::io("read", binary, e))?;
-        entry.sha256 = sha;
-        entry.size = size;
+    /// Stores `binary` under `entry.key`. The entry is complete: the copy must have
+    /// its `sha256` and `size`, or nothing is stored.
+    pub fn put(&self, entry: Entry, binary: &Path) -> Result<Entry> {
         let blob = self.blob_path(&entry.sha256);
         if !matches!(kiln_fs::sha256_file(&blob), Ok((s, _)) if s == entry.sha256) {
             let dir = blob.parent().expect("blob dir");
             fs::create_dir_all(dir).io_context("create", dir)?;
             let tmp = kiln_fs::temp_path(&blob);
-            kiln_fs::copy_hashing(binary, &tmp, false)?;
+            let copied = kiln_fs::copy_hashing(binary, &tmp, false)?;
+            if copied != (entry.sha256.clone(), entry.size) {
+                let _ = fs::remove_file(&tmp);
+                return Err(Error::internal(format!(
+                    "`{}` does not match its entry (sha256 {}, expected {})",
+                    binary.display(),
+                    copied.0,
+                    entry.sha256
+                )));
+            }
             fs::rename(&tmp, &blob).io_context("rename into", &blob)?;
         }
         let json = serde_json::to_vec_pretty(&entry).expect("entry serializes");

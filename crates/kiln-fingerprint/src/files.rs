@@ -18,6 +18,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[derive(Debug)]
 pub struct FileHasher {
     root: PathBuf,
+    /// The root with symlinks resolved, to tell where a symlink points.
+    real_root: PathBuf,
     /// Relative paths, sorted.
     files: Vec<PathBuf>,
     cache_path: Option<PathBuf>,
@@ -67,6 +69,7 @@ impl FileHasher {
             .unwrap_or_default();
         Self {
             root: root.to_path_buf(),
+            real_root: std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf()),
             files,
             cache_path,
             cache: Mutex::new(cache),
@@ -89,9 +92,14 @@ impl FileHasher {
     }
 
     /// Hex SHA-256 of the file at the relative path `rel`, or `None` if it is gone.
+    /// A symlink is hashed by what it resolves to (see [`FileHasher::symlink_digest`]).
     pub fn hash(&self, rel: &Path) -> Option<String> {
         let path = self.root.join(rel);
         let meta = std::fs::symlink_metadata(&path).ok()?;
+        if meta.file_type().is_symlink() {
+            // Not stat-cached: the link's own stamp says nothing about its target.
+            return Some(self.symlink_digest(&path));
+        }
         let stamp = stamp_of(&meta);
         if let Some(s) = self.cache.lock().unwrap().entries.get(rel) {
             let same =
@@ -100,16 +108,7 @@ impl FileHasher {
                 return Some(s.sha256.clone());
             }
         }
-        let content = if meta.file_type().is_symlink() {
-            std::fs::read_link(&path)
-                .ok()?
-                .to_string_lossy()
-                .into_owned()
-                .into_bytes()
-        } else {
-            std::fs::read(&path).ok()?
-        };
-        let sha = sha256(&content);
+        let sha = sha256(&std::fs::read(&path).ok()?);
         let mut cache = self.cache.lock().unwrap();
         cache.entries.insert(
             rel.to_path_buf(),
@@ -124,6 +123,36 @@ impl FileHasher {
         );
         cache.dirty = true;
         Some(sha)
+    }
+
+    /// A symlink's digest: a link to a file inside the workspace counts as that file's
+    /// content (a copy and a link of the same bytes build the same); a link to a
+    /// directory inside, by where it points relative to the root; a link leading
+    /// outside, by its target text and the content found there; a dangling link, by
+    /// its target text.
+    fn symlink_digest(&self, link: &Path) -> String {
+        let target = std::fs::read_link(link).unwrap_or_default();
+        let target = os_bytes(target.as_os_str());
+        let Ok(real) = std::fs::canonicalize(link) else {
+            return sha256(&[b"dangling\0".as_slice(), &target].concat());
+        };
+        let inside = real.strip_prefix(&self.real_root).ok();
+        match (inside, real.is_dir()) {
+            (Some(rel), true) => {
+                sha256(&[b"dir\0".as_slice(), &os_bytes(rel.as_os_str())].concat())
+            }
+            (Some(_), false) => {
+                std::fs::read(&real).map_or_else(|_| sha256(b"unreadable"), |b| sha256(&b))
+            }
+            (None, is_dir) => {
+                let content = if is_dir {
+                    shallow_dir_digest(&real)
+                } else {
+                    std::fs::read(&real).map_or_else(|_| sha256(b"unreadable"), |b| sha256(&b))
+                };
+                sha256(&[b"outside\0".as_slice(), &target, b"\0", content.as_bytes()].concat())
+            }
+        }
     }
 
     /// Writes the stat cache back (atomically) if it changed. Failures are ignored:
@@ -202,10 +231,75 @@ fn git_files(root: &Path) -> Option<Vec<PathBuf>> {
         .stdout
         .split(|b| *b == 0)
         .filter(|s| !s.is_empty())
-        .map(|s| PathBuf::from(String::from_utf8_lossy(s).into_owned()))
-        .filter(|p| root.join(p).exists())
+        .map(path_from_bytes)
+        // A dangling symlink is still an input (its target text).
+        .filter(|p| std::fs::symlink_metadata(root.join(p)).is_ok())
         .collect();
     Some(files)
+}
+
+#[cfg(unix)]
+fn path_from_bytes(b: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    PathBuf::from(std::ffi::OsStr::from_bytes(b))
+}
+
+#[cfg(not(unix))]
+fn path_from_bytes(b: &[u8]) -> PathBuf {
+    PathBuf::from(String::from_utf8_lossy(b).into_owned())
+}
+
+#[cfg(unix)]
+fn os_bytes(s: &std::ffi::OsStr) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    s.as_bytes().to_vec()
+}
+
+#[cfg(not(unix))]
+fn os_bytes(s: &std::ffi::OsStr) -> Vec<u8> {
+    s.to_string_lossy().into_owned().into_bytes()
+}
+
+/// Digest of every file below a directory outside the workspace (path dependencies,
+/// directories named by build scripts), skipping `target/` and hidden directories.
+pub fn dir_digest(dir: &Path) -> String {
+    let hasher = FileHasher::new(dir, &[dir.join("target")], None);
+    let files: Vec<(&PathBuf, String)> = hasher
+        .files()
+        .iter()
+        .filter_map(|f| Some((f, hasher.hash(f)?)))
+        .collect();
+    files_digest(&files)
+}
+
+/// Like [`dir_digest`], with symlinks counted by their target text only (a directory
+/// reached through a symlink could lead back to itself).
+fn shallow_dir_digest(dir: &Path) -> String {
+    let files: Vec<(PathBuf, String)> = walk(dir)
+        .into_iter()
+        .filter_map(|f| {
+            let p = dir.join(&f);
+            let meta = std::fs::symlink_metadata(&p).ok()?;
+            let h = if meta.file_type().is_symlink() {
+                sha256(&os_bytes(std::fs::read_link(&p).ok()?.as_os_str()))
+            } else {
+                sha256(&std::fs::read(&p).ok()?)
+            };
+            Some((f, h))
+        })
+        .collect();
+    let mut files = files;
+    files.sort();
+    files_digest(&files)
+}
+
+/// Digest of a list of `(relative path, content hash)`, each field length-delimited.
+pub fn files_digest<P: AsRef<Path>>(files: &[(P, String)]) -> String {
+    let list: Vec<(crate::RelPath, &str)> = files
+        .iter()
+        .map(|(p, h)| (crate::RelPath::new(p.as_ref()), h.as_str()))
+        .collect();
+    sha256(&crate::canonical::encode(&list))
 }
 
 /// Every file below `root` outside hidden directories and `target/`.
@@ -236,6 +330,35 @@ fn walk(root: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_names_and_symlinks_are_inputs() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let raw = PathBuf::from(std::ffi::OsStr::from_bytes(b"data-\xff.bin"));
+        std::fs::write(root.join(&raw), "one").unwrap();
+        std::fs::write(root.join("real.txt"), "same").unwrap();
+        std::os::unix::fs::symlink("real.txt", root.join("in.txt")).unwrap();
+        std::fs::write(outside.path().join("x.h"), "outside").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("x.h"), root.join("out.h")).unwrap();
+        std::os::unix::fs::symlink("nowhere", root.join("dangling")).unwrap();
+        let h = FileHasher::new(root, &[], None);
+        assert!(h.files().contains(&raw), "{:?}", h.files());
+        assert!(h.files().contains(&PathBuf::from("dangling")));
+        let before = h.hash(&raw).unwrap();
+        std::fs::write(root.join(&raw), "two").unwrap();
+        assert_ne!(FileHasher::new(root, &[], None).hash(&raw).unwrap(), before);
+        // Inside: a link is its target's content.
+        assert_eq!(h.hash(Path::new("in.txt")), h.hash(Path::new("real.txt")));
+        // Outside: target text and content; editing the target changes it.
+        let out = h.hash(Path::new("out.h")).unwrap();
+        std::fs::write(outside.path().join("x.h"), "edited").unwrap();
+        assert_ne!(h.hash(Path::new("out.h")).unwrap(), out);
+        assert!(h.hash(Path::new("dangling")).is_some());
+    }
 
     #[test]
     fn nested_packages_own_their_files_and_edits_change_hashes() {

@@ -138,13 +138,37 @@ pub fn check(deps: &[Dependency], target: &Target, provision: bool) -> Result<Ve
     Ok(out)
 }
 
+/// Version of kiln's recipe for building provisioned libraries; bump it whenever the
+/// recipe changes what it produces.
+pub const RECIPE_VERSION: u32 = 1;
+
+/// The source version of the library kiln provisions for `provision`: with the recipe
+/// and the target, its identity in cache keys (never where it is installed).
+pub fn source_version(provision: &Provision) -> &'static str {
+    match provision.krate.as_str() {
+        "openssl-sys" => OPENSSL_SRC_VERSION,
+        _ => "",
+    }
+}
+
+/// The names of the variables [`env`] sets for `target`: kiln keys the library by its
+/// identity instead of their values, which hold local paths.
+pub fn env_names(provision: &Provision, target: &Target) -> Vec<String> {
+    env(provision, target, Path::new(""))
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect()
+}
+
 /// Where a provisioned library for `target` lives under `root`, named by the inputs
 /// that decide its content (so a new `openssl-src` or target gets a new directory).
 pub fn prefix(root: &Path, provision: &Provision, target: &Target) -> PathBuf {
     let key = kiln_fs::sha256_hex(
         format!(
-            "{}-{}-{OPENSSL_SRC_VERSION}-v1",
-            provision.krate, target.triple
+            "{}-{}-{}-v{RECIPE_VERSION}",
+            provision.krate,
+            target.triple,
+            source_version(provision)
         )
         .as_bytes(),
     );

@@ -5,10 +5,14 @@
 //! `docs/message-format.md` document them; bump [`CHECKSUMS_SCHEMA_VERSION`] on any
 //! incompatible change.
 
+mod overrides;
+
+pub use overrides::{ConfigSource, Override, Setting};
+
 use serde::{Deserialize, Serialize};
 
 /// Version of the `checksums.json` layout.
-pub const CHECKSUMS_SCHEMA_VERSION: u32 = 1;
+pub const CHECKSUMS_SCHEMA_VERSION: u32 = 2;
 
 /// The whole `artifacts/checksums.json` file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,7 +74,7 @@ pub struct ArtifactRecord {
     pub backend: String,
     /// Settings of the user's cargo configuration that kiln overrode for this build.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub overrides: Vec<String>,
+    pub overrides: Vec<Override>,
 }
 
 /// The git state of the workspace at build time.

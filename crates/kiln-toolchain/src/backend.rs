@@ -102,8 +102,8 @@ pub struct Invocation {
     pub args: Vec<String>,
     /// Extra environment variables, sorted by name.
     pub env: Vec<(String, String)>,
-    /// One line per override of the user's configuration.
-    pub overrides: Vec<String>,
+    /// What kiln changed of the user's configuration for this invocation.
+    pub overrides: Vec<kiln_schema::Override>,
 }
 
 impl Invocation {

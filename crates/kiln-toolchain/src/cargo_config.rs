@@ -6,13 +6,22 @@
 //! only, and says so.
 
 use crate::Target;
+use kiln_schema::{ConfigSource, Override, Setting};
 use std::path::{Path, PathBuf};
 
 /// The linker settings cargo would use, read from the user's configuration.
 #[derive(Debug, Clone, Default)]
 pub struct CargoConfig {
-    /// Parsed config files, nearest first, with their paths.
-    files: Vec<(PathBuf, toml::Table)>,
+    /// Parsed config files, nearest first.
+    files: Vec<ConfigFile>,
+}
+
+/// One cargo config file: where it sits (as a level, for keys and messages) and its
+/// parsed content.
+#[derive(Debug, Clone)]
+struct ConfigFile {
+    level: ConfigSource,
+    table: toml::Table,
 }
 
 /// A user linker setting kiln replaces for one target, and why.
@@ -20,22 +29,23 @@ pub struct CargoConfig {
 pub struct LinkerOverride {
     /// The linker the user configured.
     pub configured: String,
-    /// Where it was configured (file path or environment variable).
-    pub source: String,
+    /// Where it was configured.
+    pub source: ConfigSource,
     /// Why it can't be used for this target.
     pub reason: String,
 }
 
 impl CargoConfig {
-    /// Reads every config file cargo would read when run in `cwd`.
+    /// Reads every config file cargo would read when run in `cwd` (the workspace root).
     pub fn discover(cwd: &Path) -> Self {
-        let mut paths: Vec<PathBuf> = cwd.ancestors().map(|d| d.join(".cargo")).collect();
-        if let Some(home) = cargo_home() {
-            if !paths.contains(&home) {
-                paths.push(home);
+        let home = cargo_home();
+        let mut dirs: Vec<PathBuf> = cwd.ancestors().map(|d| d.join(".cargo")).collect();
+        if let Some(home) = &home {
+            if !dirs.contains(home) {
+                dirs.push(home.clone());
             }
         }
-        let files = paths
+        let files = dirs
             .into_iter()
             .filter_map(|dir| {
                 ["config.toml", "config"]
@@ -48,33 +58,37 @@ impl CargoConfig {
                     .ok()?
                     .parse::<toml::Table>()
                     .ok()?;
-                Some((p, table))
+                let level = level_of(&p, cwd, home.as_deref());
+                Some(ConfigFile { level, table })
             })
             .collect();
         Self { files }
     }
 
-    /// The text of every config file, nearest first (re-serialized, so comments and
-    /// formatting don't count).
-    pub fn file_texts(&self) -> Vec<String> {
-        self.files.iter().map(|(_, t)| t.to_string()).collect()
+    /// A configuration made of one file's text at `level` (for tests and tools).
+    pub fn from_text(level: ConfigSource, text: &str) -> Option<Self> {
+        let table = text.parse().ok()?;
+        Some(Self {
+            files: vec![ConfigFile { level, table }],
+        })
+    }
+
+    /// Every config file, nearest first, by level: what the cache key hashes.
+    pub fn files(&self) -> impl Iterator<Item = (&ConfigSource, &toml::Table)> {
+        self.files.iter().map(|f| (&f.level, &f.table))
     }
 
     /// The linker configured for `target`, and where it came from.
-    pub fn linker(&self, target: &Target) -> Option<(String, String)> {
+    pub fn linker(&self, target: &Target) -> Option<(String, ConfigSource)> {
         let var = format!("CARGO_TARGET_{}_LINKER", target.env_name());
         if let Ok(v) = std::env::var(&var) {
-            return Some((v, var));
+            return Some((v, ConfigSource::Env { name: var }));
         }
-        self.files.iter().find_map(|(path, table)| {
-            target_tables(table, target).find_map(|(name, t)| {
+        self.files.iter().find_map(|file| {
+            target_tables(&file.table, target).find_map(|(name, t)| {
                 let linker = t.get("linker")?.as_str()?;
-                let source = if name == target.triple {
-                    path.display().to_string()
-                } else {
-                    format!("{} [target.'{name}']", path.display())
-                };
-                Some((linker.to_string(), source))
+                let table = (name != target.triple).then(|| name.to_string());
+                Some((linker.to_string(), file.level.clone().with_table(table)))
             })
         })
     }
@@ -88,8 +102,9 @@ impl CargoConfig {
             key.to_uppercase()
         );
         std::env::var_os(var).is_some()
-            || self.files.iter().any(|(_, t)| {
-                t.get("profile")
+            || self.files.iter().any(|f| {
+                f.table
+                    .get("profile")
                     .and_then(|p| p.get(profile))
                     .and_then(|p| p.get(key))
                     .is_some()
@@ -101,19 +116,20 @@ impl CargoConfig {
     /// `target.<triple>.rustflags`, `build.rustflags` (the first that is set wins;
     /// arrays from several config files are joined, nearest last; the triple's table
     /// and every matching `target.'cfg(..)'` table count).
-    pub fn rustflags(&self, target: &Target) -> Option<(Vec<String>, String)> {
+    pub fn rustflags(&self, target: &Target) -> Option<(Vec<String>, ConfigSource)> {
+        let env = |name: &str| ConfigSource::Env { name: name.into() };
         if let Ok(v) = std::env::var("CARGO_ENCODED_RUSTFLAGS") {
             let flags = v
                 .split('\x1f')
                 .filter(|f| !f.is_empty())
                 .map(String::from)
                 .collect();
-            return Some((flags, "CARGO_ENCODED_RUSTFLAGS".into()));
+            return Some((flags, env("CARGO_ENCODED_RUSTFLAGS")));
         }
         if let Ok(v) = std::env::var("RUSTFLAGS") {
             return Some((
                 v.split_whitespace().map(String::from).collect(),
-                "RUSTFLAGS".into(),
+                env("RUSTFLAGS"),
             ));
         }
         let target_env = format!("CARGO_TARGET_{}_RUSTFLAGS", target.env_name());
@@ -133,16 +149,16 @@ impl CargoConfig {
     }
 
     /// A list setting from every config file (farthest first; `get` picks its values
-    /// out of one file) and its env variable.
+    /// out of one file) and its env variable, with the nearest source that set it.
     fn config_list(
         &self,
         env: &str,
         get: impl Fn(&toml::Table) -> Vec<&toml::Value>,
-    ) -> Option<(Vec<String>, String)> {
+    ) -> Option<(Vec<String>, ConfigSource)> {
         let mut flags = Vec::new();
-        let mut sources = Vec::new();
-        for (file, table) in self.files.iter().rev() {
-            let values = get(table);
+        let mut nearest = None;
+        for file in self.files.iter().rev() {
+            let values = get(&file.table);
             if values.is_empty() {
                 continue;
             }
@@ -155,13 +171,13 @@ impl CargoConfig {
                     _ => {}
                 }
             }
-            sources.push(file.display().to_string());
+            nearest = Some(file.level.clone());
         }
         if let Ok(v) = std::env::var(env) {
             flags.extend(v.split_whitespace().map(String::from));
-            sources.push(env.to_string());
+            nearest = Some(ConfigSource::Env { name: env.into() });
         }
-        (!sources.is_empty()).then(|| (flags, sources.join(", ")))
+        nearest.map(|source| (flags, source))
     }
 
     /// `[build] jobs`, from config files or `CARGO_BUILD_JOBS`.
@@ -174,7 +190,7 @@ impl CargoConfig {
         }
         self.files
             .iter()
-            .find_map(|(_, t)| t.get("build")?.get("jobs")?.as_integer())
+            .find_map(|f| f.table.get("build")?.get("jobs")?.as_integer())
     }
 
     /// Whether the user's linker for `target` must be replaced, given that kiln would
@@ -227,13 +243,13 @@ fn target_tables<'a, 'b>(
     exact.into_iter().chain(cfgs)
 }
 
-/// Rustflags kiln keeps for its own build, and a sentence per flag it dropped.
+/// Rustflags kiln keeps for its own build, and an override per flag it dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RustflagsFix {
     /// The flags to pass instead.
     pub flags: Vec<String>,
-    /// What was dropped and why, one line each.
-    pub dropped: Vec<String>,
+    /// What was dropped and why.
+    pub dropped: Vec<Override>,
 }
 
 /// Drops the rustflags that can't work for `target`: linker choices (`-fuse-ld=..`,
@@ -242,6 +258,7 @@ pub struct RustflagsFix {
 /// them; called only when a `target-cpu` flag is present). `None` when all can stay.
 pub fn fix_rustflags(
     flags: &[String],
+    source: Option<&ConfigSource>,
     target: &Target,
     linker_replaced: bool,
     cpus: impl FnOnce() -> Vec<String>,
@@ -290,11 +307,14 @@ pub fn fix_rustflags(
                 .then(|| format!("{} has no CPU named `{cpu}`", target.triple))
         });
         match why {
-            Some(why) => dropped.push(format!(
-                "rustflag `{}` for {} dropped: {why}",
-                g.join(" "),
-                target.triple
-            )),
+            Some(why) => dropped.push(Override {
+                target: Some(target.triple.clone()),
+                setting: Setting::Rustflag,
+                from: g.join(" "),
+                to: None,
+                source: source.cloned(),
+                reason: why,
+            }),
             None => kept.extend(g),
         }
     }
@@ -302,6 +322,25 @@ pub fn fix_rustflags(
         flags: kept,
         dropped,
     })
+}
+
+/// The level of the config file at `path`: inside the workspace (by its relative
+/// path), `$CARGO_HOME`, or a directory above the workspace.
+fn level_of(path: &Path, root: &Path, home: Option<&Path>) -> ConfigSource {
+    if home.is_some_and(|h| path.parent() == Some(h)) {
+        return ConfigSource::CargoHome { table: None };
+    }
+    match path.strip_prefix(root) {
+        Ok(rel) => ConfigSource::Workspace {
+            path: rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/"),
+            table: None,
+        },
+        Err(_) => ConfigSource::Parent { table: None },
+    }
 }
 
 fn cargo_home() -> Option<PathBuf> {
@@ -315,12 +354,11 @@ mod tests {
     use super::*;
 
     fn config(text: &str) -> CargoConfig {
-        CargoConfig {
-            files: vec![(
-                PathBuf::from("/w/.cargo/config.toml"),
-                text.parse().unwrap(),
-            )],
-        }
+        let level = ConfigSource::Workspace {
+            path: ".cargo/config.toml".into(),
+            table: None,
+        };
+        CargoConfig::from_text(level, text).unwrap()
     }
 
     #[test]
@@ -348,15 +386,15 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let fix = fix_rustflags(&flags, &arm, true, || {
+        let fix = fix_rustflags(&flags, None, &arm, true, || {
             vec!["generic".into(), "neoverse-n1".into()]
         })
         .unwrap();
         assert_eq!(fix.flags, ["-Copt-level=3"]);
         assert_eq!(fix.dropped.len(), 3, "{:?}", fix.dropped);
-        assert!(fix.dropped[2].contains("no CPU named `znver3`"));
+        assert!(fix.dropped[2].reason.contains("no CPU named `znver3`"));
         let ok: Vec<String> = vec!["-C".into(), "target-cpu=neoverse-n1".into()];
-        assert!(fix_rustflags(&ok, &arm, true, || vec!["neoverse-n1".into()]).is_none());
+        assert!(fix_rustflags(&ok, None, &arm, true, || vec!["neoverse-n1".into()]).is_none());
     }
 
     #[test]
@@ -386,12 +424,33 @@ mod tests {
             Target::parse("amd64").unwrap(),
         );
         let o = c.linker_override(&arm, "x86_64").unwrap();
-        assert!(o.source.contains("cfg(all"), "{}", o.source);
+        assert!(o.source.to_string().contains("cfg(all"), "{}", o.source);
         assert!(c.linker(&amd).is_none());
         let mut flags = c.rustflags(&arm).unwrap().0;
         flags.sort();
         assert_eq!(flags, ["-Ccfg", "-Clinux", "-Ct"]);
         assert_eq!(c.rustflags(&amd).unwrap().0, ["-Clinux"]);
+    }
+
+    #[test]
+    fn config_files_are_named_by_level_never_by_absolute_path() {
+        let home = Path::new("/home/u/.cargo");
+        let root = Path::new("/src/ws");
+        assert_eq!(
+            level_of(&root.join(".cargo/config.toml"), root, Some(home)),
+            ConfigSource::Workspace {
+                path: ".cargo/config.toml".into(),
+                table: None
+            }
+        );
+        assert_eq!(
+            level_of(&home.join("config.toml"), root, Some(home)),
+            ConfigSource::CargoHome { table: None }
+        );
+        assert_eq!(
+            level_of(Path::new("/src/.cargo/config"), root, Some(home)),
+            ConfigSource::Parent { table: None }
+        );
     }
 
     #[test]

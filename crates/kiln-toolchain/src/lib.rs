@@ -5,6 +5,7 @@ mod backend;
 mod cargo_config;
 mod cfg;
 mod probe;
+mod rustup;
 mod target;
 mod zig;
 
@@ -14,5 +15,6 @@ pub use cfg::matches as cfg_matches;
 pub use probe::{
     ensure_rust_targets, rustc_version, target_cpus, zig_version, Prerequisite, Probe,
 };
+pub use rustup::{is_toolchain_file, toolchain_file};
 pub use target::Target;
 pub use zig::{file_stamp, ZigProbe};

@@ -1,6 +1,10 @@
 //! The workspace as kiln sees it: members, their binaries, and what each binary's
 //! build graph contains. Read once with `cargo metadata`, then queried in memory.
 
+mod lock;
+
+pub use lock::{lock_entries, parse_lock, LockEntry};
+
 use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, PackageId};
 use kiln_config::Config;
 use kiln_diagnostics::{Error, Result};

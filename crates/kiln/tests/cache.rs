@@ -14,25 +14,7 @@ fn plan_states(ws: &TempWorkspace, env: &[(&str, &str)]) -> BTreeMap<String, Str
     let mut cmd = kiln_command(ws.root());
     cmd.args(["plan", "--message-format", "json"])
         .envs(env.iter().copied());
-    let run = Run::from(cmd.output().unwrap());
-    run.success();
-    let mut out = BTreeMap::new();
-    for line in run.stdout.lines() {
-        let v: Value = serde_json::from_str(line).unwrap();
-        if v["reason"] == "plan-unit" {
-            for arch in v["arches"].as_array().unwrap() {
-                out.insert(
-                    format!(
-                        "{}/{}",
-                        v["binary"].as_str().unwrap(),
-                        arch.as_str().unwrap()
-                    ),
-                    v["state"].as_str().unwrap().to_string(),
-                );
-            }
-        }
-    }
-    out
+    common::plan_states(&Run::from(cmd.output().unwrap()))
 }
 
 fn states(rebuilt: &[&str]) -> BTreeMap<String, String> {
@@ -299,6 +281,163 @@ fn a_fresh_checkout_restores_everything_without_compiling() {
         assert_eq!(sha(&a, rel), sha(&b, rel));
     }
     b.kiln(&["verify"]).success();
+}
+
+/// A cargo config like Chronik Stream's, which kiln must override for its build.
+const HOSTILE_CONFIG: &str = "[build]\njobs = 512\n\n\
+    [target.x86_64-unknown-linux-musl]\nlinker = \"clang\"\nrustflags = [\"-C\", \"link-arg=-fuse-ld=lld\", \"-C\", \"target-cpu=native\"]\n\n\
+    [target.aarch64-unknown-linux-musl]\nlinker = \"clang\"\nrustflags = [\"-C\", \"link-arg=-fuse-ld=lld\", \"-C\", \"target-cpu=native\"]\n";
+
+/// Relocation matrix: built in one checkout, then a clone at another path under
+/// another directory name, with another HOME, CARGO_HOME and target dir, restores
+/// all four binaries without cargo, plain and with kiln's overrides in effect.
+#[test]
+fn a_relocated_clone_restores_everything_even_with_overrides() {
+    for config in [None, Some(HOSTILE_CONFIG)] {
+        let a = TempWorkspace::chronik();
+        if let Some(c) = config {
+            a.write(".cargo/config.toml", c);
+        }
+        let built = a.kiln(&["build"]);
+        built.success();
+        if config.is_some() {
+            assert!(built.stderr.contains("replaced by zig"), "{}", built.stderr);
+        }
+        let (b, root) = TempWorkspace::relocated_clone(&a);
+        let cache = a.path(".kiln-test-cache");
+        let all = |state: &str| {
+            ["chronik-cli", "chronik-server"]
+                .iter()
+                .flat_map(|bin| {
+                    ["amd64", "arm64"].map(|arch| (format!("{bin}/{arch}"), state.to_string()))
+                })
+                .collect::<BTreeMap<_, _>>()
+        };
+        let plan = common::kiln_elsewhere(
+            &root,
+            b.root(),
+            &cache,
+            &["plan", "--message-format", "json"],
+        );
+        assert_eq!(
+            common::plan_states(&plan),
+            all("restore"),
+            "{}",
+            plan.stderr
+        );
+        let run = common::kiln_elsewhere(&root, b.root(), &cache, &["build"]);
+        run.success();
+        assert!(run.stderr.contains("Restored 4 binaries"), "{}", run.stderr);
+        assert!(
+            !common::cargo_ran_in(&b.path("other-target")),
+            "cargo never built anything"
+        );
+        let plan = common::kiln_elsewhere(
+            &root,
+            b.root(),
+            &cache,
+            &["plan", "--message-format", "json"],
+        );
+        assert_eq!(common::plan_states(&plan), all("fresh"));
+        for rel in ["linux/amd64/chronik-server", "linux/arm64/chronik-cli"] {
+            let c: Value = serde_json::from_str(
+                &std::fs::read_to_string(root.join("artifacts/checksums.json")).unwrap(),
+            )
+            .unwrap();
+            let theirs = c["artifacts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["path"] == rel)
+                .unwrap()["sha256"]
+                .clone();
+            assert_eq!(theirs.as_str().unwrap(), sha(&a, rel));
+        }
+        // Nothing local went into what is shared: no path of either checkout in the
+        // cache entries.
+        for e in walk_files(&cache.join("v1/entries")) {
+            let text = std::fs::read_to_string(&e).unwrap();
+            assert!(!text.contains(a.root().to_str().unwrap()), "{text}");
+            assert!(!text.contains(b.root().to_str().unwrap()), "{text}");
+        }
+    }
+}
+
+/// A plan explains a miss in words, from typed inputs: the changed file, the
+/// variable, the override.
+#[test]
+fn misses_are_explained_in_words() {
+    let ws = warm();
+    let reasons = |env: &[(&str, &str)]| {
+        let mut cmd = kiln_command(ws.root());
+        cmd.args(["plan"]).envs(env.iter().copied());
+        let run = Run::from(cmd.output().unwrap());
+        run.success();
+        run.stderr
+    };
+    let old = ws.read("crates/chronik-storage/src/lib.rs");
+    ws.write(
+        "crates/chronik-storage/src/lib.rs",
+        &format!("{old}\n// edit\n"),
+    );
+    let out = reasons(&[]);
+    assert!(
+        out.contains("crates/chronik-storage/src/lib.rs changed"),
+        "{out}"
+    );
+    ws.write("crates/chronik-storage/src/lib.rs", &old);
+    let out = reasons(&[("CFLAGS", "-O1")]);
+    assert!(out.contains("CFLAGS was set"), "{out}");
+    assert!(
+        !out.contains("-O1"),
+        "an environment value is never shown:\n{out}"
+    );
+    ws.write(".cargo/config.toml", HOSTILE_CONFIG);
+    let out = reasons(&[]);
+    assert!(
+        out.contains("linker override for aarch64-unknown-linux-musl: clang -> zig"),
+        "{out}"
+    );
+    assert!(!out.contains("override#"), "{out}");
+}
+
+/// Files named with bytes that are not UTF-8, and symlinks, are inputs.
+#[cfg(unix)]
+#[test]
+fn non_utf8_names_and_symlinks_count() {
+    use std::os::unix::ffi::OsStrExt;
+    let ws = warm();
+    let raw = ws
+        .path("crates/chronik-storage")
+        .join(std::ffi::OsStr::from_bytes(b"data-\xff.bin"));
+    std::fs::write(&raw, "one").unwrap();
+    assert_eq!(plan_states(&ws, &[]), states(&["chronik-server"]));
+    ws.kiln(&["build", "-q"]).success();
+    std::fs::write(&raw, "two").unwrap();
+    assert_eq!(plan_states(&ws, &[]), states(&["chronik-server"]));
+    ws.kiln(&["build", "-q"]).success();
+    // A symlink to a file outside the workspace: its target's content counts.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("shared.h"), "v1").unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("shared.h"),
+        ws.path("crates/chronik-common/shared.h"),
+    )
+    .unwrap();
+    ws.kiln(&["build", "-q"]).success();
+    assert_eq!(plan_states(&ws, &[]), states(&[]));
+    std::fs::write(outside.path().join("shared.h"), "v2").unwrap();
+    assert_eq!(
+        plan_states(&ws, &[]),
+        states(&["chronik-cli", "chronik-server"])
+    );
+}
+
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    common::snapshot_dir(dir)
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect()
 }
 
 fn blobs(cache: &Path) -> Vec<std::path::PathBuf> {

@@ -9,7 +9,7 @@ use common::TempWorkspace;
 fn a_host_linker_for_arm64_is_overridden_with_a_note() {
     // Pure Rust, so kiln links with rust-lld (the zig backend replaces any linker).
     let ws = TempWorkspace::pure_rust_chronik();
-    let config = "[target.aarch64-unknown-linux-musl]\nlinker = \"clang\"\n\n[build]\njobs = 8\n";
+    let config = "[target.aarch64-unknown-linux-musl]\nlinker = \"clang\"\n\n[build]\njobs = 512\n";
     ws.write(".cargo/config.toml", config);
     let run = ws.kiln(&["build", "-p", "chronik-cli", "--target", "arm64"]);
     run.success();
@@ -25,17 +25,20 @@ fn a_host_linker_for_arm64_is_overridden_with_a_note() {
     let overrides = checksums["artifacts"][0]["overrides"]
         .as_array()
         .expect("overrides recorded");
-    let overrides: Vec<&str> = overrides.iter().map(|o| o.as_str().unwrap()).collect();
-    assert!(
-        overrides.iter().any(|o| o.contains("linker `clang`")),
-        "{overrides:?}"
+    let linker = overrides
+        .iter()
+        .find(|o| o["setting"] == "linker")
+        .expect("linker override recorded");
+    assert_eq!(linker["from"], "clang", "{overrides:?}");
+    assert_eq!(linker["to"], "rust-lld");
+    assert_eq!(linker["target"], "aarch64-unknown-linux-musl");
+    assert_eq!(
+        linker["source"],
+        serde_json::json!({"level": "workspace", "path": ".cargo/config.toml"}),
+        "recorded by level, never by an absolute path"
     );
-    assert!(
-        overrides
-            .iter()
-            .any(|o| o.contains("`[build] jobs = 8` capped")),
-        "{overrides:?}"
-    );
+    let jobs = overrides.iter().find(|o| o["setting"] == "jobs");
+    assert_eq!(jobs.expect("jobs cap recorded")["from"], "512");
     assert_eq!(
         ws.read(".cargo/config.toml"),
         config,

@@ -75,7 +75,7 @@ const RING_MAIN: &str = r#"fn main() {
 #[test]
 fn ring_builds_for_both_arches_despite_a_hostile_cargo_config() {
     let ws = fixture("ring-sha", "ring = \"0.17\"", RING_MAIN);
-    let config = "[build]\njobs = 8\n\n\
+    let config = "[build]\njobs = 512\n\n\
         [target.x86_64-unknown-linux-musl]\nlinker = \"clang\"\nrustflags = [\"-C\", \"link-arg=-fuse-ld=lld\", \"-C\", \"target-cpu=native\"]\n\n\
         [target.'cfg(all(target_arch = \"aarch64\", target_env = \"musl\"))']\nlinker = \"clang\"\nrustflags = [\"-C\", \"link-arg=-fuse-ld=lld\", \"-C\", \"target-cpu=native\"]\n\n\
         [profile.release]\ndebug = 1\n";
@@ -86,7 +86,7 @@ fn ring_builds_for_both_arches_despite_a_hostile_cargo_config() {
         "linker `clang`",
         "`-C link-arg=-fuse-ld=lld`",
         "`-C target-cpu=native`",
-        "`[build] jobs = 8` capped",
+        "`[build] jobs = 512`",
     ] {
         assert!(
             run.stderr.contains(needle),
@@ -191,6 +191,14 @@ fn openssl_without_vendored_is_provisioned_once_and_reused() {
         .filter(|d| d.to_string_lossy().ends_with("-musl"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    // A clone at another path, as another user with another target dir, restores both
+    // binaries: the provisioned OpenSSL enters keys by name, version and recipe, never
+    // by where it is installed.
+    let (other, root) = TempWorkspace::relocated_clone(&first);
+    let run = common::kiln_elsewhere(&root, other.root(), cache, &["build"]);
+    run.success();
+    assert!(run.stderr.contains("Restored 2 binaries"), "{}", run.stderr);
+    assert!(!common::cargo_ran_in(&other.path("other-target")));
     // Another workspace needing OpenSSL reuses the libraries built for the first.
     let second = fixture("ssl-sha-two", "openssl = \"0.10\"", OPENSSL_MAIN);
     let (_, target, cache) = shared();

@@ -365,7 +365,7 @@ pub(crate) fn plan(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCode
             ),
         );
         for o in &step.invocation.overrides {
-            r.info("Override", o);
+            r.info("Override", &o.to_string());
         }
         report_native(r, &step.native);
         if r.verbose() {

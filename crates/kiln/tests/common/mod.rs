@@ -63,6 +63,19 @@ impl TempWorkspace {
         ws
     }
 
+    /// A clone of `from`'s sources (no target dir, artifacts or cache) at another
+    /// path, under another directory name: what a teammate or a CI runner has.
+    pub fn relocated_clone(from: &TempWorkspace) -> (Self, PathBuf) {
+        let ws = Self::empty();
+        let root = ws.path("elsewhere/another-name");
+        copy_tree(
+            from.root(),
+            &root,
+            &["target", "artifacts", ".kiln-test-cache", "fresh-target"],
+        );
+        (ws, root)
+    }
+
     /// An empty directory.
     pub fn empty() -> Self {
         Self {
@@ -120,6 +133,45 @@ pub fn kiln_command(cwd: &Path) -> Command {
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("RUSTFLAGS");
     cmd
+}
+
+/// `kiln <args>` in `cwd` as another user on another machine would run it: another
+/// `HOME` and `CARGO_HOME` (the toolchains stay where rustup has them), another
+/// target dir, and the kiln cache at `cache`.
+pub fn kiln_elsewhere(cwd: &Path, home: &Path, cache: &Path, args: &[&str]) -> Run {
+    let rustup_home = std::env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".rustup"));
+    let mut cmd = kiln_command(cwd);
+    cmd.args(args)
+        .env("HOME", home.join("home"))
+        .env("CARGO_HOME", home.join("cargo-home"))
+        .env("RUSTUP_HOME", rustup_home)
+        .env("CARGO_TARGET_DIR", home.join("other-target"))
+        .env("KILN_CACHE_DIR", cache);
+    Run::from(cmd.output().expect("run kiln"))
+}
+
+/// `kiln plan --message-format json` output as `{ "binary/arch": state }`.
+pub fn plan_states(run: &Run) -> std::collections::BTreeMap<String, String> {
+    run.success();
+    let mut out = std::collections::BTreeMap::new();
+    for line in run.stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["reason"] == "plan-unit" {
+            for arch in v["arches"].as_array().unwrap() {
+                out.insert(
+                    format!(
+                        "{}/{}",
+                        v["binary"].as_str().unwrap(),
+                        arch.as_str().unwrap()
+                    ),
+                    v["state"].as_str().unwrap().to_string(),
+                );
+            }
+        }
+    }
+    out
 }
 
 /// What a command did.
