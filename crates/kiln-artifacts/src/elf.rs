@@ -21,24 +21,41 @@ pub fn elf_info(path: &Path) -> Option<ElfInfo> {
         .take(1 << 16)
         .read_to_end(&mut head)
         .ok()?;
-    if head.get(0..4)? != b"\x7fELF" || head[4] != 2 || head[5] != 1 {
+    parse(&head)
+}
+
+/// The header fields of an ELF image's first bytes; `None` for anything else,
+/// truncated or malformed input included (never a panic: the store is outside input).
+fn parse(head: &[u8]) -> Option<ElfInfo> {
+    if head.get(0..6)? != b"\x7fELF\x02\x01" {
         return None;
     }
-    let u16_at = |o: usize| Some(u16::from_le_bytes(head.get(o..o + 2)?.try_into().ok()?));
-    let u32_at = |o: usize| Some(u32::from_le_bytes(head.get(o..o + 4)?.try_into().ok()?));
-    let u64_at = |o: usize| Some(u64::from_le_bytes(head.get(o..o + 8)?.try_into().ok()?));
+    let at = |o: usize, n: usize| head.get(o..o.checked_add(n)?);
+    let u16_at = |o: usize| Some(u16::from_le_bytes(at(o, 2)?.try_into().ok()?));
+    let u32_at = |o: usize| Some(u32::from_le_bytes(at(o, 4)?.try_into().ok()?));
+    let u64_at = |o: usize| Some(u64::from_le_bytes(at(o, 8)?.try_into().ok()?));
     let arch = match u16_at(18)? {
         62 => "amd64".to_string(),
         183 => "arm64".to_string(),
         n => format!("machine-{n}"),
     };
     let (phoff, phentsize, phnum) = (
-        u64_at(32)? as usize,
+        usize::try_from(u64_at(32)?).ok()?,
         u16_at(54)? as usize,
         u16_at(56)? as usize,
     );
     const PT_INTERP: u32 = 3;
-    let is_static = (0..phnum).all(|i| u32_at(phoff + i * phentsize) != Some(PT_INTERP));
+    let mut is_static = true;
+    for i in 0..phnum {
+        let offset = i
+            .checked_mul(phentsize)
+            .and_then(|o| o.checked_add(phoff))?;
+        // A program header table beyond what was read can't be checked: not an ELF
+        // kiln can vouch for.
+        if u32_at(offset)? == PT_INTERP {
+            is_static = false;
+        }
+    }
     Some(ElfInfo { arch, is_static })
 }
 
@@ -51,6 +68,19 @@ mod tests {
         if cfg!(target_arch = "x86_64") {
             assert_eq!(info.arch, "amd64");
         }
+    }
+
+    #[test]
+    fn truncated_and_hostile_headers_never_panic() {
+        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        for len in 0..200.min(me.len()) {
+            let _ = super::parse(&me[..len]);
+        }
+        let mut huge = me[..64].to_vec();
+        huge[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
+        huge[56..58].copy_from_slice(&u16::MAX.to_le_bytes());
+        assert!(super::parse(&huge).is_none());
+        assert!(super::parse(b"\x7fELF\x02").is_none());
     }
 
     #[test]

@@ -165,10 +165,15 @@ pub fn analyze(
     // What the local cache lacks, the remote may have: fetched into the local cache
     // (verified) before the lookups below.
     if let (Some(r), Some(c)) = (remote, cache) {
-        let missing: Vec<String> = keyed
+        let missing: Vec<kiln_cache::Wanted> = keyed
             .iter()
-            .map(|k| k.4.clone())
-            .filter(|k| !c.contains(k))
+            .filter(|k| !c.contains(&k.4))
+            .map(|(_, step, target, bin, key, _)| kiln_cache::Wanted {
+                key: key.clone(),
+                package: step.package.clone(),
+                binary: bin.to_string(),
+                target: target.triple.clone(),
+            })
             .collect();
         if !missing.is_empty() {
             r.fetch(&missing, c);

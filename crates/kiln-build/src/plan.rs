@@ -406,19 +406,11 @@ fn last_metrics(target_dir: &Path) -> Option<kiln_metrics::BuildMetrics> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kiln_schema::ConfigSource;
-
-    fn config(text: &str) -> CargoConfig {
-        let level = ConfigSource::Workspace {
-            path: ".cargo/config.toml".into(),
-            table: None,
-        };
-        CargoConfig::from_text(level, text).unwrap()
-    }
 
     #[test]
     fn a_host_linker_is_replaced_per_backend_as_data() {
-        let c = config("[target.aarch64-unknown-linux-musl]\nlinker = \"clang\"\n");
+        let c = CargoConfig::from_text("[target.aarch64-unknown-linux-musl]\nlinker = \"clang\"\n")
+            .unwrap();
         let targets = [
             Target::parse("amd64").unwrap(),
             Target::parse("arm64").unwrap(),

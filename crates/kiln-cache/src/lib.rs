@@ -17,7 +17,7 @@
 mod entry;
 mod maintenance;
 
-pub use entry::{Entry, Learned, Lookup};
+pub use entry::{is_env_name, is_safe_component, printable, Entry, Learned, Lookup, Wanted};
 pub use maintenance::{CacheLock, CacheStats, GcReport, RemoteUse};
 
 use kiln_diagnostics::{Error, IoContext, Result};
@@ -54,6 +54,11 @@ impl LocalCache {
         &self.root
     }
 
+    /// The blob path of a hex SHA-256; anything else names no file (`None`).
+    fn blob_path_checked(&self, sha256: &str) -> Option<PathBuf> {
+        kiln_fs::is_sha256_hex(sha256).then(|| self.blob_path(sha256))
+    }
+
     fn blob_path(&self, sha256: &str) -> PathBuf {
         self.root
             .join("blobs")
@@ -68,17 +73,27 @@ impl LocalCache {
             .join(format!("{key}.json"))
     }
 
-    fn latest_path(&self, package: &str, triple: &str, binary: &str) -> PathBuf {
-        self.root
-            .join("latest")
-            .join(package)
-            .join(triple)
-            .join(binary)
+    /// Where the newest key of a unit is kept; `None` when a name could not be a
+    /// single path component (it may come from a remote: never a way out of the cache).
+    fn latest_path(&self, package: &str, triple: &str, binary: &str) -> Option<PathBuf> {
+        [package, triple, binary]
+            .iter()
+            .all(|n| is_safe_component(n))
+            .then(|| {
+                self.root
+                    .join("latest")
+                    .join(package)
+                    .join(triple)
+                    .join(binary)
+            })
     }
 
     /// Looks `key` up. A hit has had its blob's SHA-256 checked; a corrupt entry or
     /// blob is removed and returned as [`Lookup::Corrupt`] with the reason.
     pub fn get(&self, key: &str) -> Lookup {
+        if !kiln_fs::is_sha256_hex(key) {
+            return Lookup::Miss;
+        }
         let path = self.entry_path(key);
         let Ok(bytes) = fs::read(&path) else {
             return Lookup::Miss;
@@ -90,7 +105,10 @@ impl LocalCache {
                 return Lookup::Corrupt(format!("entry {key} is unreadable ({e})"));
             }
         };
-        let blob = self.blob_path(&entry.sha256);
+        let Some(blob) = self.blob_path_checked(&entry.sha256) else {
+            let _ = fs::remove_file(&path);
+            return Lookup::Corrupt(format!("entry {key} names an invalid blob"));
+        };
         match kiln_fs::sha256_file(&blob) {
             Ok((sha, size)) if sha == entry.sha256 && size == entry.size => {
                 touch(&path);
@@ -117,7 +135,18 @@ impl LocalCache {
     /// Stores `binary` under `entry.key`. The entry is complete: the copy must have
     /// its `sha256` and `size`, or nothing is stored.
     pub fn put(&self, entry: Entry, binary: &Path) -> Result<Entry> {
-        let blob = self.blob_path(&entry.sha256);
+        let (Some(blob), Some(latest), true) = (
+            self.blob_path_checked(&entry.sha256),
+            self.latest_path(&entry.package, &entry.target, &entry.binary),
+            kiln_fs::is_sha256_hex(&entry.key),
+        ) else {
+            return Err(Error::usage(format!(
+                "refusing a cache entry with an invalid key, digest or name ({} {} {})",
+                printable(&entry.package),
+                printable(&entry.binary),
+                printable(&entry.target)
+            )));
+        };
         if !matches!(kiln_fs::sha256_file(&blob), Ok((s, _)) if s == entry.sha256) {
             let dir = blob.parent().expect("blob dir");
             fs::create_dir_all(dir).io_context("create", dir)?;
@@ -136,31 +165,37 @@ impl LocalCache {
         }
         let json = serde_json::to_vec_pretty(&entry).expect("entry serializes");
         write_atomic(&self.entry_path(&entry.key), &json)?;
-        let latest = self.latest_path(&entry.package, &entry.target, &entry.binary);
         write_atomic(&latest, entry.key.as_bytes())?;
         Ok(entry)
     }
 
     /// Whether an entry exists for `key` (not verified: [`get`](Self::get) does that).
     pub fn contains(&self, key: &str) -> bool {
-        self.entry_path(key).is_file()
+        kiln_fs::is_sha256_hex(key) && self.entry_path(key).is_file()
     }
 
     /// The path of the blob `sha256`, if present (not verified).
     pub fn blob(&self, sha256: &str) -> Option<PathBuf> {
-        let p = self.blob_path(sha256);
+        let p = self.blob_path_checked(sha256)?;
         p.is_file().then_some(p)
     }
 
     /// The entry built last for this binary and target, if it is still cached.
     pub fn latest(&self, package: &str, triple: &str, binary: &str) -> Option<Entry> {
-        let key = fs::read_to_string(self.latest_path(package, triple, binary)).ok()?;
-        let bytes = fs::read(self.entry_path(key.trim())).ok()?;
+        let key = fs::read_to_string(self.latest_path(package, triple, binary)?).ok()?;
+        let key = key.trim();
+        if !kiln_fs::is_sha256_hex(key) {
+            return None;
+        }
+        let bytes = fs::read(self.entry_path(key)).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 
     /// Inputs build scripts declared for the package identified by `id`.
     pub fn learned(&self, id: &str) -> Option<Learned> {
+        if !is_safe_component(id) {
+            return None;
+        }
         let bytes = fs::read(self.root.join("learned").join(format!("{id}.json"))).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
@@ -185,6 +220,12 @@ impl LocalCache {
 
     /// Records what build scripts of the package `id` declared.
     pub fn set_learned(&self, id: &str, learned: &Learned) -> Result<()> {
+        if !is_safe_component(id) {
+            return Err(Error::usage(format!(
+                "refusing learned inputs under the invalid id {}",
+                printable(id)
+            )));
+        }
         let json = serde_json::to_vec_pretty(learned).expect("learned serializes");
         write_atomic(&self.root.join("learned").join(format!("{id}.json")), &json)
     }

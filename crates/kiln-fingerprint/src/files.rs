@@ -6,6 +6,7 @@
 //! inode; an entry is trusted only if the file was last changed well before it was
 //! hashed, so an edit in the same instant as a hash is never missed.
 
+use crate::path::os_bytes;
 use kiln_fs::sha256_hex as sha256;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -247,17 +248,6 @@ fn path_from_bytes(b: &[u8]) -> PathBuf {
 #[cfg(not(unix))]
 fn path_from_bytes(b: &[u8]) -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(b).into_owned())
-}
-
-#[cfg(unix)]
-fn os_bytes(s: &std::ffi::OsStr) -> Vec<u8> {
-    use std::os::unix::ffi::OsStrExt;
-    s.as_bytes().to_vec()
-}
-
-#[cfg(not(unix))]
-fn os_bytes(s: &std::ffi::OsStr) -> Vec<u8> {
-    s.to_string_lossy().into_owned().into_bytes()
 }
 
 /// Digest of every file below a directory outside the workspace (path dependencies,

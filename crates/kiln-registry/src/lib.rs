@@ -13,7 +13,7 @@ mod reference;
 
 pub use auth::{lookup as lookup_credentials, Credentials, Source};
 pub use client::Client;
-pub use reference::Reference;
+pub use reference::{is_loopback_host, Reference};
 
 use client::Body;
 use kiln_diagnostics::{Error, Result};
@@ -315,6 +315,11 @@ impl Client {
                     return Err(Error::usage(format!("base image `{reference}` has no linux/{arch} variant"))
                         .hint("choose a multi-arch base, or limit the image's platforms with `--platform`"));
                 };
+                if !is_digest(d) {
+                    return Err(Error::remote(format!(
+                        "base image `{reference}` names its linux/{arch} manifest by an invalid digest"
+                    )));
+                }
                 let (b, _, _) = self.get_manifest(d)?;
                 manifests.push((arch.clone(), b));
             }
@@ -371,6 +376,9 @@ fn descriptor(v: &serde_json::Value) -> Result<Descriptor> {
         v["digest"].as_str(),
         v["size"].as_u64(),
     ) {
+        (Some(_), Some(d), Some(_)) if !is_digest(d) => Err(Error::remote(
+            "a manifest names a blob by an invalid digest (not `sha256:` and 64 hex digits)",
+        )),
         (Some(m), Some(d), Some(s)) => Ok(Descriptor {
             media_type: m.into(),
             digest: d.into(),
@@ -380,7 +388,42 @@ fn descriptor(v: &serde_json::Value) -> Result<Descriptor> {
     }
 }
 
-/// `sha256:0123456789ab` for messages.
+/// `sha256:0123456789ab` for messages; anything that is not a valid digest is shown
+/// as `<invalid digest>` (it came from outside and may hold anything).
 pub fn short(digest: &str) -> &str {
-    &digest[..digest.len().min(19)]
+    match is_digest(digest) {
+        true => &digest[..19],
+        false => "<invalid digest>",
+    }
+}
+
+/// Whether `digest` is `sha256:` and 64 lowercase hex digits: the only form kiln
+/// accepts from a registry before using it as a name or a path.
+pub fn is_digest(digest: &str) -> bool {
+    digest
+        .strip_prefix("sha256:")
+        .is_some_and(kiln_fs::is_sha256_hex)
+}
+
+#[cfg(test)]
+mod digest_tests {
+    use super::*;
+
+    #[test]
+    fn only_sha256_digests_are_names() {
+        let good = format!("sha256:{}", "a".repeat(64));
+        assert!(is_digest(&good));
+        assert_eq!(short(&good), &good[..19]);
+        for bad in [
+            "sha256:/etc/hostname",
+            "sha256:ÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄ",
+            "",
+            "sha512:00",
+        ] {
+            assert!(!is_digest(bad), "{bad}");
+            assert_eq!(short(bad), "<invalid digest>");
+        }
+        let v = serde_json::json!({"mediaType": "x", "digest": "sha256:/etc/hostname", "size": 1});
+        assert!(descriptor(&v).is_err());
+    }
 }

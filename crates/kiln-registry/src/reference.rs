@@ -94,7 +94,7 @@ impl Reference {
             .registry
             .rsplit_once(':')
             .map_or(self.registry.as_str(), |(h, _)| h);
-        matches!(host, "localhost" | "127.0.0.1" | "[::1]") || host.starts_with("127.")
+        is_loopback_host(host)
     }
 }
 
@@ -113,9 +113,37 @@ impl std::fmt::Display for Reference {
     }
 }
 
+/// Whether `host` (no port) is this machine: `localhost`, an IPv4 address in
+/// 127.0.0.0/8, or `[::1]`; a name merely starting with `127.` is not.
+pub fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_real_loopback_addresses_are_loopback() {
+        for host in ["localhost", "127.0.0.1", "127.1.2.3", "[::1]"] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "127.attacker.example",
+            "127.0.0.1.nip.io",
+            "1270.0.0.1",
+            "127.0.0.256",
+            "localhost.example",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+        let r = Reference::parse("127.attacker.example:5000/c:latest").unwrap();
+        assert!(!r.is_loopback());
+    }
 
     #[test]
     fn parses_like_docker() {

@@ -1,7 +1,7 @@
 //! Read-through and write-back between the local cache and a [`Remote`].
 
 use crate::{Remote, Upload};
-use kiln_cache::{Entry, Learned, LocalCache};
+use kiln_cache::{printable, Entry, Learned, LocalCache, Wanted};
 use kiln_diagnostics::{Error, Kind, Result};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -121,6 +121,16 @@ impl RemoteCache {
                 ));
                 continue;
             };
+            // Only names inside the workspace and well-formed variable names: a
+            // planted record must not make kiln read outside it.
+            let (theirs, dropped) = theirs.from_outside();
+            if !dropped.is_empty() {
+                self.warn(format!(
+                    "learned inputs {id} from {} named {}; ignored",
+                    self.remote.describe(),
+                    dropped.join(", ")
+                ));
+            }
             let mut merged = local.learned(&id).unwrap_or_default();
             let before = merged.clone();
             merged.files.extend(theirs.files);
@@ -131,19 +141,20 @@ impl RemoteCache {
         }
     }
 
-    /// Looks `keys` up remotely (in parallel) and copies every verified hit into
-    /// `local`. Returns the keys restored.
-    pub fn fetch(&self, keys: &[String], local: &LocalCache) -> Vec<String> {
-        let queue = Mutex::new(keys.to_vec());
+    /// Looks the `wanted` units up remotely (in parallel) and copies every verified
+    /// hit into `local`: an entry must be exactly the unit asked for, and its blob
+    /// must match its digest. Returns the keys restored.
+    pub fn fetch(&self, wanted: &[Wanted], local: &LocalCache) -> Vec<String> {
+        let queue = Mutex::new(wanted.to_vec());
         let found = Mutex::new(Vec::new());
         std::thread::scope(|s| {
-            for _ in 0..PARALLEL.min(keys.len()) {
+            for _ in 0..PARALLEL.min(wanted.len()) {
                 s.spawn(|| loop {
-                    let Some(key) = queue.lock().expect("lock").pop() else {
+                    let Some(want) = queue.lock().expect("lock").pop() else {
                         return;
                     };
-                    if self.fetch_one(&key, local) {
-                        found.lock().expect("lock").push(key);
+                    if self.fetch_one(&want, local) {
+                        found.lock().expect("lock").push(want.key);
                     }
                 });
             }
@@ -151,15 +162,17 @@ impl RemoteCache {
         found.into_inner().expect("lock")
     }
 
-    fn fetch_one(&self, key: &str, local: &LocalCache) -> bool {
+    fn fetch_one(&self, want: &Wanted, local: &LocalCache) -> bool {
+        let key = want.key.as_str();
         let Some(Some(bytes)) = self.guard("a remote entry", || self.remote.get_entry(key)) else {
             return false;
         };
         let entry = match serde_json::from_slice::<Entry>(&bytes) {
-            Ok(e) if e.key == key => e,
+            Ok(e) if e.answers(want) && kiln_fs::is_sha256_hex(&e.sha256) => e,
             _ => {
                 self.warn(format!(
-                    "the remote entry for {} is unreadable or for another key; rebuilt instead",
+                    "the remote entry for {} {} is unreadable or not the one asked for; rebuilt instead",
+                    want.binary,
                     short(key)
                 ));
                 return false;
@@ -187,8 +200,8 @@ impl RemoteCache {
                 _ => {
                     self.warn(format!(
                         "{} for {} from {} does not match its digest {}; rejected and rebuilt",
-                        entry.binary,
-                        entry.target,
+                        printable(&entry.binary),
+                        printable(&entry.target),
                         self.remote.describe(),
                         short(&entry.sha256)
                     ));

@@ -136,6 +136,10 @@ mod tests {
             open("oci+http://registry.example.com/c", false, t).is_err(),
             "plain HTTP off loopback"
         );
+        assert!(
+            open("oci+http://127.attacker.example:5000/c", false, t).is_err(),
+            "a name starting with 127. is not loopback"
+        );
         assert!(open("oci://ghcr.io/org/cache:tag", false, t).is_err());
         assert_eq!(open("s3://b/p", false, t).unwrap().describe(), "s3://b/p");
         assert!(open("s3:///p", false, t).is_err());

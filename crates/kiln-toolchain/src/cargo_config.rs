@@ -65,9 +65,14 @@ impl CargoConfig {
         Self { files }
     }
 
-    /// A configuration made of one file's text at `level` (for tests and tools).
-    pub fn from_text(level: ConfigSource, text: &str) -> Option<Self> {
+    /// A configuration made of one `.cargo/config.toml` at the workspace root with
+    /// `text` (for tests and tools).
+    pub fn from_text(text: &str) -> Option<Self> {
         let table = text.parse().ok()?;
+        let level = ConfigSource::Workspace {
+            path: ".cargo/config.toml".into(),
+            table: None,
+        };
         Some(Self {
             files: vec![ConfigFile { level, table }],
         })
@@ -354,11 +359,7 @@ mod tests {
     use super::*;
 
     fn config(text: &str) -> CargoConfig {
-        let level = ConfigSource::Workspace {
-            path: ".cargo/config.toml".into(),
-            table: None,
-        };
-        CargoConfig::from_text(level, text).unwrap()
+        CargoConfig::from_text(text).unwrap()
     }
 
     #[test]

@@ -397,3 +397,75 @@ fn sccache_with_redis_hits_on_a_second_clean_build() {
     let _ = redis.kill();
     let _ = redis.wait();
 }
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    common::snapshot_dir(dir)
+        .into_iter()
+        .filter(|(_, b)| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        .map(|(p, _)| p)
+        .collect()
+}
+
+/// A hostile shared directory: entries whose names are paths, learned records naming
+/// a secret variable and files outside the workspace. Nothing is written outside the
+/// cache, no secret value is stored or shown, and the build succeeds by rebuilding.
+#[test]
+fn a_hostile_remote_cannot_write_files_or_capture_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = format!("file://{}", dir.path().display());
+    let a = TempWorkspace::chronik();
+    build(&a, &remote, &[("CI", "true")]).success();
+    let outside = tempfile::tempdir().unwrap();
+    let escape = outside.path().join("planted");
+    let mut planted = 0;
+    for (path, bytes) in common::snapshot_dir(&dir.path().join("entries")) {
+        let mut e: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        e["binary"] = format!("../../../../../../..{}", escape.display()).into();
+        std::fs::write(&path, serde_json::to_vec(&e).unwrap()).unwrap();
+        planted += 1;
+    }
+    assert_eq!(planted, 4);
+    let b = TempWorkspace::chronik();
+    let run = build(&b, &remote, &[]);
+    run.success();
+    assert!(
+        run.stderr.contains("(4 built, 0 restored"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("not the one asked for"),
+        "{}",
+        run.stderr
+    );
+    assert!(!escape.exists(), "a remote entry wrote outside the cache");
+    assert!(std::fs::read_dir(outside.path()).unwrap().next().is_none());
+    assert!(
+        store(&a) == store(&b),
+        "the rebuilt binaries are the real ones"
+    );
+
+    let learned = common::snapshot_dir(&dir.path().join("learned"));
+    assert!(
+        !learned.is_empty(),
+        "the example's build script declares inputs"
+    );
+    for (path, _) in &learned {
+        std::fs::write(
+            path,
+            r#"{"files":["/etc/hostname","../../../../root"],"env":["MY_SECRET_TOKEN","BAD NAME"]}"#,
+        )
+        .unwrap();
+    }
+    let c = TempWorkspace::chronik();
+    let secret = "s3cr3t-value-kiln-test";
+    let run = build(&c, &remote, &[("MY_SECRET_TOKEN", secret), ("CI", "true")]);
+    run.success();
+    assert!(run.stderr.contains("`/etc/hostname`"), "{}", run.stderr);
+    for place in [c.root(), dir.path()] {
+        assert_eq!(files_containing(place, secret), Vec::<PathBuf>::new());
+    }
+    assert!(!run.stderr.contains(secret) && !run.stdout.contains(secret));
+    assert!(store(&a) == store(&c));
+}
