@@ -352,6 +352,7 @@ mod tests {
             overrides: vec![],
             created: 0,
             inputs,
+            signature: None,
         };
         cache.put(entry, &bin).unwrap();
         cache

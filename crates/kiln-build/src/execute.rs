@@ -489,6 +489,7 @@ fn cache_built(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         inputs,
+        signature: None,
     };
     match cache.put(entry, path) {
         Ok(e) => Some(e),

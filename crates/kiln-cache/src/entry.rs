@@ -35,9 +35,22 @@ pub struct Entry {
     pub created: u64,
     /// The inputs hashed into `key`, to explain later misses.
     pub inputs: Inputs,
+    /// Hex HMAC-SHA256 of [`Entry::signed_bytes`] with the team's signing key, when
+    /// the uploader had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 impl Entry {
+    /// The canonical bytes a signature covers: every field but the signature.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let unsigned = Entry {
+            signature: None,
+            ..self.clone()
+        };
+        kiln_fingerprint::canonical_encoding(&unsigned)
+    }
+
     /// Whether this entry is exactly the one asked for: the same key, package, binary
     /// and target. A remote entry that is not is never used, whatever its digest.
     pub fn answers(&self, want: &Wanted) -> bool {
@@ -139,15 +152,7 @@ impl Learned {
 /// `s` with control characters replaced and its length bounded, for messages about
 /// data from outside.
 pub fn printable(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .take(80)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
-    if s.chars().count() > 80 {
-        out.push_str("...");
-    }
-    format!("`{out}`")
+    format!("`{}`", kiln_diagnostics::printable(s, 80))
 }
 
 #[cfg(test)]

@@ -156,6 +156,21 @@ impl<T> IoContext<T> for std::io::Result<T> {
     }
 }
 
+/// Text from outside (a registry's answer, a remote entry's field) made safe to print:
+/// control characters (escape sequences, newlines that fake log lines) become `?`,
+/// and at most `max` characters are kept.
+pub fn printable(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if text.chars().count() > max {
+        out.push_str("...");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ pub struct Budget {
 pub fn detect_budget(setting: Option<&str>, source: &str) -> Result<Budget> {
     match setting.map(str::trim) {
         Some(s) if !s.eq_ignore_ascii_case("auto") => Ok(Budget {
-            bytes: parse_size(s)?,
+            bytes: parse_budget(s)?,
             source: source.to_string(),
         }),
         _ => Ok(auto()),
@@ -96,10 +96,27 @@ pub fn parse_size(s: &str) -> Result<u64> {
         _ => return Err(bad(s)),
     };
     let n: f64 = num.parse().map_err(|_| bad(s))?;
-    if n <= 0.0 {
+    let bytes = n * mult as f64;
+    // Whole bytes only: `0.5` is not half a byte's budget but a mistake.
+    if !(n >= 0.0 && bytes.is_finite() && bytes.fract() == 0.0 && bytes < u64::MAX as f64) {
         return Err(bad(s));
     }
-    Ok((n * mult as f64) as u64)
+    Ok(bytes as u64)
+}
+
+/// The smallest memory budget kiln accepts: less can't run one compiler.
+const MIN_BUDGET: u64 = 64 << 20;
+
+/// A memory budget: a size of at least [`MIN_BUDGET`].
+fn parse_budget(s: &str) -> Result<u64> {
+    let bytes = parse_size(s)?;
+    if bytes < MIN_BUDGET {
+        return Err(Error::usage(format!(
+            "the memory budget `{s}` is too small to run a compiler"
+        ))
+        .hint("give at least `64MiB` (sizes take a unit: `4GiB`, `512M`), or `auto`"));
+    }
+    Ok(bytes)
 }
 
 fn bad(s: &str) -> Error {
@@ -111,11 +128,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn fractions_of_a_byte_and_tiny_budgets_are_errors() {
+        assert!(parse_size("0.5").is_err());
+        assert_eq!(
+            parse_size("0").unwrap(),
+            0,
+            "`gc --max-size 0` empties the cache"
+        );
+        assert_eq!(parse_size("0.5K").unwrap(), 512);
+        assert!(parse_budget("0.5").is_err());
+        assert!(parse_budget("1024").is_err());
+        assert_eq!(parse_budget("1GiB").unwrap(), 1 << 30);
+    }
+
+    #[test]
     fn sizes_and_auto() {
         assert_eq!(parse_size("4GiB").unwrap(), 4 << 30);
         assert_eq!(parse_size("1.5G").unwrap(), 3 << 29);
         assert_eq!(parse_size("500M").unwrap(), 500 << 20);
-        assert!(parse_size("lots").is_err() && parse_size("0").is_err());
+        assert!(parse_size("lots").is_err() && parse_budget("0").is_err());
         let b = detect_budget(Some("2GiB"), "--max-memory").unwrap();
         assert_eq!((b.bytes, b.source.as_str()), (2 << 30, "--max-memory"));
         assert!(detect_budget(None, "").unwrap().bytes > 0);

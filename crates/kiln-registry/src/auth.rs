@@ -60,11 +60,31 @@ pub enum Source {
     Helper,
 }
 
-/// Credentials for `registry`: the environment first, then `GITHUB_TOKEN` for ghcr.io,
-/// then the docker config (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`),
-/// its credential helpers included.
-pub fn lookup(registry: &str) -> Option<(Credentials, Source)> {
-    if let (Ok(u), Ok(p)) = (
+/// What a client does with a registry, which decides whose credentials it may get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// kiln writes there (an image push, the remote cache): the registry the user
+    /// pointed kiln at.
+    Destination,
+    /// kiln only reads from there (a base image).
+    Source,
+}
+
+/// Credentials for `registry`: `REGISTRY_USERNAME`/`REGISTRY_PASSWORD` when they are
+/// meant for it (the host in `KILN_REGISTRY`, or when that is unset, the destination
+/// kiln was pointed at, never a base image's registry), then `GITHUB_TOKEN` for
+/// ghcr.io, then the docker config (`$DOCKER_CONFIG/config.json` or
+/// `~/.docker/config.json`), whose entries are per host, credential helpers included.
+pub fn lookup(registry: &str, purpose: Purpose) -> Option<(Credentials, Source)> {
+    let env_host = std::env::var("KILN_REGISTRY")
+        .ok()
+        .filter(|h| !h.is_empty());
+    let env_applies = match env_host {
+        Some(h) => h == registry,
+        None => purpose == Purpose::Destination,
+    };
+    if let (true, Ok(u), Ok(p)) = (
+        env_applies,
         std::env::var("REGISTRY_USERNAME"),
         std::env::var("REGISTRY_PASSWORD"),
     ) {
@@ -145,6 +165,44 @@ fn from_helper(helper: &str, server: &str) -> Option<Credentials> {
     ))
 }
 
+/// Whether Basic credentials for `registry` may go to the token `realm`: only over
+/// HTTPS to the registry's own host or a host of the registry's parent domain
+/// (`auth.docker.io` for `registry-1.docker.io`), or over plain HTTP to the same
+/// loopback host the registry is on.
+pub(crate) fn realm_may_receive_credentials(realm: &str, registry: &str) -> bool {
+    let host_of = |hostport: &str| -> String {
+        let h = hostport.rsplit_once(':').map_or(hostport, |(h, p)| {
+            if p.chars().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                hostport
+            }
+        });
+        h.to_ascii_lowercase()
+    };
+    let registry_host = host_of(registry);
+    let (scheme, rest) = match realm.split_once("://") {
+        Some((s, r)) => (s.to_ascii_lowercase(), r),
+        None => return false,
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return false;
+    }
+    let realm_host = host_of(authority);
+    match scheme.as_str() {
+        "https" => {
+            realm_host == registry_host
+                || registry_host
+                    .split_once('.')
+                    .filter(|(_, parent)| parent.contains('.'))
+                    .is_some_and(|(_, parent)| realm_host.ends_with(&format!(".{parent}")))
+        }
+        "http" => realm_host == registry_host && crate::is_loopback_host(&registry_host),
+        _ => false,
+    }
+}
+
 /// A `WWW-Authenticate` challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Challenge {
@@ -214,6 +272,34 @@ mod tests {
             })
         );
         assert_eq!(parse_challenge("Negotiate"), None);
+    }
+
+    #[test]
+    fn credentials_go_only_to_realms_of_the_registry() {
+        let ok = [
+            ("https://ghcr.io/token", "ghcr.io"),
+            ("https://auth.docker.io/token", "registry-1.docker.io"),
+            ("http://127.0.0.1:5000/token", "127.0.0.1:5000"),
+            (
+                "https://registry.example.com:8443/auth",
+                "registry.example.com:8443",
+            ),
+        ];
+        for (realm, registry) in ok {
+            assert!(realm_may_receive_credentials(realm, registry), "{realm}");
+        }
+        let refused = [
+            ("http://127.0.0.2:5000/token", "127.0.0.1:5000"),
+            ("http://ghcr.io/token", "ghcr.io"),
+            ("https://evil.example/token", "ghcr.io"),
+            ("https://ghcr.io.evil.example/token", "ghcr.io"),
+            ("https://x.io/token", "ghcr.io"),
+            ("https://user@ghcr.io/token", "ghcr.io"),
+            ("ftp://ghcr.io/token", "ghcr.io"),
+        ];
+        for (realm, registry) in refused {
+            assert!(!realm_may_receive_credentials(realm, registry), "{realm}");
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! upload (POST then one PUT), manifest PUT/GET, and token auth. Transport errors,
 //! timeouts and 5xx answers are retried with backoff; 4xx answers are not.
 
-use crate::auth::{self, parse_challenge, Challenge, Credentials, Source};
+use crate::auth::{self, parse_challenge, Challenge, Credentials, Purpose, Source};
 use crate::Reference;
 use kiln_diagnostics::{Error, Result};
 use std::io::Read;
@@ -46,6 +46,16 @@ impl Client {
     /// is set and the registry is on this machine or listed in
     /// `KILN_INSECURE_REGISTRIES` (comma-separated hosts).
     pub fn new(reference: &Reference, insecure: bool) -> Result<Self> {
+        Self::with_purpose(reference, insecure, Purpose::Destination)
+    }
+
+    /// A client that only reads `reference` (a base image): environment credentials
+    /// meant for the destination are not given to it.
+    pub fn for_pull(reference: &Reference, insecure: bool) -> Result<Self> {
+        Self::with_purpose(reference, insecure, Purpose::Source)
+    }
+
+    fn with_purpose(reference: &Reference, insecure: bool, purpose: Purpose) -> Result<Self> {
         let listed = std::env::var("KILN_INSECURE_REGISTRIES")
             .unwrap_or_default()
             .split(',')
@@ -61,7 +71,7 @@ impl Client {
             base: format!("{scheme}://{}", reference.registry),
             registry: reference.registry.clone(),
             repository: reference.repository.clone(),
-            credentials: auth::lookup(&reference.registry),
+            credentials: auth::lookup(&reference.registry, purpose),
             authorization: Mutex::new(None),
             backoff: Duration::from_millis(
                 std::env::var("KILN_REGISTRY_BACKOFF_MS")
@@ -271,8 +281,11 @@ impl Client {
                 if let Some(s) = &service {
                     req = req.query("service", s);
                 }
+                // Credentials go to the realm only when it belongs to the registry.
                 if let Some((c, _)) = &self.credentials {
-                    req = req.set("Authorization", &c.basic());
+                    if auth::realm_may_receive_credentials(&realm, &self.registry) {
+                        req = req.set("Authorization", &c.basic());
+                    }
                 }
                 let answer = match req.call() {
                     Ok(r) => r,
@@ -305,7 +318,7 @@ impl Client {
     /// An error for an unexpected answer.
     pub(crate) fn unexpected(&self, what: &str, a: &Answer) -> Error {
         let body = String::from_utf8_lossy(&a.body);
-        let detail: String = body.chars().take(300).collect();
+        let detail = kiln_diagnostics::printable(body.trim(), 300);
         Error::remote(format!(
             "registry `{}` answered {} to {what}: {}",
             self.registry,

@@ -11,9 +11,9 @@ mod auth;
 mod client;
 mod reference;
 
-pub use auth::{lookup as lookup_credentials, Credentials, Source};
+pub use auth::{lookup as lookup_credentials, Credentials, Purpose, Source};
 pub use client::Client;
-pub use reference::{is_loopback_host, Reference};
+pub use reference::{is_loopback_host, is_valid_tag, Reference};
 
 use client::Body;
 use kiln_diagnostics::{Error, Result};
@@ -41,6 +41,15 @@ impl Client {
         tags: &[String],
         on_blob: &dyn Fn(&Descriptor, bool),
     ) -> Result<PushReport> {
+        // Every tag is checked before anything is uploaded: a bad one later in the
+        // list must not leave the earlier ones pushed.
+        if let Some(bad) = tags.iter().find(|t| !reference::is_valid_tag(t)) {
+            return Err(Error::usage(format!(
+                "invalid tag `{}`",
+                kiln_diagnostics::printable(bad, 140)
+            ))
+            .hint("tags are letters, digits, `_`, `.` and `-`, at most 128, not starting with `.` or `-`"));
+        }
         let mut report = PushReport {
             digest: built.index.digest.clone(),
             ..Default::default()

@@ -50,12 +50,7 @@ impl Reference {
                         ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch)
                     })
             });
-        let valid_tag = tag.as_ref().is_none_or(|t| {
-            !t.is_empty()
-                && t.len() <= 128
-                && t.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-        });
+        let valid_tag = tag.as_deref().is_none_or(is_valid_tag);
         if !valid_repo || !valid_tag {
             return Err(bad());
         }
@@ -113,6 +108,19 @@ impl std::fmt::Display for Reference {
     }
 }
 
+/// Whether `tag` is a tag the distribution spec allows:
+/// `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+pub fn is_valid_tag(tag: &str) -> bool {
+    tag.len() <= 128
+        && tag
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+}
+
 /// Whether `host` (no port) is this machine: `localhost`, an IPv4 address in
 /// 127.0.0.0/8, or `[::1]`; a name merely starting with `127.` is not.
 pub fn is_loopback_host(host: &str) -> bool {
@@ -126,6 +134,24 @@ pub fn is_loopback_host(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tags_follow_the_distribution_spec() {
+        for ok in ["latest", "v1.2.3", "_x", "a".repeat(128).as_str()] {
+            assert!(is_valid_tag(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            ".x",
+            "-x",
+            "a b",
+            "x/y",
+            "a".repeat(129).as_str(),
+            "t\u{1b}[2J",
+        ] {
+            assert!(!is_valid_tag(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn only_real_loopback_addresses_are_loopback() {

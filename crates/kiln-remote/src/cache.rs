@@ -1,6 +1,7 @@
 //! Read-through and write-back between the local cache and a [`Remote`].
 
 use crate::{Remote, Upload};
+use hmac::Mac;
 use kiln_cache::{printable, Entry, Learned, LocalCache, Wanted};
 use kiln_diagnostics::{Error, Kind, Result};
 use std::collections::BTreeSet;
@@ -15,6 +16,9 @@ const PARALLEL: usize = 8;
 pub struct RemoteCache {
     remote: Box<dyn Remote>,
     upload: Upload,
+    /// The team's signing key: entries uploaded are signed with it, and entries
+    /// fetched must carry a valid signature.
+    signing_key: Option<Vec<u8>>,
     alive: AtomicBool,
     skipped: Mutex<Option<String>>,
     warnings: Mutex<Vec<String>>,
@@ -50,6 +54,7 @@ impl RemoteCache {
         let r = RemoteCache {
             remote,
             upload,
+            signing_key: None,
             alive: AtomicBool::new(true),
             skipped: Mutex::new(None),
             warnings: Mutex::new(Vec::new()),
@@ -62,6 +67,34 @@ impl RemoteCache {
             r.fail(&e);
         }
         r
+    }
+
+    /// Signs uploads with `key` and accepts only entries it signed (HMAC-SHA256).
+    pub fn with_signing_key(mut self, key: Option<Vec<u8>>) -> Self {
+        self.signing_key = key.filter(|k| !k.is_empty());
+        self
+    }
+
+    /// The signature of `entry` under the signing key.
+    fn sign(&self, entry: &Entry) -> Option<String> {
+        let key = self.signing_key.as_ref()?;
+        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+        mac.update(&entry.signed_bytes());
+        Some(kiln_fs::hex(&mac.finalize().into_bytes()))
+    }
+
+    /// Whether `entry` may be used: always without a signing key; with one, only when
+    /// its signature verifies (compared in constant time).
+    fn trusted(&self, entry: &Entry) -> bool {
+        let Some(key) = &self.signing_key else {
+            return true;
+        };
+        let Some(sig) = entry.signature.as_deref().and_then(unhex) else {
+            return false;
+        };
+        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+        mac.update(&entry.signed_bytes());
+        mac.verify_slice(&sig).is_ok()
     }
 
     /// Whether the remote is still being used.
@@ -168,7 +201,17 @@ impl RemoteCache {
             return false;
         };
         let entry = match serde_json::from_slice::<Entry>(&bytes) {
-            Ok(e) if e.answers(want) && kiln_fs::is_sha256_hex(&e.sha256) => e,
+            Ok(e) if e.answers(want) && kiln_fs::is_sha256_hex(&e.sha256) => {
+                if !self.trusted(&e) {
+                    self.warn(format!(
+                        "the remote entry for {} {} is not signed with this team's signing key; ignored and rebuilt",
+                        want.binary,
+                        short(key)
+                    ));
+                    return false;
+                }
+                e
+            }
             _ => {
                 self.warn(format!(
                     "the remote entry for {} {} is unreadable or not the one asked for; rebuilt instead",
@@ -273,7 +316,11 @@ impl RemoteCache {
                 self.remote.put_blob(&entry.sha256, entry.size, &blob)?;
                 self.bytes_up.fetch_add(entry.size, Ordering::SeqCst);
             }
-            let json = serde_json::to_vec_pretty(entry).expect("entry serializes");
+            let signed = Entry {
+                signature: self.sign(entry),
+                ..entry.clone()
+            };
+            let json = serde_json::to_vec_pretty(&signed).expect("entry serializes");
             self.remote.put_entry(&entry.key, &json)
         });
         if done.is_some() {
@@ -293,6 +340,18 @@ impl RemoteCache {
             warnings: self.warnings.lock().expect("lock").clone(),
         }
     }
+}
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
 }
 
 fn short(s: &str) -> &str {

@@ -752,3 +752,83 @@ fn podman_builds_the_generated_dockerfile_for_both_platforms_and_it_runs() {
         .args(["manifest", "rm", &name])
         .output();
 }
+
+/// A fake registry on 127.0.0.1 whose every answer is a Bearer challenge naming
+/// `realm`, and a realm server on `realm_ip` that records each request's headers.
+/// Returns whether the realm ever received Basic credentials.
+fn realm_received_credentials(realm_ip: &str) -> bool {
+    let registry = TcpListener::bind("127.0.0.1:0").unwrap();
+    let realm = TcpListener::bind((realm_ip, 0)).unwrap();
+    let (reg_port, realm_port) = (
+        registry.local_addr().unwrap().port(),
+        realm.local_addr().unwrap().port(),
+    );
+    let challenge =
+        format!("Bearer realm=\"http://{realm_ip}:{realm_port}/token\",service=\"test\"");
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let serve = |listener: TcpListener,
+                 answer: String,
+                 seen: Option<Arc<std::sync::Mutex<Vec<String>>>>| {
+        listener.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while std::time::Instant::now() < deadline {
+                let Ok((mut s, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                s.set_nonblocking(false).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut buf = [0u8; 8192];
+                let n = s.read(&mut buf).unwrap_or(0);
+                if let Some(seen) = &seen {
+                    seen.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                }
+                let _ = s.write_all(answer.as_bytes());
+            }
+        });
+    };
+    serve(
+        registry,
+        format!("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: {challenge}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+        None,
+    );
+    serve(
+        realm,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{\"token\":\"abc\"}".into(),
+        Some(seen.clone()),
+    );
+    let ws = TempWorkspace::built_chronik();
+    let mut cmd = kiln_command(ws.root());
+    cmd.args([
+        "image",
+        "--insecure",
+        "--push",
+        &format!("127.0.0.1:{reg_port}/chronik:t"),
+    ])
+    .env("REGISTRY_USERNAME", "kiln-user")
+    .env("REGISTRY_PASSWORD", "kiln-password")
+    .env("KILN_REGISTRY_BACKOFF_MS", "10")
+    .env("DOCKER_CONFIG", ws.path(".no-docker-config"));
+    let run = Run::from(cmd.output().unwrap());
+    assert_ne!(run.code, 0, "the fake registry accepts nothing");
+    assert!(!run.stderr.contains("kiln-password"), "{}", run.stderr);
+    let requests = seen.lock().unwrap().clone();
+    assert!(!requests.is_empty(), "kiln asked the realm for a token");
+    requests
+        .iter()
+        .any(|r| r.to_ascii_lowercase().contains("authorization: basic"))
+}
+
+/// Basic credentials go to a token realm on the registry's own host, and never over
+/// plain HTTP to another host (127.0.0.2 is loopback too, but not the registry).
+#[test]
+fn registry_credentials_stay_with_their_registry() {
+    assert!(
+        realm_received_credentials("127.0.0.1"),
+        "control: same host gets them"
+    );
+    assert!(!realm_received_credentials("127.0.0.2"));
+}

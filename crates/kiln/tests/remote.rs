@@ -469,3 +469,56 @@ fn a_hostile_remote_cannot_write_files_or_capture_secrets() {
     assert!(!run.stderr.contains(secret) && !run.stdout.contains(secret));
     assert!(store(&a) == store(&c));
 }
+
+/// With a signing key, entries are signed on upload; a reader with the same key
+/// restores them, one with another key (or a tampered entry) rebuilds instead.
+#[test]
+fn signed_entries_are_used_only_with_the_right_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = format!("file://{}", dir.path().display());
+    let key = ("KILN_CACHE_SIGNING_KEY", "team-secret-1");
+    let a = TempWorkspace::chronik();
+    build(&a, &remote, &[("CI", "true"), key]).success();
+    for (_, bytes) in common::snapshot_dir(&dir.path().join("entries")) {
+        let e: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(e["signature"].as_str().map(str::len), Some(64), "{e}");
+        assert!(!String::from_utf8_lossy(&bytes).contains("team-secret-1"));
+    }
+    let run = build(&TempWorkspace::chronik(), &remote, &[key]);
+    run.success();
+    assert!(
+        run.stderr.contains("(0 built, 4 restored"),
+        "{}",
+        run.stderr
+    );
+    let run = build(
+        &TempWorkspace::chronik(),
+        &remote,
+        &[("KILN_CACHE_SIGNING_KEY", "another-key")],
+    );
+    run.success();
+    assert!(
+        run.stderr.contains("(4 built, 0 restored"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("not signed with this team's signing key"),
+        "{}",
+        run.stderr
+    );
+    // A signed entry changed after signing (here: its version) is refused too.
+    for (path, bytes) in common::snapshot_dir(&dir.path().join("entries")) {
+        let mut e: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        e["version"] = "9.9.9".into();
+        std::fs::write(path, serde_json::to_vec(&e).unwrap()).unwrap();
+    }
+    let run = build(&TempWorkspace::chronik(), &remote, &[key]);
+    run.success();
+    assert!(
+        run.stderr.contains("(4 built, 0 restored"),
+        "{}",
+        run.stderr
+    );
+}

@@ -180,7 +180,8 @@ pub(crate) fn image(cli: &Cli, args: &ImageArgs, r: &Reporter) -> Result<ExitCod
             Some(b) => {
                 let reference = Reference::parse(b)?;
                 r.status("Pulling", &format!("base image {reference}"));
-                let client = Client::new(&reference, args.insecure && reference.is_loopback())?;
+                let client =
+                    Client::for_pull(&reference, args.insecure && reference.is_loopback())?;
                 let arches: Vec<String> = targets.iter().map(|t| t.arch.clone()).collect();
                 Some(client.pull_base(&reference, &arches, &blobs)?)
             }

@@ -65,7 +65,9 @@ fn open_remote(ws: &Workspace, r: &Reporter) -> Result<Option<kiln_remote::Remot
     let upload = kiln_remote::Upload::parse(config.upload.as_deref().unwrap_or("ci"))?;
     let timeout = std::time::Duration::from_secs(config.timeout.unwrap_or(5).max(1));
     let remote = kiln_remote::open(&url, config.insecure.unwrap_or(false), timeout)?;
-    let cache = kiln_remote::RemoteCache::new(remote, upload);
+    // The signing key comes from the environment only (a CI secret), never a file.
+    let key = std::env::var_os("KILN_CACHE_SIGNING_KEY").map(|k| k.into_encoded_bytes());
+    let cache = kiln_remote::RemoteCache::new(remote, upload).with_signing_key(key);
     if let Some(why) = cache.stats().skipped {
         r.warn(&format!("remote cache skipped, building locally: {why}"));
     }
