@@ -3,7 +3,7 @@
 set -euo pipefail
 # kiln would wrap rustc in sccache when installed; the plain cargo it is compared with does not.
 export KILN_SCCACHE=off
-cd "$(dirname "$0")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo build --release -q -p kiln
 kiln=$PWD/target/release/kiln
 work=$(mktemp -d)
@@ -21,8 +21,18 @@ plain_build() {
 }
 
 now() { date +%s.%N; }
-# Seconds a command takes, its output discarded.
-timed() { local s e; s=$(now); "$@" >/dev/null 2>&1; e=$(now); echo "$e - $s" | bc; }
+# Seconds a command takes, its output discarded; a command that fails stops the
+# bench with its output (a ratio from a failed run means nothing).
+timed() {
+    local s e out
+    s=$(now)
+    if ! out=$("$@" 2>&1); then
+        printf 'bench: `%s` failed:\n%s\n' "$*" "$out" >&2
+        return 1
+    fi
+    e=$(now)
+    echo "$e - $s" | bc
+}
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # A copy of examples/chronik's sources at $1.
 fresh_copy() { rm -rf "$1"; cp -r examples/chronik "$1"; rm -rf "$1/target" "$1/artifacts"; }
