@@ -205,9 +205,9 @@ impl KeyContext {
     pub(crate) fn learned_ids(&self) -> BTreeSet<String> {
         self.src
             .graphs
-            .values()
-            .flat_map(|g| g.nodes.iter())
-            .map(|n| self.learned_id(n))
+            .iter()
+            .flat_map(|((_, triple), g)| g.nodes.iter().map(move |n| (n, triple)))
+            .map(|(n, triple)| self.learned_id(n, triple))
             .collect()
     }
 
@@ -268,7 +268,7 @@ impl KeyContext {
         }
         self.kiln_inputs(step, target, &mut i);
         for node in &self.graph(index, &target.triple).nodes {
-            self.node_inputs(node, &mut i, cache);
+            self.node_inputs(node, &target.triple, &mut i, cache);
         }
         i
     }
@@ -356,7 +356,13 @@ impl KeyContext {
         self.digests.lock().unwrap().clear();
     }
 
-    fn node_inputs(&self, node: &GraphNode, i: &mut Inputs, cache: Option<&LocalCache>) {
+    fn node_inputs(
+        &self,
+        node: &GraphNode,
+        triple: &str,
+        i: &mut Inputs,
+        cache: Option<&LocalCache>,
+    ) {
         let features: Vec<String> = node
             .features
             .split(',')
@@ -398,7 +404,7 @@ impl KeyContext {
                 );
             }
         }
-        let Some(learned) = cache.and_then(|c| c.learned(&self.learned_id(node))) else {
+        let Some(learned) = cache.and_then(|c| c.learned(&self.learned_id(node, triple))) else {
             return;
         };
         for f in &learned.files {
@@ -442,9 +448,12 @@ impl KeyContext {
         }
     }
 
-    /// The id under which a package's build-script declarations are kept: its name
-    /// and the digest of its sources, the same in every checkout.
-    fn learned_id(&self, node: &GraphNode) -> String {
+    /// The id under which a package's build-script declarations for one target are
+    /// kept: its name and the digest of its sources and the target, the same in every
+    /// checkout. Per target, because build scripts read per-target variables
+    /// (`CC_<triple>`): a record shared by targets would change one target's key when
+    /// another target is built.
+    fn learned_id(&self, node: &GraphNode, triple: &str) -> String {
         let identity = match self.member(node) {
             Some(member) => self.member_digest(member).id.clone(),
             None => {
@@ -452,7 +461,8 @@ impl KeyContext {
                 sha(&kiln_fingerprint::canonical_encoding(&(source, checksum)))
             }
         };
-        format!("{}-{}", node.name, &sha(identity.as_bytes())[..16])
+        let digest = sha(&kiln_fingerprint::canonical_encoding(&(identity, triple)));
+        format!("{}-{}", node.name, &digest[..16])
     }
 
     /// After a build: records what the build scripts of `step`'s graph declared
@@ -503,7 +513,7 @@ impl KeyContext {
             }
         }
         for (node, learned) in by_package.into_values() {
-            let id = self.learned_id(node);
+            let id = self.learned_id(node, &target.triple);
             let mut merged = cache.learned(&id).unwrap_or_default();
             let before = merged.clone();
             merged.files.extend(learned.files);
@@ -708,7 +718,9 @@ mod tests {
             files: Default::default(),
             env: ["PATH".to_string()].into_iter().collect(),
         };
-        cache.set_learned(&ctx.learned_id(&node), &learned).unwrap();
+        cache
+            .set_learned(&ctx.learned_id(&node, &target().triple), &learned)
+            .unwrap();
         let i = ctx.inputs(
             0,
             &step(&d.path().join("n")),

@@ -84,13 +84,14 @@ pub fn is_safe_component(name: &str) -> bool {
             .any(|c| c == '/' || c == '\\' || c.is_control())
 }
 
-/// Whether `name` is an environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
+/// Whether `name` is an environment variable name a build script may ask for:
+/// `[A-Za-z_][A-Za-z0-9_.-]*` (the cc crate reads `CC_<target triple>`, with dashes).
 pub fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 /// The result of a lookup.
@@ -166,7 +167,10 @@ mod tests {
         }
         assert!(is_safe_component("chronik-server"));
         assert!(is_env_name("CC_x86_64_unknown_linux_musl"));
-        assert!(!is_env_name("1X") && !is_env_name("A-B") && !is_env_name(""));
+        assert!(is_env_name("CC_aarch64-unknown-linux-musl"));
+        assert!(
+            !is_env_name("1X") && !is_env_name("A B") && !is_env_name("A=B") && !is_env_name("")
+        );
         let planted = Learned {
             files: ["/etc/hostname", "../../../../root", "ok/file.h", "a/../b"]
                 .map(String::from)

@@ -104,9 +104,10 @@ pub fn github(o: &Options) -> Result<String> {
     let push_image = c.push_image.unwrap_or(true);
     let release = c.release.unwrap_or(true) && push_image;
     let image = c.image.clone();
-    // Binaries travel from build jobs to the image job through the remote cache when
-    // there is one, else through a shared-directory cache carried as artifacts.
-    let slices = o.remote.is_none();
+    // Binaries travel from build jobs to later jobs through a shared-directory cache
+    // carried as artifacts: build jobs never write to the remote cache (they may run a
+    // pull request's code); the `publish` job, on pushes only, copies them there.
+    let remote = o.remote.is_some();
 
     let mut y = String::new();
     let w = &mut y;
@@ -164,7 +165,7 @@ pub fn github(o: &Options) -> Result<String> {
     line(w, 1, "plan:");
     line(w, 2, "name: Plan (affected binaries)");
     line(w, 2, &format!("runs-on: {runner}"));
-    remote_access(w, o, false);
+    read_only(w, remote);
     line(w, 2, "outputs:");
     line(w, 3, "matrix: ${{ steps.affected.outputs.matrix }}");
     line(w, 3, "empty: ${{ steps.affected.outputs.empty }}");
@@ -182,6 +183,9 @@ pub fn github(o: &Options) -> Result<String> {
     );
     line(w, 5, "PUSH_BEFORE: ${{ github.event.before }}");
     line(w, 5, "REF_TYPE: ${{ github.ref_type }}");
+    if remote {
+        remote_read_env(w);
+    }
     line(w, 4, "run: |");
     script(w, 5, &[
         "set -euo pipefail",
@@ -207,7 +211,7 @@ pub fn github(o: &Options) -> Result<String> {
     line(w, 2, "needs: plan");
     line(w, 2, "if: needs.plan.outputs.empty == 'false'");
     line(w, 2, &format!("runs-on: {runner}"));
-    remote_access(w, o, true);
+    read_only(w, remote);
     line(w, 2, "strategy:");
     line(w, 3, "fail-fast: false");
     line(w, 3, "matrix: ${{ fromJSON(needs.plan.outputs.matrix) }}");
@@ -226,7 +230,10 @@ pub fn github(o: &Options) -> Result<String> {
     line(w, 4, "env:");
     line(w, 5, "PACKAGES: ${{ matrix.packages }}");
     line(w, 5, "TARGET: ${{ matrix.target }}");
-    if slices {
+    if remote {
+        remote_read_env(w);
+        line(w, 5, "SLICE: file://${{ runner.temp }}/kiln-slice");
+    } else {
         line(
             w,
             5,
@@ -247,8 +254,12 @@ pub fn github(o: &Options) -> Result<String> {
         "kiln build --target \"$TARGET\" \"${args[@]}\" --metrics-out kiln-metrics --message-format json > kiln-build.jsonl",
         "kiln verify",
     ];
-    if slices {
-        // Restored binaries too, not only the ones built here.
+    if remote {
+        // Restored binaries too, not only the ones built here, into the slice.
+        build.push(
+            "KILN_REMOTE_CACHE=\"$SLICE\" kiln cache push --target \"$TARGET\" \"${args[@]}\"",
+        );
+    } else {
         build.push("kiln cache push --target \"$TARGET\" \"${args[@]}\"");
     }
     script(w, 5, &build);
@@ -263,17 +274,15 @@ pub fn github(o: &Options) -> Result<String> {
     line(w, 6, &format!("{}/", o.artifact_dir));
     line(w, 6, "kiln-build.jsonl");
     line(w, 6, "kiln-metrics/");
-    if slices {
-        line(w, 3, &format!("- uses: {}", action("upload")?));
-        line(w, 4, "with:");
-        line(
-            w,
-            5,
-            "name: kiln-slice-${{ matrix.platform }}-${{ strategy.job-index }}",
-        );
-        line(w, 5, "path: ${{ runner.temp }}/kiln-slice");
-        line(w, 5, "include-hidden-files: true");
-    }
+    line(w, 3, &format!("- uses: {}", action("upload")?));
+    line(w, 4, "with:");
+    line(
+        w,
+        5,
+        "name: kiln-slice-${{ matrix.platform }}-${{ strategy.job-index }}",
+    );
+    line(w, 5, "path: ${{ runner.temp }}/kiln-slice");
+    line(w, 5, "include-hidden-files: true");
 
     if push_image {
         line(w, 0, "");
@@ -286,14 +295,6 @@ pub fn github(o: &Options) -> Result<String> {
         line(w, 2, "permissions:");
         line(w, 3, "contents: read");
         line(w, 3, "packages: write");
-        if o.remote.is_some() {
-            line(w, 2, "env:");
-            line(
-                w,
-                3,
-                "GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}  # the remote cache's credentials",
-            );
-        }
         line(w, 2, "steps:");
         checkout(w, &action("checkout")?, false);
         line(w, 3, &format!("- uses: {}", action("cache-restore")?));
@@ -302,13 +303,7 @@ pub fn github(o: &Options) -> Result<String> {
         line(w, 5, "key: kiln-${{ runner.os }}-image-${{ github.sha }}");
         line(w, 5, "restore-keys: |");
         line(w, 6, "kiln-${{ runner.os }}-");
-        if slices {
-            line(w, 3, &format!("- uses: {}", action("download")?));
-            line(w, 4, "with:");
-            line(w, 5, "pattern: kiln-slice-*");
-            line(w, 5, "path: ${{ runner.temp }}/kiln-slice");
-            line(w, 5, "merge-multiple: true");
-        }
+        download_slices(w, &action("download")?);
         line(w, 3, &format!("- uses: {}", action("sccache")?));
         setup_steps(w, c, &install, true);
         line(
@@ -316,8 +311,12 @@ pub fn github(o: &Options) -> Result<String> {
             3,
             "- name: Every binary (restored from this run's builds and the cache)",
         );
-        if slices {
-            line(w, 4, "env:");
+        line(w, 4, "env:");
+        if remote {
+            remote_read_env(w);
+            signing_key_env(w);
+            line(w, 5, "SLICE: file://${{ runner.temp }}/kiln-slice");
+        } else {
             line(
                 w,
                 5,
@@ -325,7 +324,12 @@ pub fn github(o: &Options) -> Result<String> {
             );
         }
         line(w, 4, "run: |");
-        script(w, 5, &["set -euo pipefail", "kiln build", "kiln verify"]);
+        let mut every = vec!["set -euo pipefail"];
+        if remote {
+            every.push("KILN_REMOTE_CACHE=\"$SLICE\" kiln cache pull");
+        }
+        every.extend(["kiln build", "kiln verify"]);
+        script(w, 5, &every);
         line(w, 3, "- name: kiln image --push");
         line(w, 4, "env:");
         line(w, 5, "GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}");
@@ -349,12 +353,28 @@ pub fn github(o: &Options) -> Result<String> {
         line(w, 5, &format!("path: {}/", o.artifact_dir));
     }
 
+    if remote {
+        publish_job(
+            w,
+            c,
+            &install,
+            &runner,
+            &action("checkout")?,
+            &action("download")?,
+            &action("sccache")?,
+        );
+    }
+
     if release {
         line(w, 0, "");
         line(w, 1, "release:");
         line(w, 2, "name: GitHub Release");
         line(w, 2, "needs: image");
-        line(w, 2, "if: startsWith(github.ref, 'refs/tags/v')");
+        line(
+            w,
+            2,
+            "if: github.event_name == 'push' && startsWith(github.ref, 'refs/tags/v')",
+        );
         line(w, 2, &format!("runs-on: {runner}"));
         line(w, 2, "permissions:");
         line(w, 3, "contents: write");
@@ -398,29 +418,100 @@ fn cache_paths(w: &mut String) {
     }
 }
 
-/// Job-level access for a remote cache: a registry token (ghcr.io takes
-/// GITHUB_TOKEN), and `packages` permission (`write` where binaries are uploaded).
-fn remote_access(w: &mut String, o: &Options, write: bool) {
-    if o.remote.is_none() {
-        return;
-    }
+/// The permissions of a job that may run a pull request's code: read-only.
+fn read_only(w: &mut String, remote: bool) {
     line(w, 2, "permissions:");
     line(w, 3, "contents: read");
+    if remote {
+        line(w, 3, "packages: read");
+    }
+}
+
+/// The environment of a step that reads the remote cache: a read-only token (ghcr.io
+/// takes GITHUB_TOKEN) given to that step alone, and no uploads.
+fn remote_read_env(w: &mut String) {
     line(
         w,
-        3,
-        if write {
-            "packages: write"
-        } else {
-            "packages: read"
-        },
+        5,
+        "GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}  # read access to the remote cache",
     );
-    line(w, 2, "env:");
     line(
         w,
-        3,
-        "GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}  # the remote cache's credentials",
+        5,
+        "KILN_CACHE_UPLOAD: never  # only the publish job writes to the shared cache",
     );
+}
+
+/// The signing key, from a repository secret, for the jobs that run on pushes only
+/// (signing and checking what ships); empty when the secret is not set (signing off).
+fn signing_key_env(w: &mut String) {
+    line(
+        w,
+        5,
+        "KILN_CACHE_SIGNING_KEY: ${{ secrets.KILN_CACHE_SIGNING_KEY }}",
+    );
+}
+
+/// Downloads every build job's slice into one shared-directory cache.
+fn download_slices(w: &mut String, download: &str) {
+    line(w, 3, &format!("- uses: {download}"));
+    line(w, 4, "with:");
+    line(w, 5, "pattern: kiln-slice-*");
+    line(w, 5, "path: ${{ runner.temp }}/kiln-slice");
+    line(w, 5, "merge-multiple: true");
+}
+
+/// The one job that writes to the remote cache: on pushes only (never for a pull
+/// request), it copies this run's binaries from the slices into the remote.
+fn publish_job(
+    w: &mut String,
+    c: &CiConfig,
+    install: &str,
+    runner: &str,
+    checkout_action: &str,
+    download: &str,
+    sccache: &str,
+) {
+    line(w, 0, "");
+    line(w, 1, "publish:");
+    line(w, 2, "name: Publish to the remote cache");
+    line(w, 2, "needs: build");
+    line(
+        w,
+        2,
+        "# Pushes only: a pull request's builds never write to the shared cache.",
+    );
+    line(
+        w,
+        2,
+        "if: github.event_name == 'push' && needs.build.result == 'success'",
+    );
+    line(w, 2, &format!("runs-on: {runner}"));
+    line(w, 2, "permissions:");
+    line(w, 3, "contents: read");
+    line(w, 3, "packages: write");
+    line(w, 2, "steps:");
+    checkout(w, checkout_action, false);
+    download_slices(w, download);
+    line(w, 3, &format!("- uses: {sccache}"));
+    setup_steps(w, c, install, true);
+    line(w, 3, "- name: This run's binaries into the local cache");
+    line(w, 4, "env:");
+    line(
+        w,
+        5,
+        "KILN_REMOTE_CACHE: file://${{ runner.temp }}/kiln-slice",
+    );
+    line(w, 4, "run: kiln cache pull");
+    line(w, 3, "- name: kiln cache push");
+    line(w, 4, "env:");
+    line(
+        w,
+        5,
+        "GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}  # write access to the remote cache",
+    );
+    signing_key_env(w);
+    line(w, 4, "run: kiln cache push");
 }
 
 fn line(w: &mut String, indent: usize, text: &str) {
@@ -439,8 +530,13 @@ fn script(w: &mut String, indent: usize, lines: &[&str]) {
 
 fn checkout(w: &mut String, action: &str, full_history: bool) {
     line(w, 3, &format!("- uses: {action}"));
+    line(w, 4, "with:");
+    line(
+        w,
+        5,
+        "persist-credentials: false  # no token left in .git/config for later steps",
+    );
     if full_history {
-        line(w, 4, "with:");
         line(
             w,
             5,

@@ -211,12 +211,9 @@ fn git(dir: &Path, args: &[&str]) -> String {
     tool("git", args, dir).trim().to_string()
 }
 
-#[test]
-fn the_plan_and_build_scripts_work_on_a_real_history() {
-    // A repository of the example (its built target dir copied in, git-ignored), with
-    // a first commit and a second one that edits chronik-storage.
-    let ws = TempWorkspace::chronik();
-    let yaml = generate(&ws);
+/// A git repository of `ws` with a first commit and a second one that edits
+/// chronik-storage; returns both commits.
+fn history(ws: &TempWorkspace) -> (String, String) {
     for args in [
         &["init", "-q", "-b", "main"][..],
         &["config", "user.email", "ci@example.com"],
@@ -230,24 +227,35 @@ fn the_plan_and_build_scripts_work_on_a_real_history() {
     let lib = "crates/chronik-storage/src/lib.rs";
     ws.write(lib, &format!("{}\n// a change on main\n", ws.read(lib)));
     git(ws.root(), &["commit", "-qam", "storage"]);
-    let head = git(ws.root(), &["rev-parse", "HEAD"]);
+    (first, git(ws.root(), &["rev-parse", "HEAD"]))
+}
+
+/// The environment a runner gives the scripts: kiln on PATH, CI, a kiln cache.
+fn runner_env(bin: &Path, cache: &Path, head: &str) -> BTreeMap<&'static str, String> {
+    let mut env: BTreeMap<&str, String> = BTreeMap::new();
+    env.insert(
+        "PATH",
+        format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+    );
+    env.insert("GITHUB_SHA", head.to_string());
+    env.insert("CI", "true".into());
+    env.insert("KILN_CACHE_DIR", cache.display().to_string());
+    env
+}
+
+#[test]
+fn the_plan_and_build_scripts_work_on_a_real_history() {
+    // A repository of the example (its built target dir copied in, git-ignored), with
+    // a first commit and a second one that edits chronik-storage.
+    let ws = TempWorkspace::chronik();
+    let yaml = generate(&ws);
+    let (first, head) = history(&ws);
 
     let bin = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kiln"), bin.path().join("kiln")).unwrap();
     let slice = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let mut env: BTreeMap<&str, String> = BTreeMap::new();
-    env.insert(
-        "PATH",
-        format!(
-            "{}:{}",
-            bin.path().display(),
-            std::env::var("PATH").unwrap()
-        ),
-    );
-    env.insert("GITHUB_SHA", head.clone());
-    env.insert("CI", "true".into());
-    env.insert("KILN_CACHE_DIR", cache.path().display().to_string());
+    let env = runner_env(bin.path(), cache.path(), &head);
     let mut values: BTreeMap<&str, String> = BTreeMap::new();
     values.insert("github.event_name", "push".into());
     values.insert("github.event.pull_request.base.sha", String::new());
@@ -316,4 +324,134 @@ fn kilns_own_workflow_is_up_to_date() {
     let mut cmd = kiln_command(&common::repo_root());
     cmd.args(["ci", "github", "--check"]);
     Run::from(cmd.output().unwrap()).success();
+}
+
+/// The trust model of the generated workflow, checked on its structure: a pull
+/// request's jobs can't write anywhere, tokens are given to steps, not jobs, and
+/// checkouts leave no credentials behind.
+#[test]
+fn pull_requests_get_read_only_tokens_and_never_write_the_shared_cache() {
+    let ws = workspace(REMOTE_CACHE);
+    let yaml = generate(&ws);
+    let jobs = jobs(&yaml);
+    let jobs = jobs.as_mapping().unwrap();
+    for (name, job) in jobs {
+        let name = name.as_str().unwrap();
+        let perms = serde_yaml::to_string(&job["permissions"]).unwrap();
+        let condition = job["if"].as_str().unwrap_or_default();
+        let push_only = condition.contains("github.event_name == 'push'");
+        if perms.contains("write") {
+            assert!(
+                push_only,
+                "job `{name}` can write and runs for pull requests: {condition}"
+            );
+        }
+        assert!(
+            job.get("env")
+                .is_none_or(|e| !serde_yaml::to_string(e).unwrap().contains("secrets.")),
+            "job `{name}` hands a secret to every step"
+        );
+        for step in job["steps"].as_sequence().unwrap() {
+            if step["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("actions/checkout"))
+            {
+                assert_eq!(
+                    step["with"]["persist-credentials"],
+                    serde_yaml::Value::Bool(false),
+                    "{name}"
+                );
+            }
+            let env = serde_yaml::to_string(&step["env"]).unwrap();
+            if !push_only
+                && step["run"].as_str().is_some_and(|r| r.contains("kiln"))
+                && env.contains("GITHUB_TOKEN")
+            {
+                assert!(
+                    env.contains("KILN_CACHE_UPLOAD: never"),
+                    "{name}: a reading step may upload"
+                );
+            }
+        }
+    }
+    for job in ["plan", "build"] {
+        assert!(
+            !serde_yaml::to_string(&jobs[&serde_yaml::Value::from(job)]["permissions"])
+                .unwrap()
+                .contains("write")
+        );
+    }
+    let publish = &jobs[&serde_yaml::Value::from("publish")];
+    assert!(serde_yaml::to_string(publish)
+        .unwrap()
+        .contains("kiln cache push"));
+}
+
+/// With a remote cache, a pull request's plan and builds read it but never write it;
+/// the publish job (pushes only) copies the run's binaries there, and the image job
+/// gets every binary from the run's slices, the remote, or a build.
+#[test]
+fn a_pull_request_never_writes_the_remote_and_publish_does() {
+    let remote = tempfile::tempdir().unwrap();
+    let ws = TempWorkspace::chronik();
+    let manifest = ws.read("Cargo.toml");
+    ws.write(
+        "Cargo.toml",
+        &format!(
+            "{manifest}\n[workspace.metadata.kiln.cache]\nremote = \"file://{}\"\n",
+            remote.path().display()
+        ),
+    );
+    let yaml = generate(&ws);
+    let (first, head) = history(&ws);
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kiln"), bin.path().join("kiln")).unwrap();
+    let (slice, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let env = runner_env(bin.path(), cache.path(), &head);
+    let mut values: BTreeMap<&str, String> = BTreeMap::new();
+    values.insert("github.event_name", "pull_request".into());
+    values.insert("github.event.pull_request.base.sha", first);
+    values.insert("github.event.before", String::new());
+    values.insert("github.ref_type", "branch".into());
+    values.insert("runner.temp", slice.path().display().to_string());
+    values.insert("secrets.GITHUB_TOKEN", "read-token".into());
+    values.insert("secrets.KILN_CACHE_SIGNING_KEY", String::new());
+    let jobs = jobs(&yaml);
+    let output = run_job(&jobs["plan"], ws.root(), &env, &values);
+    let matrix: Value = serde_json::from_str(
+        output
+            .lines()
+            .find_map(|l| l.strip_prefix("matrix="))
+            .expect(&output),
+    )
+    .unwrap();
+    for e in matrix["include"].as_array().unwrap() {
+        let mut v = values.clone();
+        v.insert("matrix.packages", e["packages"].as_str().unwrap().into());
+        v.insert("matrix.target", e["target"].as_str().unwrap().into());
+        run_job(&jobs["build"], ws.root(), &env, &v);
+    }
+    let entries = |dir: &Path| std::fs::read_dir(dir.join("entries")).map_or(0, |d| d.count());
+    assert_eq!(
+        entries(remote.path()),
+        0,
+        "a pull request wrote to the remote"
+    );
+    assert_eq!(entries(&slice.path().join("kiln-slice")), 2);
+
+    // After the merge, on the push: publish copies the run's binaries to the remote.
+    let publish_cache = tempfile::tempdir().unwrap();
+    let publish_env = runner_env(bin.path(), publish_cache.path(), &head);
+    run_job(&jobs["publish"], ws.root(), &publish_env, &values);
+    assert_eq!(
+        entries(remote.path()),
+        2,
+        "publish uploads what the builds made"
+    );
+    std::fs::remove_dir_all(ws.path("artifacts")).unwrap();
+    let image_cache = tempfile::tempdir().unwrap();
+    let image_env = runner_env(bin.path(), image_cache.path(), &head);
+    run_job(&jobs["image"], ws.root(), &image_env, &values);
+    let checksums: Value = serde_json::from_str(&ws.read("artifacts/checksums.json")).unwrap();
+    assert_eq!(checksums["artifacts"].as_array().unwrap().len(), 4);
 }

@@ -62,7 +62,17 @@ fn open_remote(ws: &Workspace, r: &Reporter) -> Result<Option<kiln_remote::Remot
     let Some(url) = url else {
         return Ok(None);
     };
-    let upload = kiln_remote::Upload::parse(config.upload.as_deref().unwrap_or("ci"))?;
+    // `KILN_CACHE_UPLOAD` overrides `upload` (the generated workflow sets `never` for
+    // builds that must not write to the shared cache).
+    let upload_env = std::env::var("KILN_CACHE_UPLOAD")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let upload = kiln_remote::Upload::parse(
+        upload_env
+            .as_deref()
+            .or(config.upload.as_deref())
+            .unwrap_or("ci"),
+    )?;
     let timeout = std::time::Duration::from_secs(config.timeout.unwrap_or(5).max(1));
     let remote = kiln_remote::open(&url, config.insecure.unwrap_or(false), timeout)?;
     // The signing key comes from the environment only (a CI secret), never a file.
