@@ -115,17 +115,24 @@ impl Store {
         }
         let mut checksums = self.read_checksums().unwrap_or_default();
         let mut records = Vec::new();
+        let mut dirs = std::collections::BTreeSet::new();
         for s in staged {
             for (tmp, dest) in &s.renames {
                 fs::rename(tmp, dest).io_context("rename into", dest)?;
+                dirs.extend(dest.parent().map(Path::to_path_buf));
             }
             checksums.upsert(s.record.clone());
             records.push(s.record);
+        }
+        // The renames are durable before checksums.json names what they installed.
+        for dir in &dirs {
+            kiln_fs::sync_dir(dir)?;
         }
         records.sort_by(|a, b| a.path.cmp(&b.path));
         let mut json = serde_json::to_vec_pretty(&checksums).expect("checksums serialize");
         json.push(b'\n');
         write_atomic(&self.root.join(CHECKSUMS), &json)?;
+        kiln_fs::sync_dir(&self.root)?;
         Ok(records)
     }
 

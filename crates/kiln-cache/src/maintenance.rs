@@ -3,6 +3,9 @@
 use crate::LocalCache;
 use kiln_diagnostics::{IoContext, Result};
 use kiln_fs::{lock, write_atomic, LockMode, TMP_MARK};
+
+/// How old a temp file must be before `gc` takes it for a killed writer's leftover.
+const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(3600);
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
@@ -140,6 +143,10 @@ impl LocalCache {
                 if !e.file_type().is_ok_and(|t| t.is_file()) {
                     continue;
                 }
+                // Temp files are another process's write in progress, not blobs.
+                if e.file_name().to_string_lossy().contains(TMP_MARK) {
+                    continue;
+                }
                 let size = e.metadata().map_or(0, |m| m.len());
                 out.insert(
                     e.file_name().to_string_lossy().into_owned(),
@@ -148,6 +155,27 @@ impl LocalCache {
             }
         }
         out
+    }
+
+    /// Removes temp files left by killed writers: only those older than
+    /// [`STALE_TEMP`], since a younger one may be a write in progress in another
+    /// process that does not hold the cache lock.
+    fn remove_stale_temp_files(&self) {
+        for sub in ["blobs", "entries"] {
+            for dir in read_dirs(&self.root.join(sub)) {
+                for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+                    let stale = e
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > STALE_TEMP);
+                    if stale && e.file_name().to_string_lossy().contains(TMP_MARK) {
+                        let _ = fs::remove_file(e.path());
+                    }
+                }
+            }
+        }
     }
 
     /// Counts entries, bytes and recent hit rate.
@@ -209,6 +237,7 @@ impl LocalCache {
             }
         }
         report.bytes_left = kept_bytes;
+        self.remove_stale_temp_files();
         write_atomic(&self.root.join(".last-gc"), b"")?;
         Ok(report)
     }
@@ -243,4 +272,30 @@ fn read_dirs(dir: &std::path::Path) -> Vec<PathBuf> {
         i += 1;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::LocalCache;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn gc_leaves_a_write_in_progress_alone_and_removes_stale_leftovers() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = LocalCache::open(Some(d.path().to_path_buf())).unwrap();
+        let dir = cache.root().join("blobs/ab");
+        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = kiln_fs::temp_path(&dir.join("ab".repeat(32)));
+        std::fs::write(&tmp, b"half a blob").unwrap();
+        cache.gc(u64::MAX).unwrap();
+        assert!(
+            tmp.is_file(),
+            "another process's write in progress was removed"
+        );
+        let f = std::fs::File::options().append(true).open(&tmp).unwrap();
+        f.set_modified(SystemTime::now() - Duration::from_secs(7200))
+            .unwrap();
+        cache.gc(u64::MAX).unwrap();
+        assert!(!tmp.exists(), "a killed writer's leftover stays");
+    }
 }

@@ -57,6 +57,19 @@ pub fn temp_path(dest: &Path) -> PathBuf {
     dest.with_file_name(format!(".{name}{TMP_MARK}{}-{n}", std::process::id()))
 }
 
+/// Syncs a directory, so the renames made in it survive a crash (a file's own sync
+/// doesn't cover the directory entry that names it). Not needed, and not possible,
+/// outside Unix.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .io_context("sync", dir)?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
 /// Writes `bytes` to `path` and syncs it.
 pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = File::create(path).io_context("create", path)?;

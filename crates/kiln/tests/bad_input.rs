@@ -162,3 +162,40 @@ fn unknown_target_in_config() {
         "unknown target `mips`",
     );
 }
+
+/// `kiln cache clear` in a workspace whose config is broken is an error: it must not
+/// fall back to the default cache directory and clear that one.
+#[test]
+fn cache_commands_refuse_a_broken_config() {
+    let ws = TempWorkspace::chronik_sources();
+    let default_cache = ws.path("default-cache");
+    std::fs::create_dir_all(default_cache.join("v1/entries")).unwrap();
+    std::fs::write(default_cache.join("v1/entries/keep"), "x").unwrap();
+    let m = ws.read("Cargo.toml");
+    ws.write(
+        "Cargo.toml",
+        &format!("{m}\n[workspace.metadata.kiln]\ncache-dri = \"elsewhere\"\n"),
+    );
+    let mut cmd = common::kiln_command(ws.root());
+    cmd.args(["cache", "clear"])
+        .env("KILN_CACHE_DIR", &default_cache);
+    let run = common::Run::from(cmd.output().unwrap());
+    run.failure(2, "unknown field `cache-dri`");
+    assert!(default_cache.join("v1/entries/keep").is_file());
+}
+
+/// A truncated ELF file in the store is a verification failure (exit 3), not a crash.
+#[test]
+fn a_truncated_elf_in_the_store_fails_verification() {
+    let ws = TempWorkspace::built_chronik();
+    std::fs::write(ws.path("artifacts/linux/amd64/chronik-cli"), b"\x7fELF\x02").unwrap();
+    let run = ws.kiln(&["verify"]);
+    run.failure(3, "chronik-cli");
+}
+
+/// A memory budget that can't run a compiler is refused with the form to use.
+#[test]
+fn a_fractional_memory_budget_is_refused() {
+    let run = fails_untouched(|_| {}, &["--max-memory", "0.5"], 2, "invalid size `0.5`");
+    assert!(run.contains("4GiB"), "{run}");
+}

@@ -7,9 +7,17 @@ use kiln_diagnostics::{Error, Result};
 use std::process::ExitCode;
 
 pub(crate) fn cache(cli: &Cli, args: &CacheArgs, r: &Reporter) -> Result<ExitCode> {
-    // Outside a workspace the cache is still reachable through KILN_CACHE_DIR or the default.
+    // Outside a workspace the cache is still reachable through KILN_CACHE_DIR or the
+    // default. Inside one, a workspace that can't be read (a broken config) is an
+    // error: `gc` or `clear` must never fall back to another directory than the one
+    // configured.
+    let in_workspace = cli.global.manifest_path.is_some()
+        || std::env::current_dir()
+            .ok()
+            .is_some_and(|d| d.ancestors().any(|a| a.join("Cargo.toml").is_file()));
     let cache = match load_workspace(cli) {
         Ok(ws) => open_cache(&ws)?,
+        Err(e) if in_workspace => return Err(e),
         Err(_) => kiln_cache::LocalCache::open(None)?,
     };
     match &args.action {
@@ -94,6 +102,8 @@ fn sync(
     r: &Reporter,
 ) -> Result<()> {
     let ws = load_workspace(cli)?;
+    // Like a build, a sync holds the cache's shared lock: `gc` waits for it.
+    let _lock = cache.lock_shared()?;
     let Some(remote) = super::open_remote(&ws, r)? else {
         return Err(Error::usage("no remote cache is configured")
             .hint("set `remote` in [workspace.metadata.kiln.cache], or KILN_REMOTE_CACHE"));
