@@ -87,4 +87,16 @@ mod tests {
     fn a_text_file_is_not_elf() {
         assert!(super::elf_info(std::path::Path::new("Cargo.toml")).is_none());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_headers_never_panic(mut bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = super::parse(&bytes);
+            // With a valid magic, the rest is what gets parsed.
+            if bytes.len() >= 6 {
+                bytes[..6].copy_from_slice(b"\x7fELF\x02\x01");
+                let _ = super::parse(&bytes);
+            }
+        }
+    }
 }

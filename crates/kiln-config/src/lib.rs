@@ -260,3 +260,16 @@ mod tests {
         assert!(err.to_string().contains("auto"), "{err}");
     }
 }
+
+/// No manifest text makes the config parser panic.
+#[cfg(test)]
+mod no_panic {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn manifests(body in "[a-z\\-=\\[\\]\"0-9 .\n{}]{0,200}") {
+            let _ = super::Config::parse(&format!("[workspace.metadata.kiln]\n{body}"));
+        }
+    }
+}

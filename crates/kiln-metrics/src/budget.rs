@@ -152,3 +152,17 @@ mod tests {
         assert!(detect_budget(None, "").unwrap().bytes > 0);
     }
 }
+
+/// No size a user writes makes the parser panic.
+#[cfg(test)]
+mod no_panic {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn sizes(s in "[0-9.eE+-]{0,30}[a-zA-Z]{0,4}") {
+            let _ = super::parse_size(&s);
+            let _ = super::parse_budget(&s);
+        }
+    }
+}

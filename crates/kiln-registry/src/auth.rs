@@ -143,22 +143,63 @@ fn docker_config(registry: &str) -> Option<(Credentials, Source)> {
     Some((Credentials::new(u, p), Source::DockerConfig))
 }
 
-/// Runs `docker-credential-<helper> get` with the server URL on stdin.
+/// How long a credential helper may take before kiln gives up on it (a helper that
+/// waits for a desktop prompt would otherwise hang the build).
+const HELPER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Runs `docker-credential-<helper> get` with the server URL on stdin, for at most
+/// [`HELPER_TIMEOUT`].
 fn from_helper(helper: &str, server: &str) -> Option<Credentials> {
-    use std::io::Write;
-    let mut child = std::process::Command::new(format!("docker-credential-{helper}"))
+    run_helper(
+        std::path::Path::new(&format!("docker-credential-{helper}")),
+        server,
+        HELPER_TIMEOUT,
+    )
+}
+
+fn run_helper(
+    program: &std::path::Path,
+    server: &str,
+    timeout: std::time::Duration,
+) -> Option<Credentials> {
+    use std::io::{Read, Write};
+    let mut child = std::process::Command::new(program)
         .arg("get")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .ok()?;
-    child.stdin.take()?.write_all(server.as_bytes()).ok()?;
-    let out = child.wait_with_output().ok()?;
-    if !out.status.success() {
+    let written = child
+        .stdin
+        .take()
+        .map(|mut stdin| stdin.write_all(server.as_bytes()));
+    let mut stdout = child.stdout.take()?;
+    // Read beside the wait, so a chatty helper can't block on a full pipe.
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = stdout.by_ref().take(1 << 20).read_to_end(&mut out);
+        out
+    });
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    };
+    let out = reader.join().ok()?;
+    if !status.success() || !matches!(written, Some(Ok(()))) {
         return None;
     }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out).ok()?;
     Some(Credentials::new(
         v["Username"].as_str()?,
         v["Secret"].as_str()?,
@@ -300,6 +341,30 @@ mod tests {
         for (realm, registry) in refused {
             assert!(!realm_may_receive_credentials(realm, registry), "{realm}");
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_hanging_credential_helper_is_given_up_on() {
+        use std::os::unix::fs::PermissionsExt;
+        use std::time::{Duration, Instant};
+        let dir = tempfile::tempdir().unwrap();
+        let script = |name: &str, body: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            p
+        };
+        let hang = script("docker-credential-hang", "exec sleep 600");
+        let started = Instant::now();
+        assert!(run_helper(&hang, "registry.example", Duration::from_secs(1)).is_none());
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let ok = script(
+            "docker-credential-ok",
+            "cat >/dev/null; echo '{\"Username\":\"u\",\"Secret\":\"s\"}'",
+        );
+        let c = run_helper(&ok, "registry.example", Duration::from_secs(10)).unwrap();
+        assert_eq!(c.username, "u");
     }
 
     #[test]

@@ -127,21 +127,56 @@ impl Client {
         self.send_to(method, url, headers, body, None)
     }
 
-    /// [`send`](Self::send), streaming a 200 answer's body into the file `sink`
-    /// (written under a temporary name, renamed when complete) instead of memory.
+    /// [`send`](Self::send) with one try (authentication aside): for requests that
+    /// must not be repeated as they are (a PUT to an upload session).
+    pub(crate) fn send_once(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &Body,
+    ) -> Result<Answer> {
+        self.send_tries(method, url, headers, body, None, 1)
+    }
+
+    /// How many times a request is tried.
+    pub(crate) fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// [`send`](Self::send), streaming a 200 answer's body of at most the given size
+    /// into the file `sink` (written under a temporary name, renamed when complete)
+    /// instead of memory.
     pub(crate) fn send_to(
         &self,
         method: &str,
         url: &str,
         headers: &[(&str, &str)],
         body: &Body,
-        sink: Option<&std::path::Path>,
+        sink: Option<(&std::path::Path, u64)>,
+    ) -> Result<Answer> {
+        self.send_tries(method, url, headers, body, sink, self.attempts)
+    }
+
+    fn send_tries(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &Body,
+        sink: Option<(&std::path::Path, u64)>,
+        attempts: u32,
     ) -> Result<Answer> {
         let mut authenticated = false;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut req = self.agent.request(method, url);
+            if let Some((_, size)) = sink {
+                // An overall deadline, so a registry that trickles bytes can't hold a
+                // build for ever: 60 s plus a second per MiB.
+                req = req.timeout(Duration::from_secs(60 + size / (1 << 20)));
+            }
             for (k, v) in headers {
                 req = req.set(k, v);
             }
@@ -162,7 +197,7 @@ impl Client {
                 Ok(r) => r,
                 Err(ureq::Error::Status(_, r)) => r,
                 Err(ureq::Error::Transport(t)) => {
-                    if attempt < self.attempts {
+                    if attempt < attempts {
                         self.wait(attempt);
                         continue;
                     }
@@ -171,7 +206,7 @@ impl Client {
                         self.registry,
                         redact(url)
                     ))
-                    .hint(format!("check that the registry is running and the address is right; kiln tried {} times", self.attempts)));
+                    .hint(format!("check that the registry is running and the address is right; kiln tried {} times", attempts)));
                 }
             };
             let status = response.status();
@@ -186,24 +221,29 @@ impl Client {
             if status == 401 || status == 403 {
                 return Err(self.refused(status));
             }
-            if (status >= 500 || status == 429) && attempt < self.attempts {
+            if (status >= 500 || status == 429) && attempt < attempts {
                 drop(response.into_string());
                 self.wait(attempt);
                 continue;
             }
             let location = response.header("Location").map(String::from);
             let content_type = response.header("Content-Type").map(String::from);
-            if let (200, Some(dest)) = (status, sink) {
+            if let (200, Some((dest, size))) = (status, sink) {
                 let tmp = kiln_fs::temp_path(dest);
                 let copied = std::fs::File::create(&tmp).and_then(|mut f| {
-                    std::io::copy(&mut response.into_reader(), &mut f)?;
+                    let n = std::io::copy(&mut response.into_reader().take(size + 1), &mut f)?;
+                    if n > size {
+                        return Err(std::io::Error::other(format!(
+                            "the blob is larger than the {size} bytes it was announced with"
+                        )));
+                    }
                     f.sync_all()
                 });
                 match copied.and_then(|_| std::fs::rename(&tmp, dest)) {
                     Ok(()) => {}
                     Err(e) => {
                         let _ = std::fs::remove_file(&tmp);
-                        if attempt < self.attempts {
+                        if attempt < attempts {
                             self.wait(attempt);
                             continue;
                         }
@@ -239,7 +279,7 @@ impl Client {
         }
     }
 
-    fn wait(&self, attempt: u32) {
+    pub(crate) fn wait(&self, attempt: u32) {
         std::thread::sleep(self.backoff * 2u32.pow(attempt - 1));
     }
 

@@ -104,29 +104,46 @@ impl Client {
         self.upload(&Body::Bytes(bytes), d)
     }
 
+    /// POST a new upload session, then PUT the blob to it once. A failed PUT is
+    /// retried from a new session: the registry may have closed the old one.
     fn upload(&self, body: &Body, d: &Descriptor) -> Result<()> {
-        let start = self.send(
-            "POST",
-            &self.url("blobs/uploads/"),
-            &[("Content-Length", "0")],
-            &Body::Empty,
-        )?;
-        let location = match (start.status, &start.location) {
-            (202, Some(l)) => self.absolute(l),
-            _ => return Err(self.unexpected("starting a blob upload", &start)),
-        };
-        let sep = if location.contains('?') { '&' } else { '?' };
-        let url = format!("{location}{sep}digest={}", d.digest);
-        let put = self.send(
-            "PUT",
-            &url,
-            &[("Content-Type", "application/octet-stream")],
-            body,
-        )?;
-        if put.status != 201 {
-            return Err(self.unexpected(&format!("the upload of blob {}", short(&d.digest)), &put));
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let start = self.send(
+                "POST",
+                &self.url("blobs/uploads/"),
+                &[("Content-Length", "0")],
+                &Body::Empty,
+            )?;
+            let location = match (start.status, &start.location) {
+                (202, Some(l)) => self.absolute(l),
+                _ => return Err(self.unexpected("starting a blob upload", &start)),
+            };
+            let sep = if location.contains('?') { '&' } else { '?' };
+            let url = format!("{location}{sep}digest={}", d.digest);
+            let put = self.send_once(
+                "PUT",
+                &url,
+                &[("Content-Type", "application/octet-stream")],
+                body,
+            );
+            let retry = match &put {
+                Ok(a) if a.status == 201 => return Ok(()),
+                Ok(a) => a.status >= 500 || a.status == 429,
+                Err(e) => e.kind() == kiln_diagnostics::Kind::Remote,
+            };
+            if !retry || tries >= self.attempts() {
+                return match put {
+                    Ok(a) => {
+                        Err(self
+                            .unexpected(&format!("the upload of blob {}", short(&d.digest)), &a))
+                    }
+                    Err(e) => Err(e),
+                };
+            }
+            self.wait(tries);
         }
-        Ok(())
     }
 
     /// A small blob in memory, checked against its digest; `None` when absent.
@@ -149,16 +166,17 @@ impl Client {
         }
     }
 
-    /// Downloads the blob `digest` into the file `dest` (streamed; renamed into place
-    /// when complete). False when the registry doesn't have it. The caller checks
-    /// the content against the digest.
-    pub fn download_blob(&self, digest: &str, dest: &std::path::Path) -> Result<bool> {
+    /// Downloads the blob `digest` of `size` bytes into the file `dest` (streamed;
+    /// renamed into place when complete; more than `size` bytes is an error). False
+    /// when the registry doesn't have it. The caller checks the content against the
+    /// digest.
+    pub fn download_blob(&self, digest: &str, size: u64, dest: &std::path::Path) -> Result<bool> {
         let a = self.send_to(
             "GET",
             &self.url(&format!("blobs/{digest}")),
             &[],
             &Body::Empty,
-            Some(dest),
+            Some((dest, size)),
         )?;
         match a.status {
             200 => Ok(true),
@@ -292,15 +310,37 @@ impl Client {
         if blobs.has(&d.digest) {
             return Ok(());
         }
-        let bytes = self.blob_bytes(&d.digest)?.ok_or_else(|| {
+        let missing = || {
             Error::remote(format!(
                 "`{}` has no blob {}",
                 self.registry(),
                 short(&d.digest)
             ))
-        })?;
-        blobs.put(&d.media_type, &bytes)?;
-        Ok(())
+        };
+        if d.size <= SMALL_BLOB {
+            let bytes = self.blob_bytes(&d.digest)?.ok_or_else(missing)?;
+            blobs.put(&d.media_type, &bytes)?;
+            return Ok(());
+        }
+        // Layers are streamed to disk (no size limit but their own), then checked.
+        let dest = blobs.path(&d.digest);
+        let staging = kiln_fs::temp_path(&dest);
+        if !self.download_blob(&d.digest, d.size, &staging)? {
+            return Err(missing());
+        }
+        match kiln_fs::sha256_file(&staging) {
+            Ok((sha, size)) if format!("sha256:{sha}") == d.digest && size == d.size => {
+                std::fs::rename(&staging, &dest).map_err(|e| Error::io("rename into", &dest, e))
+            }
+            _ => {
+                let _ = std::fs::remove_file(&staging);
+                Err(Error::remote(format!(
+                    "blob {} from `{}` does not match its digest",
+                    short(&d.digest),
+                    self.registry()
+                )))
+            }
+        }
     }
 
     /// Pulls the base image `reference` for `arches` into `blobs`.
@@ -397,6 +437,9 @@ fn descriptor(v: &serde_json::Value) -> Result<Descriptor> {
     }
 }
 
+/// Blobs up to this size are read into memory; larger ones are streamed to disk.
+const SMALL_BLOB: u64 = 16 << 20;
+
 /// `sha256:0123456789ab` for messages; anything that is not a valid digest is shown
 /// as `<invalid digest>` (it came from outside and may hold anything).
 pub fn short(digest: &str) -> &str {
@@ -434,5 +477,35 @@ mod digest_tests {
         }
         let v = serde_json::json!({"mediaType": "x", "digest": "sha256:/etc/hostname", "size": 1});
         assert!(descriptor(&v).is_err());
+    }
+}
+
+/// No input from a registry or a user makes these parsers panic.
+#[cfg(test)]
+mod no_panic {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn references_tags_and_digests(s in ".{0,200}") {
+            let _ = Reference::parse(&s);
+            let _ = is_valid_tag(&s);
+            let _ = is_digest(&s);
+            let _ = short(&s);
+            let _ = is_loopback_host(&s);
+        }
+
+        #[test]
+        fn challenges(s in ".{0,200}") {
+            let _ = auth::parse_challenge(&s);
+            let _ = auth::realm_may_receive_credentials(&s, "ghcr.io");
+        }
+
+        #[test]
+        fn registry_json(v in proptest::arbitrary::any::<(Option<String>, Option<String>, Option<u64>)>()) {
+            let json = serde_json::json!({"mediaType": v.0, "digest": v.1, "size": v.2});
+            let _ = descriptor(&json);
+        }
     }
 }

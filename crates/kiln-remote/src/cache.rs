@@ -223,7 +223,7 @@ impl RemoteCache {
         };
         let staging = kiln_fs::temp_path(&local.root().join("remote-download"));
         let got = self.guard("a remote binary", || {
-            self.remote.get_blob(&entry.sha256, &staging)
+            self.remote.get_blob(&entry.sha256, entry.size, &staging)
         });
         let result = match got {
             Some(true) => match kiln_fs::sha256_file(&staging) {
@@ -299,6 +299,9 @@ impl RemoteCache {
         });
         for id in learned_ids {
             if let Some(l) = local.learned(id) {
+                // What is shared holds no local path: files outside the workspace
+                // (absolute paths) stay in this machine's record.
+                let (l, _) = l.from_outside();
                 let json = serde_json::to_vec(&l).expect("learned serializes");
                 self.guard("uploading learned inputs", || {
                     self.remote.put_learned(id, &json)

@@ -61,10 +61,15 @@ impl Remote for DirRemote {
         self.write("entries", &format!("{key}.json"), json)
     }
 
-    fn get_blob(&self, sha256: &str, dest: &Path) -> Result<bool> {
+    fn get_blob(&self, sha256: &str, size: u64, dest: &Path) -> Result<bool> {
         let src = self.path("blobs", sha256)?;
         if !src.is_file() {
             return Ok(false);
+        }
+        if std::fs::metadata(&src).map_or(0, |m| m.len()) > size {
+            return Err(kiln_diagnostics::Error::usage(format!(
+                "blob {sha256} is larger than its entry says ({size} bytes)"
+            )));
         }
         let tmp = kiln_fs::temp_path(dest);
         std::fs::copy(&src, &tmp).io_context("copy", &src)?;
@@ -124,7 +129,7 @@ mod tests {
         r.put_blob("f00", 3, &src).unwrap();
         assert!(r.has_blob("f00").unwrap());
         let dest = dir.path().join("out");
-        assert!(r.get_blob("f00", &dest).unwrap());
+        assert!(r.get_blob("f00", 3, &dest).unwrap());
         assert_eq!(std::fs::read(&dest).unwrap(), b"elf");
         r.put_learned("pkg-0123", b"{}").unwrap();
         assert_eq!(r.learned_ids().unwrap(), ["pkg-0123"]);

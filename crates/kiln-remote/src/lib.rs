@@ -32,7 +32,8 @@ pub trait Remote: Send + Sync {
     /// Stores an entry; the blob it names must be stored first.
     fn put_entry(&self, key: &str, json: &[u8]) -> Result<()>;
     /// Downloads the blob `sha256` into `dest`; false when absent.
-    fn get_blob(&self, sha256: &str, dest: &Path) -> Result<bool>;
+    /// At most `size` bytes are written: a longer blob is an error, not a full disk.
+    fn get_blob(&self, sha256: &str, size: u64, dest: &Path) -> Result<bool>;
     /// Whether the blob is stored.
     fn has_blob(&self, sha256: &str) -> Result<bool>;
     /// Uploads the file `src` as the blob `sha256` (of `size` bytes).

@@ -117,9 +117,10 @@ impl Remote for OciRemote {
         )
     }
 
-    fn get_blob(&self, sha256: &str, dest: &Path) -> Result<bool> {
+    fn get_blob(&self, sha256: &str, size: u64, dest: &Path) -> Result<bool> {
         check_name(sha256)?;
-        self.client.download_blob(&format!("sha256:{sha256}"), dest)
+        self.client
+            .download_blob(&format!("sha256:{sha256}"), size, dest)
     }
 
     fn has_blob(&self, sha256: &str) -> Result<bool> {

@@ -136,7 +136,7 @@ impl Remote for S3Remote {
         self.put("entries", &format!("{key}.json"), json.to_vec())
     }
 
-    fn get_blob(&self, sha256: &str, dest: &Path) -> Result<bool> {
+    fn get_blob(&self, sha256: &str, size: u64, dest: &Path) -> Result<bool> {
         let path = self.path("blobs", sha256)?;
         let tmp = kiln_fs::temp_path(dest);
         let found = self.runtime.block_on(async {
@@ -148,8 +148,15 @@ impl Remote for S3Remote {
             };
             let mut file = std::fs::File::create(&tmp).io_context("create", &tmp)?;
             let mut stream = r.into_stream();
+            let mut written = 0u64;
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| self.error("a download", e))?;
+                written += chunk.len() as u64;
+                if written > size {
+                    return Err(kiln_diagnostics::Error::remote(format!(
+                        "blob {sha256} is larger than its entry says ({size} bytes)"
+                    )));
+                }
                 file.write_all(&chunk).io_context("write", &tmp)?;
             }
             file.sync_all().io_context("write", &tmp)?;

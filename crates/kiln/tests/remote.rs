@@ -522,3 +522,79 @@ fn signed_entries_are_used_only_with_the_right_key() {
         run.stderr
     );
 }
+
+/// A remote blob larger than its entry says is refused before it fills the disk.
+#[test]
+fn an_oversized_remote_blob_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = format!("file://{}", dir.path().display());
+    build(&TempWorkspace::chronik(), &remote, &[("CI", "true")]).success();
+    for (path, mut bytes) in common::snapshot_dir(&dir.path().join("blobs")) {
+        bytes.extend(std::iter::repeat_n(0u8, 1 << 20));
+        std::fs::write(path, bytes).unwrap();
+    }
+    let run = build(&TempWorkspace::chronik(), &remote, &[]);
+    run.success();
+    assert!(
+        run.stderr.contains("larger than its entry says"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("(4 built, 0 restored"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// On a registry remote, an entry served under another key's tag is refused: every
+/// key's tag is made to point at one entry, and only that entry's unit restores.
+#[test]
+fn a_registry_entry_under_another_key_is_refused() {
+    let reg = Registry::start(None);
+    let remote = format!("oci+http://{}/kiln-cache", reg.host());
+    let a = TempWorkspace::chronik();
+    build(&a, &remote, &[("CI", "true")]).success();
+    let repo = format!("docker://{}/kiln-cache", reg.host());
+    let tags: serde_json::Value = serde_json::from_str(&tool(
+        "skopeo",
+        &["list-tags", "--tls-verify=false", &repo],
+        Path::new("/"),
+    ))
+    .unwrap();
+    let keys: Vec<&str> = tags["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t.as_str())
+        .filter(|t| t.starts_with("k-"))
+        .collect();
+    assert_eq!(keys.len(), 4);
+    for other in &keys[1..] {
+        tool(
+            "skopeo",
+            &[
+                "copy",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+                &format!("{repo}:{}", keys[0]),
+                &format!("{repo}:{other}"),
+            ],
+            Path::new("/"),
+        );
+    }
+    let b = TempWorkspace::chronik();
+    let run = build(&b, &remote, &[]);
+    run.success();
+    assert!(
+        run.stderr.contains("not the one asked for"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("(3 built, 1 restored"),
+        "{}",
+        run.stderr
+    );
+    assert!(store(&a) == store(&b));
+}
