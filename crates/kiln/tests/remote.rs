@@ -33,6 +33,21 @@ fn store(ws: &TempWorkspace) -> Vec<(PathBuf, Vec<u8>)> {
         .collect()
 }
 
+/// A fresh copy built against a remote whose entries must all be refused: the build
+/// succeeds, says `why`, and rebuilds all four binaries.
+fn all_refused(remote: &str, env: &[(&str, &str)], why: &str) -> TempWorkspace {
+    let ws = TempWorkspace::chronik();
+    let run = build(&ws, remote, env);
+    run.success();
+    assert!(run.stderr.contains(why), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("(4 built, 0 restored"),
+        "{}",
+        run.stderr
+    );
+    ws
+}
+
 /// Machine A builds and uploads; machine B (another copy, another empty local cache,
 /// no target dir) restores every binary without running cargo, byte for byte.
 fn a_builds_b_restores(remote: &str, env: &[(&str, &str)]) {
@@ -169,19 +184,7 @@ fn a_remote_blob_that_does_not_match_its_digest_is_rejected_and_rebuilt() {
     {
         std::fs::write(e.path(), b"#!/bin/sh\necho pwned\n").unwrap();
     }
-    let b = TempWorkspace::chronik();
-    let run = build(&b, &remote, &[]);
-    run.success();
-    assert!(
-        run.stderr.contains("does not match its digest"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("(4 built, 0 restored"),
-        "{}",
-        run.stderr
-    );
+    let b = all_refused(&remote, &[], "does not match its digest");
     assert!(
         store(&a) == store(&b),
         "the rebuilt binaries are the real ones"
@@ -426,19 +429,7 @@ fn a_hostile_remote_cannot_write_files_or_capture_secrets() {
         planted += 1;
     }
     assert_eq!(planted, 4);
-    let b = TempWorkspace::chronik();
-    let run = build(&b, &remote, &[]);
-    run.success();
-    assert!(
-        run.stderr.contains("(4 built, 0 restored"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("not the one asked for"),
-        "{}",
-        run.stderr
-    );
+    let b = all_refused(&remote, &[], "not the one asked for");
     assert!(!escape.exists(), "a remote entry wrote outside the cache");
     assert!(std::fs::read_dir(outside.path()).unwrap().next().is_none());
     assert!(
@@ -491,22 +482,10 @@ fn signed_entries_are_used_only_with_the_right_key() {
         "{}",
         run.stderr
     );
-    let run = build(
-        &TempWorkspace::chronik(),
+    all_refused(
         &remote,
         &[("KILN_CACHE_SIGNING_KEY", "another-key")],
-    );
-    run.success();
-    assert!(
-        run.stderr.contains("(4 built, 0 restored"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains("not signed with this team's signing key"),
-        "{}",
-        run.stderr
+        "not signed with this team's signing key",
     );
     // A signed entry changed after signing (here: its version) is refused too.
     for (path, bytes) in common::snapshot_dir(&dir.path().join("entries")) {
@@ -514,13 +493,7 @@ fn signed_entries_are_used_only_with_the_right_key() {
         e["version"] = "9.9.9".into();
         std::fs::write(path, serde_json::to_vec(&e).unwrap()).unwrap();
     }
-    let run = build(&TempWorkspace::chronik(), &remote, &[key]);
-    run.success();
-    assert!(
-        run.stderr.contains("(4 built, 0 restored"),
-        "{}",
-        run.stderr
-    );
+    all_refused(&remote, &[key], "not signed with this team's signing key");
 }
 
 /// A remote blob larger than its entry says is refused before it fills the disk.
@@ -533,18 +506,7 @@ fn an_oversized_remote_blob_is_refused() {
         bytes.extend(std::iter::repeat_n(0u8, 1 << 20));
         std::fs::write(path, bytes).unwrap();
     }
-    let run = build(&TempWorkspace::chronik(), &remote, &[]);
-    run.success();
-    assert!(
-        run.stderr.contains("larger than its entry says"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("(4 built, 0 restored"),
-        "{}",
-        run.stderr
-    );
+    all_refused(&remote, &[], "larger than its entry says");
 }
 
 /// On a registry remote, an entry served under another key's tag is refused: every
