@@ -198,7 +198,8 @@ pub fn analyze(
             observer.warn(&format!("{why}; it was removed and will be rebuilt"));
         }
         settle(&mut unit, lookup, cache, |sha| {
-            in_store(store, &stored, &unit_path(target, bin), sha)
+            let rel = kiln_artifacts::artifact_path(&target.os, &target.arch, bin);
+            in_store(store, &stored, &rel, sha)
         });
         units.push(unit);
     }
@@ -240,11 +241,6 @@ fn zig_version_memo(cache: Option<&LocalCache>) -> Option<String> {
         }
         None => zig_version(),
     }
-}
-
-/// The artifact store path of a binary for a target.
-fn unit_path(target: &Target, bin: &str) -> String {
-    format!("{}/{}/{bin}", target.os, target.arch)
 }
 
 /// Whether the store holds exactly the binary `sha256` at `rel`, by its record and
