@@ -1,7 +1,7 @@
 //! Bad input: each case exits non-zero with a message that names the fix, and leaves
 //! the previous artifacts exactly as they were.
 
-mod common;
+use crate::common;
 
 use common::{snapshot_dir, TempWorkspace};
 

@@ -1,7 +1,7 @@
 //! The binary cache: rebuild exactly what changed, restore the rest, never serve a
 //! stale or corrupt binary.
 
-mod common;
+use crate::common;
 
 use common::{kiln_command, Run, TempWorkspace};
 use serde_json::Value;

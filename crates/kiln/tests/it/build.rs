@@ -1,6 +1,6 @@
 //! `kiln build` and `kiln verify` end to end on a copy of examples/chronik.
 
-mod common;
+use crate::common;
 
 use common::{built_example, tool, TempWorkspace};
 use std::io::{Read, Write};

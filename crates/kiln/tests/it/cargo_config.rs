@@ -1,7 +1,7 @@
 //! The user's `.cargo/config.toml` is respected where it works and overridden, with a
 //! note, where it cannot link the target. The file itself is never edited.
 
-mod common;
+use crate::common;
 
 use common::TempWorkspace;
 

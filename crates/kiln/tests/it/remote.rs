@@ -1,7 +1,7 @@
 //! The shared remote cache and sccache, against real servers on loopback: Debian's
 //! `docker-registry`, a shared directory, `redis-server`, and sccache.
 
-mod common;
+use crate::common;
 
 use common::{free_port, kiln_command, tool, Registry, Run, TempWorkspace};
 use std::net::TcpListener;

@@ -1,6 +1,6 @@
 //! Memory budget, process-tree peak measurement, OOM retry, metrics and the report.
 
-mod common;
+use crate::common;
 
 use common::{kiln_command, tool, Run, TempWorkspace};
 use serde_json::Value;

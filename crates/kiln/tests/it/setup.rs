@@ -1,6 +1,6 @@
 //! `kiln setup` and what happens when the zig toolchain is missing.
 
-mod common;
+use crate::common;
 
 use common::{kiln_command, Run, TempWorkspace};
 use std::path::{Path, PathBuf};

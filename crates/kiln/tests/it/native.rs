@@ -2,7 +2,7 @@
 //! feature unification. The fixtures share one target dir and one kiln cache, both
 //! new for each run of this test binary (never left over from an earlier run).
 
-mod common;
+use crate::common;
 
 use common::{kiln_command, tool, Run, TempWorkspace};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! `kiln affected` on a scripted git history.
 
-mod common;
+use crate::common;
 
 use common::{tool, TempWorkspace};
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! `kiln image` and `kiln dockerfile` against real tools: podman (runc), the CNCF
 //! distribution registry (Debian's `docker-registry`) on loopback, skopeo, qemu.
 
-mod common;
+use crate::common;
 
 use common::{
     built_example, free_port, kiln_command, tool, wait_for_port, Registry, Run, TempWorkspace,

@@ -1,0 +1,18 @@
+//! kiln's integration tests: the real `kiln` binary on real workspaces in temp dirs.
+//!
+//! One test binary with a module per concern, so helpers are compiled once and the
+//! example workspace is built once per run (`common::built_example`), then copied.
+
+mod common;
+
+mod affected;
+mod bad_input;
+mod build;
+mod cache;
+mod cargo_config;
+mod ci;
+mod image;
+mod memory;
+mod native;
+mod remote;
+mod setup;
