@@ -217,16 +217,12 @@ fn owner(ws: &Workspace, path: &Path) -> Option<String> {
 
 /// Names of packages whose `Cargo.lock` entries were added, removed or changed.
 fn lock_changes(old: &str, new: &str) -> BTreeSet<String> {
-    let entries = |text: &str| -> BTreeMap<String, BTreeSet<String>> {
-        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    type Versions = BTreeSet<(String, String, String, Vec<String>)>;
+    let entries = |text: &str| -> BTreeMap<String, Versions> {
+        let mut out: BTreeMap<String, Versions> = BTreeMap::new();
         for e in kiln_workspace::parse_lock(text) {
-            let fingerprint = kiln_fs::sha256_hex(&kiln_fingerprint::canonical_encoding(&(
-                &e.version,
-                &e.source,
-                &e.checksum,
-                &e.dependencies,
-            )));
-            out.entry(e.name).or_default().insert(fingerprint);
+            let what = (e.version, e.source, e.checksum, e.dependencies);
+            out.entry(e.name).or_default().insert(what);
         }
         out
     };

@@ -48,7 +48,7 @@ pub(crate) struct KeySources {
     pub(crate) profile: String,
     /// The feature flags, as a key value.
     pub(crate) features: InputValue,
-    /// `<target dir>` and the profile's output directory name, to read build outputs.
+    /// Cargo's target directory, where build scripts' outputs are read.
     pub(crate) target_dir: PathBuf,
     /// The profile's output directory name (`release`, `debug`, ...).
     pub(crate) profile_dir: String,
@@ -119,6 +119,8 @@ pub(crate) struct KeyContext {
     owned: Vec<Vec<PathBuf>>,
     /// Each member's file hashes and identity, computed once per snapshot.
     digests: Mutex<HashMap<usize, Arc<MemberDigest>>>,
+    /// The digest of each path package outside the workspace, likewise.
+    outside: Mutex<HashMap<PathBuf, String>>,
 }
 
 /// Environment variables that change what cargo, rustc or a C compiler produce.
@@ -197,6 +199,7 @@ impl KeyContext {
             members,
             owned,
             digests: Mutex::default(),
+            outside: Mutex::default(),
         }
     }
 
@@ -354,6 +357,7 @@ impl KeyContext {
     /// Forgets the member hashes, so the next keys see the files as they are now.
     pub(crate) fn rehash(&self) {
         self.digests.lock().unwrap().clear();
+        self.outside.lock().unwrap().clear();
     }
 
     fn node_inputs(
@@ -436,7 +440,12 @@ impl KeyContext {
     /// package outside the workspace by the digest of its files.
     fn external_identity(&self, node: &GraphNode) -> (String, String) {
         if let Some(path) = &node.path {
-            return (format!("path {}", dir_digest(path)), String::new());
+            // Asked for by every unit's inputs and learned id: hashed once.
+            let mut outside = self.outside.lock().unwrap();
+            let digest = outside
+                .entry(path.clone())
+                .or_insert_with(|| dir_digest(path));
+            return (format!("path {digest}"), String::new());
         }
         match self
             .src

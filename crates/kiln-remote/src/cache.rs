@@ -75,26 +75,30 @@ impl RemoteCache {
         self
     }
 
-    /// The signature of `entry` under the signing key.
-    fn sign(&self, entry: &Entry) -> Option<String> {
+    /// The HMAC of `entry`'s signed bytes under the signing key, if there is one.
+    fn mac(&self, entry: &Entry) -> Option<HmacSha256> {
         let key = self.signing_key.as_ref()?;
         let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
         mac.update(&entry.signed_bytes());
-        Some(kiln_fs::hex(&mac.finalize().into_bytes()))
+        Some(mac)
+    }
+
+    /// The signature of `entry` under the signing key.
+    fn sign(&self, entry: &Entry) -> Option<String> {
+        Some(kiln_fs::hex(&self.mac(entry)?.finalize().into_bytes()))
     }
 
     /// Whether `entry` may be used: always without a signing key; with one, only when
     /// its signature verifies (compared in constant time).
     fn trusted(&self, entry: &Entry) -> bool {
-        let Some(key) = &self.signing_key else {
+        let Some(mac) = self.mac(entry) else {
             return true;
         };
-        let Some(sig) = entry.signature.as_deref().and_then(unhex) else {
-            return false;
-        };
-        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-        mac.update(&entry.signed_bytes());
-        mac.verify_slice(&sig).is_ok()
+        entry
+            .signature
+            .as_deref()
+            .and_then(unhex)
+            .is_some_and(|sig| mac.verify_slice(&sig).is_ok())
     }
 
     /// Whether the remote is still being used.
