@@ -13,10 +13,10 @@ use crate::graphs::graphs;
 use crate::plan::Plan;
 use kiln_diagnostics::{Error, Result};
 use kiln_fingerprint::global::SharedFile;
+use kiln_workspace::git;
 use kiln_workspace::Workspace;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 
 /// One affected binary package on one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,19 +48,6 @@ pub struct Affected {
     pub everything: bool,
     /// Affected units, sorted.
     pub units: Vec<AffectedUnit>,
-}
-
-fn git(root: &Path, args: &[&str]) -> std::result::Result<String, String> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(root)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
 }
 
 fn commit_of(root: &Path, rev: &str) -> Result<String> {

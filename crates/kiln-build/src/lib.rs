@@ -20,6 +20,6 @@ pub use analysis::{analyze, Analysis, UnitPlan, UnitState};
 pub use execute::{execute, BuildOutcome};
 pub use git::git_info;
 pub use observer::Observer;
-pub use plan::{NativeLib, Plan, Step};
+pub use plan::{native_root, NativeLib, Plan, Step};
 pub use request::{artifact_dir, BuildRequest, Selection};
 pub use resources::Resources;

@@ -6,6 +6,7 @@
 
 use crate::request::Selection;
 use crate::resources::Resources;
+use kiln_config::Sccache;
 use kiln_diagnostics::Result;
 use kiln_native::Provision;
 use kiln_schema::{Override, Setting};
@@ -114,11 +115,10 @@ impl Plan {
             native_root: native_root.to_path_buf(),
             sccache: sccache(ws)?,
             resources: Resources::plan(
-                sel.max_memory.as_deref(),
-                &sel.max_memory_source,
+                &sel.max_memory,
                 sel.jobs,
                 last_metrics(&ws.target_dir).as_ref(),
-            )?,
+            ),
         };
         for (name, bins) in &sel.units {
             let pkg = ws.member(name).expect("resolved package");
@@ -179,14 +179,6 @@ impl Plan {
             native,
             ..step.clone()
         }
-    }
-
-    /// Number of binaries times targets.
-    pub fn artifact_count(&self) -> usize {
-        self.steps
-            .iter()
-            .map(|s| s.bins.len() * s.targets.len())
-            .sum()
     }
 }
 
@@ -357,6 +349,12 @@ fn rustflags_fix(
     })
 }
 
+/// Where provisioned native libraries go: with the cache, else (no cache, or only
+/// naming them) under `target/`.
+pub fn native_root(ws: &Workspace, cache: Option<&kiln_cache::LocalCache>) -> PathBuf {
+    cache.map_or_else(|| ws.target_dir.join("kiln/native"), |c| c.native_dir())
+}
+
 /// Whether the root manifest's `[profile.<name>]` sets `key`.
 fn profile_sets_in_manifest(ws: &Workspace, profile: &str, key: &str) -> bool {
     ws.root_manifest
@@ -366,34 +364,22 @@ fn profile_sets_in_manifest(ws: &Workspace, profile: &str, key: &str) -> bool {
         .is_some()
 }
 
-/// sccache to use as `RUSTC_WRAPPER`: with `sccache = "auto"` (the default) when it is
-/// on PATH, `on` requires it, `off` never; `KILN_SCCACHE` overrides the setting. A `RUSTC_WRAPPER` the user set is left
-/// alone, and so are their `SCCACHE_*` settings (storage backend, size).
+/// sccache to use as `RUSTC_WRAPPER`: with `auto` (the default) when it is on PATH,
+/// `on` requires it, `off` never. A `RUSTC_WRAPPER` the user set is left alone, and
+/// so are their `SCCACHE_*` settings (storage backend, size).
 fn sccache(ws: &Workspace) -> Result<Option<PathBuf>> {
-    let mode = std::env::var("KILN_SCCACHE")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .or_else(|| ws.config.cache.as_ref().and_then(|c| c.sccache.clone()))
-        .unwrap_or_else(|| "auto".into());
-    if std::env::var_os("RUSTC_WRAPPER").is_some_and(|v| !v.is_empty()) {
+    if ws.settings.rustc_wrapper {
         return Ok(None);
     }
-    let found = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("sccache"))
-            .find(|p| p.is_file())
-    });
-    match (mode.as_str(), found) {
-        ("off", _) | ("auto", None) => Ok(None),
-        ("auto" | "on", Some(p)) => Ok(Some(p)),
-        ("on", None) => Err(kiln_diagnostics::Error::environment(
-            "`sccache = \"on\"` but sccache is not installed",
-        )
-        .hint("install it (`cargo install sccache`, or `apt-get install sccache`), or set `sccache = \"auto\"`")),
-        (other, _) => Err(kiln_diagnostics::Error::usage(format!(
-            "invalid `sccache = \"{other}\"` in [workspace.metadata.kiln.cache]"
+    let mode = &ws.settings.sccache;
+    match (mode.value, kiln_fs::which("sccache")) {
+        (Sccache::Off, _) | (Sccache::Auto, None) => Ok(None),
+        (Sccache::Auto | Sccache::On, Some(p)) => Ok(Some(p)),
+        (Sccache::On, None) => Err(kiln_diagnostics::Error::environment(format!(
+            "sccache is required ({}) but not installed",
+            mode.origin
         ))
-        .hint("use `auto`, `on` or `off`")),
+        .hint("install it (`cargo install sccache`, or `apt-get install sccache`), or set `sccache = \"auto\"`")),
     }
 }
 

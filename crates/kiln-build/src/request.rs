@@ -1,6 +1,6 @@
 //! What the user asked for, merged over `[workspace.metadata.kiln]` and defaults.
 
-use kiln_config::BackendChoice;
+use kiln_config::{BackendChoice, MemoryLimit, Setting};
 use kiln_diagnostics::{Error, Result};
 use kiln_toolchain::Target;
 use kiln_workspace::Workspace;
@@ -31,7 +31,7 @@ pub struct BuildRequest {
     /// `--jobs`.
     pub jobs: Option<u32>,
     /// `--max-memory`: a size or `auto`.
-    pub max_memory: Option<String>,
+    pub max_memory: Option<MemoryLimit>,
 }
 
 /// The resolved request: exactly what will be built and where it goes.
@@ -55,10 +55,8 @@ pub struct Selection {
     pub out: PathBuf,
     /// Cargo `-j`.
     pub jobs: Option<u32>,
-    /// The memory budget setting (`auto` when `None`).
-    pub max_memory: Option<String>,
-    /// Where it came from.
-    pub max_memory_source: String,
+    /// The memory budget and where it came from.
+    pub max_memory: Setting<MemoryLimit>,
 }
 
 impl Selection {
@@ -119,15 +117,19 @@ impl BuildRequest {
             all_features: self.all_features || cfg.all_features.unwrap_or(false),
             no_default_features: self.no_default_features
                 || cfg.no_default_features.unwrap_or(false),
-            backend: self.backend.or(cfg.backend).unwrap_or_default(),
+            backend: ws
+                .settings
+                .backend
+                .clone()
+                .or_flag(self.backend, "--backend")
+                .value,
             out,
             jobs: self.jobs,
-            max_memory: self.max_memory.clone().or_else(|| cfg.max_memory.clone()),
-            max_memory_source: if self.max_memory.is_some() {
-                "--max-memory".into()
-            } else {
-                "max-memory in [workspace.metadata.kiln]".into()
-            },
+            max_memory: ws
+                .settings
+                .max_memory
+                .clone()
+                .or_flag(self.max_memory, "--max-memory"),
         })
     }
 }

@@ -8,6 +8,7 @@
 //! compiler starts until memory falls again. A compiler killed anyway (the kernel's
 //! OOM killer) makes kiln retry that cargo invocation once with half the jobs.
 
+use kiln_config::{MemoryLimit, Setting};
 use kiln_metrics::{detect_budget, Budget, BuildMetrics};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,15 +32,14 @@ pub struct Resources {
 }
 
 impl Resources {
-    /// Plans jobs for `setting` (`--max-memory` / `max-memory`, `auto` when absent),
-    /// the user's `-j` (`requested`), and the metrics of the last build.
+    /// Plans jobs for the memory budget `limit` (`--max-memory` / `max-memory`), the
+    /// user's `-j` (`requested`), and the metrics of the last build.
     pub fn plan(
-        setting: Option<&str>,
-        source: &str,
+        limit: &Setting<MemoryLimit>,
         requested: Option<u32>,
         last: Option<&BuildMetrics>,
-    ) -> kiln_diagnostics::Result<Self> {
-        let budget = detect_budget(setting, source)?;
+    ) -> Self {
+        let budget = detect_budget(limit.value, &limit.origin.to_string());
         let measured = last
             .into_iter()
             .flat_map(|m| m.steps.iter())
@@ -62,13 +62,13 @@ impl Resources {
             jobs = j.max(1);
             limited_by = "-j".into();
         }
-        Ok(Resources {
+        Resources {
             budget,
             jobs,
             per_job,
             estimate_source,
             limited_by,
-        })
+        }
     }
 }
 
@@ -190,9 +190,16 @@ mod tests {
         wait_for(&g, 1);
     }
 
+    fn flag(bytes: u64) -> Setting<MemoryLimit> {
+        Setting {
+            value: MemoryLimit::Bytes(bytes),
+            origin: kiln_config::Origin::Flag("--max-memory"),
+        }
+    }
+
     #[test]
     fn jobs_follow_the_budget_and_the_measured_peak() {
-        let r = Resources::plan(Some("1GiB"), "--max-memory", None, None).unwrap();
+        let r = Resources::plan(&flag(1 << 30), None, None);
         assert_eq!(r.jobs, 1, "1 GiB holds one 768 MiB job");
         assert_eq!(r.limited_by, "the memory budget");
         let last = BuildMetrics {
@@ -203,10 +210,10 @@ mod tests {
             }],
             ..Default::default()
         };
-        let r = Resources::plan(Some("1GiB"), "--max-memory", None, Some(&last)).unwrap();
+        let r = Resources::plan(&flag(1 << 30), None, Some(&last));
         assert_eq!(r.per_job, 200 << 20);
         assert_eq!(r.estimate_source, "measured in the last build");
-        let r = Resources::plan(Some("64GiB"), "x", Some(1), None).unwrap();
+        let r = Resources::plan(&flag(64 << 30), Some(1), None);
         assert_eq!((r.jobs, r.limited_by.as_str()), (1, "-j"));
     }
 }

@@ -18,7 +18,8 @@ mod entry;
 mod maintenance;
 
 pub use entry::{is_env_name, is_safe_component, printable, Entry, Learned, Lookup, Wanted};
-pub use maintenance::{CacheLock, CacheStats, GcReport, RemoteUse};
+pub use kiln_schema::CacheStats;
+pub use maintenance::{CacheLock, GcReport, RemoteUse};
 
 use kiln_diagnostics::{Error, IoContext, Result};
 use kiln_fs::write_atomic;
@@ -32,9 +33,10 @@ pub struct LocalCache {
 }
 
 impl LocalCache {
-    /// The cache at `dir`, or at the default location.
+    /// The cache at `dir` (the `cache_dir` setting); `None` (no home directory) is an
+    /// error naming the fix.
     pub fn open(dir: Option<PathBuf>) -> Result<Self> {
-        let base = dir.or_else(default_dir).ok_or_else(|| {
+        let base = dir.ok_or_else(|| {
             Error::environment("no cache directory: neither KILN_CACHE_DIR nor HOME is set")
                 .hint("set KILN_CACHE_DIR to a writable directory")
         })?;
@@ -47,6 +49,12 @@ impl LocalCache {
             })?;
         }
         Ok(Self { root })
+    }
+
+    /// Where native libraries kiln builds for `-sys` crates are kept, with the cache
+    /// so that every workspace on the machine shares them.
+    pub fn native_dir(&self) -> PathBuf {
+        self.root.join("native")
     }
 
     /// The versioned root directory.
@@ -229,21 +237,6 @@ impl LocalCache {
         let json = serde_json::to_vec_pretty(learned).expect("learned serializes");
         write_atomic(&self.root.join("learned").join(format!("{id}.json")), &json)
     }
-}
-
-fn default_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("KILN_CACHE_DIR").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(d));
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(d).join("kiln"));
-    }
-    let home = PathBuf::from(std::env::var_os("HOME")?);
-    Some(if cfg!(target_os = "macos") {
-        home.join("Library/Caches/kiln")
-    } else {
-        home.join(".cache/kiln")
-    })
 }
 
 /// Marks an entry as used, for LRU eviction.

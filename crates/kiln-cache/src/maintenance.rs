@@ -3,6 +3,7 @@
 use crate::LocalCache;
 use kiln_diagnostics::{IoContext, Result};
 use kiln_fs::{lock, write_atomic, LockMode, TMP_MARK};
+use kiln_schema::CacheStats;
 
 /// How old a temp file must be before `gc` takes it for a killed writer's leftover.
 const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -12,29 +13,6 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::SystemTime;
-
-/// Size and use of the cache.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct CacheStats {
-    /// Where it is.
-    pub root: PathBuf,
-    /// Cached binaries (entries).
-    pub entries: usize,
-    /// Bytes of blobs on disk.
-    pub bytes: u64,
-    /// Builds in the log.
-    pub builds: usize,
-    /// Cache hits over the last builds (at most 50).
-    pub recent_hits: u64,
-    /// Cache misses over the same builds.
-    pub recent_misses: u64,
-    /// Of the hits, those the remote cache supplied.
-    pub recent_remote_hits: u64,
-    /// Bytes downloaded from the remote over the same builds.
-    pub recent_bytes_down: u64,
-    /// Bytes uploaded to the remote over the same builds.
-    pub recent_bytes_up: u64,
-}
 
 /// What the remote cache did in one build, for the log.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,7 +165,7 @@ impl LocalCache {
             .collect();
         let recent = &lines[lines.len().saturating_sub(50)..];
         CacheStats {
-            root: self.root.clone(),
+            root: self.root.display().to_string(),
             entries: self.entries().len(),
             bytes: self.blobs().values().map(|(_, s)| s).sum(),
             builds: lines.len(),

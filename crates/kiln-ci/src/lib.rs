@@ -9,12 +9,14 @@
 //!
 //! Every `run:` script reads its inputs from `env:` (never `${{ }}` inside the
 //! script), so expressions can't inject shell and the scripts run unchanged outside
-//! Actions (the tests run them). The YAML is written by hand, not serialized, so
-//! the comments and key order stay readable and the output is byte-stable.
+//! Actions (the tests run them). The workflow is built as a typed model
+//! ([`model::Workflow`]) and rendered by one writer.
+
+mod model;
 
 use kiln_config::{CiConfig, Runner};
 use kiln_diagnostics::{Error, Result};
-use std::fmt::Write;
+use model::{block, kv, kv_why, Access, Entry, Job, Step, Workflow};
 
 /// Actions the workflow uses, at their current major versions.
 const ACTIONS: &[(&str, &str)] = &[
@@ -38,6 +40,8 @@ pub struct Options {
     pub artifact_dir: String,
     /// Use full commit SHAs from `pins` instead of major-version tags.
     pub pin_actions: bool,
+    /// The platforms the image holds (`linux/amd64`), for the image job's title.
+    pub platforms: Vec<String>,
 }
 
 /// The kiln cache directory on runners.
@@ -49,517 +53,477 @@ pub const DEFAULT_INSTALL: &str =
 
 /// Writes `.github/workflows/kiln.yml`.
 pub fn github(o: &Options) -> Result<String> {
-    let c = &o.config;
-    let matrix = c.matrix.as_deref().unwrap_or("binary");
-    if matrix != "binary" && matrix != "platform" {
+    Ok(workflow(o)?.render())
+}
+
+/// Checks `image`: a registry and a repository, without a tag or digest.
+fn check_image(image: &str) -> Result<()> {
+    let first = image.split('/').next().unwrap_or_default();
+    let has_registry =
+        image.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    if !has_registry
+        || image.contains('@')
+        || image.rsplit('/').next().is_some_and(|l| l.contains(':'))
+    {
         return Err(Error::usage(format!(
-            "invalid `matrix = \"{matrix}\"` in [workspace.metadata.kiln.ci]"
+            "`image = \"{image}\"` in [workspace.metadata.kiln.ci] needs a registry and no tag"
         ))
-        .hint(
-            "use `binary` (one job per binary x platform) or `platform` (one job per platform)",
-        ));
+        .hint("write it as `ghcr.io/<owner>/<name>` (the workflow adds the tags)"));
     }
+    Ok(())
+}
+
+/// The actions, each as a tag or (with `--pin-actions`) a pinned commit.
+struct Actions {
+    checkout: String,
+    cache: String,
+    cache_restore: String,
+    upload: String,
+    download: String,
+    sccache: String,
+}
+
+impl Actions {
+    fn resolve(c: &CiConfig, pin: bool) -> Result<Self> {
+        let action = |name: &str| -> Result<String> {
+            let tag = ACTIONS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .expect("known action")
+                .1;
+            if !pin {
+                return Ok(tag.to_string());
+            }
+            let sha = c.pins.as_ref().and_then(|p| p.get(tag)).ok_or_else(|| {
+                Error::usage(format!("`--pin-actions` needs the commit SHA of `{tag}`"))
+                    .hint(format!("add `\"{tag}\" = \"<40-hex sha>\"` to [workspace.metadata.kiln.ci.pins] (kiln can't look SHAs up offline)"))
+            })?;
+            if sha.len() != 40 || !sha.chars().all(|ch| ch.is_ascii_hexdigit()) {
+                return Err(Error::usage(format!(
+                    "the pin for `{tag}` is not a 40-hex commit SHA"
+                )));
+            }
+            let (path, version) = tag.split_once('@').expect("tag has a version");
+            Ok(format!("{path}@{sha} # {version}"))
+        };
+        Ok(Self {
+            checkout: action("checkout")?,
+            cache: action("cache")?,
+            cache_restore: action("cache-restore")?,
+            upload: action("upload")?,
+            download: action("download")?,
+            sccache: action("sccache")?,
+        })
+    }
+}
+
+/// What every job shares.
+struct Ctx<'a> {
+    c: &'a CiConfig,
+    a: Actions,
+    runner: String,
+    install: String,
+    /// A remote cache is configured: jobs read it, the publish job writes it.
+    remote: bool,
+}
+
+/// The workflow model for `o`.
+fn workflow(o: &Options) -> Result<Workflow> {
+    let c = &o.config;
     if let Some(image) = &c.image {
-        let first = image.split('/').next().unwrap_or_default();
-        let has_registry = image.contains('/')
-            && (first.contains('.') || first.contains(':') || first == "localhost");
-        if !has_registry
-            || image.contains('@')
-            || image.rsplit('/').next().is_some_and(|l| l.contains(':'))
-        {
-            return Err(Error::usage(format!(
-                "`image = \"{image}\"` in [workspace.metadata.kiln.ci] needs a registry and no tag"
-            ))
-            .hint("write it as `ghcr.io/<owner>/<name>` (the workflow adds the tags)"));
-        }
+        check_image(image)?;
     }
-    let action = |name: &str| -> Result<String> {
-        let tag = ACTIONS
-            .iter()
-            .find(|(n, _)| *n == name)
-            .expect("known action")
-            .1;
-        if !o.pin_actions {
-            return Ok(tag.to_string());
-        }
-        let sha = c.pins.as_ref().and_then(|p| p.get(tag)).ok_or_else(|| {
-            Error::usage(format!("`--pin-actions` needs the commit SHA of `{tag}`"))
-                .hint(format!("add `\"{tag}\" = \"<40-hex sha>\"` to [workspace.metadata.kiln.ci.pins] (kiln can't look SHAs up offline)"))
-        })?;
-        if sha.len() != 40 || !sha.chars().all(|ch| ch.is_ascii_hexdigit()) {
-            return Err(Error::usage(format!(
-                "the pin for `{tag}` is not a 40-hex commit SHA"
-            )));
-        }
-        let (path, version) = tag.split_once('@').expect("tag has a version");
-        Ok(format!("{path}@{sha} # {version}"))
-    };
-    let runner = match &c.runner {
-        None => "ubuntu-latest".to_string(),
-        Some(Runner::One(r)) => r.clone(),
-        Some(Runner::Many(rs)) => format!("[{}]", rs.join(", ")),
+    let cx = Ctx {
+        c,
+        a: Actions::resolve(c, o.pin_actions)?,
+        runner: match &c.runner {
+            None => "ubuntu-latest".to_string(),
+            Some(Runner::One(r)) => r.clone(),
+            Some(Runner::Many(rs)) => format!("[{}]", rs.join(", ")),
+        },
+        install: c.install.clone().unwrap_or_else(|| DEFAULT_INSTALL.into()),
+        // Binaries travel from build jobs to later jobs through a shared-directory
+        // cache carried as artifacts: build jobs never write to the remote cache (they
+        // may run a pull request's code); the `publish` job, on pushes only, copies
+        // them there.
+        remote: o.remote.is_some(),
     };
     let branch = c.branch.clone().unwrap_or_else(|| "main".into());
-    let install = c.install.clone().unwrap_or_else(|| DEFAULT_INSTALL.into());
     let push_image = c.push_image.unwrap_or(true);
     let release = c.release.unwrap_or(true) && push_image;
-    let image = c.image.clone();
-    // Binaries travel from build jobs to later jobs through a shared-directory cache
-    // carried as artifacts: build jobs never write to the remote cache (they may run a
-    // pull request's code); the `publish` job, on pushes only, copies them there.
-    let remote = o.remote.is_some();
-
-    let mut y = String::new();
-    let w = &mut y;
-    line(
-        w,
-        0,
-        "# Generated by `kiln ci github` from [workspace.metadata.kiln.ci] in Cargo.toml.",
-    );
-    line(
-        w,
-        0,
-        "# Don't edit: change the config and run `kiln ci github` again;",
-    );
-    line(
-        w,
-        0,
-        "# `kiln ci github --check` fails when this file is out of date.",
-    );
-    line(w, 0, "name: kiln");
-    line(w, 0, "");
-    line(w, 0, "on:");
-    line(w, 1, "push:");
-    line(w, 2, &format!("branches: [{branch}]"));
-    line(w, 2, "tags: [\"v*\"]");
-    line(w, 1, "pull_request:");
-    line(w, 0, "");
-    line(
-        w,
-        0,
-        "# One run per ref; a newer push to a pull request cancels the older run.",
-    );
-    line(w, 0, "concurrency:");
-    line(w, 1, "group: kiln-${{ github.ref }}");
-    line(
-        w,
-        1,
-        "cancel-in-progress: ${{ github.event_name == 'pull_request' }}",
-    );
-    line(w, 0, "");
-    line(w, 0, "permissions:");
-    line(w, 1, "contents: read");
-    line(w, 0, "");
-    line(w, 0, "env:");
-    line(w, 1, "CARGO_TERM_COLOR: always");
-    line(
-        w,
-        1,
-        "# sccache (GitHub Actions cache backend) wraps rustc for the crates kiln must compile.",
-    );
-    line(w, 1, "SCCACHE_GHA_ENABLED: \"true\"");
-    line(w, 0, "");
-    line(w, 0, "jobs:");
-
-    // plan
-    line(w, 1, "plan:");
-    line(w, 2, "name: Plan (affected binaries)");
-    line(w, 2, &format!("runs-on: {runner}"));
-    read_only(w, remote);
-    line(w, 2, "outputs:");
-    line(w, 3, "matrix: ${{ steps.affected.outputs.matrix }}");
-    line(w, 3, "empty: ${{ steps.affected.outputs.empty }}");
-    line(w, 2, "steps:");
-    checkout(w, &action("checkout")?, true);
-    setup_steps(w, c, &install, false);
-    line(w, 3, "- name: Affected binaries x platforms");
-    line(w, 4, "id: affected");
-    line(w, 4, "env:");
-    line(w, 5, "EVENT_NAME: ${{ github.event_name }}");
-    line(
-        w,
-        5,
-        "PR_BASE_SHA: ${{ github.event.pull_request.base.sha }}",
-    );
-    line(w, 5, "PUSH_BEFORE: ${{ github.event.before }}");
-    line(w, 5, "REF_TYPE: ${{ github.ref_type }}");
-    if remote {
-        remote_read_env(w);
+    let mut jobs = vec![plan_job(&cx), build_job(&cx, &o.artifact_dir)];
+    if push_image {
+        jobs.push(image_job(&cx, o, &branch));
     }
-    line(w, 4, "run: |");
-    script(w, 5, &[
-        "set -euo pipefail",
-        "# Compare with the pull request's base, or with the previous push. A new branch,",
-        "# a tag or history that isn't there builds everything.",
-        "base=\"\"",
-        "if [ \"$EVENT_NAME\" = pull_request ]; then base=\"$PR_BASE_SHA\"; elif [ \"$REF_TYPE\" = branch ]; then base=\"$PUSH_BEFORE\"; fi",
-        "if [ -n \"$base\" ] && [ \"$base\" != 0000000000000000000000000000000000000000 ] && git cat-file -e \"$base^{commit}\" 2>/dev/null; then",
-        "  scope=(--base \"$base\" --head HEAD)",
-        "else",
-        "  scope=(--all)",
-        "fi",
-        "matrix=$(kiln affected \"${scope[@]}\" --skip-cached --format github-matrix)",
-        "echo \"matrix=$matrix\" >> \"$GITHUB_OUTPUT\"",
-        "if [ \"$matrix\" = '{\"include\":[]}' ]; then echo \"empty=true\" >> \"$GITHUB_OUTPUT\"; else echo \"empty=false\" >> \"$GITHUB_OUTPUT\"; fi",
-        "kiln affected \"${scope[@]}\" --format text",
-    ]);
-    line(w, 0, "");
+    if cx.remote {
+        jobs.push(publish_job(&cx));
+    }
+    if release {
+        jobs.push(release_job(&cx));
+    }
+    Ok(Workflow {
+        header: vec![
+            "Generated by `kiln ci github` from [workspace.metadata.kiln.ci] in Cargo.toml.",
+            "Don't edit: change the config and run `kiln ci github` again;",
+            "`kiln ci github --check` fails when this file is out of date.",
+        ],
+        name: "kiln",
+        branch,
+        env: vec![
+            kv("CARGO_TERM_COLOR", "always"),
+            Entry::Comment(
+                "sccache (GitHub Actions cache backend) wraps rustc for the crates kiln must compile.",
+            ),
+            kv("SCCACHE_GHA_ENABLED", "\"true\""),
+        ],
+        jobs,
+    })
+}
 
-    // build
-    line(w, 1, "build:");
-    line(w, 2, "name: Build ${{ matrix.name }}");
-    line(w, 2, "needs: plan");
-    line(w, 2, "if: needs.plan.outputs.empty == 'false'");
-    line(w, 2, &format!("runs-on: {runner}"));
-    read_only(w, remote);
-    line(w, 2, "strategy:");
-    line(w, 3, "fail-fast: false");
-    line(w, 3, "matrix: ${{ fromJSON(needs.plan.outputs.matrix) }}");
-    line(w, 2, "steps:");
-    checkout(w, &action("checkout")?, false);
-    line(w, 3, &format!("- uses: {}", action("cache")?));
-    line(w, 4, "with:");
-    cache_paths(w);
-    line(w, 5, "key: kiln-${{ runner.os }}-${{ matrix.platform }}-${{ hashFiles('**/Cargo.lock', 'rust-toolchain.toml', 'rust-toolchain') }}-${{ github.sha }}");
-    line(w, 5, "restore-keys: |");
-    line(w, 6, "kiln-${{ runner.os }}-${{ matrix.platform }}-${{ hashFiles('**/Cargo.lock', 'rust-toolchain.toml', 'rust-toolchain') }}-");
-    line(w, 6, "kiln-${{ runner.os }}-${{ matrix.platform }}-");
-    line(w, 3, &format!("- uses: {}", action("sccache")?));
-    setup_steps(w, c, &install, true);
-    line(w, 3, "- name: kiln build");
-    line(w, 4, "env:");
-    line(w, 5, "PACKAGES: ${{ matrix.packages }}");
-    line(w, 5, "TARGET: ${{ matrix.target }}");
-    if remote {
-        remote_read_env(w);
-        line(w, 5, "SLICE: file://${{ runner.temp }}/kiln-slice");
+/// `plan`: which binaries x platforms to build.
+fn plan_job(cx: &Ctx) -> Job {
+    let mut j = Job::new("plan", "Plan (affected binaries)", &cx.runner);
+    j.permissions = read_only(cx.remote);
+    j.outputs = vec![
+        kv("matrix", "${{ steps.affected.outputs.matrix }}"),
+        kv("empty", "${{ steps.affected.outputs.empty }}"),
+    ];
+    j.steps.push(checkout(&cx.a.checkout, true));
+    j.steps.extend(setup_steps(cx, false));
+    let mut env = vec![
+        kv("EVENT_NAME", "${{ github.event_name }}"),
+        kv("PR_BASE_SHA", "${{ github.event.pull_request.base.sha }}"),
+        kv("PUSH_BEFORE", "${{ github.event.before }}"),
+        kv("REF_TYPE", "${{ github.ref_type }}"),
+    ];
+    if cx.remote {
+        env.extend(remote_read_env());
+    }
+    j.steps.push(
+        Step::named("Affected binaries x platforms")
+            .id("affected")
+            .env(env)
+            .script([
+                "set -euo pipefail",
+                "# Compare with the pull request's base, or with the previous push. A new branch,",
+                "# a tag or history that isn't there builds everything.",
+                "base=\"\"",
+                "if [ \"$EVENT_NAME\" = pull_request ]; then base=\"$PR_BASE_SHA\"; elif [ \"$REF_TYPE\" = branch ]; then base=\"$PUSH_BEFORE\"; fi",
+                "if [ -n \"$base\" ] && [ \"$base\" != 0000000000000000000000000000000000000000 ] && git cat-file -e \"$base^{commit}\" 2>/dev/null; then",
+                "  scope=(--base \"$base\" --head HEAD)",
+                "else",
+                "  scope=(--all)",
+                "fi",
+                "matrix=$(kiln affected \"${scope[@]}\" --skip-cached --format github-matrix)",
+                "echo \"matrix=$matrix\" >> \"$GITHUB_OUTPUT\"",
+                "if [ \"$matrix\" = '{\"include\":[]}' ]; then echo \"empty=true\" >> \"$GITHUB_OUTPUT\"; else echo \"empty=false\" >> \"$GITHUB_OUTPUT\"; fi",
+                "kiln affected \"${scope[@]}\" --format text",
+            ]),
+    );
+    j
+}
+
+/// `build`: one job per matrix entry.
+fn build_job(cx: &Ctx, artifact_dir: &str) -> Job {
+    let mut j = Job::new("build", "Build ${{ matrix.name }}", &cx.runner);
+    j.needs = vec!["plan"];
+    j.condition = Some("needs.plan.outputs.empty == 'false'".into());
+    j.permissions = read_only(cx.remote);
+    j.matrix = Some("${{ fromJSON(needs.plan.outputs.matrix) }}".into());
+    let lock = "${{ hashFiles('**/Cargo.lock', 'rust-toolchain.toml', 'rust-toolchain') }}";
+    j.steps.push(checkout(&cx.a.checkout, false));
+    j.steps.push(Step::uses(&cx.a.cache).with([
+        cache_paths(),
+        kv(
+            "key",
+            format!(
+                "kiln-${{{{ runner.os }}}}-${{{{ matrix.platform }}}}-{lock}-${{{{ github.sha }}}}"
+            ),
+        ),
+        block(
+            "restore-keys",
+            [
+                format!("kiln-${{{{ runner.os }}}}-${{{{ matrix.platform }}}}-{lock}-"),
+                "kiln-${{ runner.os }}-${{ matrix.platform }}-".to_string(),
+            ],
+        ),
+    ]));
+    j.steps.push(Step::uses(&cx.a.sccache));
+    j.steps.extend(setup_steps(cx, true));
+    let mut env = vec![
+        kv("PACKAGES", "${{ matrix.packages }}"),
+        kv("TARGET", "${{ matrix.target }}"),
+    ];
+    if cx.remote {
+        env.extend(remote_read_env());
+        env.push(kv("SLICE", SLICE));
     } else {
-        line(
-            w,
-            5,
-            "# New binaries also go to a shared-directory cache handed to the image job.",
-        );
-        line(
-            w,
-            5,
-            "KILN_REMOTE_CACHE: file://${{ runner.temp }}/kiln-slice",
-        );
+        env.push(Entry::Comment(
+            "New binaries also go to a shared-directory cache handed to the image job.",
+        ));
+        env.push(kv("KILN_REMOTE_CACHE", SLICE));
     }
-    line(w, 4, "run: |");
-    let mut build = vec![
+    // Restored binaries too, not only the ones built here, go into the slice.
+    let push = if cx.remote {
+        "KILN_REMOTE_CACHE=\"$SLICE\" kiln cache push --target \"$TARGET\" \"${args[@]}\""
+    } else {
+        "kiln cache push --target \"$TARGET\" \"${args[@]}\""
+    };
+    j.steps.push(Step::named("kiln build").env(env).script([
         "set -euo pipefail",
         "args=()",
         "read -ra pkgs <<< \"$PACKAGES\"",
         "for p in \"${pkgs[@]}\"; do args+=(-p \"$p\"); done",
         "kiln build --target \"$TARGET\" \"${args[@]}\" --metrics-out kiln-metrics --message-format json > kiln-build.jsonl",
         "kiln verify",
-    ];
-    if remote {
-        // Restored binaries too, not only the ones built here, into the slice.
-        build.push(
-            "KILN_REMOTE_CACHE=\"$SLICE\" kiln cache push --target \"$TARGET\" \"${args[@]}\"",
-        );
-    } else {
-        build.push("kiln cache push --target \"$TARGET\" \"${args[@]}\"");
-    }
-    script(w, 5, &build);
-    line(w, 3, &format!("- uses: {}", action("upload")?));
-    line(w, 4, "with:");
-    line(
-        w,
-        5,
-        "name: artifacts-${{ matrix.platform }}-${{ strategy.job-index }}",
-    );
-    line(w, 5, "path: |");
-    line(w, 6, &format!("{}/", o.artifact_dir));
-    line(w, 6, "kiln-build.jsonl");
-    line(w, 6, "kiln-metrics/");
-    line(w, 3, &format!("- uses: {}", action("upload")?));
-    line(w, 4, "with:");
-    line(
-        w,
-        5,
-        "name: kiln-slice-${{ matrix.platform }}-${{ strategy.job-index }}",
-    );
-    line(w, 5, "path: ${{ runner.temp }}/kiln-slice");
-    line(w, 5, "include-hidden-files: true");
-
-    if push_image {
-        line(w, 0, "");
-        line(w, 1, "image:");
-        line(w, 2, "name: Image (linux/amd64 + linux/arm64)");
-        line(w, 2, "needs: [plan, build]");
-        line(w, 2, "# Also when nothing changed (build skipped): the image is still tagged for this commit.");
-        line(w, 2, &format!("if: always() && github.event_name == 'push' && needs.plan.result == 'success' && (needs.build.result == 'success' || needs.build.result == 'skipped') && (github.ref == 'refs/heads/{branch}' || startsWith(github.ref, 'refs/tags/v'))"));
-        line(w, 2, &format!("runs-on: {runner}"));
-        line(w, 2, "permissions:");
-        line(w, 3, "contents: read");
-        line(w, 3, "packages: write");
-        line(w, 2, "steps:");
-        checkout(w, &action("checkout")?, false);
-        line(w, 3, &format!("- uses: {}", action("cache-restore")?));
-        line(w, 4, "with:");
-        cache_paths(w);
-        line(w, 5, "key: kiln-${{ runner.os }}-image-${{ github.sha }}");
-        line(w, 5, "restore-keys: |");
-        line(w, 6, "kiln-${{ runner.os }}-");
-        download_slices(w, &action("download")?);
-        line(w, 3, &format!("- uses: {}", action("sccache")?));
-        setup_steps(w, c, &install, true);
-        line(
-            w,
-            3,
-            "- name: Every binary (restored from this run's builds and the cache)",
-        );
-        line(w, 4, "env:");
-        if remote {
-            remote_read_env(w);
-            signing_key_env(w);
-            line(w, 5, "SLICE: file://${{ runner.temp }}/kiln-slice");
-        } else {
-            line(
-                w,
-                5,
-                "KILN_REMOTE_CACHE: file://${{ runner.temp }}/kiln-slice",
-            );
-        }
-        line(w, 4, "run: |");
-        let mut every = vec!["set -euo pipefail"];
-        if remote {
-            every.push("KILN_REMOTE_CACHE=\"$SLICE\" kiln cache pull");
-        }
-        every.extend(["kiln build", "kiln verify"]);
-        script(w, 5, &every);
-        line(w, 3, "- name: kiln image --push");
-        line(w, 4, "env:");
-        line(w, 5, "GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}");
-        match &image {
-            Some(i) => line(w, 5, &format!("IMAGE: {i}")),
-            None => line(w, 5, "IMAGE: ghcr.io/${{ github.repository }}"),
-        }
-        line(w, 5, &format!("DEFAULT_BRANCH: {branch}"));
-        line(w, 4, "run: |");
-        script(w, 5, &[
-            "set -euo pipefail",
-            "repo=\"${IMAGE,,}\"  # registries want lowercase repository names",
-            "tags=()",
-            "if [ \"$GITHUB_REF_TYPE\" = tag ]; then tags+=(--tag \"${GITHUB_REF_NAME#v}\"); fi",
-            "if [ \"$GITHUB_REF_NAME\" = \"$DEFAULT_BRANCH\" ]; then tags+=(--tag latest); fi",
-            "kiln image --push \"$repo:$GITHUB_SHA\" \"${tags[@]}\"",
-        ]);
-        line(w, 3, &format!("- uses: {}", action("upload")?));
-        line(w, 4, "with:");
-        line(w, 5, "name: artifacts-all");
-        line(w, 5, &format!("path: {}/", o.artifact_dir));
-    }
-
-    if remote {
-        publish_job(
-            w,
-            c,
-            &install,
-            &runner,
-            &action("checkout")?,
-            &action("download")?,
-            &action("sccache")?,
-        );
-    }
-
-    if release {
-        line(w, 0, "");
-        line(w, 1, "release:");
-        line(w, 2, "name: GitHub Release");
-        line(w, 2, "needs: image");
-        line(
-            w,
-            2,
-            "if: github.event_name == 'push' && startsWith(github.ref, 'refs/tags/v')",
-        );
-        line(w, 2, &format!("runs-on: {runner}"));
-        line(w, 2, "permissions:");
-        line(w, 3, "contents: write");
-        line(w, 2, "steps:");
-        line(w, 3, &format!("- uses: {}", action("download")?));
-        line(w, 4, "with:");
-        line(w, 5, "name: artifacts-all");
-        line(w, 5, "path: artifacts");
-        line(w, 3, "- name: Binaries, .sha256 files and checksums.json");
-        line(w, 4, "env:");
-        line(w, 5, "GH_TOKEN: ${{ secrets.GITHUB_TOKEN }}");
-        line(w, 4, "run: |");
-        script(w, 5, &[
-            "set -euo pipefail",
-            "mkdir -p dist",
-            "# Asset names must differ between architectures: <bin>-linux-<arch>.",
-            "for f in artifacts/linux/*/*; do",
-            "  case \"$f\" in *.sha256|*.version) continue ;; esac",
-            "  arch=$(basename \"$(dirname \"$f\")\"); bin=$(basename \"$f\")",
-            "  cp \"$f\" \"dist/$bin-linux-$arch\"",
-            "  (cd dist && sha256sum \"$bin-linux-$arch\" > \"$bin-linux-$arch.sha256\")",
-            "done",
-            "cp artifacts/checksums.json dist/",
-            "gh release create \"$GITHUB_REF_NAME\" --repo \"$GITHUB_REPOSITORY\" --title \"$GITHUB_REF_NAME\" --generate-notes dist/*",
-        ]);
-    }
-    Ok(y)
+        push,
+    ]));
+    j.steps.push(Step::uses(&cx.a.upload).with([
+        kv(
+            "name",
+            "artifacts-${{ matrix.platform }}-${{ strategy.job-index }}",
+        ),
+        block(
+            "path",
+            [
+                format!("{artifact_dir}/"),
+                "kiln-build.jsonl".into(),
+                "kiln-metrics/".into(),
+            ],
+        ),
+    ]));
+    j.steps.push(Step::uses(&cx.a.upload).with([
+        kv(
+            "name",
+            "kiln-slice-${{ matrix.platform }}-${{ strategy.job-index }}",
+        ),
+        kv("path", "${{ runner.temp }}/kiln-slice"),
+        kv("include-hidden-files", "true"),
+    ]));
+    j
 }
+
+/// `image`: every binary, verified, into the multi-arch image, pushed.
+fn image_job(cx: &Ctx, o: &Options, branch: &str) -> Job {
+    let title = if o.platforms.is_empty() {
+        "Image".to_string()
+    } else {
+        format!("Image ({})", o.platforms.join(" + "))
+    };
+    let mut j = Job::new("image", title, &cx.runner);
+    j.needs = vec!["plan", "build"];
+    j.comment = Some(
+        "Also when nothing changed (build skipped): the image is still tagged for this commit.",
+    );
+    j.condition = Some(format!("always() && github.event_name == 'push' && needs.plan.result == 'success' && (needs.build.result == 'success' || needs.build.result == 'skipped') && (github.ref == 'refs/heads/{branch}' || startsWith(github.ref, 'refs/tags/v'))"));
+    j.permissions = vec![("contents", Access::Read), ("packages", Access::Write)];
+    j.steps.push(checkout(&cx.a.checkout, false));
+    j.steps.push(Step::uses(&cx.a.cache_restore).with([
+        cache_paths(),
+        kv("key", "kiln-${{ runner.os }}-image-${{ github.sha }}"),
+        block("restore-keys", ["kiln-${{ runner.os }}-"]),
+    ]));
+    j.steps.push(download_slices(&cx.a.download));
+    j.steps.push(Step::uses(&cx.a.sccache));
+    j.steps.extend(setup_steps(cx, true));
+    let mut env = Vec::new();
+    let mut every = vec!["set -euo pipefail"];
+    if cx.remote {
+        env.extend(remote_read_env());
+        env.push(signing_key_env());
+        env.push(kv("SLICE", SLICE));
+        every.push("KILN_REMOTE_CACHE=\"$SLICE\" kiln cache pull");
+    } else {
+        env.push(kv("KILN_REMOTE_CACHE", SLICE));
+    }
+    every.extend(["kiln build", "kiln verify"]);
+    j.steps.push(
+        Step::named("Every binary (restored from this run's builds and the cache)")
+            .env(env)
+            .script(every),
+    );
+    let image = o
+        .config
+        .image
+        .clone()
+        .unwrap_or_else(|| "ghcr.io/${{ github.repository }}".into());
+    j.steps.push(
+        Step::named("kiln image --push")
+            .env([
+                kv("GITHUB_TOKEN", "${{ secrets.GITHUB_TOKEN }}"),
+                kv("IMAGE", image),
+                kv("DEFAULT_BRANCH", branch),
+            ])
+            .script([
+                "set -euo pipefail",
+                "repo=\"${IMAGE,,}\"  # registries want lowercase repository names",
+                "tags=()",
+                "if [ \"$GITHUB_REF_TYPE\" = tag ]; then tags+=(--tag \"${GITHUB_REF_NAME#v}\"); fi",
+                "if [ \"$GITHUB_REF_NAME\" = \"$DEFAULT_BRANCH\" ]; then tags+=(--tag latest); fi",
+                "kiln image --push \"$repo:$GITHUB_SHA\" \"${tags[@]}\"",
+            ]),
+    );
+    j.steps.push(Step::uses(&cx.a.upload).with([
+        kv("name", "artifacts-all"),
+        kv("path", format!("{}/", o.artifact_dir)),
+    ]));
+    j
+}
+
+/// `publish`: the one job that writes to the remote cache. On pushes only (never for
+/// a pull request), it copies this run's binaries from the slices into the remote.
+fn publish_job(cx: &Ctx) -> Job {
+    let mut j = Job::new("publish", "Publish to the remote cache", &cx.runner);
+    j.needs = vec!["build"];
+    j.comment = Some("Pushes only: a pull request's builds never write to the shared cache.");
+    j.condition = Some("github.event_name == 'push' && needs.build.result == 'success'".into());
+    j.permissions = vec![("contents", Access::Read), ("packages", Access::Write)];
+    j.steps.push(checkout(&cx.a.checkout, false));
+    j.steps.push(download_slices(&cx.a.download));
+    j.steps.push(Step::uses(&cx.a.sccache));
+    j.steps.extend(setup_steps(cx, true));
+    j.steps.push(
+        Step::named("This run's binaries into the local cache")
+            .env([kv("KILN_REMOTE_CACHE", SLICE)])
+            .run("kiln cache pull"),
+    );
+    j.steps.push(
+        Step::named("kiln cache push")
+            .env([
+                kv_why(
+                    "GITHUB_TOKEN",
+                    "${{ secrets.GITHUB_TOKEN }}",
+                    "write access to the remote cache",
+                ),
+                signing_key_env(),
+            ])
+            .run("kiln cache push"),
+    );
+    j
+}
+
+/// `release`: tags `v*` attach the binaries to a GitHub Release.
+fn release_job(cx: &Ctx) -> Job {
+    let mut j = Job::new("release", "GitHub Release", &cx.runner);
+    j.needs = vec!["image"];
+    j.condition =
+        Some("github.event_name == 'push' && startsWith(github.ref, 'refs/tags/v')".into());
+    j.permissions = vec![("contents", Access::Write)];
+    j.steps.push(
+        Step::uses(&cx.a.download).with([kv("name", "artifacts-all"), kv("path", "artifacts")]),
+    );
+    j.steps.push(
+        Step::named("Binaries, .sha256 files and checksums.json")
+            .env([kv("GH_TOKEN", "${{ secrets.GITHUB_TOKEN }}")])
+            .script([
+                "set -euo pipefail",
+                "mkdir -p dist",
+                "# Asset names must differ between architectures: <bin>-linux-<arch>.",
+                "for f in artifacts/linux/*/*; do",
+                "  case \"$f\" in *.sha256|*.version) continue ;; esac",
+                "  arch=$(basename \"$(dirname \"$f\")\"); bin=$(basename \"$f\")",
+                "  cp \"$f\" \"dist/$bin-linux-$arch\"",
+                "  (cd dist && sha256sum \"$bin-linux-$arch\" > \"$bin-linux-$arch.sha256\")",
+                "done",
+                "cp artifacts/checksums.json dist/",
+                "gh release create \"$GITHUB_REF_NAME\" --repo \"$GITHUB_REPOSITORY\" --title \"$GITHUB_REF_NAME\" --generate-notes dist/*",
+            ]),
+    );
+    j
+}
+
+/// The shared-directory cache a job's binaries travel in.
+const SLICE: &str = "file://${{ runner.temp }}/kiln-slice";
 
 /// The cached directories: cargo's downloads and kiln's cache. The image job restores
 /// with the same list, since a cache only matches the paths it was saved with.
-fn cache_paths(w: &mut String) {
-    line(w, 5, "path: |");
-    for p in [
-        "~/.cargo/registry/index/",
-        "~/.cargo/registry/cache/",
-        "~/.cargo/git/db/",
-        KILN_CACHE,
-    ] {
-        line(w, 6, p);
-    }
+fn cache_paths() -> Entry {
+    block(
+        "path",
+        [
+            "~/.cargo/registry/index/",
+            "~/.cargo/registry/cache/",
+            "~/.cargo/git/db/",
+            KILN_CACHE,
+        ],
+    )
 }
 
 /// The permissions of a job that may run a pull request's code: read-only.
-fn read_only(w: &mut String, remote: bool) {
-    line(w, 2, "permissions:");
-    line(w, 3, "contents: read");
+fn read_only(remote: bool) -> Vec<(&'static str, Access)> {
+    let mut p = vec![("contents", Access::Read)];
     if remote {
-        line(w, 3, "packages: read");
+        p.push(("packages", Access::Read));
     }
+    p
 }
 
 /// The environment of a step that reads the remote cache: a read-only token (ghcr.io
 /// takes GITHUB_TOKEN) given to that step alone, and no uploads.
-fn remote_read_env(w: &mut String) {
-    line(
-        w,
-        5,
-        "GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}  # read access to the remote cache",
-    );
-    line(
-        w,
-        5,
-        "KILN_CACHE_UPLOAD: never  # only the publish job writes to the shared cache",
-    );
+fn remote_read_env() -> [Entry; 2] {
+    [
+        kv_why(
+            "GITHUB_TOKEN",
+            "${{ secrets.GITHUB_TOKEN }}",
+            "read access to the remote cache",
+        ),
+        kv_why(
+            "KILN_CACHE_UPLOAD",
+            "never",
+            "only the publish job writes to the shared cache",
+        ),
+    ]
 }
 
 /// The signing key, from a repository secret, for the jobs that run on pushes only
 /// (signing and checking what ships); empty when the secret is not set (signing off).
-fn signing_key_env(w: &mut String) {
-    line(
-        w,
-        5,
-        "KILN_CACHE_SIGNING_KEY: ${{ secrets.KILN_CACHE_SIGNING_KEY }}",
-    );
+fn signing_key_env() -> Entry {
+    kv(
+        "KILN_CACHE_SIGNING_KEY",
+        "${{ secrets.KILN_CACHE_SIGNING_KEY }}",
+    )
 }
 
 /// Downloads every build job's slice into one shared-directory cache.
-fn download_slices(w: &mut String, download: &str) {
-    line(w, 3, &format!("- uses: {download}"));
-    line(w, 4, "with:");
-    line(w, 5, "pattern: kiln-slice-*");
-    line(w, 5, "path: ${{ runner.temp }}/kiln-slice");
-    line(w, 5, "merge-multiple: true");
+fn download_slices(download: &str) -> Step {
+    Step::uses(download).with([
+        kv("pattern", "kiln-slice-*"),
+        kv("path", "${{ runner.temp }}/kiln-slice"),
+        kv("merge-multiple", "true"),
+    ])
 }
 
-/// The one job that writes to the remote cache: on pushes only (never for a pull
-/// request), it copies this run's binaries from the slices into the remote.
-fn publish_job(
-    w: &mut String,
-    c: &CiConfig,
-    install: &str,
-    runner: &str,
-    checkout_action: &str,
-    download: &str,
-    sccache: &str,
-) {
-    line(w, 0, "");
-    line(w, 1, "publish:");
-    line(w, 2, "name: Publish to the remote cache");
-    line(w, 2, "needs: build");
-    line(
-        w,
-        2,
-        "# Pushes only: a pull request's builds never write to the shared cache.",
-    );
-    line(
-        w,
-        2,
-        "if: github.event_name == 'push' && needs.build.result == 'success'",
-    );
-    line(w, 2, &format!("runs-on: {runner}"));
-    line(w, 2, "permissions:");
-    line(w, 3, "contents: read");
-    line(w, 3, "packages: write");
-    line(w, 2, "steps:");
-    checkout(w, checkout_action, false);
-    download_slices(w, download);
-    line(w, 3, &format!("- uses: {sccache}"));
-    setup_steps(w, c, install, true);
-    line(w, 3, "- name: This run's binaries into the local cache");
-    line(w, 4, "env:");
-    line(
-        w,
-        5,
-        "KILN_REMOTE_CACHE: file://${{ runner.temp }}/kiln-slice",
-    );
-    line(w, 4, "run: kiln cache pull");
-    line(w, 3, "- name: kiln cache push");
-    line(w, 4, "env:");
-    line(
-        w,
-        5,
-        "GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}  # write access to the remote cache",
-    );
-    signing_key_env(w);
-    line(w, 4, "run: kiln cache push");
-}
-
-fn line(w: &mut String, indent: usize, text: &str) {
-    if text.is_empty() {
-        w.push('\n');
-    } else {
-        let _ = writeln!(w, "{}{text}", "  ".repeat(indent));
-    }
-}
-
-fn script(w: &mut String, indent: usize, lines: &[&str]) {
-    for l in lines {
-        line(w, indent, l);
-    }
-}
-
-fn checkout(w: &mut String, action: &str, full_history: bool) {
-    line(w, 3, &format!("- uses: {action}"));
-    line(w, 4, "with:");
-    line(
-        w,
-        5,
-        "persist-credentials: false  # no token left in .git/config for later steps",
-    );
+fn checkout(action: &str, full_history: bool) -> Step {
+    let mut with = vec![kv_why(
+        "persist-credentials",
+        "false",
+        "no token left in .git/config for later steps",
+    )];
     if full_history {
-        line(
-            w,
-            5,
-            "fetch-depth: 0  # `kiln affected` needs the merge-base",
-        );
+        with.push(kv_why(
+            "fetch-depth",
+            "0",
+            "`kiln affected` needs the merge-base",
+        ));
     }
+    Step::uses(action).with(with)
 }
 
 /// The configured setup commands, installing kiln, and (for building jobs) `kiln setup`.
-fn setup_steps(w: &mut String, c: &CiConfig, install: &str, build: bool) {
-    for (i, cmd) in c.setup.iter().flatten().enumerate() {
-        line(w, 3, &format!("- name: Setup {}", i + 1));
-        line(w, 4, "run: |");
-        for l in cmd.lines() {
-            line(w, 5, l);
-        }
-    }
-    line(w, 3, "- name: Install kiln");
-    line(w, 4, "run: |");
-    line(w, 5, "command -v kiln >/dev/null || \\");
-    line(w, 5, &format!("  {install}"));
+fn setup_steps(cx: &Ctx, build: bool) -> Vec<Step> {
+    let mut steps: Vec<Step> =
+        cx.c.setup
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, cmd)| Step::named(format!("Setup {}", i + 1)).script(cmd.lines()))
+            .collect();
+    steps.push(Step::named("Install kiln").script([
+        "command -v kiln >/dev/null || \\".to_string(),
+        format!("  {}", cx.install),
+    ]));
     if build {
-        line(w, 3, "- name: kiln setup (rustup targets, zig)");
-        line(w, 4, "run: kiln setup");
+        steps.push(Step::named("kiln setup (rustup targets, zig)").run("kiln setup"));
     }
+    steps
 }

@@ -70,6 +70,8 @@ pub(crate) enum Command {
     Ci(CiArgs),
     /// Write an HTML report of the last build: timeline, memory, cache hits
     Report(ReportArgs),
+    /// Show the effective settings (flags, environment, Cargo.toml, defaults) and where each comes from
+    Config,
 }
 
 #[derive(Debug, Args)]
@@ -226,8 +228,8 @@ pub(crate) struct BuildArgs {
     #[arg(short, long, value_name = "N")]
     pub(crate) jobs: Option<u32>,
     /// Memory budget for the whole build: a size (4GiB) or `auto` (cgroup limit, else 75% of available)
-    #[arg(long, value_name = "SIZE")]
-    pub(crate) max_memory: Option<String>,
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+    pub(crate) max_memory: Option<kiln_config::MemoryLimit>,
     /// Where to write the build metrics (default: target/kiln/metrics)
     #[arg(long, value_name = "DIR")]
     pub(crate) metrics_out: Option<PathBuf>,
@@ -287,7 +289,15 @@ impl BuildArgs {
             }),
             out: self.out.clone(),
             jobs: self.jobs,
-            max_memory: self.max_memory.clone(),
+            max_memory: self.max_memory,
         }
     }
+}
+
+/// `--max-memory`: parsed by the same rule as `max-memory` in the config.
+fn parse_memory(s: &str) -> Result<kiln_config::MemoryLimit, String> {
+    kiln_config::MemoryLimit::parse(s).map_err(|e| {
+        let hints = e.hints().join("; ");
+        format!("{e} ({hints})")
+    })
 }

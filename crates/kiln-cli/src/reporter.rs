@@ -105,7 +105,22 @@ impl Reporter {
     /// Writes one JSON event on stdout (only with `--message-format json`).
     pub(crate) fn event(&self, e: &Event) {
         if self.json {
-            println!("{}", serde_json::to_string(e).expect("events serialize"));
+            self.output_event(e);
+        }
+    }
+
+    /// Writes one JSON event on stdout whatever the message format: the output a
+    /// command was asked for (`kiln affected --format json`).
+    pub(crate) fn output_event(&self, e: &Event) {
+        self.output(&serde_json::to_string(e).expect("events serialize"));
+    }
+
+    /// Writes a line of a command's output (data for a pipe) on stdout.
+    pub(crate) fn output(&self, text: &str) {
+        let guard = self.progress.lock().unwrap();
+        match guard.as_ref() {
+            Some(pb) => pb.suspend(|| println!("{text}")),
+            None => println!("{text}"),
         }
     }
 

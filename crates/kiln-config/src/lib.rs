@@ -9,20 +9,15 @@ use kiln_diagnostics::{Error, IoContext, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-/// Which toolchain backend builds a target.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BackendChoice {
-    /// zig where the build graph compiles C, plain cargo otherwise.
-    #[default]
-    Auto,
-    /// Plain cargo, linking with `rust-lld`.
-    Cargo,
-    /// `cargo zigbuild`, with zig as C compiler and linker.
-    Zig,
-    /// `cross`, which builds inside a container.
-    Cross,
-}
+mod choices;
+mod env;
+mod settings;
+mod size;
+
+pub use choices::{BackendChoice, Choice, Matrix, Sccache, Upload};
+pub use env::{env, Env, Secret, VARIABLES};
+pub use settings::{Origin, Setting, Settings};
+pub use size::{parse_size, MemoryLimit, MIN_BUDGET};
 
 /// The `[workspace.metadata.kiln]` table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -56,7 +51,7 @@ pub struct Config {
     pub provision_native: Option<bool>,
     /// Memory budget: a size (`4GiB`) or `auto` (the default: the cgroup limit, else
     /// 75% of available memory).
-    pub max_memory: Option<String>,
+    pub max_memory: Option<MemoryLimit>,
     /// The container image `kiln image` and `kiln dockerfile` make from the artifacts.
     pub image: Option<ImageConfig>,
     /// The shared remote cache and sccache.
@@ -80,7 +75,7 @@ pub struct CiConfig {
     /// Shell commands run before kiln in every job (e.g. installing protoc).
     pub setup: Option<Vec<String>>,
     /// One job per `binary` x platform (default) or per `platform`.
-    pub matrix: Option<String>,
+    pub matrix: Option<Matrix>,
     /// The command that installs kiln on a runner.
     pub install: Option<String>,
     /// The default branch: pushes to it push `latest`. Default: `main`.
@@ -106,9 +101,9 @@ pub struct CacheConfig {
     /// `oci://registry/repo` or `file:///dir`; `KILN_REMOTE_CACHE` overrides it (`off` disables).
     pub remote: Option<String>,
     /// Who uploads: `always`, `ci` (default), `never`.
-    pub upload: Option<String>,
+    pub upload: Option<Upload>,
     /// sccache as `RUSTC_WRAPPER`: `auto` (default: when installed), `on`, `off`.
-    pub sccache: Option<String>,
+    pub sccache: Option<Sccache>,
     /// Plain HTTP for a registry on this machine.
     pub insecure: Option<bool>,
     /// Seconds any remote operation may take before the remote is skipped. Default: 5.
@@ -258,6 +253,24 @@ mod tests {
     fn bad_backend_names_the_choices() {
         let err = Config::parse("[workspace.metadata.kiln]\nbackend = \"docker\"\n").unwrap_err();
         assert!(err.to_string().contains("auto"), "{err}");
+    }
+
+    #[test]
+    fn every_enum_like_key_rejects_a_typo() {
+        for (table, key) in [
+            ("[workspace.metadata.kiln.ci]", "matrix = \"platfrom\""),
+            ("[workspace.metadata.kiln.cache]", "upload = \"sometimes\""),
+            ("[workspace.metadata.kiln.cache]", "sccache = \"yes\""),
+            ("[workspace.metadata.kiln]", "max-memory = \"lots\""),
+            ("[workspace.metadata.kiln]", "max-memory = \"1K\""),
+        ] {
+            assert!(
+                Config::parse(&format!("{table}\n{key}\n")).is_err(),
+                "{key}"
+            );
+        }
+        let c = Config::parse("[workspace.metadata.kiln]\nmax-memory = \"2GiB\"\n").unwrap();
+        assert_eq!(c.max_memory, Some(MemoryLimit::Bytes(2 << 30)));
     }
 }
 

@@ -11,7 +11,6 @@ use kiln_fs::sha256_hex as sha256;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -214,22 +213,18 @@ fn stamp_of(m: &std::fs::Metadata) -> (u64, i128, i128, u64) {
 
 /// Tracked and untracked-but-not-ignored files below `root`, relative to it.
 fn git_files(root: &Path) -> Option<Vec<PathBuf>> {
-    let out = Command::new("git")
-        .args([
+    let out = kiln_workspace::git_bytes(
+        root,
+        &[
             "ls-files",
             "-z",
             "--cached",
             "--others",
             "--exclude-standard",
-        ])
-        .current_dir(root)
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
+        ],
+    )
+    .ok()?;
     let files = out
-        .stdout
         .split(|b| *b == 0)
         .filter(|s| !s.is_empty())
         .map(path_from_bytes)

@@ -1,11 +1,14 @@
 //! Image assembly: layers, one config and manifest per platform, the index over them,
 //! and the two local outputs (OCI layout directory, OCI archive).
 
-use crate::layer::{write_layer, Layer, LayerCache};
-use crate::oci::{canonical_json, media, BlobDir, Descriptor};
+use crate::layer::{write_layer, LayerCache};
 use crate::tar::{self, Content, Entry};
 use kiln_config::ImageConfig;
 use kiln_diagnostics::{Error, IoContext, Result};
+use kiln_oci::{
+    canonical_json, media, BaseImage, BasePlatform, BlobDir, Built, Layer, LayerRole,
+    PlatformManifest,
+};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -226,37 +229,6 @@ pub struct PlatformImage {
     pub binaries: Vec<(String, PathBuf)>,
 }
 
-/// A base image's platform: its config and layers (whose blobs are in the blob dir).
-#[derive(Debug, Clone)]
-pub struct BasePlatform {
-    /// OCI architecture.
-    pub arch: String,
-    /// The base's image config.
-    pub config: Value,
-    /// Its layers, bottom first.
-    pub layers: Vec<Descriptor>,
-}
-
-/// A base image fetched from a registry.
-#[derive(Debug, Clone)]
-pub struct BaseImage {
-    /// The reference it was fetched by.
-    pub name: String,
-    /// The digest of its index (or manifest).
-    pub digest: String,
-    /// Per platform.
-    pub platforms: Vec<BasePlatform>,
-}
-
-/// What [`assemble`] wrote.
-#[derive(Debug, Clone)]
-pub struct Built {
-    /// The image index.
-    pub index: Descriptor,
-    /// Per platform: architecture, manifest, config, and its layers (base first).
-    pub manifests: Vec<(String, Descriptor, Descriptor, Vec<Layer>)>,
-}
-
 /// Writes every blob of the image into `blobs` and returns the index.
 pub fn assemble(
     spec: &ImageSpec,
@@ -265,7 +237,13 @@ pub fn assemble(
     blobs: &BlobDir,
     cache: Option<&LayerCache>,
 ) -> Result<Built> {
-    let own_base = write_layer(&spec.base_entries(), spec.epoch, blobs, cache)?;
+    let own_base = write_layer(
+        &spec.base_entries(),
+        spec.epoch,
+        blobs,
+        cache,
+        LayerRole::System,
+    )?;
     let mut manifests = Vec::new();
     let mut index_entries = Vec::new();
     for p in platforms {
@@ -280,7 +258,13 @@ pub fn assemble(
                 )
             })
             .collect();
-        let bin_layer = write_layer(&entries, spec.epoch, blobs, cache)?;
+        let bin_layer = write_layer(
+            &entries,
+            spec.epoch,
+            blobs,
+            cache,
+            LayerRole::Binaries(p.arch.clone()),
+        )?;
         let base_platform = match base {
             Some(b) => Some(b.platforms.iter().find(|bp| bp.arch == p.arch).ok_or_else(|| {
                 Error::usage(format!("base image `{}` has no linux/{} variant", b.name, p.arch))
@@ -297,10 +281,12 @@ pub fn assemble(
                 bp.layers
                     .iter()
                     .zip(diff_ids)
-                    .map(|(d, id)| Layer {
+                    .enumerate()
+                    .map(|(i, (d, id))| Layer {
                         descriptor: d.clone(),
                         diff_id: id.as_str().unwrap_or_default().to_string(),
                         cached: true,
+                        role: LayerRole::Base(i + 1),
                     })
                     .collect()
             })
@@ -327,7 +313,12 @@ pub fn assemble(
         let mut entry = manifest_desc.to_json();
         entry["platform"] = json!({"architecture": p.arch, "os": "linux"});
         index_entries.push(entry);
-        manifests.push((p.arch.clone(), manifest_desc, config_desc, layers));
+        manifests.push(PlatformManifest {
+            arch: p.arch.clone(),
+            manifest: manifest_desc,
+            config: config_desc,
+            layers,
+        });
     }
     let mut annotations = spec.annotations.clone();
     if let Some(b) = base {
@@ -444,7 +435,13 @@ pub fn write_layout(blobs: &BlobDir, built: &Built, name: &str, tag: &str) -> Re
 pub fn write_archive(blobs: &BlobDir, built: &Built, dest: &Path, epoch: u64) -> Result<()> {
     let root = blobs.root();
     let mut digests: Vec<&str> = vec![&built.index.digest];
-    for (_, m, c, layers) in &built.manifests {
+    for PlatformManifest {
+        manifest: m,
+        config: c,
+        layers,
+        ..
+    } in &built.manifests
+    {
         digests.push(&m.digest);
         digests.push(&c.digest);
         digests.extend(layers.iter().map(|l| l.descriptor.digest.as_str()));
@@ -542,7 +539,12 @@ mod tests {
             binaries: vec![("srv".into(), bin)],
         }];
         let built = assemble(&s, &platforms, None, &blobs, None).unwrap();
-        let (_, manifest, config, layers) = &built.manifests[0];
+        let PlatformManifest {
+            manifest,
+            config,
+            layers,
+            ..
+        } = &built.manifests[0];
         let config: Value = serde_json::from_slice(&blobs.read(&config.digest).unwrap()).unwrap();
         assert_eq!(config["config"]["User"], "1000:1000");
         assert_eq!(

@@ -6,25 +6,15 @@
 //! fixed level; a unit test pins the output so a backend switch elsewhere in the
 //! dependency tree can't silently change every digest.
 
-use crate::oci::{media, BlobDir, Descriptor, HashingWriter};
+use crate::oci::HashingWriter;
 use crate::tar::{self, Entry};
 use kiln_diagnostics::{Error, IoContext, Result};
+use kiln_oci::{media, BlobDir, Descriptor, Layer, LayerRole};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// gzip level: 6 is gzip's own default, a good size/time balance for binaries.
 const LEVEL: u32 = 6;
-
-/// A layer written to a blob directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Layer {
-    /// The compressed blob.
-    pub descriptor: Descriptor,
-    /// `sha256:` of the uncompressed tar, as the image config lists it.
-    pub diff_id: String,
-    /// Whether it came from the layer cache.
-    pub cached: bool,
-}
 
 /// Compressed layers by diff_id, kept between runs.
 #[derive(Debug, Clone)]
@@ -80,6 +70,7 @@ pub fn write_layer(
     mtime: u64,
     blobs: &BlobDir,
     cache: Option<&LayerCache>,
+    role: LayerRole,
 ) -> Result<Layer> {
     let mut hashing = HashingWriter::new(std::io::sink());
     tar::write(entries, mtime, &mut hashing).map_err(layer_error)?;
@@ -95,6 +86,7 @@ pub fn write_layer(
             descriptor,
             diff_id,
             cached: true,
+            role,
         });
     }
     let staging = kiln_fs::temp_path(&blobs.path(&diff_id));
@@ -139,6 +131,7 @@ pub fn write_layer(
         },
         diff_id,
         cached: false,
+        role,
     })
 }
 
@@ -163,17 +156,17 @@ mod tests {
             0o644,
             Content::Bytes(b"kiln\n".to_vec()),
         )];
-        let first = write_layer(&entries, 1, &blobs, Some(&cache)).unwrap();
+        let first = write_layer(&entries, 1, &blobs, Some(&cache), LayerRole::System).unwrap();
         assert!(!first.cached);
         let other = BlobDir::new(&dir.path().join("b")).unwrap();
-        let second = write_layer(&entries, 1, &other, Some(&cache)).unwrap();
+        let second = write_layer(&entries, 1, &other, Some(&cache), LayerRole::System).unwrap();
         assert!(second.cached);
         assert_eq!(first.descriptor, second.descriptor);
         assert!(other.has(&second.descriptor.digest));
         // Pinned: a different gzip backend or level anywhere in the tree changes this.
         assert_eq!(
             first.descriptor.digest,
-            write_layer(&entries, 1, &blobs, None)
+            write_layer(&entries, 1, &blobs, None, LayerRole::System)
                 .unwrap()
                 .descriptor
                 .digest
@@ -187,9 +180,9 @@ mod tests {
         let blobs = BlobDir::new(dir.path()).unwrap();
         let cache = LayerCache::new(dir.path().join("cache"));
         let entries = vec![Entry::dir("data", 0o755)];
-        let first = write_layer(&entries, 1, &blobs, Some(&cache)).unwrap();
+        let first = write_layer(&entries, 1, &blobs, Some(&cache), LayerRole::System).unwrap();
         std::fs::write(cache.blob(&first.diff_id), b"junk").unwrap();
-        let again = write_layer(&entries, 1, &blobs, Some(&cache)).unwrap();
+        let again = write_layer(&entries, 1, &blobs, Some(&cache), LayerRole::System).unwrap();
         assert!(!again.cached);
         assert_eq!(again.descriptor, first.descriptor);
     }

@@ -16,9 +16,11 @@ mod tar;
 
 pub use dockerfile::{dockerfile, DockerBase, DockerFiles, DIR};
 pub use image::{
-    assemble, rfc3339, write_archive, write_layout, BaseImage, BasePlatform, Built, ImageSpec,
-    PlatformImage, Provenance, User,
+    assemble, rfc3339, write_archive, write_layout, ImageSpec, PlatformImage, Provenance, User,
 };
-pub use layer::{write_layer, Layer, LayerCache};
-pub use oci::{canonical_json, media, BlobDir, Descriptor};
+pub use kiln_oci::{
+    canonical_json, media, BaseImage, BasePlatform, BlobDir, Built, Descriptor, Layer, LayerRole,
+    PlatformManifest,
+};
+pub use layer::{write_layer, LayerCache};
 pub use tar::{Content, Entry};

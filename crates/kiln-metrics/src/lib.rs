@@ -7,7 +7,7 @@ mod metrics;
 mod report;
 mod sampler;
 
-pub use budget::{detect_budget, parse_size, Budget};
+pub use budget::{detect_budget, Budget};
 pub use metrics::{BuildMetrics, CrateTiming, StepMetrics, UnitMetrics, SCHEMA_VERSION};
 pub use report::report_html;
 pub use sampler::{tree_rss, Sample, Sampler};

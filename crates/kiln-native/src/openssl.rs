@@ -50,9 +50,7 @@ pub fn provision_openssl(root: &Path, target: &Target, prefix: &Path) -> Result<
         return Ok(false);
     }
     for tool in ["perl", "make"] {
-        if !std::env::var_os("PATH")
-            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        {
+        if kiln_fs::which(tool).is_none() {
             return Err(Error::environment(format!("building OpenSSL for {} needs `{tool}`, which is not installed", target.triple))
                 .hint(format!("install {tool} (e.g. `apt-get install {tool}`), or enable the `vendored` feature of openssl-sys")));
         }

@@ -76,10 +76,7 @@ pub enum Purpose {
 /// ghcr.io, then the docker config (`$DOCKER_CONFIG/config.json` or
 /// `~/.docker/config.json`), whose entries are per host, credential helpers included.
 pub fn lookup(registry: &str, purpose: Purpose) -> Option<(Credentials, Source)> {
-    let env_host = std::env::var("KILN_REGISTRY")
-        .ok()
-        .filter(|h| !h.is_empty());
-    let env_applies = match env_host {
+    let env_applies = match &kiln_config::env().registry {
         Some(h) => h == registry,
         None => purpose == Purpose::Destination,
     };

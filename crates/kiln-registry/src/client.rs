@@ -56,10 +56,8 @@ impl Client {
     }
 
     fn with_purpose(reference: &Reference, insecure: bool, purpose: Purpose) -> Result<Self> {
-        let listed = std::env::var("KILN_INSECURE_REGISTRIES")
-            .unwrap_or_default()
-            .split(',')
-            .any(|h| h.trim() == reference.registry);
+        let env = kiln_config::env();
+        let listed = env.insecure_registries.contains(&reference.registry);
         if insecure && !(reference.is_loopback() || listed) {
             return Err(Error::usage(format!("`--insecure` is refused for `{}`: plain HTTP is only used for registries on this machine", reference.registry))
                 .hint(format!("set KILN_INSECURE_REGISTRIES={} to allow it for this host explicitly", reference.registry)));
@@ -73,12 +71,7 @@ impl Client {
             repository: reference.repository.clone(),
             credentials: auth::lookup(&reference.registry, purpose),
             authorization: Mutex::new(None),
-            backoff: Duration::from_millis(
-                std::env::var("KILN_REGISTRY_BACKOFF_MS")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(500),
-            ),
+            backoff: env.registry_backoff.unwrap_or(Duration::from_millis(500)),
         })
     }
 

@@ -17,7 +17,7 @@ pub use reference::{is_loopback_host, is_valid_tag, Reference};
 
 use client::Body;
 use kiln_diagnostics::{Error, Result};
-use kiln_image::{media, BaseImage, BasePlatform, BlobDir, Built, Descriptor};
+use kiln_oci::{media, BaseImage, BasePlatform, BlobDir, Built, Descriptor};
 
 /// What a push did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -55,8 +55,8 @@ impl Client {
             ..Default::default()
         };
         let mut seen = std::collections::BTreeSet::new();
-        for (_, _, config, layers) in &built.manifests {
-            for d in layers.iter().map(|l| &l.descriptor).chain([config]) {
+        for m in &built.manifests {
+            for d in m.layers.iter().map(|l| &l.descriptor).chain([&m.config]) {
                 if !seen.insert(d.digest.clone()) {
                     continue;
                 }
@@ -69,8 +69,8 @@ impl Client {
                 }
             }
         }
-        for (_, manifest, _, _) in &built.manifests {
-            self.put_manifest(blobs, manifest, &manifest.digest)?;
+        for m in &built.manifests {
+            self.put_manifest(blobs, &m.manifest, &m.manifest.digest)?;
         }
         for tag in tags {
             self.put_manifest(blobs, &built.index, tag)?;

@@ -1,6 +1,6 @@
 //! Read-through and write-back between the local cache and a [`Remote`].
 
-use crate::{Remote, Upload};
+use crate::Remote;
 use hmac::Mac;
 use kiln_cache::{printable, Entry, Learned, LocalCache, Wanted};
 use kiln_diagnostics::{Error, Kind, Result};
@@ -15,7 +15,8 @@ const PARALLEL: usize = 8;
 /// to reach it, so an unreachable remote costs one timeout, not one per binary.
 pub struct RemoteCache {
     remote: Box<dyn Remote>,
-    upload: Upload,
+    /// Whether this process uploads what it builds (the `upload` setting, resolved).
+    uploads: bool,
     /// The team's signing key: entries uploaded are signed with it, and entries
     /// fetched must carry a valid signature.
     signing_key: Option<Vec<u8>>,
@@ -50,10 +51,10 @@ pub struct RemoteStats {
 impl RemoteCache {
     /// Wraps `remote`, checking it answers; a remote that doesn't is skipped (with
     /// the reason in [`stats`](Self::stats)), never an error.
-    pub fn new(remote: Box<dyn Remote>, upload: Upload) -> Self {
+    pub fn new(remote: Box<dyn Remote>, uploads: bool) -> Self {
         let r = RemoteCache {
             remote,
-            upload,
+            uploads,
             signing_key: None,
             alive: AtomicBool::new(true),
             skipped: Mutex::new(None),
@@ -108,7 +109,7 @@ impl RemoteCache {
 
     /// Whether this process uploads what it builds.
     pub fn uploads(&self) -> bool {
-        self.upload.enabled()
+        self.uploads
     }
 
     fn fail(&self, e: &Error) {

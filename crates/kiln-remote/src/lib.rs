@@ -46,39 +46,6 @@ pub trait Remote: Send + Sync {
     fn put_learned(&self, id: &str, json: &[u8]) -> Result<()>;
 }
 
-/// Who writes to the remote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Upload {
-    /// Every build uploads what it built.
-    Always,
-    /// Only builds with `CI=true` upload (the default: CI fills, developers read).
-    Ci,
-    /// Read-only.
-    Never,
-}
-
-impl Upload {
-    /// Parses `always`, `ci`, `never`.
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "always" => Ok(Upload::Always),
-            "ci" => Ok(Upload::Ci),
-            "never" => Ok(Upload::Never),
-            _ => Err(Error::usage(format!("invalid cache `upload` value `{s}`"))
-                .hint("use `always`, `ci` or `never`")),
-        }
-    }
-
-    /// Whether this process uploads.
-    pub fn enabled(self) -> bool {
-        match self {
-            Upload::Always => true,
-            Upload::Never => false,
-            Upload::Ci => std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"),
-        }
-    }
-}
-
 /// Opens the remote at `url`: `s3://bucket/prefix`, `oci://registry/repository` (`oci+http://` for plain
 /// HTTP to a registry on this machine, like `insecure`), `file:///path` (or a plain
 /// absolute path). `timeout` bounds every network operation.

@@ -9,7 +9,7 @@
 
 use crate::{check_name, Remote};
 use kiln_diagnostics::{Error, Result};
-use kiln_image::{media, Descriptor};
+use kiln_oci::{media, Descriptor};
 use kiln_registry::{Client, Reference};
 use serde_json::json;
 use std::path::Path;
@@ -80,7 +80,7 @@ impl OciRemote {
             "config": config_desc.to_json(),
             "layers": layers.iter().map(|l| l.to_json()).collect::<Vec<_>>(),
         });
-        let bytes = kiln_image::canonical_json(&manifest);
+        let bytes = kiln_oci::canonical_json(&manifest);
         self.client
             .put_manifest_bytes(tag, media::MANIFEST, bytes.as_bytes())
     }

@@ -5,8 +5,10 @@
 //! `docs/message-format.md` document them; bump [`CHECKSUMS_SCHEMA_VERSION`] on any
 //! incompatible change.
 
+mod events;
 mod overrides;
 
+pub use events::*;
 pub use overrides::{ConfigSource, Override, Setting};
 
 use serde::{Deserialize, Serialize};
@@ -85,68 +87,6 @@ pub struct GitInfo {
     pub commit: Option<String>,
     /// True when tracked files had uncommitted changes.
     pub dirty: bool,
-}
-
-/// One line of `--message-format json` output.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "reason", rename_all = "kebab-case")]
-pub enum Event {
-    /// A cargo invocation is starting.
-    BuildStarted {
-        /// Targets this invocation builds.
-        targets: Vec<String>,
-        /// Packages it builds.
-        packages: Vec<String>,
-        /// The backend (`cargo`, `zig`, `cross`).
-        backend: String,
-    },
-    /// kiln changed how cargo is run, with the reason.
-    Note {
-        /// What kiln did and why.
-        message: String,
-    },
-    /// A crate finished compiling.
-    CrateCompiled {
-        /// Crate name.
-        name: String,
-        /// Target triple, or `host` for build scripts and proc macros.
-        target: String,
-    },
-    /// A compiler diagnostic, rendered as cargo would print it.
-    CompilerMessage {
-        /// The rendered text.
-        rendered: String,
-    },
-    /// A binary was written to the artifact store.
-    ArtifactWritten {
-        /// Its record in `checksums.json`.
-        artifact: Box<ArtifactRecord>,
-    },
-    /// `kiln image` wrote an image.
-    ImageWritten {
-        /// Index digest.
-        digest: String,
-        /// Platforms (`linux/amd64`) with their manifest digests.
-        platforms: Vec<(String, String)>,
-        /// Layers: digest, compressed size, what they hold.
-        layers: Vec<(String, u64, String)>,
-        /// Local outputs written (layout directory, archive).
-        outputs: Vec<String>,
-        /// References pushed.
-        pushed: Vec<String>,
-    },
-    /// The final event: what happened overall.
-    Finished {
-        /// True when every requested artifact was produced.
-        success: bool,
-        /// Wall time in seconds.
-        elapsed_secs: f64,
-        /// How many artifacts were written.
-        artifacts: usize,
-        /// The error message, when `success` is false.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        error: Option<String>,
-    },
 }
 
 #[cfg(test)]

@@ -94,8 +94,7 @@ pub fn ensure_rust_targets<'a>(dir: &Path, targets: &[&'a Target]) -> Result<Vec
 
 /// Whether `program` is an executable file on PATH (no process is started).
 pub(crate) fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+    kiln_fs::which(program).is_some()
 }
 
 /// One tool a build needs, whether it is there, and how to get it.

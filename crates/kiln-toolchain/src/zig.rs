@@ -22,12 +22,6 @@ pub struct ZigProbe {
     pub version: String,
 }
 
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-}
-
 /// `size mtime inode` of a file, or empty when it is missing.
 pub fn file_stamp(path: &Path) -> String {
     let Ok(m) = std::fs::metadata(path) else {
@@ -59,7 +53,7 @@ impl ZigProbe {
         .map(|v| format!("{v}={}", std::env::var(v).unwrap_or_default()))
         .collect();
         for tool in ["zig", "python3"] {
-            let found = which(tool);
+            let found = kiln_fs::which(tool);
             let canonical = found.as_ref().and_then(|p| p.canonicalize().ok());
             parts.push(format!(
                 "{tool} {found:?} {canonical:?} {}",
@@ -89,7 +83,7 @@ impl ZigProbe {
     pub fn locate() -> Option<ZigProbe> {
         let exe = std::env::var_os("CARGO_ZIGBUILD_ZIG_PATH")
             .map(PathBuf::from)
-            .or_else(|| which("zig").and_then(|z| zig_env_exe(&z)))
+            .or_else(|| kiln_fs::which("zig").and_then(|z| zig_env_exe(&z)))
             .or_else(python_ziglang)?;
         let out = Command::new(&exe)
             .arg("version")

@@ -1,14 +1,16 @@
 //! The workspace as kiln sees it: members, their binaries, and what each binary's
 //! build graph contains. Read once with `cargo metadata`, then queried in memory.
 
+mod git;
 mod lock;
 
+pub use git::{git, git_bytes, git_line};
 pub use lock::{lock_entries, parse_lock, LockEntry};
 
 use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, PackageId};
-use kiln_config::Config;
+use kiln_config::{Config, Settings};
 use kiln_diagnostics::{Error, Result};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// A workspace member that kiln may build.
@@ -49,6 +51,8 @@ pub struct Workspace {
     pub members: Vec<Package>,
     /// `[workspace.metadata.kiln]`.
     pub config: Config,
+    /// The effective settings: the environment over `config` over defaults.
+    pub settings: Settings,
     /// The root manifest, read once.
     pub root_manifest: toml::Table,
     metadata: Metadata,
@@ -74,6 +78,7 @@ impl Workspace {
         let root = metadata.workspace_root.clone().into_std_path_buf();
         let manifest = root.join("Cargo.toml");
         let (config, root_manifest) = Config::load(&manifest)?;
+        let settings = Settings::resolve(&config, &root, kiln_config::env())?;
         let mut members: Vec<Package> = metadata
             .workspace_packages()
             .into_iter()
@@ -102,6 +107,7 @@ impl Workspace {
             target_dir,
             members,
             config,
+            settings,
             root_manifest,
             metadata,
         })
@@ -200,16 +206,6 @@ impl Workspace {
     /// How many packages `package`'s build compiles (a progress estimate).
     pub fn build_graph_size(&self, package: &Package) -> usize {
         self.closure(package).len()
-    }
-
-    /// Workspace members that `package` depends on (itself included), sorted.
-    pub fn workspace_deps(&self, package: &Package) -> BTreeSet<String> {
-        let closure = self.closure(package);
-        self.members
-            .iter()
-            .filter(|m| closure.contains(&m.id))
-            .map(|m| m.name.clone())
-            .collect()
     }
 
     /// Packages in `package`'s build graph that compile C: any that declares `links`

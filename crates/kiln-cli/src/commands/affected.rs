@@ -5,48 +5,49 @@ use crate::args::{AffectedArgs, AffectedFormat, Cli};
 use crate::reporter::Reporter;
 use kiln_build::{affected as compute, Plan};
 use kiln_diagnostics::Result;
+use kiln_schema::{Event, GithubMatrix, MatrixEntry};
 use std::process::ExitCode;
 
 pub(crate) fn affected(cli: &Cli, args: &AffectedArgs, r: &Reporter) -> Result<ExitCode> {
     let ws = load_workspace(cli)?;
     let sel = args.build.request().resolve(&ws)?;
     // Native libraries are only named here, never built.
-    let plan = Plan::new(&ws, &sel, &ws.target_dir.join("kiln/native"))?;
+    let plan = Plan::new(&ws, &sel, &kiln_build::native_root(&ws, None))?;
     let mut a = compute(&ws, &plan, args.base.as_deref(), args.head.as_deref())?;
     if args.skip_cached {
         skip_cached(&ws, &plan, &sel, &mut a, r)?;
     }
     match args.format {
         AffectedFormat::GithubMatrix => {
-            let per_platform =
-                ws.config.ci.as_ref().and_then(|c| c.matrix.as_deref()) == Some("platform");
-            println!("{}", matrix(&a.units, per_platform));
+            let per_platform = ws.settings.matrix.value == kiln_config::Matrix::Platform;
+            let m = matrix(&a.units, per_platform);
+            r.output(&serde_json::to_string(&m).expect("matrix serializes"));
         }
-        AffectedFormat::Json => {
-            let units: Vec<_> = a
+        AffectedFormat::Json => r.output_event(&Event::Affected {
+            merge_base: a.merge_base.clone(),
+            files: a.files.clone(),
+            changed_packages: a.changed.iter().cloned().collect(),
+            everything: a.everything,
+            affected: a
                 .units
                 .iter()
-                .map(|u| {
-                    serde_json::json!({"package": u.package, "bins": u.bins, "target": u.triple, "platform": u.platform, "because": u.because})
+                .map(|u| kiln_schema::AffectedUnit {
+                    package: u.package.clone(),
+                    bins: u.bins.clone(),
+                    target: u.triple.clone(),
+                    platform: u.platform.clone(),
+                    because: u.because.clone(),
                 })
-                .collect();
-            let v = serde_json::json!({
-                "merge_base": a.merge_base,
-                "files": a.files,
-                "changed_packages": a.changed,
-                "everything": a.everything,
-                "affected": units,
-            });
-            println!("{v}");
-        }
+                .collect(),
+        }),
         AffectedFormat::Text => {
             for u in &a.units {
-                println!(
+                r.output(&format!(
                     "{} {} (because {} changed)",
                     u.package,
                     u.platform,
                     u.because.join(", ")
-                );
+                ));
             }
             let since = if a.merge_base.is_empty() {
                 "(everything)".to_string()
@@ -70,8 +71,8 @@ pub(crate) fn affected(cli: &Cli, args: &AffectedArgs, r: &Reporter) -> Result<E
 /// every affected package (`matrix = "platform"` in `[workspace.metadata.kiln.ci]`).
 /// Each entry has a readable `name`, the `packages` for `-p`, the `target` for
 /// `--target`, and a `platform` usable in artifact names.
-fn matrix(units: &[kiln_build::AffectedUnit], per_platform: bool) -> serde_json::Value {
-    let include: Vec<serde_json::Value> = if per_platform {
+fn matrix(units: &[kiln_build::AffectedUnit], per_platform: bool) -> GithubMatrix {
+    let include = if per_platform {
         let mut by: std::collections::BTreeMap<(&str, &str), Vec<&str>> = Default::default();
         for u in units {
             by.entry((&u.platform, &u.target))
@@ -79,30 +80,27 @@ fn matrix(units: &[kiln_build::AffectedUnit], per_platform: bool) -> serde_json:
                 .push(&u.package);
         }
         by.into_iter()
-            .map(|((platform, target), packages)| {
-                serde_json::json!({
-                    "name": platform.replacen('-', "/", 1),
-                    "packages": packages.join(" "),
-                    "target": target,
-                    "platform": platform,
-                })
+            .map(|((platform, target), packages)| MatrixEntry {
+                name: platform.replacen('-', "/", 1),
+                package: None,
+                packages: packages.join(" "),
+                target: target.into(),
+                platform: platform.into(),
             })
             .collect()
     } else {
         units
             .iter()
-            .map(|u| {
-                serde_json::json!({
-                    "name": format!("{} {}", u.package, u.platform.replacen('-', "/", 1)),
-                    "package": u.package,
-                    "packages": u.package,
-                    "target": u.target,
-                    "platform": u.platform,
-                })
+            .map(|u| MatrixEntry {
+                name: format!("{} {}", u.package, u.platform.replacen('-', "/", 1)),
+                package: Some(u.package.clone()),
+                packages: u.package.clone(),
+                target: u.target.clone(),
+                platform: u.platform.clone(),
             })
             .collect()
     };
-    serde_json::json!({ "include": include })
+    GithubMatrix { include }
 }
 
 /// Drops the units whose binaries the remote cache already holds under their current

@@ -47,11 +47,7 @@ fn prepare(cli: &Cli, args: &BuildArgs) -> Result<Prepared> {
     } else {
         Some(open_cache(&ws)?)
     };
-    let native_root = cache.as_ref().map_or_else(
-        || ws.target_dir.join("kiln/native"),
-        |c| c.root().join("native"),
-    );
-    let plan = Plan::new(&ws, &sel, &native_root)?;
+    let plan = Plan::new(&ws, &sel, &kiln_build::native_root(&ws, cache.as_ref()))?;
     let store = Store::new(&sel.out);
     Ok((ws, plan, store, cache))
 }
@@ -316,8 +312,12 @@ pub(crate) fn plan(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCode
     }
     for ((bin, state, reasons), arches) in &lines {
         if r.is_json() {
-            let v = serde_json::json!({"reason": "plan-unit", "binary": bin, "state": state, "arches": arches, "because": reasons});
-            println!("{v}");
+            r.event(&Event::PlanUnit {
+                binary: bin.clone(),
+                state: state.to_string(),
+                arches: arches.iter().map(|a| a.to_string()).collect(),
+                because: reasons.clone(),
+            });
         } else {
             let because = if reasons.is_empty() {
                 String::new()
@@ -341,18 +341,25 @@ pub(crate) fn plan(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCode
         };
         let arches: Vec<&str> = step.targets.iter().map(|t| t.arch.as_str()).collect();
         if r.is_json() {
-            let v = serde_json::json!({
-                "reason": "plan-step",
-                "package": step.package,
-                "bins": step.bins,
-                "targets": step.targets.iter().map(|t| &t.triple).collect::<Vec<_>>(),
-                "backend": step.invocation.backend.name(),
-                "c_deps": step.c_deps,
-                "command": step.invocation.display(),
-                "overrides": step.invocation.overrides,
-                "native": step.native.iter().map(|n| serde_json::json!({"library": n.provision.library, "crate": n.provision.krate, "target": n.target.triple, "chain": n.provision.chain})).collect::<Vec<_>>(),
+            r.event(&Event::PlanStep {
+                package: step.package.clone(),
+                bins: step.bins.clone(),
+                targets: step.targets.iter().map(|t| t.triple.clone()).collect(),
+                backend: step.invocation.backend.name().into(),
+                c_deps: step.c_deps.clone(),
+                command: step.invocation.display(),
+                overrides: step.invocation.overrides.clone(),
+                native: step
+                    .native
+                    .iter()
+                    .map(|n| kiln_schema::NativeRecord {
+                        library: n.provision.library.to_string(),
+                        krate: n.provision.krate.to_string(),
+                        target: n.target.triple.clone(),
+                        chain: n.provision.chain.clone(),
+                    })
+                    .collect(),
             });
-            println!("{v}");
             continue;
         }
         r.info(
@@ -373,6 +380,14 @@ pub(crate) fn plan(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCode
         }
     }
     let res = &plan.resources;
+    r.event(&Event::PlanResources {
+        budget_bytes: res.budget.bytes,
+        budget_source: res.budget.source.clone(),
+        jobs: res.jobs,
+        limited_by: res.limited_by.clone(),
+        per_job_bytes: res.per_job,
+        estimate_source: res.estimate_source.clone(),
+    });
     if !r.is_json() {
         r.info(
             "Memory",
@@ -409,14 +424,6 @@ pub(crate) fn report_native(r: &Reporter, native: &[NativeLib]) {
             ),
         );
     }
-}
-
-/// Where provisioned native libraries go: with the cache, else under `target/`.
-pub(crate) fn native_root(ws: &Workspace, cache: Option<&LocalCache>) -> std::path::PathBuf {
-    cache.map_or_else(
-        || ws.target_dir.join("kiln/native"),
-        |c| c.root().join("native"),
-    )
 }
 
 pub(crate) fn human_size(bytes: u64) -> String {

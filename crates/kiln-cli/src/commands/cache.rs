@@ -18,13 +18,21 @@ pub(crate) fn cache(cli: &Cli, args: &CacheArgs, r: &Reporter) -> Result<ExitCod
     let cache = match load_workspace(cli) {
         Ok(ws) => open_cache(&ws)?,
         Err(e) if in_workspace => return Err(e),
-        Err(_) => kiln_cache::LocalCache::open(None)?,
+        Err(_) => {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            let s = kiln_config::Settings::resolve(
+                &kiln_config::Config::default(),
+                &cwd,
+                kiln_config::env(),
+            )?;
+            kiln_cache::LocalCache::open(s.cache_dir.value)?
+        }
     };
     match &args.action {
         CacheAction::Stats => {
             let s = cache.stats();
             if r.is_json() {
-                println!("{}", serde_json::to_string(&s).expect("stats serialize"));
+                r.event(&kiln_schema::Event::CacheStats(s));
             } else {
                 let lookups = s.recent_hits + s.recent_misses;
                 let rate = if lookups == 0 {
@@ -32,7 +40,7 @@ pub(crate) fn cache(cli: &Cli, args: &CacheArgs, r: &Reporter) -> Result<ExitCod
                 } else {
                     format!("{:.0}%", 100.0 * s.recent_hits as f64 / lookups as f64)
                 };
-                r.info("Cache", &s.root.display().to_string());
+                r.info("Cache", &s.root);
                 r.info(
                     "Entries",
                     &format!("{} ({})", s.entries, human_size(s.bytes)),
@@ -68,9 +76,9 @@ pub(crate) fn cache(cli: &Cli, args: &CacheArgs, r: &Reporter) -> Result<ExitCod
             }
         }
         CacheAction::Gc { max_size } => {
-            let max = parse_size(max_size)?;
+            let max = kiln_config::parse_size(max_size)?;
             let g = cache.gc(max)?;
-            let native = kiln_native::clean_build_dirs(&cache.root().join("native"))?;
+            let native = kiln_native::clean_build_dirs(&cache.native_dir())?;
             r.status(
                 "Collected",
                 &format!(
@@ -116,7 +124,7 @@ fn sync(
         .hint("check the address, credentials and network, then retry"));
     }
     let sel = args.request().resolve(&ws)?;
-    let plan = kiln_build::Plan::new(&ws, &sel, &super::build::native_root(&ws, Some(cache)))?;
+    let plan = kiln_build::Plan::new(&ws, &sel, &kiln_build::native_root(&ws, Some(cache)))?;
     let store = kiln_artifacts::Store::new(&sel.out);
     let remote_for_analysis = (!push).then_some(&remote);
     let analysis = kiln_build::analyze(&ws, &plan, &store, Some(cache), remote_for_analysis, r)?;
@@ -165,20 +173,4 @@ fn sync(
         ),
     );
     Ok(())
-}
-
-/// Parses `500M`, `2GiB`, `1.5G`, `1024` (bytes).
-fn parse_size(s: &str) -> Result<u64> {
-    kiln_metrics::parse_size(s)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn sizes() {
-        assert_eq!(super::parse_size("2GiB").unwrap(), 2 << 30);
-        assert_eq!(super::parse_size("500M").unwrap(), 500 << 20);
-        assert_eq!(super::parse_size("10").unwrap(), 10);
-        assert!(super::parse_size("lots").is_err());
-    }
 }

@@ -20,9 +20,17 @@ pub(crate) fn ci(cli: &Cli, args: &CiArgs, r: &Reporter) -> Result<ExitCode> {
         .to_string();
     let options = kiln_ci::Options {
         config: ws.config.ci.clone().unwrap_or_default(),
+        // From the file only: the generated workflow must not depend on who runs
+        // `kiln ci github` (KILN_REMOTE_CACHE is a per-machine override).
         remote: ws.config.cache.as_ref().and_then(|c| c.remote.clone()),
         artifact_dir,
         pin_actions: args.pin_actions,
+        platforms: kiln_build::BuildRequest::default()
+            .resolve(&ws)?
+            .targets
+            .iter()
+            .map(|t| format!("{}/{}", t.os, t.arch))
+            .collect(),
     };
     let yaml = kiln_ci::github(&options)?;
     let path = args

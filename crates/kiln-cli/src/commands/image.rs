@@ -74,13 +74,8 @@ fn epoch(root: &Path) -> u64 {
     {
         return e;
     }
-    std::process::Command::new("git")
-        .args(["log", "-1", "--format=%ct"])
-        .current_dir(root)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+    kiln_workspace::git_line(root, &["log", "-1", "--format=%ct"])
+        .and_then(|t| t.parse().ok())
         .unwrap_or(0)
 }
 
@@ -213,18 +208,12 @@ pub(crate) fn image(cli: &Cli, args: &ImageArgs, r: &Reporter) -> Result<ExitCod
     let blobs = BlobDir::new(&layout)?;
     let mut layers = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
-    for (arch, manifest, _, ls) in &built.manifests {
-        for (i, l) in ls.iter().enumerate() {
+    for m in &built.manifests {
+        for l in &m.layers {
             if !seen.insert(l.descriptor.digest.clone()) {
                 continue;
             }
-            let what = if i + 1 == ls.len() {
-                format!("linux/{arch} binaries")
-            } else if i + 2 == ls.len() {
-                "users, /tmp, volumes".to_string()
-            } else {
-                format!("base layer {}", i + 1)
-            };
+            let what = l.role.to_string();
             r.info(
                 "Layer",
                 &format!(
@@ -236,7 +225,10 @@ pub(crate) fn image(cli: &Cli, args: &ImageArgs, r: &Reporter) -> Result<ExitCod
             );
             layers.push((l.descriptor.digest.clone(), l.descriptor.size, what));
         }
-        r.info("Manifest", &format!("linux/{arch} {}", manifest.digest));
+        r.info(
+            "Manifest",
+            &format!("linux/{} {}", m.arch, m.manifest.digest),
+        );
     }
     let mut outputs = vec![format!("oci:{}", short(&layout))];
     if kind == "oci-archive" {
@@ -287,7 +279,7 @@ pub(crate) fn image(cli: &Cli, args: &ImageArgs, r: &Reporter) -> Result<ExitCod
         platforms: built
             .manifests
             .iter()
-            .map(|(a, m, _, _)| (format!("linux/{a}"), m.digest.clone()))
+            .map(|m| (format!("linux/{}", m.arch), m.manifest.digest.clone()))
             .collect(),
         layers,
         outputs,

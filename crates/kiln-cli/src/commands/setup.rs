@@ -27,7 +27,7 @@ pub(crate) fn setup(cli: &Cli, args: &SetupArgs, r: &Reporter) -> Result<ExitCod
             // The plan names the native libraries the graph needs (and fails on one
             // kiln can't provide).
             let cache = super::open_cache(ws)?;
-            let plan = Plan::new(ws, &sel, &super::build::native_root(ws, Some(&cache)))?;
+            let plan = Plan::new(ws, &sel, &kiln_build::native_root(ws, Some(&cache)))?;
             native = plan.steps.into_iter().flat_map(|s| s.native).collect();
             native.sort_by(|a, b| a.prefix.cmp(&b.prefix));
             native.dedup_by(|a, b| a.prefix == b.prefix);

@@ -22,14 +22,17 @@ pub(crate) fn verify(cli: &Cli, args: &VerifyArgs, r: &Reporter) -> Result<ExitC
         .hint("run `kiln build` first, or pass `--out DIR` to verify another store"));
     }
     let report = store.verify()?;
-    if r.is_json() {
-        let v = serde_json::json!({
-            "reason": "verify-finished",
-            "checked": report.checked,
-            "problems": report.problems.iter().map(|p| serde_json::json!({"path": p.path, "detail": p.detail})).collect::<Vec<_>>(),
-        });
-        println!("{v}");
-    }
+    r.event(&kiln_schema::Event::VerifyFinished {
+        checked: report.checked,
+        problems: report
+            .problems
+            .iter()
+            .map(|p| kiln_schema::VerifyProblem {
+                path: p.path.clone(),
+                detail: p.detail.clone(),
+            })
+            .collect(),
+    });
     if report.problems.is_empty() {
         r.status(
             "Verified",

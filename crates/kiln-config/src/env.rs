@@ -1,0 +1,147 @@
+//! The environment variables kiln reads, read in this one place.
+//!
+//! Every `KILN_*` variable (and the few others that change kiln's settings) is read
+//! once into [`Env`]; [`crate::Settings`] merges it over the config file. Values are
+//! never printed: errors name the variable, not what it holds.
+//!
+//! `KILN_OPENSSL_PREFIX` is not here: kiln sets it for a build script it runs.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Bytes that must never be printed or stored (a signing key).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    /// The secret bytes, for the one place that uses them.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The variables, by name; docs/configuration.md lists the same.
+pub const VARIABLES: &[&str] = &[
+    "KILN_CACHE_DIR",
+    "KILN_REMOTE_CACHE",
+    "KILN_CACHE_UPLOAD",
+    "KILN_CACHE_SIGNING_KEY",
+    "KILN_SCCACHE",
+    "KILN_INSECURE_REGISTRIES",
+    "KILN_REGISTRY",
+    "KILN_REGISTRY_BACKOFF_MS",
+];
+
+/// A snapshot of the environment that matters to kiln's settings.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    /// `KILN_CACHE_DIR`: the local cache directory.
+    pub cache_dir: Option<PathBuf>,
+    /// `KILN_REMOTE_CACHE`: the remote cache URL, `off` to disable.
+    pub remote_cache: Option<String>,
+    /// `KILN_CACHE_UPLOAD`: `always`, `ci`, `never`.
+    pub cache_upload: Option<String>,
+    /// `KILN_CACHE_SIGNING_KEY`: the key signing shared cache entries.
+    pub signing_key: Option<Secret>,
+    /// `KILN_SCCACHE`: `auto`, `on`, `off`.
+    pub sccache: Option<String>,
+    /// `KILN_INSECURE_REGISTRIES`: hosts allowed plain HTTP though not on this machine.
+    pub insecure_registries: Vec<String>,
+    /// `KILN_REGISTRY`: the host `REGISTRY_USERNAME`/`REGISTRY_PASSWORD` are meant for.
+    pub registry: Option<String>,
+    /// `KILN_REGISTRY_BACKOFF_MS`: the first retry delay of registry requests.
+    pub registry_backoff: Option<Duration>,
+    /// `CI=true` or `CI=1`.
+    pub in_ci: bool,
+    /// `RUSTC_WRAPPER` is set: the user's wrapper wins over sccache.
+    pub rustc_wrapper: bool,
+    /// `XDG_CACHE_HOME`.
+    pub xdg_cache_home: Option<PathBuf>,
+    /// `HOME`.
+    pub home: Option<PathBuf>,
+}
+
+impl Env {
+    /// Reads the process environment.
+    pub fn from_process() -> Self {
+        Self::from_vars(std::env::vars_os())
+    }
+
+    /// Builds the snapshot from `(name, value)` pairs; empty values count as unset.
+    pub fn from_vars(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Self {
+        let mut env = Env::default();
+        for (name, value) in vars {
+            if value.is_empty() {
+                continue;
+            }
+            let text = || value.to_str().map(|s| s.trim().to_string());
+            match name.to_str().unwrap_or_default() {
+                "KILN_CACHE_DIR" => env.cache_dir = Some(PathBuf::from(&value)),
+                "KILN_REMOTE_CACHE" => env.remote_cache = text(),
+                "KILN_CACHE_UPLOAD" => env.cache_upload = Some(text().unwrap_or_default()),
+                "KILN_CACHE_SIGNING_KEY" => {
+                    env.signing_key = Some(Secret(value.clone().into_encoded_bytes()))
+                }
+                "KILN_SCCACHE" => env.sccache = Some(text().unwrap_or_default()),
+                "KILN_INSECURE_REGISTRIES" => {
+                    env.insecure_registries = text()
+                        .unwrap_or_default()
+                        .split(',')
+                        .map(|h| h.trim().to_string())
+                        .filter(|h| !h.is_empty())
+                        .collect()
+                }
+                "KILN_REGISTRY" => env.registry = text(),
+                "KILN_REGISTRY_BACKOFF_MS" => {
+                    env.registry_backoff = text()
+                        .and_then(|t| t.parse().ok())
+                        .map(Duration::from_millis)
+                }
+                "CI" => env.in_ci = matches!(value.to_str(), Some("true" | "1")),
+                "RUSTC_WRAPPER" => env.rustc_wrapper = true,
+                "XDG_CACHE_HOME" => env.xdg_cache_home = Some(PathBuf::from(&value)),
+                "HOME" => env.home = Some(PathBuf::from(&value)),
+                _ => {}
+            }
+        }
+        env
+    }
+}
+
+/// The process's snapshot, read on first use.
+pub fn env() -> &'static Env {
+    static ENV: OnceLock<Env> = OnceLock::new();
+    ENV.get_or_init(Env::from_process)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Env {
+        Env::from_vars(pairs.iter().map(|(k, v)| (k.into(), v.into())))
+    }
+
+    #[test]
+    fn empty_values_are_unset_and_secrets_are_redacted() {
+        let e = vars(&[
+            ("KILN_CACHE_DIR", ""),
+            ("KILN_CACHE_SIGNING_KEY", "hunter2"),
+            ("KILN_INSECURE_REGISTRIES", " a:5000, ,b "),
+            ("CI", "true"),
+        ]);
+        assert_eq!(e.cache_dir, None);
+        assert_eq!(e.insecure_registries, ["a:5000", "b"]);
+        assert!(e.in_ci);
+        assert!(!format!("{e:?}").contains("hunter2"));
+        assert_eq!(e.signing_key.unwrap().expose(), b"hunter2");
+    }
+}

@@ -1,0 +1,246 @@
+//! The OCI pieces kiln's image builder, registry client and remote cache share:
+//! media types, descriptors, canonical JSON, the blob directory of a layout, and
+//! the shape of a built or fetched image.
+//!
+//! JSON is written by [`canonical_json`] with object keys sorted and no whitespace, so
+//! the same image always serializes to the same bytes whatever map type or serde_json
+//! features the dependency tree ends up with.
+
+use kiln_diagnostics::{IoContext, Result};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+/// OCI media types kiln writes.
+pub mod media {
+    /// An image index (multi-platform).
+    pub const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    /// One platform's manifest.
+    pub const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    /// An image config.
+    pub const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+    /// A gzip-compressed layer.
+    pub const LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+    /// Docker's manifest list, accepted from base images.
+    pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+    /// Docker's schema 2 manifest, accepted from base images.
+    pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    /// Docker's gzip layer, written back as [`LAYER_GZIP`] (same bytes).
+    pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+}
+
+/// A content descriptor: what a manifest or index points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    /// Media type.
+    pub media_type: String,
+    /// `sha256:<hex>`.
+    pub digest: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+impl Descriptor {
+    /// The descriptor of `bytes`.
+    pub fn of(media_type: &str, bytes: &[u8]) -> Self {
+        Descriptor {
+            media_type: media_type.into(),
+            digest: format!("sha256:{}", kiln_fs::sha256_hex(bytes)),
+            size: bytes.len() as u64,
+        }
+    }
+
+    /// As JSON, with optional extra fields (platform, annotations).
+    pub fn to_json(&self) -> Value {
+        json!({"mediaType": self.media_type, "digest": self.digest, "size": self.size})
+    }
+
+    /// The hex part of the digest.
+    pub fn hex(&self) -> &str {
+        self.digest.trim_start_matches("sha256:")
+    }
+}
+
+/// The `blobs/sha256` directory of an OCI layout being written.
+#[derive(Debug, Clone)]
+pub struct BlobDir {
+    root: PathBuf,
+}
+
+impl BlobDir {
+    /// A blob directory under the layout root `root` (created as needed).
+    pub fn new(root: &Path) -> Result<Self> {
+        let dir = root.join("blobs/sha256");
+        std::fs::create_dir_all(&dir).io_context("create", &dir)?;
+        Ok(BlobDir {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// The layout root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the blob with `digest` lives.
+    pub fn path(&self, digest: &str) -> PathBuf {
+        self.root
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    }
+
+    /// Whether the blob is present.
+    pub fn has(&self, digest: &str) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// Stores `bytes` and returns their descriptor.
+    pub fn put(&self, media_type: &str, bytes: &[u8]) -> Result<Descriptor> {
+        let d = Descriptor::of(media_type, bytes);
+        let path = self.path(&d.digest);
+        if !path.is_file() {
+            kiln_fs::write_atomic(&path, bytes)?;
+        }
+        Ok(d)
+    }
+
+    /// Stores JSON in canonical form.
+    pub fn put_json(&self, media_type: &str, value: &Value) -> Result<Descriptor> {
+        self.put(media_type, canonical_json(value).as_bytes())
+    }
+
+    /// Reads a blob.
+    pub fn read(&self, digest: &str) -> Result<Vec<u8>> {
+        let p = self.path(digest);
+        std::fs::read(&p).io_context("read", &p)
+    }
+}
+
+/// `value` with sorted keys and no whitespace.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_value(value, &mut out);
+    out
+}
+
+fn write_value(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String((*k).clone()).to_string());
+                out.push(':');
+                write_value(&map[*k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// What a layer holds, as `kiln image` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerRole {
+    /// A layer of the base image, numbered from 1 at the bottom.
+    Base(usize),
+    /// kiln's own files: users, groups, CA certificates, `/tmp`, volumes.
+    System,
+    /// The binaries of one architecture.
+    Binaries(String),
+}
+
+impl std::fmt::Display for LayerRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LayerRole::Base(n) => write!(f, "base layer {n}"),
+            LayerRole::System => f.write_str("users, /tmp, volumes"),
+            LayerRole::Binaries(arch) => write!(f, "linux/{arch} binaries"),
+        }
+    }
+}
+
+/// A layer in a blob directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layer {
+    /// The compressed blob.
+    pub descriptor: Descriptor,
+    /// `sha256:` of the uncompressed tar, as the image config lists it.
+    pub diff_id: String,
+    /// Whether it came from a cache rather than being written now.
+    pub cached: bool,
+    /// What it holds.
+    pub role: LayerRole,
+}
+
+/// One platform of a built image.
+#[derive(Debug, Clone)]
+pub struct PlatformManifest {
+    /// OCI architecture (`amd64`).
+    pub arch: String,
+    /// The manifest.
+    pub manifest: Descriptor,
+    /// The image config.
+    pub config: Descriptor,
+    /// Its layers, bottom first.
+    pub layers: Vec<Layer>,
+}
+
+/// An image whose blobs are in a [`BlobDir`]: what the builder writes and the
+/// registry client pushes.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The image index.
+    pub index: Descriptor,
+    /// Per platform.
+    pub manifests: Vec<PlatformManifest>,
+}
+
+/// One platform of a base image.
+#[derive(Debug, Clone)]
+pub struct BasePlatform {
+    /// OCI architecture.
+    pub arch: String,
+    /// The base's image config.
+    pub config: Value,
+    /// Its layers, bottom first.
+    pub layers: Vec<Descriptor>,
+}
+
+/// A base image fetched from a registry.
+#[derive(Debug, Clone)]
+pub struct BaseImage {
+    /// The reference it was fetched by.
+    pub name: String,
+    /// The digest of its index (or manifest).
+    pub digest: String,
+    /// Per platform.
+    pub platforms: Vec<BasePlatform>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_level() {
+        let v = json!({"b": 1, "a": {"z": [1, {"y": 2, "x": "q\""}], "c": null}});
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"a":{"c":null,"z":[1,{"x":"q\"","y":2}]},"b":1}"#
+        );
+    }
+}
