@@ -30,8 +30,8 @@ pub struct BuildRequest {
     pub out: Option<PathBuf>,
     /// `--jobs`.
     pub jobs: Option<u32>,
-    /// `--max-memory`: a size or `auto`.
-    pub max_memory: Option<MemoryLimit>,
+    /// `--max-memory`: a size or `auto`, parsed by the rule of `max-memory`.
+    pub max_memory: Option<String>,
 }
 
 /// The resolved request: exactly what will be built and where it goes.
@@ -125,11 +125,13 @@ impl BuildRequest {
                 .value,
             out,
             jobs: self.jobs,
-            max_memory: ws
-                .settings
-                .max_memory
-                .clone()
-                .or_flag(self.max_memory, "--max-memory"),
+            max_memory: ws.settings.max_memory.clone().or_flag(
+                self.max_memory
+                    .as_deref()
+                    .map(MemoryLimit::parse)
+                    .transpose()?,
+                "--max-memory",
+            ),
         })
     }
 }

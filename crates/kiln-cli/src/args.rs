@@ -228,8 +228,8 @@ pub(crate) struct BuildArgs {
     #[arg(short, long, value_name = "N")]
     pub(crate) jobs: Option<u32>,
     /// Memory budget for the whole build: a size (4GiB) or `auto` (cgroup limit, else 75% of available)
-    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
-    pub(crate) max_memory: Option<kiln_config::MemoryLimit>,
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) max_memory: Option<String>,
     /// Where to write the build metrics (default: target/kiln/metrics)
     #[arg(long, value_name = "DIR")]
     pub(crate) metrics_out: Option<PathBuf>,
@@ -289,15 +289,7 @@ impl BuildArgs {
             }),
             out: self.out.clone(),
             jobs: self.jobs,
-            max_memory: self.max_memory,
+            max_memory: self.max_memory.clone(),
         }
     }
-}
-
-/// `--max-memory`: parsed by the same rule as `max-memory` in the config.
-fn parse_memory(s: &str) -> Result<kiln_config::MemoryLimit, String> {
-    kiln_config::MemoryLimit::parse(s).map_err(|e| {
-        let hints = e.hints().join("; ");
-        format!("{e} ({hints})")
-    })
 }

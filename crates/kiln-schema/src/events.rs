@@ -226,3 +226,141 @@ pub struct MatrixEntry {
     /// `linux-amd64`, usable in artifact names.
     pub platform: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One example of every event. The match makes a new variant a compile error
+    /// here until it has an example (and so a snapshot and a documented reason).
+    fn examples() -> Vec<Event> {
+        let all = vec![
+            Event::BuildStarted {
+                targets: vec!["x86_64-unknown-linux-musl".into()],
+                packages: vec!["chronik-server".into()],
+                backend: "zig".into(),
+            },
+            Event::Note {
+                message: "installed the rustup target".into(),
+            },
+            Event::CrateCompiled {
+                name: "chronik-storage".into(),
+                target: "host".into(),
+            },
+            Event::ArtifactWritten {
+                artifact: Box::new(crate::tests::record("linux/amd64/chronik-server")),
+            },
+            Event::ImageWritten {
+                digest: "sha256:00".into(),
+                platforms: vec![("linux/amd64".into(), "sha256:01".into())],
+                layers: vec![("sha256:02".into(), 10, "linux/amd64 binaries".into())],
+                outputs: vec!["oci:target/kiln/image".into()],
+                pushed: vec![],
+            },
+            Event::PlanUnit {
+                binary: "chronik-server".into(),
+                state: "rebuild".into(),
+                arches: vec!["amd64".into()],
+                because: vec!["crates/chronik-storage/src/lib.rs changed".into()],
+            },
+            Event::PlanStep {
+                package: "chronik-server".into(),
+                bins: vec!["chronik-server".into()],
+                targets: vec!["x86_64-unknown-linux-musl".into()],
+                backend: "zig".into(),
+                c_deps: vec!["chronik-storage".into()],
+                command: "cargo zigbuild --release".into(),
+                overrides: vec![],
+                native: vec![NativeRecord {
+                    library: "openssl".into(),
+                    krate: "openssl-sys".into(),
+                    target: "x86_64-unknown-linux-musl".into(),
+                    chain: vec!["chronik-server".into(), "openssl-sys".into()],
+                }],
+            },
+            Event::PlanResources {
+                budget_bytes: 4 << 30,
+                budget_source: "--max-memory".into(),
+                jobs: 2,
+                limited_by: "2 cores".into(),
+                per_job_bytes: 768 << 20,
+                estimate_source: "default estimate".into(),
+            },
+            Event::VerifyFinished {
+                checked: 2,
+                problems: vec![VerifyProblem {
+                    path: "linux/arm64/chronik-cli".into(),
+                    detail: "sha256 mismatch".into(),
+                }],
+            },
+            Event::CacheStats(CacheStats {
+                root: "/cache/v1".into(),
+                entries: 4,
+                ..CacheStats::default()
+            }),
+            Event::Affected {
+                merge_base: "0123456789ab".into(),
+                files: vec!["crates/chronik-storage/src/lib.rs".into()],
+                changed_packages: vec!["chronik-storage".into()],
+                everything: false,
+                affected: vec![AffectedUnit {
+                    package: "chronik-server".into(),
+                    bins: vec!["chronik-server".into()],
+                    target: "aarch64-unknown-linux-musl".into(),
+                    platform: "linux-arm64".into(),
+                    because: vec!["chronik-storage".into()],
+                }],
+            },
+            Event::Settings {
+                settings: vec![SettingRecord {
+                    key: "cache.upload".into(),
+                    value: "never".into(),
+                    origin: "KILN_CACHE_UPLOAD".into(),
+                }],
+            },
+            Event::Finished {
+                success: true,
+                elapsed_secs: 0.5,
+                artifacts: 4,
+                error: None,
+            },
+        ];
+        for e in &all {
+            match e {
+                Event::BuildStarted { .. }
+                | Event::Note { .. }
+                | Event::CrateCompiled { .. }
+                | Event::ArtifactWritten { .. }
+                | Event::ImageWritten { .. }
+                | Event::PlanUnit { .. }
+                | Event::PlanStep { .. }
+                | Event::PlanResources { .. }
+                | Event::VerifyFinished { .. }
+                | Event::CacheStats(_)
+                | Event::Affected { .. }
+                | Event::Settings { .. }
+                | Event::Finished { .. } => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_event_is_documented_stable_and_round_trips() {
+        let doc = include_str!("../../../docs/message-format.md");
+        let mut lines = String::new();
+        for e in examples() {
+            let json = serde_json::to_string(&e).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+            let reason = v["reason"].as_str().unwrap();
+            assert!(
+                doc.contains(&format!("| `{reason}` |")),
+                "docs/message-format.md lacks `{reason}`"
+            );
+            assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), e);
+            lines.push_str(&json);
+            lines.push('\n');
+        }
+        insta::assert_snapshot!(lines);
+    }
+}

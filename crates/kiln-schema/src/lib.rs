@@ -93,7 +93,7 @@ pub struct GitInfo {
 mod tests {
     use super::*;
 
-    fn record(path: &str) -> ArtifactRecord {
+    pub(crate) fn record(path: &str) -> ArtifactRecord {
         ArtifactRecord {
             path: path.into(),
             os: "linux".into(),

@@ -199,3 +199,95 @@ fn a_fractional_memory_budget_is_refused() {
     let run = fails_untouched(|_| {}, &["--max-memory", "0.5"], 2, "invalid size `0.5`");
     assert!(run.contains("4GiB"), "{run}");
 }
+
+/// A value that is not one of a key's choices is exit 2 in every command, naming the
+/// key: none of them falls back to a default (`matrix = "platfrom"` used to mean
+/// per-binary in `kiln affected` while `kiln ci github` refused it).
+#[test]
+fn a_typo_in_an_enum_like_key_is_an_error_in_every_command() {
+    let ws = TempWorkspace::chronik_sources();
+    let m = ws.read("Cargo.toml");
+    for (table, key, needle) in [
+        ("ci", "matrix = \"platfrom\"", "platfrom"),
+        ("cache", "upload = \"sometimes\"", "sometimes"),
+        ("cache", "sccache = \"yes\"", "unknown variant `yes`"),
+    ] {
+        ws.write(
+            "Cargo.toml",
+            &format!("{m}\n[workspace.metadata.kiln.{table}]\n{key}\n"),
+        );
+        for args in [
+            &["affected", "--all", "--format", "github-matrix"][..],
+            &["ci", "github", "--output", "wf.yml"],
+            &["build", "--dry-run"],
+            &["plan"],
+            &["config"],
+            &["cache", "stats"],
+            &["image"],
+            &["dockerfile"],
+            &["verify"],
+        ] {
+            let run = ws.kiln(args);
+            run.failure(2, needle);
+            assert!(run.stderr.contains("hint:"), "{args:?}: {}", run.stderr);
+        }
+    }
+    assert!(!ws.path("wf.yml").exists());
+}
+
+/// The environment overrides the file, a bad value in it is exit 2 naming the
+/// variable (never echoing the value), and `kiln config` says where each setting
+/// came from.
+#[test]
+fn settings_come_from_flag_env_file_default_in_that_order() {
+    let ws = TempWorkspace::chronik_sources();
+    let m = ws.read("Cargo.toml");
+    ws.write(
+        "Cargo.toml",
+        &format!("{m}\n[workspace.metadata.kiln]\nmax-memory = \"2GiB\"\n[workspace.metadata.kiln.cache]\nupload = \"always\"\nremote = \"oci://user:secret@127.0.0.1:1/c\"\n"),
+    );
+    let mut cmd = common::kiln_command(ws.root());
+    cmd.args(["config", "--message-format", "json"])
+        .env("KILN_CACHE_UPLOAD", "never")
+        .env("KILN_CACHE_SIGNING_KEY", "hunter2");
+    let run = common::Run::from(cmd.output().unwrap());
+    run.success();
+    assert!(!run.stdout.contains("hunter2") && !run.stdout.contains("secret"));
+    let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(v["reason"], "settings");
+    let get = |k: &str| {
+        v["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["key"] == k)
+            .unwrap_or_else(|| panic!("{k} in {v}"))
+            .clone()
+    };
+    assert_eq!(get("cache.upload")["value"], "never");
+    assert_eq!(get("cache.upload")["origin"], "KILN_CACHE_UPLOAD");
+    assert_eq!(get("cache.remote")["value"], "oci://127.0.0.1:1/c");
+    assert_eq!(get("max-memory")["value"], "2147483648 bytes");
+    assert_eq!(get("cache.sccache")["origin"], "KILN_SCCACHE");
+    assert_eq!(get("backend")["origin"], "default");
+    assert_eq!(get("cache.signing-key")["value"], "set");
+
+    // A flag wins over the file, and the plan says so.
+    let plan = ws.kiln(&["plan", "--max-memory", "3GiB", "--message-format", "json"]);
+    plan.success();
+    let res = plan
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["reason"] == "plan-resources")
+        .expect("plan-resources event");
+    assert_eq!(res["budget_bytes"], 3u64 << 30);
+    assert_eq!(res["budget_source"], "--max-memory");
+
+    let mut cmd = common::kiln_command(ws.root());
+    cmd.args(["plan"])
+        .env("KILN_CACHE_UPLOAD", "sometimes-secret");
+    let run = common::Run::from(cmd.output().unwrap());
+    run.failure(2, "KILN_CACHE_UPLOAD");
+    assert!(!run.stderr.contains("sometimes-secret"), "{}", run.stderr);
+}

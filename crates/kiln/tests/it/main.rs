@@ -11,6 +11,7 @@ mod build;
 mod cache;
 mod cargo_config;
 mod ci;
+mod house;
 mod image;
 mod memory;
 mod native;

@@ -113,11 +113,17 @@ fn the_budget_holds_where_unbounded_parallelism_would_not() {
         peak / MIB,
         free_peak / MIB
     );
-    assert!(
-        free_peak > budget,
-        "unbounded {} MiB does not exceed the budget: the fixture is too small",
-        free_peak / MIB
-    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores >= 2 {
+        assert!(
+            free_peak > budget,
+            "unbounded {} MiB does not exceed the budget: the fixture is too small",
+            free_peak / MIB
+        );
+    } else {
+        // One core: nothing can compile at once, and the plan says why.
+        assert_eq!(unbounded["jobs"], 1, "{unbounded}");
+    }
 }
 
 #[test]
