@@ -599,6 +599,9 @@ fn run_step(
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
     let mut built = Vec::new();
+    // The start of cargo's stderr, for naming the cause when the build fails before
+    // compiling (rustup, the network, the lockfile, the MSRV).
+    let tool_errors = std::sync::Mutex::new(String::new());
     std::thread::scope(|s| {
         s.spawn(|| {
             for line in BufReader::new(stderr)
@@ -607,6 +610,11 @@ fn run_step(
             {
                 if line.contains("signal: 9") || line.contains("SIGKILL") {
                     killed.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                let mut t = tool_errors.lock().unwrap();
+                if t.len() < 64 << 10 {
+                    t.push_str(&line);
+                    t.push('\n');
                 }
                 observer.cargo_stderr(&line);
             }
@@ -641,10 +649,14 @@ fn run_step(
             ))
             .hint("lower `--max-memory` (kiln then runs fewer jobs) or `--jobs`, or build one target at a time (`--target amd64`)")));
         }
+        let seen = tool_errors.into_inner().unwrap_or_default();
         return Err(StepError::Failed(
             step.invocation
                 .backend
                 .diagnose_failure()
+                .or_else(|| {
+                    kiln_toolchain::explain_seen(&format!("build `{}`", step.package), &seen)
+                })
                 .unwrap_or_else(|| step_failure(step, status)),
         ));
     }

@@ -34,7 +34,13 @@ pub(crate) fn graphs(
     plan: &Plan,
     cache: Option<&LocalCache>,
 ) -> Result<HashMap<(usize, String), DepGraph>> {
+    // Features decide the graph; `--locked`/`--offline` only how cargo may get there.
     let feature_args = plan.selection.feature_args();
+    let cargo_args: Vec<String> = feature_args
+        .iter()
+        .cloned()
+        .chain(ws.settings.cargo_flags().iter().map(|f| f.to_string()))
+        .collect();
     let common = cache
         .map(|_| workspace_digest(ws, plan))
         .unwrap_or_default();
@@ -55,11 +61,17 @@ pub(crate) fn graphs(
                     )
                     .as_bytes(),
                 );
-                let args = &feature_args;
+                let args = &cargo_args;
                 let job = move || match cache.and_then(|c| recall(c, &key, ws)) {
                     Some(g) => Ok(g),
                     None => {
-                        let g = dep_graph(&ws.manifest, &s.package, &t.triple, args)?;
+                        let g = dep_graph(
+                            &ws.manifest,
+                            &s.package,
+                            &t.triple,
+                            args,
+                            ws.settings.verbose,
+                        )?;
                         if let Some(c) = cache {
                             remember(c, &key, ws, &g);
                         }

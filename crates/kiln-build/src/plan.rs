@@ -210,6 +210,7 @@ impl Plan {
             args.extend(["--target".into(), t.triple.clone()]);
         }
         args.extend(sel.feature_args());
+        args.extend(ws.settings.cargo_flags().iter().map(|f| f.to_string()));
         let mut overrides = Vec::new();
         // The budget decides the jobs; the user's `[build] jobs` can't raise them.
         let jobs = self.resources.jobs;

@@ -10,8 +10,10 @@ use std::path::PathBuf;
 /// to kiln's defaults.
 #[derive(Debug, Clone, Default)]
 pub struct BuildRequest {
-    /// `-p`: packages.
+    /// `-p`: packages, names or globs (`chronik-*`).
     pub packages: Vec<String>,
+    /// `--exclude`: members left out, names or globs.
+    pub exclude: Vec<String>,
     /// `--bin`: binaries.
     pub bins: Vec<String>,
     /// `--target`: targets as typed.
@@ -102,6 +104,7 @@ impl BuildRequest {
         let units = resolve_units(
             ws,
             &pick(&self.packages, &cfg.packages),
+            &self.exclude,
             &pick(&self.bins, &cfg.binaries),
         )?;
         let out = artifact_dir(ws, self.out.as_deref());
@@ -173,9 +176,35 @@ fn resolve_targets(names: &[String]) -> Result<Vec<Target>> {
     Ok(out)
 }
 
+/// Whether `name` matches the cargo-style glob `pattern` (`*`, `?`, `[abc]`).
+fn glob_match(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some('*') => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
+            Some('?') => !n.is_empty() && go(&p[1..], &n[1..]),
+            Some('[') => match p.iter().position(|c| *c == ']') {
+                Some(end) if !n.is_empty() => {
+                    p[1..end].contains(&n[0]) && go(&p[end + 1..], &n[1..])
+                }
+                _ => false,
+            },
+            Some(c) => n.first() == Some(c) && go(&p[1..], &n[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    go(&p, &n)
+}
+
+fn is_glob(spec: &str) -> bool {
+    spec.contains(['*', '?', '['])
+}
+
 fn resolve_units(
     ws: &Workspace,
     packages: &[String],
+    exclude: &[String],
     bins: &[String],
 ) -> Result<Vec<(String, Vec<String>)>> {
     let with_bins: Vec<&str> = ws.binary_members().map(|p| p.name.as_str()).collect();
@@ -186,16 +215,47 @@ fn resolve_units(
         ))
         .hint("kiln builds binaries: add a `src/main.rs` or a `[[bin]]` section to a member"));
     }
-    let excluded = ws.config.exclude.clone().unwrap_or_default();
-    let chosen: Vec<String> = if packages.is_empty() {
-        with_bins
+    let mut excluded = ws.config.exclude.clone().unwrap_or_default();
+    excluded.extend(exclude.iter().cloned());
+    let is_excluded = |p: &str| excluded.iter().any(|e| glob_match(e, p));
+    let mut chosen: Vec<String> = Vec::new();
+    if packages.is_empty() {
+        chosen.extend(with_bins.iter().map(|p| p.to_string()));
+    }
+    for spec in packages {
+        if !is_glob(spec) {
+            chosen.push(spec.clone());
+            continue;
+        }
+        let matched: Vec<&str> = with_bins
             .iter()
-            .filter(|p| !excluded.iter().any(|e| e == *p))
-            .map(|p| p.to_string())
-            .collect()
-    } else {
-        packages.to_vec()
-    };
+            .copied()
+            .filter(|p| glob_match(spec, p))
+            .collect();
+        if matched.is_empty() {
+            return Err(
+                Error::usage(format!("`-p {spec}` matches no member with a binary"))
+                    .hint(format!("packages with binaries: {}", with_bins.join(", "))),
+            );
+        }
+        chosen.extend(matched.into_iter().map(String::from));
+    }
+    // `--exclude` names members: a typo would silently build everything.
+    for e in exclude {
+        if !ws.members.iter().any(|m| glob_match(e, &m.name)) {
+            return Err(Error::usage(format!(
+                "`--exclude {e}` matches no member of the workspace"
+            ))
+            .hint(format!("packages with binaries: {}", with_bins.join(", "))));
+        }
+    }
+    chosen.retain(|p| !is_excluded(p));
+    chosen.sort();
+    chosen.dedup();
+    if chosen.is_empty() {
+        return Err(Error::usage("every selected package is excluded")
+            .hint("drop an `--exclude`, or select packages with `-p`"));
+    }
     let mut units = Vec::new();
     for name in &chosen {
         let pkg = ws.member(name).ok_or_else(|| {
@@ -236,4 +296,17 @@ fn resolve_units(
     }
     units.sort();
     Ok(units)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cargo_style_globs() {
+        use super::glob_match as m;
+        assert!(m("chronik-*", "chronik-server"));
+        assert!(m("chronik-?li", "chronik-cli"));
+        assert!(m("*-[cs]*", "chronik-server"));
+        assert!(!m("chronik-*", "other"));
+        assert!(m("exact", "exact") && !m("exact", "exactly"));
+    }
 }

@@ -171,6 +171,11 @@ fn workflow(o: &Options) -> Result<Workflow> {
         branch,
         env: vec![
             kv("CARGO_TERM_COLOR", "always"),
+            kv_why(
+                "KILN_LOCKED",
+                "\"true\"",
+                "every cargo run gets --locked: a stale Cargo.lock fails CI instead of being rewritten",
+            ),
             Entry::Comment(
                 "sccache (GitHub Actions cache backend) wraps rustc for the crates kiln must compile.",
             ),

@@ -21,9 +21,9 @@ pub(crate) struct GlobalArgs {
     /// Path to the workspace's Cargo.toml (default: found from the current directory)
     #[arg(long, global = true, value_name = "PATH")]
     pub(crate) manifest_path: Option<PathBuf>,
-    /// Print more: cargo's own status lines and the commands kiln runs
-    #[arg(short, long, global = true, conflicts_with = "quiet")]
-    pub(crate) verbose: bool,
+    /// Print more: cargo's own status lines, the commands kiln runs, tools' full errors (repeatable, as cargo's)
+    #[arg(short, long, global = true, conflicts_with = "quiet", action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
     /// Print only errors
     #[arg(short, long, global = true)]
     pub(crate) quiet: bool,
@@ -33,6 +33,27 @@ pub(crate) struct GlobalArgs {
     /// Coloring: auto, always, never
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub(crate) color: ColorChoice,
+    /// Pass --locked to cargo: a Cargo.lock that needs changes is an error (also `locked = true`)
+    #[arg(long, global = true)]
+    pub(crate) locked: bool,
+    /// Pass --frozen to cargo: --locked and --offline
+    #[arg(long, global = true)]
+    pub(crate) frozen: bool,
+    /// Pass --offline to cargo: only what is already downloaded
+    #[arg(long, global = true)]
+    pub(crate) offline: bool,
+}
+
+impl GlobalArgs {
+    /// The flags settings resolution takes.
+    pub(crate) fn flags(&self) -> kiln_config::Flags {
+        kiln_config::Flags {
+            locked: self.locked,
+            frozen: self.frozen,
+            offline: self.offline,
+            verbose: self.verbose > 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -197,9 +218,18 @@ pub(crate) enum CacheAction {
 
 #[derive(Debug, Args)]
 pub(crate) struct BuildArgs {
-    /// Package(s) to build (default: every member with a binary)
+    /// Package(s) to build, globs as cargo takes them (`chronik-*`; default: every member with a binary)
     #[arg(short, long = "package", value_name = "SPEC")]
     pub(crate) packages: Vec<String>,
+    /// Every member with a binary (the default; for cargo habits)
+    #[arg(long, conflicts_with = "packages")]
+    pub(crate) workspace: bool,
+    /// Members to leave out (globs), with the default selection or --workspace
+    #[arg(long, value_name = "SPEC")]
+    pub(crate) exclude: Vec<String>,
+    /// The release profile (the default; for cargo habits)
+    #[arg(short = 'r', long, conflicts_with = "profile")]
+    pub(crate) release: bool,
     /// Binary(ies) to build (default: all binaries of the selected packages)
     #[arg(long = "bin", value_name = "NAME")]
     pub(crate) bins: Vec<String>,
@@ -270,6 +300,7 @@ impl BuildArgs {
     pub(crate) fn request(&self) -> BuildRequest {
         BuildRequest {
             packages: self.packages.clone(),
+            exclude: self.exclude.clone(),
             bins: self.bins.clone(),
             targets: self.targets.clone(),
             profile: self.profile.clone(),

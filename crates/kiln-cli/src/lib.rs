@@ -12,6 +12,8 @@ use std::process::ExitCode;
 
 /// Runs kiln with the process arguments and returns its exit code.
 pub fn main() -> ExitCode {
+    // Before any thread: tools `kiln setup` installed for kiln come first on PATH.
+    kiln_toolchain::activate_tools();
     let cli = args::Cli::parse();
     let reporter = Reporter::new(&cli.global);
     match commands::run(&cli, &reporter) {

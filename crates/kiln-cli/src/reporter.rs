@@ -8,8 +8,8 @@ use kiln_build::{Observer, Step};
 use kiln_diagnostics::Error;
 use kiln_schema::Event;
 use std::io::IsTerminal;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 const GREEN: Style = AnsiColor::Green.on_default().bold();
 const CYAN: Style = AnsiColor::Cyan.on_default().bold();
@@ -22,6 +22,29 @@ pub(crate) struct Reporter {
     verbose: bool,
     quiet: bool,
     progress: Mutex<Option<ProgressBar>>,
+    /// What is compiling now, for the heartbeat.
+    activity: Arc<Mutex<Activity>>,
+    /// Inside rustup's backtrace in cargo's stderr (hidden without `-v`).
+    in_backtrace: std::sync::atomic::AtomicBool,
+    /// The heartbeat thread, when stderr is not a terminal and a build runs.
+    heartbeat: Mutex<Option<Heartbeat>>,
+}
+
+/// The builds in progress, as the heartbeat reports them.
+#[derive(Default)]
+struct Activity {
+    /// Package being built, with when it started.
+    steps: Vec<(String, Instant)>,
+    /// Crates finished so far, and the last one.
+    finished: usize,
+    last: String,
+}
+
+/// A thread that prints a line every interval while builds run, so CI services that
+/// kill silent jobs see kiln alive; dropping the sender stops it.
+struct Heartbeat {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl Reporter {
@@ -34,9 +57,61 @@ impl Reporter {
         choice.write_global();
         Self {
             json: g.message_format == MessageFormat::Json,
-            verbose: g.verbose,
+            verbose: g.verbose > 0,
             quiet: g.quiet,
             progress: Mutex::new(None),
+            activity: Arc::default(),
+            in_backtrace: Default::default(),
+            heartbeat: Mutex::new(None),
+        }
+    }
+
+    /// Starts the heartbeat (once) when lines are for people but stderr is not a
+    /// terminal: a CI log.
+    fn start_heartbeat(&self) {
+        if self.quiet || self.json || std::io::stderr().is_terminal() {
+            return;
+        }
+        let mut guard = self.heartbeat.lock().unwrap();
+        if guard.is_some() {
+            return;
+        }
+        let every = kiln_config::env()
+            .heartbeat
+            .unwrap_or(Duration::from_secs(30));
+        let (stop, rx) = std::sync::mpsc::channel::<()>();
+        let activity = Arc::clone(&self.activity);
+        let thread = std::thread::spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
+                let a = activity.lock().unwrap();
+                if a.steps.is_empty() {
+                    continue;
+                }
+                let steps: Vec<String> = a
+                    .steps
+                    .iter()
+                    .map(|(p, t)| format!("{p} ({}s)", t.elapsed().as_secs()))
+                    .collect();
+                let last = if a.last.is_empty() {
+                    String::new()
+                } else {
+                    format!(", last {}", a.last)
+                };
+                anstream::eprintln!(
+                    "{CYAN}{:>12}{CYAN:#} {}: {} crates done{last}",
+                    "Compiling",
+                    steps.join(", "),
+                    a.finished
+                );
+            }
+        });
+        *guard = Some(Heartbeat { stop, thread });
+    }
+
+    fn stop_heartbeat(&self) {
+        if let Some(h) = self.heartbeat.lock().unwrap().take() {
+            drop(h.stop);
+            let _ = h.thread.join();
         }
     }
 
@@ -155,6 +230,7 @@ impl Reporter {
 impl Drop for Reporter {
     fn drop(&mut self) {
         self.finish_progress();
+        self.stop_heartbeat();
     }
 }
 
@@ -209,9 +285,20 @@ impl Observer for Reporter {
             (step.graph_size * step.targets.len()) as u64,
             "Building".into(),
         );
+        self.activity
+            .lock()
+            .unwrap()
+            .steps
+            .push((step.package.clone(), Instant::now()));
+        self.start_heartbeat();
     }
 
     fn unit_finished(&self, name: &str, target: Option<&str>) {
+        {
+            let mut a = self.activity.lock().unwrap();
+            a.finished += 1;
+            a.last = format!("{name} ({})", target.unwrap_or("host"));
+        }
         self.event(&Event::CrateCompiled {
             name: name.into(),
             target: target.unwrap_or("host").into(),
@@ -226,6 +313,20 @@ impl Observer for Reporter {
     }
 
     fn cargo_stderr(&self, line: &str) {
+        // rustup's backtrace (after `Stack backtrace:`, indented) only with `-v`.
+        if !self.verbose {
+            use std::sync::atomic::Ordering;
+            if line.starts_with("Stack backtrace:") {
+                self.in_backtrace.store(true, Ordering::SeqCst);
+                return;
+            }
+            if self.in_backtrace.load(Ordering::SeqCst) {
+                if line.starts_with(' ') || line.is_empty() {
+                    return;
+                }
+                self.in_backtrace.store(false, Ordering::SeqCst);
+            }
+        }
         if is_cargo_status(line) {
             if self.verbose && !self.json {
                 self.line(line);
@@ -239,7 +340,13 @@ impl Observer for Reporter {
 
     fn step_finished(&self, step: &Step, elapsed: Duration) {
         self.finish_progress();
-        if self.verbose {
+        self.activity
+            .lock()
+            .unwrap()
+            .steps
+            .retain(|(p, _)| *p != step.package);
+        // In a CI log (no terminal), a line per finished package as well.
+        if self.verbose || (!std::io::stderr().is_terminal() && !self.quiet && !self.json) {
             self.info(
                 "Built",
                 &format!("{} in {:.1}s", step.package, elapsed.as_secs_f64()),

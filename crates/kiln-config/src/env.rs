@@ -38,6 +38,11 @@ pub const VARIABLES: &[&str] = &[
     "KILN_INSECURE_REGISTRIES",
     "KILN_REGISTRY",
     "KILN_REGISTRY_BACKOFF_MS",
+    "KILN_TOOLS_DIR",
+    "KILN_LOCKED",
+    "KILN_FROZEN",
+    "KILN_OFFLINE",
+    "KILN_HEARTBEAT_SECS",
 ];
 
 /// A snapshot of the environment that matters to kiln's settings.
@@ -59,6 +64,19 @@ pub struct Env {
     pub registry: Option<String>,
     /// `KILN_REGISTRY_BACKOFF_MS`: the first retry delay of registry requests.
     pub registry_backoff: Option<Duration>,
+    /// `KILN_TOOLS_DIR`: where `kiln setup` keeps the Python environment with zig.
+    pub tools_dir: Option<PathBuf>,
+    /// `KILN_LOCKED`, `KILN_FROZEN`, `KILN_OFFLINE`: `true`/`1` or `false`/`0`.
+    pub locked: Option<String>,
+    /// See `locked`.
+    pub frozen: Option<String>,
+    /// See `locked`.
+    pub offline: Option<String>,
+    /// `KILN_HEARTBEAT_SECS`: how often a build says it is alive when stderr is not a
+    /// terminal (default 30).
+    pub heartbeat: Option<Duration>,
+    /// `XDG_DATA_HOME`.
+    pub xdg_data_home: Option<PathBuf>,
     /// `CI=true` or `CI=1`.
     pub in_ci: bool,
     /// `RUSTC_WRAPPER` is set: the user's wrapper wins over sccache.
@@ -105,6 +123,17 @@ impl Env {
                         .and_then(|t| t.parse().ok())
                         .map(Duration::from_millis)
                 }
+                "KILN_TOOLS_DIR" => env.tools_dir = Some(PathBuf::from(&value)),
+                "KILN_LOCKED" => env.locked = Some(text().unwrap_or_default()),
+                "KILN_FROZEN" => env.frozen = Some(text().unwrap_or_default()),
+                "KILN_OFFLINE" => env.offline = Some(text().unwrap_or_default()),
+                "KILN_HEARTBEAT_SECS" => {
+                    env.heartbeat = text()
+                        .and_then(|t| t.parse::<u64>().ok())
+                        .filter(|s| *s > 0)
+                        .map(Duration::from_secs)
+                }
+                "XDG_DATA_HOME" => env.xdg_data_home = Some(PathBuf::from(&value)),
                 "CI" => env.in_ci = matches!(value.to_str(), Some("true" | "1")),
                 "RUSTC_WRAPPER" => env.rustc_wrapper = true,
                 "XDG_CACHE_HOME" => env.xdg_cache_home = Some(PathBuf::from(&value)),
@@ -113,6 +142,25 @@ impl Env {
             }
         }
         env
+    }
+}
+
+impl Env {
+    /// Where `kiln setup` installs tools it owns (a Python virtual environment with
+    /// zig and cargo-zigbuild): `KILN_TOOLS_DIR`, else the platform's data directory.
+    pub fn tools_dir(&self) -> Option<PathBuf> {
+        if let Some(d) = &self.tools_dir {
+            return Some(d.clone());
+        }
+        if let Some(d) = &self.xdg_data_home {
+            return Some(d.join("kiln/tools"));
+        }
+        let home = self.home.as_ref()?;
+        Some(if cfg!(target_os = "macos") {
+            home.join("Library/Application Support/kiln/tools")
+        } else {
+            home.join(".local/share/kiln/tools")
+        })
     }
 }
 

@@ -16,7 +16,7 @@ mod size;
 
 pub use choices::{BackendChoice, Choice, Matrix, Sccache, Upload};
 pub use env::{env, Env, Secret, VARIABLES};
-pub use settings::{Origin, Setting, Settings};
+pub use settings::{Flags, Origin, Setting, Settings};
 pub use size::{parse_size, MemoryLimit, MIN_BUDGET};
 
 /// The `[workspace.metadata.kiln]` table.
@@ -52,6 +52,13 @@ pub struct Config {
     /// Memory budget: a size (`4GiB`) or `auto` (the default: the cgroup limit, else
     /// 75% of available memory).
     pub max_memory: Option<MemoryLimit>,
+    /// Pass `--locked` to every cargo invocation: a stale `Cargo.lock` is an error, never
+    /// rewritten. Recommended in CI (the generated workflow sets `KILN_LOCKED`).
+    pub locked: Option<bool>,
+    /// Pass `--frozen` (`--locked` and `--offline`).
+    pub frozen: Option<bool>,
+    /// Pass `--offline`: cargo uses only what it has downloaded.
+    pub offline: Option<bool>,
     /// The container image `kiln image` and `kiln dockerfile` make from the artifacts.
     pub image: Option<ImageConfig>,
     /// The shared remote cache and sccache.

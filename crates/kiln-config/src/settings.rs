@@ -75,6 +75,39 @@ fn choice<T: Choice>(raw: &Option<String>, var: &'static str) -> Option<(Result<
     raw.as_deref().map(|s| (T::parse_named(s, var), var))
 }
 
+/// The command-line flags that settings resolution needs (the rest are applied by the
+/// command that has them, with [`Setting::or_flag`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flags {
+    /// `--locked`.
+    pub locked: bool,
+    /// `--frozen`.
+    pub frozen: bool,
+    /// `--offline`.
+    pub offline: bool,
+    /// `-v`: show tools' full output (rustup's backtraces included).
+    pub verbose: bool,
+}
+
+fn boolean(raw: &Option<String>, var: &'static str) -> Option<(Result<bool>, &'static str)> {
+    raw.as_deref().map(|s| {
+        let v = match s {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err(kiln_diagnostics::Error::usage(format!(
+                "invalid {var}: it is not `true` or `false`"
+            ))
+            .hint(format!("set {var}=true or {var}=false, or unset it"))),
+        };
+        (v, var)
+    })
+}
+
+/// A flag that only switches on: given, it wins; absent, the layers below decide.
+fn switch(s: Setting<bool>, given: bool, name: &'static str) -> Setting<bool> {
+    s.or_flag(given.then_some(true), name)
+}
+
 /// Every setting kiln reads from more than one place, resolved.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -102,12 +135,20 @@ pub struct Settings {
     pub in_ci: bool,
     /// The user set `RUSTC_WRAPPER`, which wins over sccache.
     pub rustc_wrapper: bool,
+    /// Cargo's `--locked`: `Cargo.lock` must not change.
+    pub locked: Setting<bool>,
+    /// Cargo's `--frozen`: `--locked` and `--offline`.
+    pub frozen: Setting<bool>,
+    /// Cargo's `--offline`: no network.
+    pub offline: Setting<bool>,
+    /// `-v`.
+    pub verbose: bool,
 }
 
 impl Settings {
     /// Resolves `config` (of the workspace at `root`) under `env`. A value that is
     /// not one of a setting's choices is a usage error naming where it came from.
-    pub fn resolve(config: &Config, root: &Path, env: &Env) -> Result<Self> {
+    pub fn resolve(config: &Config, root: &Path, env: &Env, flags: Flags) -> Result<Self> {
         let cache = config.cache.clone().unwrap_or_default();
         let ci = config.ci.clone().unwrap_or_default();
         let remote = match &env.remote_cache {
@@ -152,6 +193,26 @@ impl Settings {
             signing_key: env.signing_key.clone(),
             in_ci: env.in_ci,
             rustc_wrapper: env.rustc_wrapper,
+            locked: switch(
+                layered(boolean(&env.locked, "KILN_LOCKED"), config.locked, "locked")?,
+                flags.locked,
+                "--locked",
+            ),
+            frozen: switch(
+                layered(boolean(&env.frozen, "KILN_FROZEN"), config.frozen, "frozen")?,
+                flags.frozen,
+                "--frozen",
+            ),
+            offline: switch(
+                layered(
+                    boolean(&env.offline, "KILN_OFFLINE"),
+                    config.offline,
+                    "offline",
+                )?,
+                flags.offline,
+                "--offline",
+            ),
+            verbose: flags.verbose,
         })
     }
 
@@ -204,6 +265,9 @@ impl Settings {
                 self.insecure.value.to_string(),
             ),
             row("ci.matrix", &self.matrix, self.matrix.value.name().into()),
+            row("locked", &self.locked, self.locked.value.to_string()),
+            row("frozen", &self.frozen, self.frozen.value.to_string()),
+            row("offline", &self.offline, self.offline.value.to_string()),
             (
                 "cache.signing-key",
                 if self.signing_key.is_some() {
@@ -220,6 +284,21 @@ impl Settings {
                 .into(),
             ),
         ]
+    }
+
+    /// The arguments every cargo invocation gets: `--locked`, `--frozen`, `--offline`.
+    pub fn cargo_flags(&self) -> Vec<&'static str> {
+        let mut f = Vec::new();
+        if self.locked.value {
+            f.push("--locked");
+        }
+        if self.frozen.value {
+            f.push("--frozen");
+        }
+        if self.offline.value {
+            f.push("--offline");
+        }
+        f
     }
 
     /// Whether this process uploads to the remote cache.
@@ -285,6 +364,7 @@ mod tests {
             &c,
             Path::new("/ws"),
             &env(&[("KILN_CACHE_UPLOAD", "never")]),
+            Flags::default(),
         )
         .unwrap();
         assert_eq!(s.upload.value, Upload::Never);
@@ -303,6 +383,7 @@ mod tests {
             &Config::default(),
             Path::new("/"),
             &env(&[("KILN_SCCACHE", "yes")]),
+            Flags::default(),
         )
         .unwrap_err();
         assert_eq!(e.kind().exit_code(), 2);
@@ -316,6 +397,7 @@ mod tests {
             &c,
             Path::new("/ws"),
             &env(&[("HOME", "/home/u"), ("KILN_REMOTE_CACHE", "off")]),
+            Flags::default(),
         )
         .unwrap();
         assert_eq!(s.cache_dir.value, Some(PathBuf::from("/home/u/kc")));
@@ -324,6 +406,7 @@ mod tests {
             &Config::default(),
             Path::new("/ws"),
             &env(&[("XDG_CACHE_HOME", "/x")]),
+            Flags::default(),
         )
         .unwrap();
         assert_eq!(s.cache_dir.value, Some(PathBuf::from("/x/kiln")));
@@ -340,11 +423,51 @@ mod tests {
     }
 
     #[test]
+    fn cargo_flags_from_flag_env_or_file() {
+        let c = Config::parse("[workspace.metadata.kiln]\nlocked = true\n").unwrap();
+        let s = Settings::resolve(&c, Path::new("/"), &env(&[]), Flags::default()).unwrap();
+        assert_eq!(s.cargo_flags(), ["--locked"]);
+        let s = Settings::resolve(
+            &c,
+            Path::new("/"),
+            &env(&[("KILN_LOCKED", "false"), ("KILN_OFFLINE", "1")]),
+            Flags::default(),
+        )
+        .unwrap();
+        assert_eq!(s.cargo_flags(), ["--offline"]);
+        let flags = Flags {
+            frozen: true,
+            ..Flags::default()
+        };
+        let s = Settings::resolve(&c, Path::new("/"), &env(&[("KILN_LOCKED", "false")]), flags)
+            .unwrap();
+        assert_eq!(s.cargo_flags(), ["--frozen"]);
+        assert!(Settings::resolve(
+            &c,
+            Path::new("/"),
+            &env(&[("KILN_OFFLINE", "maybe")]),
+            Flags::default()
+        )
+        .is_err());
+    }
+
+    #[test]
     fn uploads_in_ci_by_default_only() {
-        let s =
-            Settings::resolve(&Config::default(), Path::new("/"), &env(&[("CI", "true")])).unwrap();
+        let s = Settings::resolve(
+            &Config::default(),
+            Path::new("/"),
+            &env(&[("CI", "true")]),
+            Flags::default(),
+        )
+        .unwrap();
         assert!(s.uploads());
-        let s = Settings::resolve(&Config::default(), Path::new("/"), &env(&[])).unwrap();
+        let s = Settings::resolve(
+            &Config::default(),
+            Path::new("/"),
+            &env(&[]),
+            Flags::default(),
+        )
+        .unwrap();
         assert!(!s.uploads());
     }
 }

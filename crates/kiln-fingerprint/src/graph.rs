@@ -48,12 +48,15 @@ impl DepGraph {
     }
 }
 
-/// Runs `cargo tree` for `package` on `triple` with the given cargo feature arguments.
+/// Runs `cargo tree` for `package` on `triple` with the given cargo arguments
+/// (features, `--locked`/`--offline`); a failure names its cause (`verbose` keeps
+/// rustup's backtrace).
 pub fn dep_graph(
     manifest: &Path,
     package: &str,
     triple: &str,
-    feature_args: &[String],
+    cargo_args: &[String],
+    verbose: bool,
 ) -> Result<DepGraph> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
@@ -70,15 +73,16 @@ pub fn dep_graph(
             "none",
         ])
         .args(["--format", "{p}|{f}"])
-        .args(feature_args)
+        .args(cargo_args)
+        .stdin(std::process::Stdio::null())
         .output()
         .map_err(|e| Error::environment("failed to run `cargo tree`").with_source(e))?;
     if !out.status.success() {
-        return Err(Error::usage(format!(
-            "`cargo tree -p {package} --target {triple}` failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-        .hint("run `cargo tree` yourself to see the problem with the manifests or Cargo.lock"));
+        return Err(kiln_toolchain::explain(
+            &format!("run `cargo tree -p {package} --target {triple}`"),
+            &String::from_utf8_lossy(&out.stderr),
+            verbose,
+        ));
     }
     Ok(parse(&String::from_utf8_lossy(&out.stdout)))
 }

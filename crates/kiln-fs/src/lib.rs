@@ -22,6 +22,19 @@ pub fn which(program: &str) -> Option<PathBuf> {
         .find(|p| is_executable(p))
 }
 
+/// Puts `dir` first on this process's `PATH` (once): for tools kiln installed for
+/// itself. Only call it before starting threads.
+pub fn put_first_on_path(dir: &Path) {
+    let current = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&current).next().as_deref() == Some(dir) {
+        return;
+    }
+    let paths = std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&current));
+    if let Ok(joined) = std::env::join_paths(paths) {
+        std::env::set_var("PATH", joined);
+    }
+}
+
 fn is_executable(p: &Path) -> bool {
     #[cfg(unix)]
     {

@@ -4,17 +4,22 @@
 mod backend;
 mod cargo_config;
 mod cfg;
+mod failure;
 mod probe;
 mod rustup;
 mod target;
+mod tools;
 mod zig;
 
 pub use backend::{Backend, Invocation};
 pub use cargo_config::{fix_rustflags, CargoConfig, LinkerOverride, RustflagsFix};
 pub use cfg::matches as cfg_matches;
+pub use failure::{classify, explain, explain_seen, without_backtrace, CargoFailure};
 pub use probe::{
-    ensure_rust_targets, rustc_version, target_cpus, zig_version, Prerequisite, Probe,
+    ensure_rust_targets, missing_toolchain, rustc_version, target_cpus, toolchain_install,
+    zig_version, Install, Prerequisite, Probe,
 };
-pub use rustup::{is_toolchain_file, toolchain_file};
+pub use rustup::{is_toolchain_file, pinned, toolchain_file, Pinned};
 pub use target::Target;
+pub use tools::{activate as activate_tools, install_python_tools, tools_venv};
 pub use zig::{file_stamp, ZigProbe};

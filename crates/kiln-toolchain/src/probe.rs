@@ -106,8 +106,76 @@ pub struct Prerequisite {
     pub found: Option<String>,
     /// Whether the current workspace needs it (optional ones are reported only).
     pub required: bool,
-    /// The command that installs it.
-    pub install: Vec<String>,
+    /// How to install it.
+    pub install: Install,
+}
+
+/// How `kiln setup` installs a prerequisite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Install {
+    /// A command (`rustup target add ...`).
+    Command(Vec<String>),
+    /// PyPI packages, into kiln's own Python environment.
+    Python(Vec<&'static str>),
+}
+
+impl std::fmt::Display for Install {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Install::Command(c) => f.write_str(&c.join(" ")),
+            Install::Python(p) => write!(
+                f,
+                "pip install {} into kiln's Python environment{}",
+                p.join(" "),
+                crate::tools::tools_venv()
+                    .map(|v| format!(" ({})", v.display()))
+                    .unwrap_or_default()
+            ),
+        }
+    }
+}
+
+/// The toolchain `dir`'s toolchain file pins, when rustup doesn't have it: the name
+/// rustup reports. Asked of rustup itself (its rules decide), without installing.
+pub fn missing_toolchain(dir: &Path) -> Option<String> {
+    let out = Command::new(rustc())
+        .arg("--version")
+        .current_dir(dir)
+        .env("RUSTUP_AUTO_INSTALL", "0")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if out.status.success() {
+        return None;
+    }
+    match crate::failure::classify(&String::from_utf8_lossy(&out.stderr)) {
+        crate::CargoFailure::ToolchainMissing(name) => Some(name),
+        _ => None,
+    }
+}
+
+/// The command that installs a pinned toolchain with its components and targets,
+/// and the musl targets kiln builds.
+pub fn toolchain_install(p: &crate::Pinned, targets: &[Target]) -> Vec<String> {
+    let mut cmd: Vec<String> = ["rustup", "toolchain", "install", &p.channel]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    cmd.extend([
+        "--profile".to_string(),
+        p.profile.clone().unwrap_or_else(|| "minimal".into()),
+    ]);
+    for c in &p.components {
+        cmd.extend(["--component".to_string(), c.clone()]);
+    }
+    let mut triples: Vec<&str> = p.targets.iter().map(String::as_str).collect();
+    triples.extend(targets.iter().map(|t| t.triple.as_str()));
+    triples.sort_unstable();
+    triples.dedup();
+    for t in triples {
+        cmd.extend(["--target".to_string(), t.to_string()]);
+    }
+    cmd
 }
 
 /// Checks the prerequisites for building `targets`, with or without C code.
@@ -115,42 +183,61 @@ pub struct Prerequisite {
 pub struct Probe;
 
 impl Probe {
-    /// Lists every prerequisite and whether it is present.
+    /// Lists every prerequisite and whether it is present: the toolchain the
+    /// workspace pins (first: the rest is installed into it), the targets' standard
+    /// libraries, zig and cargo-zigbuild.
     pub fn check(dir: &Path, targets: &[Target], needs_zig: bool) -> Vec<Prerequisite> {
+        let mut list = Vec::new();
+        let pinned = crate::rustup::pinned(dir).ok().flatten();
+        if let Some(p) = &pinned {
+            let missing = missing_toolchain(dir);
+            list.push(Prerequisite {
+                name: format!(
+                    "rust toolchain {} (pinned in {})",
+                    p.channel,
+                    file_name(&p.file)
+                ),
+                found: missing.is_none().then(|| "installed".to_string()),
+                required: true,
+                install: Install::Command(toolchain_install(p, targets)),
+            });
+        }
         let root = sysroot(dir);
-        let mut list: Vec<Prerequisite> = targets
-            .iter()
-            .map(|t| Prerequisite {
+        list.extend(targets.iter().map(|t| {
+            let mut add: Vec<String> = vec!["rustup".into(), "target".into(), "add".into()];
+            if let Some(p) = &pinned {
+                add.extend(["--toolchain".into(), p.channel.clone()]);
+            }
+            add.push(t.triple.clone());
+            Prerequisite {
                 name: format!("rust target {}", t.triple),
                 found: has_std(root.as_deref(), t).then(|| "installed".to_string()),
                 required: true,
-                install: vec![
-                    "rustup".into(),
-                    "target".into(),
-                    "add".into(),
-                    t.triple.clone(),
-                ],
-            })
-            .collect();
-        let pip = pip_install(&["ziglang"]);
+                install: Install::Command(add),
+            }
+        }));
         list.push(Prerequisite {
             name: "zig".into(),
             found: zig_version(),
             required: needs_zig,
-            install: pip,
+            install: Install::Python(vec!["ziglang"]),
         });
         list.push(Prerequisite {
             name: "cargo-zigbuild".into(),
             found: output(Command::new("cargo-zigbuild").arg("--version")),
             required: needs_zig,
-            install: pip_install(&["cargo-zigbuild"]),
+            install: Install::Python(vec!["cargo-zigbuild"]),
         });
         list
     }
 
     /// Runs a prerequisite's install command, inheriting the terminal.
     pub fn install(dir: &Path, p: &Prerequisite) -> Result<()> {
-        let (program, args) = p.install.split_first().expect("install command");
+        let command = match &p.install {
+            Install::Python(packages) => return crate::tools::install_python_tools(packages),
+            Install::Command(c) => c,
+        };
+        let (program, args) = command.split_first().expect("install command");
         let status = Command::new(program)
             .args(args)
             .current_dir(dir)
@@ -158,33 +245,26 @@ impl Probe {
             .map_err(|e| {
                 Error::environment(format!("failed to run `{program}` to install {}", p.name))
                     .with_source(e)
-                    .hint(format!(
-                        "install {} by hand: `{}`",
-                        p.name,
-                        p.install.join(" ")
-                    ))
+                    .hint(format!("install {} by hand: `{}`", p.name, p.install))
             })?;
         if !status.success() {
-            return Err(
-                Error::environment(format!("`{}` failed", p.install.join(" "))).hint(zig_hint()),
-            );
+            return Err(Error::environment(format!("`{}` failed", p.install)).hint(
+                "check rustup's message above (network, disk space), then run `kiln setup` again",
+            ));
         }
         Ok(())
     }
 }
 
-fn pip_install(packages: &[&str]) -> Vec<String> {
-    let mut cmd: Vec<String> = ["python3", "-m", "pip", "install"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    cmd.extend(packages.iter().map(|s| s.to_string()));
-    cmd
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// How to get zig and cargo-zigbuild on any host.
 pub(crate) fn zig_hint() -> String {
-    "install zig and cargo-zigbuild with `python3 -m pip install ziglang cargo-zigbuild` \
-     (or `brew install zig` and `cargo install cargo-zigbuild` on macOS), or run `kiln setup`"
+    "run `kiln setup` (it installs zig and cargo-zigbuild into a Python environment of its own), \
+     or install them yourself (`brew install zig` and `cargo install cargo-zigbuild`)"
         .to_string()
 }

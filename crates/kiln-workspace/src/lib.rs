@@ -8,7 +8,7 @@ pub use git::{git, git_bytes, git_line};
 pub use lock::{lock_entries, parse_lock, LockEntry};
 
 use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, PackageId};
-use kiln_config::{Config, Settings};
+use kiln_config::{Config, Flags, Settings};
 use kiln_diagnostics::{Error, Result};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -60,25 +60,31 @@ pub struct Workspace {
 
 impl Workspace {
     /// Loads the workspace that `manifest_path` (or the current directory) belongs to.
-    pub fn load(manifest_path: Option<&Path>) -> Result<Self> {
+    /// Its settings come from its root manifest, the environment and `flags`; cargo is
+    /// run with the resulting `--locked`/`--frozen`/`--offline`, and a failure names
+    /// its cause and fix.
+    pub fn load(manifest_path: Option<&Path>, flags: Flags) -> Result<Self> {
+        let manifest = locate_root(manifest_path, flags.verbose)?;
+        let root = manifest.parent().map(Path::to_path_buf).unwrap_or_default();
+        let (config, root_manifest) = Config::load(&manifest)?;
+        let settings = Settings::resolve(&config, &root, kiln_config::env(), flags)?;
         let mut cmd = MetadataCommand::new();
-        if let Some(p) = manifest_path {
-            cmd.manifest_path(p);
-        }
+        cmd.manifest_path(&manifest);
+        cmd.other_options(
+            settings
+                .cargo_flags()
+                .iter()
+                .map(|f| f.to_string())
+                .collect::<Vec<_>>(),
+        );
         let metadata = cmd.exec().map_err(|e| match e {
             cargo_metadata::Error::CargoMetadata { stderr } => {
-                let msg = stderr.trim().trim_start_matches("error: ").to_string();
-                Error::usage(format!("failed to read the Cargo workspace: {msg}"))
-                    .hint("run kiln inside a Cargo workspace, or pass `--manifest-path path/to/Cargo.toml`")
+                kiln_toolchain::explain("read the Cargo workspace", &stderr, flags.verbose)
             }
             other => Error::environment("failed to run `cargo metadata`")
                 .with_source(other)
                 .hint("make sure `cargo` is installed and on PATH"),
         })?;
-        let root = metadata.workspace_root.clone().into_std_path_buf();
-        let manifest = root.join("Cargo.toml");
-        let (config, root_manifest) = Config::load(&manifest)?;
-        let settings = Settings::resolve(&config, &root, kiln_config::env())?;
         let mut members: Vec<Package> = metadata
             .workspace_packages()
             .into_iter()
@@ -208,8 +214,9 @@ impl Workspace {
         self.closure(package).len()
     }
 
-    /// Packages in `package`'s build graph that compile C: any that declares `links`
-    /// (a `-sys` crate) and any whose build script uses `cc` or `cmake`. Sorted names.
+    /// Packages in `package`'s build graph that compile C: those whose build script is
+    /// built with a C build tool (`cc`, `cmake`, `bindgen`, `pkg-config`, ...) and known
+    /// C-compiling crates. Sorted names.
     pub fn c_compiling_deps(&self, package: &Package) -> Vec<String> {
         let closure = self.closure(package);
         let mut out: Vec<String> = self
@@ -217,12 +224,7 @@ impl Workspace {
             .packages
             .iter()
             .filter(|p| closure.contains(&p.id))
-            .filter(|p| {
-                p.links.is_some()
-                    || p.dependencies.iter().any(|d| {
-                        d.kind == DependencyKind::Build && matches!(d.name.as_str(), "cc" | "cmake")
-                    })
-            })
+            .filter(|p| compiles_c(&p.name, &p.dependencies))
             .map(|p| p.name.to_string())
             .collect();
         out.sort();
@@ -240,4 +242,74 @@ impl Workspace {
         out.dedup();
         out
     }
+}
+
+/// Build dependencies that mean a build script compiles (or links against) C or C++.
+const C_BUILD_TOOLS: &[&str] = &[
+    "cc",
+    "cmake",
+    "bindgen",
+    "pkg-config",
+    "cxx-build",
+    "autotools",
+    "nasm-rs",
+    "vcpkg",
+];
+
+/// `-sys` and other crates known to compile C whatever their build-dependencies say.
+const KNOWN_C_CRATES: &[&str] = &[
+    "openssl-sys",
+    "libz-sys",
+    "zstd-sys",
+    "aws-lc-sys",
+    "aws-lc-fips-sys",
+    "ring",
+    "libsqlite3-sys",
+    "bzip2-sys",
+    "lz4-sys",
+    "lzma-sys",
+    "librocksdb-sys",
+    "rdkafka-sys",
+    "libgit2-sys",
+    "libssh2-sys",
+    "curl-sys",
+    "tikv-jemalloc-sys",
+    "libmimalloc-sys",
+];
+
+/// Whether a package compiles C: from what its build script is built with, not from a
+/// `links` key, which many pure-Rust crates declare only to pass values to dependents.
+fn compiles_c(name: &str, deps: &[cargo_metadata::Dependency]) -> bool {
+    KNOWN_C_CRATES.contains(&name)
+        || deps
+            .iter()
+            .any(|d| d.kind == DependencyKind::Build && C_BUILD_TOOLS.contains(&d.name.as_str()))
+}
+
+/// The workspace root manifest for `manifest_path` (or the current directory), asked
+/// of cargo before anything else: it reads no lockfile and needs no network, so the
+/// settings (`--locked`, ...) are known before `cargo metadata` runs.
+fn locate_root(manifest_path: Option<&Path>, verbose: bool) -> Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["locate-project", "--workspace", "--message-format", "plain"]);
+    if let Some(p) = manifest_path {
+        cmd.arg("--manifest-path").arg(p);
+    }
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| {
+            Error::environment("failed to run `cargo locate-project`")
+                .with_source(e)
+                .hint("make sure `cargo` is installed and on PATH")
+        })?;
+    if !out.status.success() {
+        return Err(kiln_toolchain::explain(
+            "read the Cargo workspace",
+            &String::from_utf8_lossy(&out.stderr),
+            verbose,
+        ));
+    }
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }

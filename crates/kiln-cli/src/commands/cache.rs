@@ -24,6 +24,7 @@ pub(crate) fn cache(cli: &Cli, args: &CacheArgs, r: &Reporter) -> Result<ExitCod
                 &kiln_config::Config::default(),
                 &cwd,
                 kiln_config::env(),
+                cli.global.flags(),
             )?;
             kiln_cache::LocalCache::open(s.cache_dir.value)?
         }

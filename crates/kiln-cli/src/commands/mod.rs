@@ -34,7 +34,7 @@ pub(crate) fn run(cli: &Cli, reporter: &Reporter) -> Result<ExitCode> {
 }
 
 fn load_workspace(cli: &Cli) -> Result<Workspace> {
-    Workspace::load(cli.global.manifest_path.as_deref())
+    Workspace::load(cli.global.manifest_path.as_deref(), cli.global.flags())
 }
 
 /// The local cache, where the settings put it (`KILN_CACHE_DIR`, `cache-dir`, the

@@ -15,5 +15,6 @@ mod house;
 mod image;
 mod memory;
 mod native;
+mod realworld;
 mod remote;
 mod setup;

@@ -1,0 +1,345 @@
+//! Workspaces as people have them: pinned toolchains, git dependencies, MSRV,
+//! lockfiles, `links` without C, externally-managed Pythons, long quiet builds, and
+//! cargo's command-line habits.
+
+use crate::common::{self, kiln_command, Run, TempWorkspace};
+use std::path::Path;
+use std::process::Command;
+
+/// A one-binary workspace: `a` (a binary) with `extra` lines in its manifest.
+fn tiny(ws: &TempWorkspace, extra: &str) {
+    ws.write(
+        "Cargo.toml",
+        "[workspace]\nmembers = [\"a\"]\nresolver = \"2\"\n",
+    );
+    ws.write(
+        "a/Cargo.toml",
+        &format!("[package]\nname = \"a\"\nversion = \"0.1.0\"\nedition = \"2021\"\n{extra}"),
+    );
+    ws.write("a/src/main.rs", "fn main() { println!(\"a\"); }\n");
+}
+
+fn run(mut cmd: Command) -> Run {
+    Run::from(cmd.output().expect("run kiln"))
+}
+
+/// rustup's home, for commands run with another `CARGO_HOME`.
+fn rustup_home() -> std::path::PathBuf {
+    std::env::var_os("RUSTUP_HOME")
+        .map(Into::into)
+        .unwrap_or_else(|| Path::new(&std::env::var_os("HOME").unwrap()).join(".rustup"))
+}
+
+/// The pinned toolchain is not installed: every command says `kiln setup` (exit 4)
+/// without rustup's backtrace; `kiln setup` installs it with the musl targets, and
+/// the build then uses it.
+#[test]
+fn a_missing_pinned_toolchain_is_installed_by_setup() {
+    const OLD: &str = "1.80.0";
+    let ws = TempWorkspace::empty();
+    tiny(&ws, "");
+    ws.write(
+        "rust-toolchain.toml",
+        &format!("[toolchain]\nchannel = \"{OLD}\"\ncomponents = [\"clippy\"]\n"),
+    );
+    let _ = Command::new("rustup")
+        .args(["toolchain", "uninstall", OLD])
+        .output();
+    let kiln = |args: &[&str]| {
+        let mut c = kiln_command(ws.root());
+        // `cargo test` runs under rustup, whose RUSTUP_TOOLCHAIN would win over the
+        // toolchain file.
+        c.args(args)
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .env("RUSTUP_AUTO_INSTALL", "0")
+            .env("RUST_BACKTRACE", "1");
+        run(c)
+    };
+    for args in [
+        &["build", "--target", "amd64"][..],
+        &["plan"],
+        &["setup", "--check"],
+    ] {
+        let r = kiln(args);
+        r.failure(4, "kiln setup");
+        assert!(r.stderr.contains(OLD), "{}", r.stderr);
+        assert!(!r.stderr.contains("Stack backtrace"), "{}", r.stderr);
+        assert!(
+            !r.stderr.contains("inside a Cargo workspace"),
+            "{}",
+            r.stderr
+        );
+    }
+    kiln(&["setup"]).success();
+    let b = kiln(&["build", "--target", "arm64"]);
+    b.success();
+    let sums: serde_json::Value =
+        serde_json::from_str(&ws.read("artifacts/checksums.json")).unwrap();
+    assert!(
+        sums["artifacts"][0]["rustc"]
+            .as_str()
+            .unwrap()
+            .contains(OLD),
+        "{sums}"
+    );
+}
+
+/// A git dependency whose repository is gone: exit 5 (a remote failed) with the fix
+/// for that cause, not "run kiln inside a Cargo workspace".
+#[test]
+fn an_unreachable_git_dependency_names_the_cause() {
+    let ws = TempWorkspace::empty();
+    let repo = ws.path("dep-src");
+    std::fs::create_dir_all(repo.join("src")).unwrap();
+    std::fs::write(
+        repo.join("Cargo.toml"),
+        "[package]\nname = \"dep\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    std::fs::write(repo.join("src/lib.rs"), "pub fn f() {}\n").unwrap();
+    for args in [
+        &["init", "-q"][..],
+        &["add", "."],
+        &[
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "user.name=t",
+            "commit",
+            "-qm",
+            "dep",
+        ],
+    ] {
+        common::tool("git", args, &repo);
+    }
+    let url = format!("file://{}", repo.display());
+    tiny(
+        &ws,
+        &format!("[dependencies]\ndep = {{ git = \"{url}\" }}\n"),
+    );
+    // Resolved once (as a checkout would be), then the host goes away.
+    let mut c = kiln_command(ws.root());
+    c.args(["plan"])
+        .env("CARGO_HOME", ws.path("cargo-home-1"))
+        .env("RUSTUP_HOME", rustup_home());
+    run(c).success();
+    std::fs::remove_dir_all(&repo).unwrap();
+    let mut c = kiln_command(ws.root());
+    c.args(["plan"])
+        .env("CARGO_HOME", ws.path("cargo-home-2"))
+        .env("RUSTUP_HOME", rustup_home());
+    let r = run(c);
+    r.failure(5, "check the network");
+    assert!(r.stderr.contains("dep"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("inside a Cargo workspace"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A package that needs a newer compiler: exit 4 naming the toolchain as the fix.
+#[test]
+fn a_rust_version_above_the_toolchain_says_to_update_it() {
+    let ws = TempWorkspace::empty();
+    tiny(&ws, "rust-version = \"1.999\"\n");
+    ws.kiln(&["build", "--target", "amd64"])
+        .failure(4, "newer toolchain");
+    assert!(!ws.path("artifacts/checksums.json").exists());
+}
+
+/// `--locked` (or `locked = true`) with a lockfile that needs changes: exit 2 with the
+/// fix, and `Cargo.lock` is not touched.
+#[test]
+fn locked_with_a_stale_lockfile_fails_and_leaves_it_alone() {
+    let ws = TempWorkspace::empty();
+    tiny(&ws, "");
+    ws.write(
+        "b/Cargo.toml",
+        "[package]\nname = \"b\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    );
+    ws.write("b/src/lib.rs", "pub fn b() {}\n");
+    ws.kiln(&["plan"]).success();
+    let lock = ws.read("Cargo.lock");
+    // A new dependency the lockfile doesn't have.
+    let m = ws.read("a/Cargo.toml");
+    ws.write(
+        "a/Cargo.toml",
+        &format!("{m}[dependencies]\nb = {{ path = \"../b\" }}\n"),
+    );
+    let r = ws.kiln(&["build", "--locked", "--target", "amd64"]);
+    r.failure(2, "cargo update");
+    assert_eq!(ws.read("Cargo.lock"), lock);
+    ws.write(
+        "Cargo.toml",
+        "[workspace]\nmembers = [\"a\"]\nresolver = \"2\"\n[workspace.metadata.kiln]\nlocked = true\n",
+    );
+    ws.kiln(&["plan"]).failure(2, "--locked");
+    assert_eq!(ws.read("Cargo.lock"), lock);
+    // Without it cargo may update the lockfile, as it always does.
+    ws.write(
+        "Cargo.toml",
+        "[workspace]\nmembers = [\"a\"]\nresolver = \"2\"\n",
+    );
+    ws.kiln(&["plan"]).success();
+    assert_ne!(ws.read("Cargo.lock"), lock);
+}
+
+/// A build script that declares `links` but compiles nothing is pure Rust: the plan
+/// says so and picks plain cargo.
+#[test]
+fn links_without_a_c_compiler_is_pure_rust() {
+    let ws = TempWorkspace::empty();
+    ws.write(
+        "Cargo.toml",
+        "[workspace]\nmembers = [\"a\", \"sig\"]\nresolver = \"2\"\n",
+    );
+    ws.write(
+        "sig/Cargo.toml",
+        "[package]\nname = \"sig\"\nversion = \"0.1.0\"\nedition = \"2021\"\nlinks = \"sig\"\nbuild = \"build.rs\"\n",
+    );
+    ws.write(
+        "sig/build.rs",
+        "fn main() { println!(\"cargo:value=1\"); }\n",
+    );
+    ws.write("sig/src/lib.rs", "pub fn s() {}\n");
+    ws.write(
+        "a/Cargo.toml",
+        "[package]\nname = \"a\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[dependencies]\nsig = { path = \"../sig\" }\n",
+    );
+    ws.write("a/src/main.rs", "fn main() { sig::s(); }\n");
+    let r = ws.kiln(&["plan", "--message-format", "json"]);
+    r.success();
+    let step = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["reason"] == "plan-step")
+        .unwrap();
+    assert_eq!(step["c_deps"], serde_json::json!([]), "{step}");
+    assert_eq!(step["backend"], "cargo");
+    ws.kiln(&["plan"]).success();
+    assert!(ws.kiln(&["plan"]).stderr.contains("pure Rust"));
+}
+
+/// On a Python that refuses `pip install` (PEP 668, Debian's /usr/bin/python3) and
+/// without zig, `kiln setup` installs zig and cargo-zigbuild into an environment of
+/// its own, and the build then finds them there without PATH changes.
+#[test]
+fn setup_works_on_an_externally_managed_python() {
+    let system_python = Path::new("/usr/bin/python3");
+    assert!(
+        system_python.is_file(),
+        "the test needs Debian's /usr/bin/python3 (.ci/run installs it)"
+    );
+    let marker = std::fs::read_dir("/usr/lib").unwrap().flatten().any(|d| {
+        d.file_name().to_string_lossy().starts_with("python3")
+            && d.path().join("EXTERNALLY-MANAGED").is_file()
+    });
+    assert!(
+        marker,
+        "/usr/bin/python3 is expected to be externally managed"
+    );
+    let ws = TempWorkspace::chronik();
+    let bin = ws.path("only-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(system_python, bin.join("python3")).unwrap();
+    // Rust's tools, and the system's, but no zig, no cargo-zigbuild, no pyenv.
+    let cargo_bin = Path::new(&std::env::var_os("CARGO_HOME").map_or_else(
+        || Path::new(&std::env::var_os("HOME").unwrap()).join(".cargo"),
+        Into::into,
+    ))
+    .join("bin");
+    let path = std::env::join_paths([
+        bin.as_path(),
+        &cargo_bin,
+        Path::new("/usr/bin"),
+        Path::new("/bin"),
+    ])
+    .unwrap();
+    let tools = ws.path("kiln-tools");
+    let kiln = |args: &[&str]| {
+        let mut c = kiln_command(ws.root());
+        c.args(args)
+            .env("PATH", &path)
+            .env("KILN_TOOLS_DIR", &tools)
+            .env_remove("CARGO_ZIGBUILD_ZIG_PATH")
+            .env_remove("VIRTUAL_ENV")
+            .env_remove("PYENV_VERSION");
+        run(c)
+    };
+    kiln(&["setup", "--check"]).failure(4, "zig");
+    let s = kiln(&["setup"]);
+    s.success();
+    assert!(!s.stderr.contains("break-system-packages"), "{}", s.stderr);
+    assert!(tools.join("venv/bin/cargo-zigbuild").is_file());
+    let still = Command::new(system_python)
+        .args(["-c", "import ziglang"])
+        .output()
+        .unwrap();
+    assert!(!still.status.success(), "the system Python was left alone");
+    let b = kiln(&["build", "-p", "chronik-server", "--target", "arm64"]);
+    b.success();
+    assert!(b.stderr.contains("with zig"), "{}", b.stderr);
+}
+
+/// Builds whose stderr is not a terminal (CI logs) say they are alive while a slow
+/// package compiles, and print a line per finished package.
+#[test]
+fn a_quiet_build_has_a_heartbeat_in_non_terminal_logs() {
+    let ws = TempWorkspace::empty();
+    tiny(&ws, "build = \"build.rs\"\n");
+    ws.write(
+        "a/build.rs",
+        "fn main() { std::thread::sleep(std::time::Duration::from_secs(4)); }\n",
+    );
+    let mut c = kiln_command(ws.root());
+    c.args(["build", "--target", "amd64"])
+        .env("KILN_HEARTBEAT_SECS", "1");
+    let r = run(c);
+    r.success();
+    let beats = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("Compiling") && l.contains("crates done"))
+        .count();
+    assert!(beats >= 2, "{}", r.stderr);
+    assert!(r.stderr.contains("Built a in"), "{}", r.stderr);
+}
+
+/// `--release`, `-vv`, `--workspace`, `--exclude` and `-p` globs work as in cargo.
+#[test]
+fn cargo_habits_are_accepted() {
+    let ws = TempWorkspace::chronik_sources();
+    let units = |args: &[&str]| {
+        let mut full = vec!["plan", "--message-format", "json"];
+        full.extend_from_slice(args);
+        let r = ws.kiln(&full);
+        r.success();
+        let mut bins: Vec<String> = r
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|e| e["reason"] == "plan-unit")
+            .map(|e| e["binary"].as_str().unwrap().to_string())
+            .collect();
+        bins.sort();
+        bins.dedup();
+        bins
+    };
+    assert_eq!(
+        units(&["--release", "-vv"]),
+        ["chronik-cli", "chronik-server"]
+    );
+    assert_eq!(
+        units(&["--workspace", "--exclude", "chronik-c*"]),
+        ["chronik-server"]
+    );
+    assert_eq!(units(&["-p", "chronik-s*"]), ["chronik-server"]);
+    ws.kiln(&["plan", "-p", "nothing-*"])
+        .failure(2, "matches no member");
+    ws.kiln(&["plan", "--exclude", "typo"])
+        .failure(2, "matches no member");
+    ws.kiln(&["plan", "--release", "--profile", "dev"])
+        .failure(2, "cannot be used with");
+}
