@@ -34,6 +34,10 @@ pub struct BuildOutcome {
     pub samples: Vec<kiln_metrics::Sample>,
     /// How many times work was held back near the memory budget.
     pub throttled: usize,
+    /// sccache's (hits, misses) in this build, when kiln ran it.
+    pub sccache: Option<(u64, u64)>,
+    /// Native libraries built or restored for this build.
+    pub provisioning: Vec<kiln_metrics::ProvisionMetrics>,
 }
 
 /// A binary cargo produced, before it is installed.
@@ -83,7 +87,7 @@ pub fn execute(
         std::thread::scope(|s| {
             let lookup = cache;
             let analysis = s.spawn(move || analyze(ws, plan, store, lookup, None, observer));
-            let built = build_units(ws, plan, &all, &mut cache, &monitor, observer);
+            let built = build_units(ws, plan, &all, &mut cache, remote, &monitor, observer);
             (analysis.join().expect("analysis thread"), built)
         })
     } else {
@@ -98,7 +102,7 @@ pub fn execute(
                 target: &u.target,
             })
             .collect();
-        let built = build_units(ws, plan, &wanted, &mut cache, &monitor, observer);
+        let built = build_units(ws, plan, &wanted, &mut cache, remote, &monitor, observer);
         (Ok(analysis), built)
     };
     let (analysis, (built, _target_lock)) = (analysis?, built?);
@@ -172,6 +176,13 @@ pub fn execute(
         .governor
         .throttled
         .load(std::sync::atomic::Ordering::SeqCst);
+    let provisioning = std::mem::take(&mut *monitor.provisioning.lock().expect("provisioning"));
+    // Asked before the server stops; the server is this build's alone.
+    let server = monitor.sccache.lock().expect("sccache").take();
+    let sccache = server
+        .as_ref()
+        .and_then(crate::sccache::SccacheServer::stats);
+    drop(server);
     let samples = monitor.sampler.finish();
     Ok(BuildOutcome {
         units,
@@ -181,6 +192,8 @@ pub fn execute(
         steps,
         samples,
         throttled,
+        sccache,
+        provisioning,
     })
 }
 
@@ -203,6 +216,7 @@ fn build_units(
     plan: &Plan,
     wanted: &[Wanted<'_>],
     cache: &mut Option<&LocalCache>,
+    remote: Option<&RemoteCache>,
     monitor: &Monitor,
     observer: &dyn Observer,
 ) -> Result<(Vec<Built>, Option<std::fs::File>)> {
@@ -210,6 +224,7 @@ fn build_units(
         return Ok((Vec::new(), None));
     }
     let lock = lock_target_dir(&plan.target_dir)?;
+    let wrapper_env = start_sccache(plan, monitor, observer);
     if let Some(other) = claim_target_dir(ws, plan) {
         observer.warn(&format!(
             "the target dir `{}` was last used by another checkout (`{}`); cargo's freshness checks can't tell \
@@ -220,7 +235,7 @@ fn build_units(
         *cache = None;
     }
     prepare_toolchains(ws, plan, wanted, observer)?;
-    provision_native(plan, wanted, observer)?;
+    provision_native(plan, wanted, *cache, remote, monitor, observer)?;
     let mut built = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
         let mine: Vec<&Wanted<'_>> = wanted.iter().filter(|w| w.step == i).collect();
@@ -245,7 +260,7 @@ fn build_units(
         }
         observer.step_started(&narrowed);
         let t0 = Instant::now();
-        let cpu0 = children_cpu_secs();
+        let cpu0 = build_cpu_secs(monitor);
         monitor.sampler.set_step(Some(i));
         let mut jobs = plan.resources.jobs;
         let mut retried = false;
@@ -254,7 +269,7 @@ fn build_units(
                 .governor
                 .client(jobs)
                 .map_err(|e| Error::internal("failed to create a jobserver").with_source(e))?;
-            match run_step(ws, plan, i, &narrowed, &client, observer) {
+            match run_step(ws, plan, i, &narrowed, &client, &wrapper_env, observer) {
                 Err(StepError::Killed(e)) if !retried => {
                     let fewer = (jobs / 2).max(1);
                     observer.warn(&format!(
@@ -279,7 +294,7 @@ fn build_units(
                 targets: narrowed.targets.iter().map(|t| t.triple.clone()).collect(),
                 jobs,
                 wall_secs: t0.elapsed().as_secs_f64(),
-                cpu_secs: children_cpu_secs() - cpu0,
+                cpu_secs: build_cpu_secs(monitor) - cpu0,
                 peak_bytes: monitor.sampler.peak(Some(i)),
                 retried,
                 offset_secs: monitor.start.elapsed().as_secs_f64() - t0.elapsed().as_secs_f64(),
@@ -291,9 +306,34 @@ fn build_units(
     Ok((built, Some(lock)))
 }
 
+/// Starts kiln's sccache server for this build when the plan uses sccache: the
+/// environment cargo then gets. Without a server, cargo runs without the wrapper's
+/// server settings, and a server that can't start is one warning, not a failure.
+fn start_sccache(plan: &Plan, monitor: &Monitor, observer: &dyn Observer) -> Vec<(String, String)> {
+    let Some(exe) = &plan.sccache else {
+        return Vec::new();
+    };
+    let mut slot = monitor.sccache.lock().expect("sccache");
+    if slot.is_none() {
+        match crate::sccache::SccacheServer::start(exe, |_| {}) {
+            Ok(server) => *slot = Some(server),
+            Err(why) => {
+                observer.warn(&format!("sccache is off for this build: {why}"));
+                // The wrapper still runs (it is in the plan); it compiles locally.
+                return vec![("SCCACHE_IGNORE_SERVER_IO_ERROR".into(), "1".into())];
+            }
+        }
+    }
+    slot.as_ref().map(|s| s.env()).unwrap_or_default()
+}
+
 /// What the build measures while it runs: memory of the process tree (and the
 /// governor that holds back work near the budget), and each cargo invocation.
 pub(crate) struct Monitor {
+    /// Native libraries provisioned (built or restored) for this build.
+    pub(crate) provisioning: std::sync::Mutex<Vec<kiln_metrics::ProvisionMetrics>>,
+    /// kiln's sccache server, started with the first cargo invocation.
+    pub(crate) sccache: std::sync::Mutex<Option<crate::sccache::SccacheServer>>,
     pub(crate) sampler: kiln_metrics::Sampler,
     pub(crate) governor: std::sync::Arc<crate::resources::Governor>,
     pub(crate) steps: std::sync::Mutex<Vec<kiln_metrics::StepMetrics>>,
@@ -306,6 +346,8 @@ impl Monitor {
             std::sync::Arc::new(crate::resources::Governor::new(plan.resources.budget.bytes));
         let g = governor.clone();
         Monitor {
+            provisioning: std::sync::Mutex::new(Vec::new()),
+            sccache: std::sync::Mutex::new(None),
             sampler: kiln_metrics::Sampler::start(
                 Duration::from_millis(100),
                 Box::new(move |rss| g.on_sample(rss)),
@@ -320,17 +362,35 @@ impl Monitor {
 /// CPU seconds of this process's waited-for children (cargo, and through it every
 /// compiler), from /proc/self/stat.
 fn children_cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
+    // cutime and cstime.
+    proc_cpu_secs("self", &[13, 14])
+}
+
+/// CPU seconds from `/proc/<pid>/stat`'s fields (counted after the `(comm)` field),
+/// in clock ticks of 100 per second on Linux.
+pub(crate) fn proc_cpu_secs(pid: &str, fields: &[usize]) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let all: Vec<&str> = stat
         .rfind(')')
         .map(|i| stat[i + 2..].split_whitespace().collect())
         .unwrap_or_default();
-    // cutime and cstime, in clock ticks (100 per second on Linux).
-    let ticks: f64 = [13, 14]
+    let ticks: f64 = fields
         .iter()
-        .filter_map(|i| fields.get(*i).and_then(|f| f.parse::<f64>().ok()))
+        .filter_map(|i| all.get(*i).and_then(|f| f.parse::<f64>().ok()))
         .sum();
     ticks / 100.0
+}
+
+/// CPU of everything the build ran so far: waited-for children, and kiln's sccache
+/// server (alive, with the compilers it ran and waited for).
+fn build_cpu_secs(monitor: &Monitor) -> f64 {
+    let server = monitor
+        .sccache
+        .lock()
+        .expect("sccache")
+        .as_ref()
+        .map_or(0.0, crate::sccache::SccacheServer::cpu_secs);
+    children_cpu_secs() + server
 }
 
 /// cargo's timings of the invocation that started at `since` (its HTML report).
@@ -381,7 +441,14 @@ fn claim_target_dir(ws: &Workspace, plan: &Plan) -> Option<PathBuf> {
 }
 
 /// Builds the native libraries the wanted units need and kiln has not built yet.
-fn provision_native(plan: &Plan, wanted: &[Wanted<'_>], observer: &dyn Observer) -> Result<()> {
+fn provision_native(
+    plan: &Plan,
+    wanted: &[Wanted<'_>],
+    cache: Option<&LocalCache>,
+    remote: Option<&RemoteCache>,
+    monitor: &Monitor,
+    observer: &dyn Observer,
+) -> Result<()> {
     let mut seen = BTreeSet::new();
     for w in wanted {
         for n in plan.steps[w.step]
@@ -392,16 +459,158 @@ fn provision_native(plan: &Plan, wanted: &[Wanted<'_>], observer: &dyn Observer)
             if !seen.insert(n.prefix.clone()) || n.prefix.join("lib").is_dir() {
                 continue;
             }
-            observer.note(&format!(
-                "building a static {} for {} (needed by {}); it is kept and reused",
-                n.provision.library,
-                n.target.triple,
-                n.provision.chain.join(" -> ")
-            ));
-            kiln_native::provision_openssl(&plan.native_root, &n.target, &n.prefix)?;
+            let t0 = Instant::now();
+            let compiler = kiln_toolchain::zig_version().unwrap_or_default();
+            let want = native_wanted(n, &compiler);
+            let restored = cache.is_some_and(|c| restore_native(c, remote, &want, n, observer));
+            if !restored {
+                observer.note(&format!(
+                    "building a static {} for {} (needed by {}); it is kept and reused",
+                    n.provision.library,
+                    n.target.triple,
+                    n.provision.chain.join(" -> ")
+                ));
+                kiln_native::provision_openssl(&plan.native_root, &n.target, &n.prefix)?;
+                if let Some(c) = cache {
+                    share_native(c, remote, &want, n, &compiler, observer);
+                }
+            }
+            monitor.provisioning.lock().expect("provisioning").push(
+                kiln_metrics::ProvisionMetrics {
+                    library: n.provision.library.clone(),
+                    target: n.target.triple.clone(),
+                    wall_secs: t0.elapsed().as_secs_f64(),
+                    restored,
+                },
+            );
         }
     }
     Ok(())
+}
+
+/// What the caches hold a provisioned library `n` under, built with `compiler`.
+fn native_wanted(n: &crate::plan::NativeLib, compiler: &str) -> kiln_cache::Wanted {
+    kiln_cache::Wanted {
+        key: kiln_native::cache_key(&n.provision, &n.target, compiler),
+        package: format!("native-{}", n.provision.krate),
+        binary: n.provision.library.to_lowercase(),
+        target: n.target.triple.clone(),
+    }
+}
+
+/// The cache entries of every native library `plan` provisions (for `kiln cache
+/// push`/`pull`, which move them with the binaries).
+pub fn native_entries(plan: &Plan) -> Vec<kiln_cache::Wanted> {
+    let compiler = kiln_toolchain::zig_version().unwrap_or_default();
+    let mut out: Vec<kiln_cache::Wanted> = plan
+        .steps
+        .iter()
+        .flat_map(|s| s.native.iter())
+        .map(|n| native_wanted(n, &compiler))
+        .collect();
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    out.dedup_by(|a, b| a.key == b.key);
+    out
+}
+
+/// Installs the provisioned library `n` from the local cache, after fetching it from
+/// the remote when that has it: true when it is in place.
+fn restore_native(
+    cache: &LocalCache,
+    remote: Option<&RemoteCache>,
+    want: &kiln_cache::Wanted,
+    n: &crate::plan::NativeLib,
+    observer: &dyn Observer,
+) -> bool {
+    if let Some(r) = remote.filter(|r| r.alive()) {
+        if !cache.contains(&want.key) {
+            r.fetch(std::slice::from_ref(want), cache);
+        }
+    }
+    let kiln_cache::Lookup::Hit(entry, blob) = cache.get(&want.key) else {
+        return false;
+    };
+    if !entry.answers(want) {
+        return false;
+    }
+    let staging = kiln_fs::temp_path(&n.prefix);
+    if let Some(parent) = n.prefix.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let installed = kiln_native::unpack(&blob, &staging).and_then(|()| {
+        std::fs::rename(&staging, &n.prefix).map_err(|e| Error::io("rename into", &n.prefix, e))
+    });
+    match installed {
+        Ok(()) => {
+            observer.note(&format!(
+                "restored the static {} for {} from the cache (built once, by whichever machine built it first)",
+                n.provision.library, n.target.triple
+            ));
+            true
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            // Another kiln may have installed it meanwhile.
+            if n.prefix.join("lib").is_dir() {
+                return true;
+            }
+            observer.warn(&format!(
+                "the cached {} for {} can't be used ({e}); building it",
+                n.provision.library, n.target.triple
+            ));
+            false
+        }
+    }
+}
+
+/// Stores a library kiln just built in the local cache (and the remote, when this
+/// build uploads), so no other machine of the team builds it again.
+fn share_native(
+    cache: &LocalCache,
+    remote: Option<&RemoteCache>,
+    want: &kiln_cache::Wanted,
+    n: &crate::plan::NativeLib,
+    compiler: &str,
+    observer: &dyn Observer,
+) {
+    let packed = kiln_fs::temp_path(&cache.root().join("native-archive"));
+    let stored = kiln_native::pack(&n.prefix, &packed)
+        .and_then(|()| kiln_fs::sha256_file(&packed).map_err(|e| Error::io("read", &packed, e)))
+        .and_then(|(sha256, size)| {
+            cache.put(
+                Entry {
+                    key: want.key.clone(),
+                    package: want.package.clone(),
+                    binary: want.binary.clone(),
+                    target: want.target.clone(),
+                    version: kiln_native::source_version(&n.provision).into(),
+                    sha256,
+                    size,
+                    profile: "native".into(),
+                    rustc: String::new(),
+                    backend: compiler.into(),
+                    overrides: Vec::new(),
+                    created: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                    inputs: Default::default(),
+                    signature: None,
+                },
+                &packed,
+            )
+        });
+    let _ = std::fs::remove_file(&packed);
+    match stored {
+        Ok(entry) => {
+            if let Some(r) = remote.filter(|r| r.alive() && r.uploads()) {
+                r.upload(&[entry], &BTreeSet::new(), cache);
+            }
+        }
+        Err(e) => observer.warn(&format!(
+            "the static {} for {} was built but not cached: {e}",
+            n.provision.library, n.target.triple
+        )),
+    }
 }
 
 /// Installs missing rustup targets and checks the backends, for the units to build.
@@ -575,6 +784,7 @@ fn run_step(
     index: usize,
     step: &Step,
     jobserver: &jobserver::Client,
+    wrapper_env: &[(String, String)],
     observer: &dyn Observer,
 ) -> std::result::Result<Vec<Built>, StepError> {
     let inv = &step.invocation;
@@ -583,6 +793,7 @@ fn run_step(
         // cargo's own per-crate timings, for the metrics and `kiln report`.
         .arg("--timings")
         .envs(inv.env.iter().map(|(k, v)| (k, v)))
+        .envs(wrapper_env.iter().map(|(k, v)| (k, v)))
         .current_dir(&ws.root)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -293,9 +293,10 @@ impl KeyContext {
                 continue;
             }
             // Rustflags are the user's own (they may hold anything): by digest.
-            let value = match k.as_str() {
-                "CARGO_ENCODED_RUSTFLAGS" => InputValue::digest(v.as_bytes()),
-                _ => InputValue::Text { value: v.clone() },
+            let value = if k == "CARGO_ENCODED_RUSTFLAGS" || k.ends_with("_RUSTFLAGS") {
+                InputValue::digest(v.as_bytes())
+            } else {
+                InputValue::Text { value: v.clone() }
             };
             i.add(InputId::KilnEnv { name: k.clone() }, value);
         }

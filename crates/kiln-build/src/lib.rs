@@ -14,10 +14,11 @@ mod observer;
 mod plan;
 mod request;
 mod resources;
+mod sccache;
 
 pub use affected::{affected, Affected, AffectedUnit};
 pub use analysis::{analyze, Analysis, UnitPlan, UnitState};
-pub use execute::{execute, BuildOutcome};
+pub use execute::{execute, native_entries, BuildOutcome};
 pub use git::git_info;
 pub use observer::Observer;
 pub use plan::{native_root, NativeLib, Plan, Step};

@@ -33,6 +33,9 @@ pub struct Plan {
     pub workspace_c_deps: Vec<String>,
     /// Per target triple: the user's rustflags as kiln changed them, if it had to.
     rustflags: HashMap<String, Option<RustflagsFix>>,
+    /// Whether changed rustflags go in CARGO_ENCODED_RUSTFLAGS (an invocation per
+    /// distinct set) rather than through kiln as rustc wrapper.
+    encoded_rustflags: bool,
     /// Where provisioned native libraries live.
     pub native_root: PathBuf,
     /// sccache, when kiln runs cargo with it as `RUSTC_WRAPPER`.
@@ -94,17 +97,35 @@ impl Plan {
                 )
             })
             .collect();
-        // CARGO_ENCODED_RUSTFLAGS covers every target of an invocation: targets whose
-        // flags kiln must change differently get invocations of their own.
-        let mut groups: Vec<(Option<&Vec<String>>, Vec<Target>)> = Vec::new();
-        for t in &sel.targets {
-            let flags = rustflags[&t.triple].as_ref().map(|f| &f.flags);
-            match groups.iter_mut().find(|(f, _)| *f == flags) {
-                Some((_, ts)) => ts.push(t.clone()),
-                None => groups.push((flags, vec![t.clone()])),
+        // One invocation builds every target of a package, whatever kiln changes of
+        // each target's rustflags (kiln, as rustc wrapper, drops them per target):
+        // host crates are built once and cargo keeps every core busy across targets.
+        // Except when kiln drops a `target-cpu` and zig compiles C: cargo-zigbuild
+        // reads rustflags itself to pick zig's CPU (`native` would make zig cc compile
+        // for this host), so it must see the fixed flags, which only
+        // CARGO_ENCODED_RUSTFLAGS shows it; each distinct set then gets an invocation.
+        let drops_cpu = |t: &Target| {
+            rustflags[&t.triple]
+                .as_ref()
+                .is_some_and(|f| f.dropped.iter().any(|o| o.from.contains("target-cpu=")))
+        };
+        let encoded = backend == Backend::Zig && sel.targets.iter().any(drops_cpu);
+        let mut groups: Vec<Vec<Target>> = Vec::new();
+        if encoded {
+            let mut by_flags: Vec<(Option<&Vec<String>>, Vec<Target>)> = Vec::new();
+            for t in &sel.targets {
+                let flags = rustflags[&t.triple].as_ref().map(|f| &f.flags);
+                match by_flags.iter_mut().find(|(f, _)| *f == flags) {
+                    Some((_, ts)) => ts.push(t.clone()),
+                    None => by_flags.push((flags, vec![t.clone()])),
+                }
             }
+            groups.extend(by_flags.into_iter().map(|(_, ts)| ts));
+        } else {
+            groups.push(sel.targets.clone());
         }
         let mut plan = Plan {
+            encoded_rustflags: encoded,
             steps: Vec::new(),
             profile: sel.profile.clone(),
             target_dir: ws.target_dir.clone(),
@@ -134,7 +155,7 @@ impl Plan {
                     });
                 }
             }
-            for (_, targets) in &groups {
+            for targets in &groups {
                 let native: Vec<NativeLib> = native
                     .iter()
                     .filter(|n| targets.contains(&n.target))
@@ -183,7 +204,7 @@ impl Plan {
 }
 
 impl Plan {
-    /// The cargo invocation for `package`'s `bins` on `targets` (which share rustflags).
+    /// The cargo invocation for `package`'s `bins` on `targets`.
     fn invocation(
         &self,
         ws: &Workspace,
@@ -229,26 +250,47 @@ impl Plan {
         args.extend(["--message-format".into(), "json-render-diagnostics".into()]);
 
         let mut env = Vec::new();
-        if let Some(sc) = &self.sccache {
-            env.push(("RUSTC_WRAPPER".to_string(), sc.display().to_string()));
-        }
         for n in native {
             env.extend(kiln_native::env(&n.provision, &n.target, &n.prefix));
         }
-        if let Some(fix) = targets
-            .first()
-            .and_then(|t| self.rustflags[&t.triple].as_ref())
-        {
-            env.push((
-                "CARGO_ENCODED_RUSTFLAGS".to_string(),
-                fix.flags.join("\x1f"),
-            ));
+        // The flags kiln drops, per target, applied by kiln as rustc wrapper (chaining
+        // to sccache); without any, sccache is the wrapper itself.
+        let mut drops = kiln_toolchain::wrapper::Drops::new();
+        if self.encoded_rustflags {
+            if let Some(fix) = targets
+                .first()
+                .and_then(|t| self.rustflags[&t.triple].as_ref())
+            {
+                env.push((
+                    "CARGO_ENCODED_RUSTFLAGS".to_string(),
+                    fix.flags.join("\x1f"),
+                ));
+            }
             for t in targets {
                 overrides.extend(
                     self.rustflags[&t.triple]
                         .iter()
                         .flat_map(|f| f.dropped.clone()),
                 );
+            }
+        }
+        for t in targets.iter().filter(|_| !self.encoded_rustflags) {
+            if let Some(fix) = self.rustflags[&t.triple].as_ref() {
+                overrides.extend(fix.dropped.iter().cloned());
+                drops.insert(t.triple.clone(), fix.dropped_groups.clone());
+            }
+        }
+        let wrapper = if drops.is_empty() {
+            None
+        } else {
+            kiln_toolchain::wrapper::wrapper_env(&drops, self.sccache.as_deref())
+        };
+        match wrapper {
+            Some(w) => env.extend(w),
+            None => {
+                if let Some(sc) = &self.sccache {
+                    env.push(("RUSTC_WRAPPER".to_string(), sc.display().to_string()));
+                }
             }
         }
         if !cargo_config.profile_sets(&sel.profile, "strip")

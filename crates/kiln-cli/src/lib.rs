@@ -12,6 +12,10 @@ use std::process::ExitCode;
 
 /// Runs kiln with the process arguments and returns its exit code.
 pub fn main() -> ExitCode {
+    // Cargo runs kiln as its rustc wrapper when kiln fixes rustflags per target.
+    if let Some(code) = kiln_toolchain::wrapper::run_if_wrapping() {
+        return code;
+    }
     // Before any thread: tools `kiln setup` installed for kiln come first on PATH.
     kiln_toolchain::activate_tools();
     let cli = args::Cli::parse();

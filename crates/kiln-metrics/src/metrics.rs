@@ -46,12 +46,28 @@ pub struct BuildMetrics {
     /// sccache misses during this build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sccache_misses: Option<u64>,
+    /// Native libraries provisioned for the build (built, or restored from a cache).
+    #[serde(default)]
+    pub provisioning: Vec<ProvisionMetrics>,
     /// Per binary x target.
     pub units: Vec<UnitMetrics>,
     /// Per cargo invocation, with cargo's per-crate timings.
     pub steps: Vec<StepMetrics>,
     /// Memory over time.
     pub samples: Vec<Sample>,
+}
+
+/// A native library kiln provided before cargo ran.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProvisionMetrics {
+    /// The library (`OpenSSL`).
+    pub library: String,
+    /// Target triple.
+    pub target: String,
+    /// Wall seconds spent on it.
+    pub wall_secs: f64,
+    /// Whether it came from the local or remote cache rather than being built.
+    pub restored: bool,
 }
 
 /// One binary on one target.

@@ -58,10 +58,64 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}th{{background:#f3
         );
     }
     h.push_str("</table>\n");
+    breakdown(&mut h, m);
     memory_chart(&mut h, m);
     timeline(&mut h, m);
     h.push_str("</body></html>\n");
     h
+}
+
+/// The cores of the host line (`linux/x86_64, 2 cores, name`), 1 when unknown.
+fn cores(host: &str) -> f64 {
+    host.split(", ")
+        .find_map(|p| p.strip_suffix(" cores"))
+        .and_then(|n| n.parse::<f64>().ok())
+        .filter(|n| *n >= 1.0)
+        .unwrap_or(1.0)
+}
+
+/// Where the wall time went: native libraries before cargo, then each cargo
+/// invocation with how much of the machine it kept busy.
+pub fn breakdown_rows(m: &BuildMetrics) -> Vec<(String, f64, Option<f64>, Option<f64>)> {
+    let cores = cores(&m.host);
+    let mut rows = Vec::new();
+    for p in &m.provisioning {
+        let how = if p.restored { "restored" } else { "built" };
+        rows.push((
+            format!("{} for {} ({how})", p.library, p.target),
+            p.wall_secs,
+            None,
+            None,
+        ));
+    }
+    for s in &m.steps {
+        let busy = if s.wall_secs > 0.0 {
+            Some((s.cpu_secs / (s.wall_secs * cores)).min(1.0))
+        } else {
+            None
+        };
+        rows.push((
+            format!("cargo: {} ({})", s.package, s.targets.join(", ")),
+            s.wall_secs,
+            Some(s.cpu_secs),
+            busy.map(|b| 1.0 - b),
+        ));
+    }
+    rows
+}
+
+fn breakdown(h: &mut String, m: &BuildMetrics) {
+    h.push_str("<h2>Where the time went</h2>\n<table><tr><th>what</th><th>wall s</th><th>CPU s</th><th>cores idle</th></tr>\n");
+    for (what, wall, cpu, idle) in breakdown_rows(m) {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{wall:.1}</td><td>{}</td><td>{}</td></tr>",
+            esc(&what),
+            cpu.map_or(String::new(), |c| format!("{c:.1}")),
+            idle.map_or(String::new(), |i| format!("{:.0}%", i * 100.0))
+        );
+    }
+    h.push_str("</table>\n");
 }
 
 fn memory_chart(h: &mut String, m: &BuildMetrics) {

@@ -8,8 +8,10 @@
 //! sources, once per target, kept in the cache) and refuses the others with the two
 //! fixes a user has.
 
+mod archive;
 mod openssl;
 
+pub use archive::{pack, unpack};
 pub use openssl::{clean_build_dirs, provision_openssl, OPENSSL_SRC_VERSION};
 
 use kiln_diagnostics::{Error, Result};
@@ -178,6 +180,21 @@ pub fn prefix(root: &Path, provision: &Provision, target: &Target) -> PathBuf {
         target.triple,
         &key[..16]
     ))
+}
+
+/// The cache key of a provisioned library: what decides its bytes (the crate and its
+/// source version, the target, kiln's recipe, the C compiler's version), never where
+/// it is installed, so every machine of a team computes the same one.
+pub fn cache_key(provision: &Provision, target: &Target, compiler: &str) -> String {
+    kiln_fs::sha256_hex(
+        format!(
+            "kiln-native-v1\n{}\n{}\n{}\nrecipe {RECIPE_VERSION}\n{compiler}",
+            provision.krate,
+            target.triple,
+            source_version(provision)
+        )
+        .as_bytes(),
+    )
 }
 
 /// The environment the `-sys` crate reads to use the provisioned library at `prefix`.

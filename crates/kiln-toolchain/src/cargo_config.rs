@@ -255,6 +255,9 @@ pub struct RustflagsFix {
     pub flags: Vec<String>,
     /// What was dropped and why.
     pub dropped: Vec<Override>,
+    /// The dropped flags as rustc receives them (`["-C", "link-arg=-fuse-ld=lld"]`),
+    /// one group per entry of `dropped`.
+    pub dropped_groups: Vec<Vec<String>>,
 }
 
 /// Drops the rustflags that can't work for `target`: linker choices (`-fuse-ld=..`,
@@ -292,6 +295,7 @@ pub fn fix_rustflags(
     let mut known: Option<Vec<String>> = None;
     let mut kept = Vec::new();
     let mut dropped = Vec::new();
+    let mut dropped_groups = Vec::new();
     for g in groups {
         let why = codegen(&g).and_then(|v| {
             let linker_flag = v.starts_with("linker=")
@@ -312,20 +316,24 @@ pub fn fix_rustflags(
                 .then(|| format!("{} has no CPU named `{cpu}`", target.triple))
         });
         match why {
-            Some(why) => dropped.push(Override {
-                target: Some(target.triple.clone()),
-                setting: Setting::Rustflag,
-                from: g.join(" "),
-                to: None,
-                source: source.cloned(),
-                reason: why,
-            }),
+            Some(why) => {
+                dropped_groups.push(g.clone());
+                dropped.push(Override {
+                    target: Some(target.triple.clone()),
+                    setting: Setting::Rustflag,
+                    from: g.join(" "),
+                    to: None,
+                    source: source.cloned(),
+                    reason: why,
+                });
+            }
             None => kept.extend(g),
         }
     }
     (!dropped.is_empty()).then_some(RustflagsFix {
         flags: kept,
         dropped,
+        dropped_groups,
     })
 }
 

@@ -9,6 +9,7 @@ mod probe;
 mod rustup;
 mod target;
 mod tools;
+pub mod wrapper;
 mod zig;
 
 pub use backend::{Backend, Invocation};

@@ -59,26 +59,16 @@ fn run_build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<usize> {
     } else {
         None
     };
-    let sccache_before = plan.sccache.as_deref().and_then(sccache_stats);
     let outcome = execute(&ws, &plan, &store, cache.as_ref(), remote.as_ref(), r)?;
-    let mut sccache = None;
-    if let (Some(sc), Some(before)) = (plan.sccache.as_deref(), sccache_before) {
-        if let Some(after) = sccache_stats(sc) {
-            let (hits, misses) = (
-                after.0 - before.0.min(after.0),
-                after.1 - before.1.min(after.1),
-            );
-            if hits + misses > 0 {
-                r.info(
-                    "sccache",
-                    &format!(
-                        "{hits} hits, {misses} misses over {} rustc calls",
-                        hits + misses
-                    ),
-                );
-            }
-            sccache = Some((hits, misses));
-        }
+    let sccache = outcome.sccache;
+    if let Some((hits, misses)) = sccache.filter(|(h, m)| h + m > 0) {
+        r.info(
+            "sccache",
+            &format!(
+                "{hits} hits, {misses} misses over {} compiler calls",
+                hits + misses
+            ),
+        );
     }
     for rec in &outcome.records {
         r.event(&Event::ArtifactWritten {
@@ -234,27 +224,11 @@ fn metrics(
         cache_misses: units.len() as u32 - hits,
         sccache_hits: None,
         sccache_misses: None,
+        provisioning: outcome.provisioning.clone(),
         units,
         steps: outcome.steps.clone(),
         samples: outcome.samples.clone(),
     }
-}
-
-/// sccache's cumulative (hits, misses) from its server, if it answers.
-fn sccache_stats(sccache: &std::path::Path) -> Option<(u64, u64)> {
-    let out = std::process::Command::new(sccache)
-        .args(["--show-stats", "--stats-format", "json"])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    let sum = |k: &str| -> u64 {
-        v["stats"][k]["counts"]
-            .as_object()
-            .map_or(0, |m| m.values().filter_map(|x| x.as_u64()).sum())
-    };
-    Some((sum("cache_hits"), sum("cache_misses")))
 }
 
 /// One line on what the remote cache did; its warnings and why it was skipped.

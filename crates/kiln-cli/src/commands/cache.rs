@@ -129,13 +129,25 @@ fn sync(
     let store = kiln_artifacts::Store::new(&sel.out);
     let remote_for_analysis = (!push).then_some(&remote);
     let analysis = kiln_build::analyze(&ws, &plan, &store, Some(cache), remote_for_analysis, r)?;
+    // Native libraries kiln provisioned travel with the binaries.
+    let native = kiln_build::native_entries(&plan);
     if push {
-        let entries: Vec<kiln_cache::Entry> = analysis
+        let mut entries: Vec<kiln_cache::Entry> = analysis
             .units
             .iter()
             .filter_map(|u| u.cached().cloned())
             .collect();
+        entries.extend(native.iter().filter_map(|w| match cache.get(&w.key) {
+            kiln_cache::Lookup::Hit(e, _) if e.answers(w) => Some(*e),
+            _ => None,
+        }));
         remote.force_upload(&entries, &analysis.learned_ids(), cache);
+    } else {
+        let absent: Vec<kiln_cache::Wanted> = native
+            .into_iter()
+            .filter(|w| !cache.contains(&w.key))
+            .collect();
+        remote.fetch(&absent, cache);
     }
     let s = remote.stats();
     for w in &s.warnings {

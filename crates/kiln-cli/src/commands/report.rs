@@ -26,6 +26,14 @@ pub(crate) fn report(cli: &Cli, args: &ReportArgs, r: &Reporter) -> Result<ExitC
         .clone()
         .unwrap_or_else(|| ws.target_dir.join("kiln/report.html"));
     kiln_fs::write_atomic(&out, kiln_metrics::report_html(&metrics).as_bytes())?;
+    // The time breakdown in the terminal too: where a cold build went.
+    for (what, wall, cpu, idle) in kiln_metrics::breakdown_rows(&metrics) {
+        let detail = match (cpu, idle) {
+            (Some(c), Some(i)) => format!(", CPU {c:.1}s, cores {:.0}% idle", i * 100.0),
+            _ => String::new(),
+        };
+        r.info("Time", &format!("{wall:.1}s {what}{detail}"));
+    }
     r.status("Wrote", &short(&out));
     if args.open {
         let opener = if cfg!(target_os = "macos") {

@@ -45,3 +45,52 @@ fn a_host_linker_for_arm64_is_overridden_with_a_note() {
         "the user's file is untouched"
     );
 }
+
+/// Per-target rustflags kiln must change differently (the real workload's config:
+/// `-fuse-ld=lld` it drops, a different valid `target-cpu` per target it keeps) still
+/// build both targets in one cargo invocation: kiln drops the flags per `--target` as
+/// cargo's rustc wrapper, and the binaries run.
+#[test]
+fn different_rustflags_per_target_share_one_invocation() {
+    let ws = TempWorkspace::chronik();
+    ws.write(
+        ".cargo/config.toml",
+        "[target.x86_64-unknown-linux-musl]\nlinker = \"clang\"\nrustflags = [\"-C\", \"link-arg=-fuse-ld=lld\", \"-C\", \"target-cpu=x86-64-v2\"]\n\n\
+         [target.aarch64-unknown-linux-musl]\nlinker = \"clang\"\nrustflags = [\"-C\", \"link-arg=-fuse-ld=lld\", \"-C\", \"target-cpu=generic\"]\n",
+    );
+    let plan = ws.kiln(&["plan", "-p", "chronik-cli", "--message-format", "json"]);
+    plan.success();
+    let steps: Vec<serde_json::Value> = plan
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["reason"] == "plan-step")
+        .collect();
+    assert_eq!(steps.len(), 1, "{steps:?}");
+    assert_eq!(
+        steps[0]["targets"].as_array().unwrap().len(),
+        2,
+        "{steps:?}"
+    );
+    let run = ws.kiln(&["build", "-p", "chronik-cli", "-v"]);
+    run.success();
+    assert!(run.stderr.contains("KILN_WRAP_RUSTC=1"), "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("    Building ").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    for (arch, runner) in [("amd64", None), ("arm64", Some("qemu-aarch64-static"))] {
+        let bin = ws.path(&format!("artifacts/linux/{arch}/chronik-cli"));
+        let out = match runner {
+            None => std::process::Command::new(&bin).arg("--version").output(),
+            Some(q) => std::process::Command::new(q)
+                .arg(&bin)
+                .arg("--version")
+                .output(),
+        }
+        .unwrap();
+        assert!(out.status.success(), "{arch}: {out:?}");
+    }
+}

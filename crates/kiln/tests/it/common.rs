@@ -126,6 +126,8 @@ pub fn kiln_command(cwd: &Path) -> Command {
     cmd.current_dir(cwd)
         .env_remove("CARGO_TARGET_DIR")
         .env("KILN_CACHE_DIR", cwd.join(".kiln-test-cache"))
+        // Never the user's tools environment (`kiln setup`'s venv).
+        .env("KILN_TOOLS_DIR", cwd.join(".kiln-test-tools"))
         .env("NO_COLOR", "1")
         // sccache's server and disk cache are per user: only the sccache tests use it,
         // each with a server and directory of its own.

