@@ -229,13 +229,31 @@ fn openssl_without_vendored_is_provisioned_once_and_reused() {
         "{}",
         plan.stderr
     );
-    // As another machine of the team: an empty local cache, the shared remote. The
-    // OpenSSL the first machine built comes from the remote; nobody builds it again.
-    let fresh = tempfile::tempdir().unwrap();
+    // As another machine of the team: the OpenSSL it provisioned and its local cache
+    // entry gone, the shared remote there. The OpenSSL the first build made comes from
+    // the remote (into the same place, so cargo rebuilds nothing for it); nobody builds
+    // it again.
+    for e in std::fs::read_dir(cache.join("v1/native"))
+        .unwrap()
+        .flatten()
+    {
+        if e.file_name().to_string_lossy().starts_with("openssl-") {
+            std::fs::remove_dir_all(e.path()).unwrap();
+        }
+    }
+    let entries = files_under(&cache.join("v1/entries"));
+    let native: Vec<_> = entries
+        .iter()
+        .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("native-openssl-sys")))
+        .collect();
+    assert!(!native.is_empty(), "the local cache held the built OpenSSL");
+    for p in native {
+        std::fs::remove_file(p).unwrap();
+    }
     let mut cmd = kiln_command(second.root());
     cmd.args(["build", "--target", "arm64"])
         .env("CARGO_TARGET_DIR", target)
-        .env("KILN_CACHE_DIR", fresh.path())
+        .env("KILN_CACHE_DIR", cache)
         .env("KILN_REMOTE_CACHE", &remote_url);
     let run = Run::from(cmd.output().unwrap());
     run.success();
@@ -254,6 +272,18 @@ fn openssl_without_vendored_is_provisioned_once_and_reused() {
         run_artifact(&second, "arm64", "ssl-sha-two").trim(),
         expected
     );
+}
+
+fn files_under(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            out.extend(files_under(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
 }
 
 fn walk_dirs(root: &Path) -> Vec<PathBuf> {
