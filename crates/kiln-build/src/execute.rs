@@ -501,13 +501,15 @@ fn native_wanted(n: &crate::plan::NativeLib, compiler: &str) -> kiln_cache::Want
 /// The cache entries of every native library `plan` provisions (for `kiln cache
 /// push`/`pull`, which move them with the binaries).
 pub fn native_entries(plan: &Plan) -> Vec<kiln_cache::Wanted> {
+    let libs: Vec<&crate::plan::NativeLib> =
+        plan.steps.iter().flat_map(|s| s.native.iter()).collect();
+    if libs.is_empty() {
+        return Vec::new();
+    }
+    // Asked only when there is a library: starting zig costs ~0.1 s.
     let compiler = kiln_toolchain::zig_version().unwrap_or_default();
-    let mut out: Vec<kiln_cache::Wanted> = plan
-        .steps
-        .iter()
-        .flat_map(|s| s.native.iter())
-        .map(|n| native_wanted(n, &compiler))
-        .collect();
+    let mut out: Vec<kiln_cache::Wanted> =
+        libs.iter().map(|n| native_wanted(n, &compiler)).collect();
     out.sort_by(|a, b| a.key.cmp(&b.key));
     out.dedup_by(|a, b| a.key == b.key);
     out
