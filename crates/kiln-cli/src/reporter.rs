@@ -119,13 +119,18 @@ impl Reporter {
         self.json
     }
 
-    /// Prints a line on stderr without tearing the progress bar.
-    fn line(&self, text: &str) {
+    /// Runs `print` without tearing the progress bar.
+    fn around_progress(&self, print: impl FnOnce()) {
         let guard = self.progress.lock().unwrap();
         match guard.as_ref() {
-            Some(pb) => pb.suspend(|| anstream::eprintln!("{text}")),
-            None => anstream::eprintln!("{text}"),
+            Some(pb) => pb.suspend(print),
+            None => print(),
         }
+    }
+
+    /// Prints a line on stderr.
+    fn line(&self, text: &str) {
+        self.around_progress(|| anstream::eprintln!("{text}"));
     }
 
     /// A plain line on stderr (unless quiet or JSON).
@@ -192,11 +197,7 @@ impl Reporter {
 
     /// Writes a line of a command's output (data for a pipe) on stdout.
     pub(crate) fn output(&self, text: &str) {
-        let guard = self.progress.lock().unwrap();
-        match guard.as_ref() {
-            Some(pb) => pb.suspend(|| println!("{text}")),
-            None => println!("{text}"),
-        }
+        self.around_progress(|| println!("{text}"));
     }
 
     pub(crate) fn verbose(&self) -> bool {

@@ -58,7 +58,7 @@ pub fn dep_graph(
     cargo_args: &[String],
     verbose: bool,
 ) -> Result<DepGraph> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let cargo = kiln_toolchain::cargo_program();
     let out = Command::new(cargo)
         .args(["tree", "--manifest-path"])
         .arg(manifest)

@@ -63,7 +63,7 @@ pub fn provision_openssl(root: &Path, target: &Target, prefix: &Path) -> Result<
     write_atomic(&helper.join("build.rs"), BUILD_RS.as_bytes())?;
     write_atomic(&helper.join("src/lib.rs"), b"")?;
     let staging = temp_path(prefix);
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let out = Command::new(kiln_toolchain::cargo_program())
         .args([
             "zigbuild",
             "--release",

@@ -12,7 +12,7 @@ mod tools;
 pub mod wrapper;
 mod zig;
 
-pub use backend::{Backend, Invocation};
+pub use backend::{cargo_program, Backend, Invocation};
 pub use cargo_config::{fix_rustflags, CargoConfig, LinkerOverride, RustflagsFix};
 pub use cfg::matches as cfg_matches;
 pub use failure::{classify, explain, explain_seen, without_backtrace, CargoFailure};

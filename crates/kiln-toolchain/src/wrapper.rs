@@ -87,18 +87,13 @@ pub fn run_if_wrapping() -> Option<std::process::ExitCode> {
         .and_then(|j| serde_json::from_str(&j).ok())
         .unwrap_or_default();
     let filtered = filter_args(&args, &drops);
-    let mut cmd = match std::env::var_os(NEXT_VAR).filter(|n| !n.is_empty()) {
-        Some(next) => {
-            let mut c = std::process::Command::new(next);
-            c.args(&filtered);
-            c
-        }
-        None => {
-            let mut c = std::process::Command::new(&filtered[0]);
-            c.args(&filtered[1..]);
-            c
-        }
+    // The next wrapper (sccache) takes rustc as its first argument; else rustc runs.
+    let (program, rest) = match std::env::var_os(NEXT_VAR).filter(|n| !n.is_empty()) {
+        Some(next) => (next, &filtered[..]),
+        None => (filtered[0].clone(), &filtered[1..]),
     };
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(rest);
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;

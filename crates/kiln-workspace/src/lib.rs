@@ -290,8 +290,7 @@ fn compiles_c(name: &str, deps: &[cargo_metadata::Dependency]) -> bool {
 /// of cargo before anything else: it reads no lockfile and needs no network, so the
 /// settings (`--locked`, ...) are known before `cargo metadata` runs.
 fn locate_root(manifest_path: Option<&Path>, verbose: bool) -> Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = std::process::Command::new(cargo);
+    let mut cmd = std::process::Command::new(kiln_toolchain::cargo_program());
     cmd.args(["locate-project", "--workspace", "--message-format", "plain"]);
     if let Some(p) = manifest_path {
         cmd.arg("--manifest-path").arg(p);
