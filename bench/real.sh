@@ -39,7 +39,9 @@ unpack "$work/ws"
 
 # kiln, cold: empty cache, new target dir; OpenSSL provisioning included.
 read -r k_wall k_cpu k_peak < <(measure "$kiln" build --manifest-path "$work/ws/Cargo.toml" -p "$pkg")
-"$kiln" report --manifest-path "$work/ws/Cargo.toml" 2>&1 | grep ' Time ' || true
+"$kiln" report --manifest-path "$work/ws/Cargo.toml" 2>&1 || true
+# KILN_BENCH_KEEP=DIR keeps the cold build's metrics for a closer look.
+[ -n "${KILN_BENCH_KEEP:-}" ] && mkdir -p "$KILN_BENCH_KEEP" && cp "$work/ws/target/kiln/metrics/last.json" "$KILN_BENCH_KEEP/kiln-cold.json"
 prov=$(jq '[.provisioning[].wall_secs] | add // 0' "$work/ws/target/kiln/metrics/last.json")
 
 # Plain cargo-zigbuild, cold, one target at a time, pointed at the OpenSSL kiln built.

@@ -10,5 +10,5 @@ mod store;
 mod verify;
 
 pub use elf::{elf_info, ElfInfo};
-pub use store::{artifact_path, NewArtifact, Store, StoreLock};
+pub use store::{artifact_path, Document, NewArtifact, Store, StoreLock};
 pub use verify::{Problem, VerifyReport};

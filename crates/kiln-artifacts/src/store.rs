@@ -26,8 +26,23 @@ pub struct StoreLock {
 pub struct NewArtifact {
     /// The freshly built binary.
     pub source: PathBuf,
-    /// Everything else `checksums.json` says about it.
+    /// Everything else `checksums.json` says about it (its `sboms` are filled in
+    /// from `documents`).
     pub record: ArtifactRecord,
+    /// Documents installed beside it, by file-name suffix (`spdx.json`), with their
+    /// format (`spdx-2.3`).
+    pub documents: Vec<Document>,
+}
+
+/// A file about an artifact, installed beside it.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// What follows `<bin>.` in its name.
+    pub suffix: String,
+    /// Its format, as `checksums.json` names it.
+    pub format: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
 }
 
 /// Where the binary `bin` for `os`/`arch` lives in the store, relative to its root.
@@ -156,6 +171,19 @@ impl Store {
             .hint("run the build again; nothing was installed"));
         }
         let mut renames = vec![(tmp, dest.clone())];
+        let mut record = record;
+        record.sboms.clear();
+        for d in &a.documents {
+            let side = dest.with_file_name(format!("{}.{}", record.binary, d.suffix));
+            let tmp = temp_path(&side);
+            write_synced(&tmp, &d.bytes)?;
+            renames.push((tmp, side));
+            record.sboms.push(kiln_schema::SbomRecord {
+                path: format!("{rel}.{}", d.suffix),
+                format: d.format.clone(),
+                sha256: kiln_fs::sha256_hex(&d.bytes),
+            });
+        }
         let sidecars = [
             ("sha256", format!("{}  {}\n", record.sha256, record.binary)),
             ("version", format!("v{}\n", record.version)),

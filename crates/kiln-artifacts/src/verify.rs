@@ -31,8 +31,9 @@ pub struct VerifyReport {
 
 impl Store {
     /// Checks every artifact in `checksums.json`: present, same size and SHA-256, its
-    /// `.sha256` and `.version` sidecars agree, and it is an ELF binary of the
-    /// recorded architecture (static when built for musl).
+    /// `.sha256` and `.version` sidecars agree, its SBOMs are the recorded files and
+    /// describe this binary, its dependency list is linked in when recorded, and it is
+    /// an ELF binary of the recorded architecture (static when built for musl).
     pub fn verify(&self) -> Result<VerifyReport> {
         let checksums = self.read_checksums()?;
         let mut report = VerifyReport::default();
@@ -70,6 +71,32 @@ impl Store {
                     .unwrap_or_default();
             if version != format!("v{}\n", a.version) {
                 problem(format!("{}.version does not say v{}", a.binary, a.version));
+            }
+            for sbom in &a.sboms {
+                let file = self.root().join(&sbom.path);
+                match std::fs::read(&file) {
+                    Err(_) => problem(format!("{} is missing", sbom.path)),
+                    Ok(bytes) if kiln_fs::sha256_hex(&bytes) != sbom.sha256 => {
+                        problem(format!("{} does not match checksums.json", sbom.path))
+                    }
+                    Ok(bytes) => {
+                        let text = String::from_utf8_lossy(&bytes);
+                        if kiln_sbom::described_sha256(&text).as_deref() != Some(actual.as_str()) {
+                            problem(format!("{} describes another binary", sbom.path));
+                        }
+                    }
+                }
+            }
+            if a.auditable {
+                let root = std::fs::read(&path)
+                    .ok()
+                    .and_then(|b| kiln_sbom::read_audit(&b))
+                    .and_then(|j| kiln_sbom::audit_root(&j));
+                if root.as_deref() != Some(a.package.as_str()) {
+                    problem(
+                        "its dependency list (.dep-v0) is missing or names another package".into(),
+                    );
+                }
             }
             match elf_info(&path) {
                 None => problem("not a 64-bit ELF binary".into()),

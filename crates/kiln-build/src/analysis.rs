@@ -56,6 +56,8 @@ pub struct UnitPlan {
     pub(crate) hit: Option<(Box<Entry>, PathBuf)>,
     /// The inputs hashed into `key`, as they were when analysed.
     pub(crate) inputs: Inputs,
+    /// Its dependency graph, when the audit section or an SBOM needs it.
+    pub(crate) graph: Option<kiln_sbom::Graph>,
 }
 
 impl UnitPlan {
@@ -70,6 +72,8 @@ pub struct Analysis {
     /// Every binary x target.
     pub units: Vec<UnitPlan>,
     ctx: KeyContext,
+    /// Whether binaries carry their dependency list (a key input then).
+    auditable: bool,
     rustc_line: String,
     git: GitInfo,
 }
@@ -108,8 +112,25 @@ impl Analysis {
         cache: Option<&LocalCache>,
     ) -> Inputs {
         let step = &plan.steps[unit.step];
-        self.ctx
-            .inputs(unit.step, step, &unit.bin, &unit.target, cache)
+        let mut inputs = self
+            .ctx
+            .inputs(unit.step, step, &unit.bin, &unit.target, cache);
+        if self.auditable {
+            add_audit_input(&mut inputs, unit.graph.as_ref());
+        }
+        inputs
+    }
+}
+
+/// The dependency list linked into a binary is part of it: its digest is a key input.
+fn add_audit_input(inputs: &mut Inputs, graph: Option<&kiln_sbom::Graph>) {
+    if let Some(g) = graph {
+        inputs.add(
+            kiln_fingerprint::InputId::KilnEnv {
+                name: "auditable (.dep-v0)".into(),
+            },
+            kiln_fingerprint::InputValue::digest(kiln_sbom::audit_json(g).as_bytes()),
+        );
     }
 }
 
@@ -146,6 +167,8 @@ pub fn analyze(
             zig.join().expect(join),
         )
     });
+    // No zig yet: the one `kiln setup` would install, so restoring needs no zig.
+    let zig = zig.or_else(|| uses_zig.then(|| kiln_toolchain::ZIG_VERSION.to_string()));
     let rustc = rustc?;
     let rustc_line = rustc.lines().next().unwrap_or_default().to_string();
     let ctx = KeyContext::new(sources?, Toolchain { rustc, zig });
@@ -153,12 +176,32 @@ pub fn analyze(
     if let (Some(r), Some(c)) = (remote, cache) {
         r.fetch_learned(&ctx.learned_ids(), c);
     }
+    let auditable = links_audit_section(ws);
+    let formats = sbom_formats(ws);
+    let wants_graph = auditable || !formats.is_empty();
     let mut keyed = Vec::new();
+    let mut graphs = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
         for target in &step.targets {
             for bin in &step.bins {
-                let inputs = ctx.inputs(i, step, bin, target, cache);
+                let mut inputs = ctx.inputs(i, step, bin, target, cache);
+                let graph = wants_graph
+                    .then(|| {
+                        crate::sbom::binary_graph(
+                            ws,
+                            &step.package,
+                            bin,
+                            target,
+                            ctx.graph(i, &target.triple),
+                            ctx.lock(),
+                        )
+                    })
+                    .flatten();
+                if auditable {
+                    add_audit_input(&mut inputs, graph.as_ref());
+                }
                 keyed.push((i, step, target, bin, inputs.key(), inputs));
+                graphs.push(graph);
             }
         }
     }
@@ -181,7 +224,7 @@ pub fn analyze(
     }
     let stored = store.read_checksums().unwrap_or_default();
     let mut units = Vec::new();
-    for (i, step, target, bin, key, inputs) in keyed {
+    for ((i, step, target, bin, key, inputs), graph) in keyed.into_iter().zip(graphs) {
         let mut unit = UnitPlan {
             step: i,
             package: step.package.clone(),
@@ -192,14 +235,20 @@ pub fn analyze(
             reasons: Vec::new(),
             hit: None,
             inputs,
+            graph,
         };
         let lookup = cache.map_or(Lookup::Miss, |c| c.get(&key));
         if let Lookup::Corrupt(why) = &lookup {
             observer.warn(&format!("{why}; it was removed and will be rebuilt"));
         }
+        let sboms: Vec<&str> = if unit.graph.is_some() {
+            sbom_format_names(&formats)
+        } else {
+            Vec::new()
+        };
         settle(&mut unit, lookup, cache, |sha| {
             let rel = kiln_artifacts::artifact_path(&target.os, &target.arch, bin);
-            in_store(store, &stored, &rel, sha)
+            in_store(store, &stored, &rel, sha, &sboms)
         });
         units.push(unit);
     }
@@ -207,9 +256,28 @@ pub fn analyze(
     Ok(Analysis {
         units,
         ctx,
+        auditable,
         rustc_line,
         git,
     })
+}
+
+/// Whether kiln links each binary's dependency list in: asked for (the default), and
+/// kiln is the rustc wrapper (a `RUSTC_WRAPPER` of the user's takes that place).
+pub(crate) fn links_audit_section(ws: &Workspace) -> bool {
+    ws.config.auditable != Some(false) && !ws.settings.rustc_wrapper
+}
+
+/// The SBOM formats the workspace asks for (default: SPDX).
+pub(crate) fn sbom_formats(ws: &Workspace) -> Vec<kiln_config::SbomFormat> {
+    let mut f = ws
+        .config
+        .sbom
+        .clone()
+        .unwrap_or_else(|| vec![kiln_config::SbomFormat::Spdx]);
+    f.sort();
+    f.dedup();
+    f
 }
 
 /// zig's version, remembered in the cache while the same zig binary would run (see
@@ -245,12 +313,38 @@ fn zig_version_memo(cache: Option<&LocalCache>) -> Option<String> {
 
 /// Whether the store holds exactly the binary `sha256` at `rel`, by its record and
 /// by its content.
-fn in_store(store: &Store, stored: &kiln_schema::Checksums, rel: &str, sha256: &str) -> bool {
-    stored
+/// And with the SBOMs `sboms` asks for (by format), unchanged on disk.
+fn in_store(
+    store: &Store,
+    stored: &kiln_schema::Checksums,
+    rel: &str,
+    sha256: &str,
+    sboms: &[&str],
+) -> bool {
+    let Some(record) = stored
         .artifacts
         .iter()
-        .any(|a| a.path == rel && a.sha256 == sha256)
+        .find(|a| a.path == rel && a.sha256 == sha256)
+    else {
+        return false;
+    };
+    let formats: Vec<&str> = record.sboms.iter().map(|s| s.format.as_str()).collect();
+    formats == sboms
+        && record.sboms.iter().all(|s| {
+            kiln_fs::sha256_file(&store.root().join(&s.path)).is_ok_and(|(h, _)| h == s.sha256)
+        })
         && kiln_fs::sha256_file(&store.root().join(rel)).is_ok_and(|(s, _)| s == sha256)
+}
+
+/// The `format` names of the SBOMs written for `formats`, in their order.
+pub(crate) fn sbom_format_names(formats: &[kiln_config::SbomFormat]) -> Vec<&'static str> {
+    formats
+        .iter()
+        .map(|f| match f {
+            kiln_config::SbomFormat::Spdx => "spdx-2.3",
+            kiln_config::SbomFormat::Cyclonedx => "cyclonedx-1.5",
+        })
+        .collect()
 }
 
 /// Decides a unit's fate from its cache lookup: fresh when the store already holds
@@ -315,6 +409,7 @@ mod tests {
             reasons: vec![],
             hit: None,
             inputs,
+            graph: None,
         }
     }
 

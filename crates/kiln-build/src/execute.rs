@@ -83,15 +83,26 @@ pub fn execute(
             })
         });
     let mut cache = cache;
+    let about = About::new(ws, plan);
+    about.reset();
     let (analysis, built) = if cold {
         std::thread::scope(|s| {
             let lookup = cache;
-            let analysis = s.spawn(move || analyze(ws, plan, store, lookup, None, observer));
-            let built = build_units(ws, plan, &all, &mut cache, remote, &monitor, observer);
+            let about = &about;
+            let analysis = s.spawn(move || {
+                let a = analyze(ws, plan, store, lookup, None, observer);
+                about.write_objects(a.as_ref().ok().map(|a| a.units.as_slice()), true);
+                a
+            });
+            let built = build_units(
+                ws, plan, &all, &mut cache, remote, &monitor, observer, about,
+            );
             (analysis.join().expect("analysis thread"), built)
         })
     } else {
-        let analysis = analyze(ws, plan, store, cache, remote, observer)?;
+        let analysis = analyze(ws, plan, store, cache, remote, observer);
+        about.write_objects(analysis.as_ref().ok().map(|a| a.units.as_slice()), false);
+        let analysis = analysis?;
         let wanted: Vec<Wanted<'_>> = analysis
             .units
             .iter()
@@ -102,7 +113,9 @@ pub fn execute(
                 target: &u.target,
             })
             .collect();
-        let built = build_units(ws, plan, &wanted, &mut cache, remote, &monitor, observer);
+        let built = build_units(
+            ws, plan, &wanted, &mut cache, remote, &monitor, observer, &about,
+        );
         (Ok(analysis), built)
     };
     let (analysis, (built, _target_lock)) = (analysis?, built?);
@@ -142,13 +155,20 @@ pub fn execute(
         }
         let entry = cache.and_then(|c| cache_built(&analysis, plan, c, unit, &b.path, observer));
         let digest = entry.as_ref().map(|e| (e.sha256.clone(), e.size));
-        artifacts.push(new_artifact(plan, unit, b.path, digest, &analysis)?);
+        artifacts.push(new_artifact(plan, unit, b.path, digest, &analysis, &about)?);
         new_entries.extend(entry);
     }
     for unit in units.iter().filter(|u| u.state == UnitState::Restore) {
         let (entry, blob) = unit.hit.as_ref().expect("restore has a hit");
         let digest = Some((entry.sha256.clone(), entry.size));
-        artifacts.push(new_artifact(plan, unit, blob.clone(), digest, &analysis)?);
+        artifacts.push(new_artifact(
+            plan,
+            unit,
+            blob.clone(),
+            digest,
+            &analysis,
+            &about,
+        )?);
     }
     let records = if artifacts.is_empty() {
         Vec::new()
@@ -211,6 +231,7 @@ struct Wanted<'a> {
 /// Cargo serializes builds in one target dir, but between its end and our copy out of
 /// `target/` another kiln could overwrite the binaries: the returned lock on the
 /// target dir must be held until the binaries are installed.
+#[allow(clippy::too_many_arguments)]
 fn build_units(
     ws: &Workspace,
     plan: &Plan,
@@ -219,6 +240,7 @@ fn build_units(
     remote: Option<&RemoteCache>,
     monitor: &Monitor,
     observer: &dyn Observer,
+    about: &About,
 ) -> Result<(Vec<Built>, Option<std::fs::File>)> {
     if wanted.is_empty() {
         return Ok((Vec::new(), None));
@@ -235,7 +257,60 @@ fn build_units(
         *cache = None;
     }
     prepare_toolchains(ws, plan, wanted, observer)?;
-    provision_native(plan, wanted, *cache, remote, monitor, observer)?;
+    if ws.config.auditable != Some(false) && ws.settings.rustc_wrapper {
+        observer.note(
+            "RUSTC_WRAPPER is set, so the binaries built now don't carry their dependency list              (kiln links it in as cargo's rustc wrapper); their SBOMs are written all the same",
+        );
+    }
+    let cache = *cache;
+    let pending = restore_natives(plan, wanted, cache, remote, monitor, observer);
+    // A library to build runs beside cargo, which compiles everything else meanwhile;
+    // only the `-sys` crates' build scripts wait for it (kiln as rustc wrapper holds
+    // their compilation until the library is there). Sequential when that can't be
+    // arranged: another wrapper of the user's, or a build script compiled already
+    // (cargo would run it again without compiling it, before the library exists).
+    let gate = (!pending.is_empty())
+        .then(|| NativeGate::new(plan, &pending, ws.settings.rustc_wrapper))
+        .flatten();
+    if gate.is_none() {
+        provision(plan, &pending, false, cache, remote, monitor, observer)?;
+    }
+    std::thread::scope(|scope| {
+        let provisioner = gate.as_ref().map(|g| {
+            scope.spawn(|| {
+                let r = provision(plan, &pending, true, cache, remote, monitor, observer);
+                g.open(r.is_ok());
+                r
+            })
+        });
+        let mut extra: Vec<(String, String)> = wrapper_env
+            .iter()
+            .cloned()
+            .chain(gate.iter().flat_map(|g| g.env(plan)))
+            .chain(about.env(plan))
+            .collect();
+        // Each variable once: the gate and the audit objects may both add the wrapper.
+        let mut seen = BTreeSet::new();
+        extra.retain(|(k, _)| seen.insert(k.clone()));
+        let built = run_steps(ws, plan, wanted, &extra, monitor, observer);
+        // A failed provisioning is the cause of cargo's failure: it is the error.
+        if let Some(p) = provisioner {
+            p.join().expect("provisioning thread")?;
+        }
+        Ok((built?, Some(lock)))
+    })
+}
+
+/// Runs cargo for `wanted`, one narrowed invocation per step, with `extra` in its
+/// environment (sccache's server, the native gate).
+fn run_steps(
+    ws: &Workspace,
+    plan: &Plan,
+    wanted: &[Wanted<'_>],
+    extra: &[(String, String)],
+    monitor: &Monitor,
+    observer: &dyn Observer,
+) -> Result<Vec<Built>> {
     let mut built = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
         let mine: Vec<&Wanted<'_>> = wanted.iter().filter(|w| w.step == i).collect();
@@ -269,7 +344,7 @@ fn build_units(
                 .governor
                 .client(jobs)
                 .map_err(|e| Error::internal("failed to create a jobserver").with_source(e))?;
-            match run_step(ws, plan, i, &narrowed, &client, &wrapper_env, observer) {
+            match run_step(ws, plan, i, &narrowed, &client, extra, observer) {
                 Err(StepError::Killed(e)) if !retried => {
                     let fewer = (jobs / 2).max(1);
                     observer.warn(&format!(
@@ -303,7 +378,85 @@ fn build_units(
         built.extend(outcome?);
         observer.step_finished(&narrowed, t0.elapsed());
     }
-    Ok((built, Some(lock)))
+    Ok(built)
+}
+
+/// Provisioning running beside cargo: the files that say it ended, and who waits.
+struct NativeGate {
+    /// `<target dir>/kiln/native-gate`; `.done` or `.failed` appear beside it.
+    path: PathBuf,
+    /// The `-sys` packages whose build scripts wait.
+    gated: String,
+}
+
+impl NativeGate {
+    /// A gate for building `pending` beside cargo, if that is safe (see `build_units`).
+    fn new(plan: &Plan, pending: &[&crate::plan::NativeLib], user_wrapper: bool) -> Option<Self> {
+        let config_wrapper = plan.cargo_config.files().any(|(_, t)| {
+            t.get("build")
+                .and_then(|b| b.get("rustc-wrapper"))
+                .is_some()
+        });
+        let krates: BTreeSet<&str> = pending.iter().map(|n| n.provision.krate.as_str()).collect();
+        if user_wrapper
+            || config_wrapper
+            || krates
+                .iter()
+                .any(|k| build_script_compiled(&plan.target_dir, k))
+        {
+            return None;
+        }
+        let path = plan.target_dir.join("kiln/native-gate");
+        for ext in [".done", ".failed"] {
+            let _ = std::fs::remove_file(path.with_extension(&ext[1..]));
+        }
+        std::fs::create_dir_all(path.parent()?).ok()?;
+        Some(Self {
+            path,
+            gated: krates.into_iter().collect::<Vec<_>>().join(","),
+        })
+    }
+
+    /// Lets the waiting build scripts go on (`ok`) or fail.
+    fn open(&self, ok: bool) {
+        let ext = if ok { "done" } else { "failed" };
+        let _ = std::fs::write(self.path.with_extension(ext), b"");
+    }
+
+    /// cargo's environment: kiln as the rustc wrapper (chaining to the one the plan
+    /// chose), told what to wait for.
+    fn env(&self, plan: &Plan) -> Vec<(String, String)> {
+        use kiln_toolchain::wrapper::{GATED_VAR, GATE_VAR};
+        let mut env = vec![
+            (GATE_VAR.to_string(), self.path.display().to_string()),
+            (GATED_VAR.to_string(), self.gated.clone()),
+        ];
+        env.extend(kiln_wrapper_env(plan));
+        env
+    }
+}
+
+/// Whether a build script of `krate` was compiled in `target_dir` already (any
+/// profile): cargo may then run it again without compiling it.
+fn build_script_compiled(target_dir: &Path, krate: &str) -> bool {
+    let prefix = format!("{krate}-");
+    let Ok(profiles) = std::fs::read_dir(target_dir) else {
+        return false;
+    };
+    profiles.flatten().any(|profile| {
+        std::fs::read_dir(profile.path().join("build"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|d| d.file_name().to_string_lossy().starts_with(&prefix))
+            .any(|d| {
+                std::fs::read_dir(d.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .any(|f| f.file_name().to_string_lossy().starts_with("build-script-"))
+            })
+    })
 }
 
 /// Starts kiln's sccache server for this build when the plan uses sccache: the
@@ -359,28 +512,6 @@ impl Monitor {
     }
 }
 
-/// CPU seconds of this process's waited-for children (cargo, and through it every
-/// compiler), from /proc/self/stat.
-fn children_cpu_secs() -> f64 {
-    // cutime and cstime.
-    proc_cpu_secs("self", &[13, 14])
-}
-
-/// CPU seconds from `/proc/<pid>/stat`'s fields (counted after the `(comm)` field),
-/// in clock ticks of 100 per second on Linux.
-pub(crate) fn proc_cpu_secs(pid: &str, fields: &[usize]) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let all: Vec<&str> = stat
-        .rfind(')')
-        .map(|i| stat[i + 2..].split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks: f64 = fields
-        .iter()
-        .filter_map(|i| all.get(*i).and_then(|f| f.parse::<f64>().ok()))
-        .sum();
-    ticks / 100.0
-}
-
 /// CPU of everything the build ran so far: waited-for children, and kiln's sccache
 /// server (alive, with the compilers it ran and waited for).
 fn build_cpu_secs(monitor: &Monitor) -> f64 {
@@ -390,7 +521,7 @@ fn build_cpu_secs(monitor: &Monitor) -> f64 {
         .expect("sccache")
         .as_ref()
         .map_or(0.0, crate::sccache::SccacheServer::cpu_secs);
-    children_cpu_secs() + server
+    kiln_metrics::host::children_cpu_secs() + server
 }
 
 /// cargo's timings of the invocation that started at `since` (its HTML report).
@@ -440,16 +571,19 @@ fn claim_target_dir(ws: &Workspace, plan: &Plan) -> Option<PathBuf> {
     previous.filter(|p| *p != ws.root)
 }
 
-/// Builds the native libraries the wanted units need and kiln has not built yet.
-fn provision_native(
-    plan: &Plan,
+/// Installs the native libraries the wanted units need from the caches; returns the
+/// ones that must be built.
+fn restore_natives<'p>(
+    plan: &'p Plan,
     wanted: &[Wanted<'_>],
     cache: Option<&LocalCache>,
     remote: Option<&RemoteCache>,
     monitor: &Monitor,
     observer: &dyn Observer,
-) -> Result<()> {
+) -> Vec<&'p crate::plan::NativeLib> {
     let mut seen = BTreeSet::new();
+    let mut pending = Vec::new();
+    let mut compiler = None;
     for w in wanted {
         for n in plan.steps[w.step]
             .native
@@ -460,30 +594,71 @@ fn provision_native(
                 continue;
             }
             let t0 = Instant::now();
-            let compiler = kiln_toolchain::zig_version().unwrap_or_default();
-            let want = native_wanted(n, &compiler);
-            let restored = cache.is_some_and(|c| restore_native(c, remote, &want, n, observer));
-            if !restored {
-                observer.note(&format!(
-                    "building a static {} for {} (needed by {}); it is kept and reused",
-                    n.provision.library,
-                    n.target.triple,
-                    n.provision.chain.join(" -> ")
-                ));
-                kiln_native::provision_openssl(&plan.native_root, &n.target, &n.prefix)?;
-                if let Some(c) = cache {
-                    share_native(c, remote, &want, n, &compiler, observer);
-                }
+            let compiler =
+                compiler.get_or_insert_with(|| kiln_toolchain::zig_version().unwrap_or_default());
+            let want = native_wanted(n, compiler);
+            if cache.is_some_and(|c| restore_native(c, remote, &want, n, observer)) {
+                monitor.provisioning.lock().expect("provisioning").push(
+                    kiln_metrics::ProvisionMetrics {
+                        library: n.provision.library.clone(),
+                        target: n.target.triple.clone(),
+                        wall_secs: t0.elapsed().as_secs_f64(),
+                        restored: true,
+                        beside_cargo: false,
+                    },
+                );
+            } else {
+                pending.push(n);
             }
-            monitor.provisioning.lock().expect("provisioning").push(
-                kiln_metrics::ProvisionMetrics {
-                    library: n.provision.library.clone(),
-                    target: n.target.triple.clone(),
-                    wall_secs: t0.elapsed().as_secs_f64(),
-                    restored,
-                },
+        }
+    }
+    pending
+}
+
+/// Builds the native libraries `pending`, one after the other, and shares each.
+fn provision(
+    plan: &Plan,
+    pending: &[&crate::plan::NativeLib],
+    beside_cargo: bool,
+    cache: Option<&LocalCache>,
+    remote: Option<&RemoteCache>,
+    monitor: &Monitor,
+    observer: &dyn Observer,
+) -> Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let compiler = kiln_toolchain::zig_version().unwrap_or_default();
+    for n in pending {
+        let t0 = Instant::now();
+        observer.note(&format!(
+            "building a static {} for {} (needed by {}); it is kept and reused",
+            n.provision.library,
+            n.target.triple,
+            n.provision.chain.join(" -> ")
+        ));
+        kiln_native::provision_openssl(&plan.native_root, &n.target, &n.prefix)?;
+        if let Some(c) = cache {
+            share_native(
+                c,
+                remote,
+                &native_wanted(n, &compiler),
+                n,
+                &compiler,
+                observer,
             );
         }
+        monitor
+            .provisioning
+            .lock()
+            .expect("provisioning")
+            .push(kiln_metrics::ProvisionMetrics {
+                library: n.provision.library.clone(),
+                target: n.target.triple.clone(),
+                wall_secs: t0.elapsed().as_secs_f64(),
+                restored: false,
+                beside_cargo,
+            });
     }
     Ok(())
 }
@@ -729,6 +904,7 @@ fn new_artifact(
     source: PathBuf,
     digest: Option<(String, u64)>,
     analysis: &Analysis,
+    about: &About,
 ) -> Result<NewArtifact> {
     let (sha256, size) = match digest {
         Some(d) => d,
@@ -736,8 +912,19 @@ fn new_artifact(
     };
     let step = &plan.steps[unit.step];
     let t = &unit.target;
+    let documents = unit
+        .graph
+        .as_ref()
+        .map(|g| about.documents(g, &sha256))
+        .unwrap_or_default();
+    let auditable = about.auditable
+        && unit
+            .graph
+            .as_ref()
+            .is_some_and(|g| kiln_sbom::audit_object(g).is_some());
     Ok(NewArtifact {
         source,
+        documents,
         record: ArtifactRecord {
             path: kiln_artifacts::artifact_path(&t.os, &t.arch, &unit.bin),
             os: t.os.clone(),
@@ -753,8 +940,120 @@ fn new_artifact(
             rustc: analysis.rustc_line().to_string(),
             backend: step.invocation.backend.name().into(),
             overrides: step.invocation.overrides.clone(),
+            sboms: Vec::new(),
+            auditable,
         },
     })
+}
+
+/// What kiln writes about each binary besides the binary: the SBOMs (dated by the
+/// source's time, never the clock) and whether the audit section is linked in.
+pub(crate) struct About {
+    formats: Vec<kiln_config::SbomFormat>,
+    created: String,
+    auditable: bool,
+    /// Where the audit objects for the linker go (when the wrapper can add them).
+    audit_dir: Option<PathBuf>,
+}
+
+impl About {
+    pub(crate) fn new(ws: &Workspace, plan: &Plan) -> Self {
+        let auditable = crate::analysis::links_audit_section(ws);
+        Self {
+            formats: crate::analysis::sbom_formats(ws),
+            created: kiln_fs::rfc3339(kiln_workspace::source_date_epoch(&ws.root)),
+            auditable,
+            audit_dir: auditable.then(|| plan.target_dir.join("kiln/audit")),
+        }
+    }
+
+    fn documents(&self, g: &kiln_sbom::Graph, sha256: &str) -> Vec<kiln_artifacts::Document> {
+        let names = crate::analysis::sbom_format_names(&self.formats);
+        self.formats
+            .iter()
+            .zip(names)
+            .map(|(f, name)| {
+                let text = match f {
+                    kiln_config::SbomFormat::Spdx => {
+                        kiln_sbom::spdx(g, sha256, &self.created, env!("CARGO_PKG_VERSION"))
+                    }
+                    kiln_config::SbomFormat::Cyclonedx => {
+                        kiln_sbom::cyclonedx(g, sha256, &self.created, env!("CARGO_PKG_VERSION"))
+                    }
+                };
+                kiln_artifacts::Document {
+                    suffix: f.suffix().into(),
+                    format: name.into(),
+                    bytes: text.into_bytes(),
+                }
+            })
+            .collect()
+    }
+
+    /// Clears the audit objects of an earlier build (the wrapper waits for `ready`).
+    fn reset(&self) {
+        if let Some(dir) = &self.audit_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
+    /// Writes the audit object of each unit to build where the wrapper finds it, then
+    /// `ready` (also when analysis failed: the wrapper must not wait forever; the build
+    /// fails anyway). Nothing when nothing is built: a restore leaves `target/` alone.
+    fn write_objects(&self, units: Option<&[UnitPlan]>, all: bool) {
+        let Some(dir) = &self.audit_dir else {
+            return;
+        };
+        let building: Vec<&UnitPlan> = units
+            .into_iter()
+            .flatten()
+            .filter(|u| all || u.state == UnitState::Build)
+            .collect();
+        if units.is_some() && building.is_empty() {
+            return;
+        }
+        let _ = std::fs::create_dir_all(dir);
+        for u in building {
+            if let Some(obj) = u.graph.as_ref().and_then(kiln_sbom::audit_object) {
+                let path = dir.join(&u.target.triple).join(format!("{}.o", u.bin));
+                let _ = kiln_fs::write_atomic(&path, &obj);
+            }
+        }
+        let _ = std::fs::write(dir.join("ready"), b"");
+    }
+
+    /// cargo's environment for the audit objects: kiln as the rustc wrapper.
+    fn env(&self, plan: &Plan) -> Vec<(String, String)> {
+        let Some(dir) = &self.audit_dir else {
+            return Vec::new();
+        };
+        let mut env = vec![(
+            kiln_toolchain::wrapper::AUDIT_VAR.to_string(),
+            dir.display().to_string(),
+        )];
+        env.extend(kiln_wrapper_env(plan));
+        env
+    }
+}
+
+/// kiln as cargo's rustc wrapper when the plan's invocations don't have it already
+/// (chaining to sccache when the plan uses it).
+fn kiln_wrapper_env(plan: &Plan) -> Vec<(String, String)> {
+    use kiln_toolchain::wrapper::WRAP_VAR;
+    let wraps = plan
+        .steps
+        .iter()
+        .all(|s| s.invocation.env.iter().any(|(k, _)| k == WRAP_VAR));
+    if wraps {
+        return Vec::new();
+    }
+    // Without the drops variable: a step's own (in its invocation) stays in force.
+    let none = kiln_toolchain::wrapper::Drops::new();
+    kiln_toolchain::wrapper::wrapper_env(&none, plan.sccache.as_deref())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| k != kiln_toolchain::wrapper::DROP_VAR)
+        .collect()
 }
 
 /// How a cargo invocation failed.

@@ -215,6 +215,11 @@ impl KeyContext {
     }
 
     /// The graph of a step for a target.
+    /// Cargo.lock's `(name, version) -> (source, checksum)`.
+    pub(crate) fn lock(&self) -> &HashMap<(String, String), (String, String)> {
+        &self.src.lock
+    }
+
     pub(crate) fn graph(&self, step: usize, triple: &str) -> &DepGraph {
         &self.src.graphs[&(step, triple.to_string())]
     }

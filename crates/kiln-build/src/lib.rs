@@ -14,6 +14,7 @@ mod observer;
 mod plan;
 mod request;
 mod resources;
+mod sbom;
 mod sccache;
 
 pub use affected::{affected, Affected, AffectedUnit};

@@ -124,6 +124,8 @@ impl Plan {
         } else {
             groups.push(sel.targets.clone());
         }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        let jobs_configured = cargo_config.jobs(cores);
         let mut plan = Plan {
             encoded_rustflags: encoded,
             steps: Vec::new(),
@@ -138,6 +140,7 @@ impl Plan {
             resources: Resources::plan(
                 &sel.max_memory,
                 sel.jobs,
+                jobs_configured,
                 last_metrics(&ws.target_dir).as_ref(),
             ),
         };

@@ -34,9 +34,15 @@ pub struct Resources {
 impl Resources {
     /// Plans jobs for the memory budget `limit` (`--max-memory` / `max-memory`), the
     /// user's `-j` (`requested`), and the metrics of the last build.
+    ///
+    /// Jobs are `-j`, else cargo's own `build.jobs` (`configured`: a workspace that
+    /// sets `jobs = 8` on two cores gets its eight, as plain cargo would give it;
+    /// rustc's codegen threads and build scripts' C compilers draw on the same
+    /// tokens), else the core count; then as many as the budget holds.
     pub fn plan(
         limit: &Setting<MemoryLimit>,
         requested: Option<u32>,
+        configured: Option<(u32, String)>,
         last: Option<&BuildMetrics>,
     ) -> Self {
         let budget = detect_budget(limit.value, &limit.origin.to_string());
@@ -52,15 +58,14 @@ impl Resources {
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
         let by_budget = (budget.bytes / per_job).clamp(1, u64::from(u32::MAX)) as u32;
-        let mut jobs = cores;
-        let mut limited_by = format!("{cores} cores");
+        let (mut jobs, mut limited_by) = match (requested, configured) {
+            (Some(j), _) => (j.max(1), "-j".to_string()),
+            (None, Some((j, source))) => (j.max(1), source),
+            (None, None) => (cores, format!("{cores} cores")),
+        };
         if by_budget < jobs {
             jobs = by_budget;
             limited_by = "the memory budget".into();
-        }
-        if let Some(j) = requested.filter(|j| *j < jobs) {
-            jobs = j.max(1);
-            limited_by = "-j".into();
         }
         Resources {
             budget,
@@ -199,7 +204,7 @@ mod tests {
 
     #[test]
     fn jobs_follow_the_budget_and_the_measured_peak() {
-        let r = Resources::plan(&flag(1 << 30), None, None);
+        let r = Resources::plan(&flag(1 << 30), None, None, None);
         assert_eq!(r.jobs, 1, "1 GiB holds one 768 MiB job");
         assert_eq!(r.limited_by, "the memory budget");
         let last = BuildMetrics {
@@ -210,10 +215,21 @@ mod tests {
             }],
             ..Default::default()
         };
-        let r = Resources::plan(&flag(1 << 30), None, Some(&last));
+        let r = Resources::plan(&flag(1 << 30), None, None, Some(&last));
         assert_eq!(r.per_job, 200 << 20);
         assert_eq!(r.estimate_source, "measured in the last build");
-        let r = Resources::plan(&flag(64 << 30), Some(1), None);
+        let r = Resources::plan(&flag(64 << 30), Some(1), None, None);
         assert_eq!((r.jobs, r.limited_by.as_str()), (1, "-j"));
+        // The workspace's own `jobs = 8` holds beyond the core count, within the budget.
+        let eight = Some((8, "build.jobs in .cargo/config.toml".to_string()));
+        let r = Resources::plan(&flag(64 << 30), None, eight.clone(), None);
+        assert_eq!(
+            (r.jobs, r.limited_by.as_str()),
+            (8, "build.jobs in .cargo/config.toml")
+        );
+        let r = Resources::plan(&flag(64 << 30), Some(3), eight.clone(), None);
+        assert_eq!((r.jobs, r.limited_by.as_str()), (3, "-j"), "-j wins");
+        let r = Resources::plan(&flag(2 << 30), None, eight, None);
+        assert_eq!((r.jobs, r.limited_by.as_str()), (2, "the memory budget"));
     }
 }

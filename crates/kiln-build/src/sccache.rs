@@ -93,8 +93,9 @@ impl SccacheServer {
 impl SccacheServer {
     /// CPU seconds of the server and the compilers it ran and reaped so far.
     pub(crate) fn cpu_secs(&self) -> f64 {
-        // utime, stime, cutime, cstime.
-        crate::execute::proc_cpu_secs(&self.child.id().to_string(), &[11, 12, 13, 14])
+        kiln_metrics::host::host()
+            .cpu_secs(self.child.id())
+            .unwrap_or(0.0)
     }
 }
 

@@ -18,15 +18,23 @@ use kiln_config::{CiConfig, Runner};
 use kiln_diagnostics::{Error, Result};
 use model::{block, kv, kv_why, Access, Entry, Job, Step, Workflow};
 
-/// Actions the workflow uses, at their current major versions.
+/// Actions the workflow uses by role, at their current major versions; `actions` in
+/// the config replaces any of them.
 const ACTIONS: &[(&str, &str)] = &[
     ("checkout", "actions/checkout@v6"),
-    ("cache", "actions/cache@v5"),
     ("cache-restore", "actions/cache/restore@v5"),
+    ("cache-save", "actions/cache/save@v5"),
     ("upload", "actions/upload-artifact@v7"),
     ("download", "actions/download-artifact@v8"),
     ("sccache", "mozilla-actions/sccache-action@v0.0.9"),
 ];
+
+/// `timeout-minutes` of the jobs that only plan, publish or release.
+const SHORT_JOB_MINUTES: u32 = 20;
+/// `timeout-minutes` of a build job by default.
+const BUILD_JOB_MINUTES: u32 = 60;
+/// `timeout-minutes` of the image job: it may build what the cache lacks.
+const IMAGE_JOB_MINUTES: u32 = 60;
 
 /// What the workflow is generated from.
 #[derive(Debug, Clone, Default)]
@@ -42,14 +50,16 @@ pub struct Options {
     pub pin_actions: bool,
     /// The platforms the image holds (`linux/amd64`), for the image job's title.
     pub platforms: Vec<String>,
+    /// The kiln version the jobs install (the one generating the workflow).
+    pub version: String,
 }
 
 /// The kiln cache directory on runners.
 const KILN_CACHE: &str = "~/.cache/kiln";
 
-/// The default kiln install command on a runner.
-pub const DEFAULT_INSTALL: &str =
-    "cargo install --locked --git https://github.com/kiln-build/kiln kiln";
+/// The script that installs a kiln release (prebuilt, checksum-verified, else
+/// `cargo install --locked --version`); also published as a release asset.
+pub const INSTALL_SCRIPT: &str = include_str!("install.sh");
 
 /// Writes `.github/workflows/kiln.yml`.
 pub fn github(o: &Options) -> Result<String> {
@@ -76,21 +86,61 @@ fn check_image(image: &str) -> Result<()> {
 /// The actions, each as a tag or (with `--pin-actions`) a pinned commit.
 struct Actions {
     checkout: String,
-    cache: String,
     cache_restore: String,
+    cache_save: String,
     upload: String,
     download: String,
     sccache: String,
 }
 
+/// Whether `uses` is an action reference kiln will write: `owner/name[/path]@ref`.
+fn valid_action(uses: &str) -> bool {
+    let Some((path, version)) = uses.split_once('@') else {
+        return false;
+    };
+    let ok = |s: &str, extra: &[char]| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c) || extra.contains(&c))
+    };
+    path.split('/').count() >= 2 && path.split('/').all(|p| ok(p, &[])) && ok(version, &['/'])
+}
+
 impl Actions {
     fn resolve(c: &CiConfig, pin: bool) -> Result<Self> {
-        let action = |name: &str| -> Result<String> {
-            let tag = ACTIONS
+        if let Some(unknown) = c
+            .actions
+            .iter()
+            .flatten()
+            .map(|(role, _)| role)
+            .find(|role| !ACTIONS.iter().any(|(r, _)| r == role))
+        {
+            let roles: Vec<&str> = ACTIONS.iter().map(|(r, _)| *r).collect();
+            return Err(Error::usage(format!(
+                "[workspace.metadata.kiln.ci.actions] has no role `{}`",
+                kiln_diagnostics::printable(unknown, 40)
+            ))
+            .hint(format!("the roles are {}", roles.join(", "))));
+        }
+        let action = |role: &str| -> Result<String> {
+            let default = ACTIONS
                 .iter()
-                .find(|(n, _)| *n == name)
-                .expect("known action")
+                .find(|(r, _)| *r == role)
+                .expect("known role")
                 .1;
+            let tag = c
+                .actions
+                .as_ref()
+                .and_then(|a| a.get(role))
+                .map_or(default, String::as_str);
+            if !valid_action(tag) {
+                return Err(Error::usage(format!(
+                    "`{role}` in [workspace.metadata.kiln.ci.actions] is not an action reference"
+                ))
+                .hint(format!(
+                    "write it as `owner/name@version`, e.g. `{default}`"
+                )));
+            }
             if !pin {
                 return Ok(tag.to_string());
             }
@@ -108,8 +158,8 @@ impl Actions {
         };
         Ok(Self {
             checkout: action("checkout")?,
-            cache: action("cache")?,
             cache_restore: action("cache-restore")?,
+            cache_save: action("cache-save")?,
             upload: action("upload")?,
             download: action("download")?,
             sccache: action("sccache")?,
@@ -117,12 +167,52 @@ impl Actions {
     }
 }
 
+/// Whether `current` differs from `generated` only in the versions of the actions it
+/// uses (a Dependabot bump): `kiln ci github --check` accepts that, and says how to
+/// record the bump in the config. Returns the bumped references (`path@version`).
+pub fn only_action_versions_differ(current: &str, generated: &str) -> Option<Vec<String>> {
+    let (a, b): (Vec<&str>, Vec<&str>) = (current.lines().collect(), generated.lines().collect());
+    if a.len() != b.len() {
+        return None;
+    }
+    // `(indent and path, version)` of a `uses:` line; a pinned one's `# vN` comment
+    // is part of its version.
+    let uses = |l: &str| -> Option<(String, String)> {
+        let body = l.trim_start();
+        let indent = &l[..l.len() - body.len()];
+        let v = body
+            .strip_prefix("- ")
+            .unwrap_or(body)
+            .strip_prefix("uses: ")?;
+        let (path, version) = v.split_once('@')?;
+        let plain = version.split(" # ").next().unwrap_or_default();
+        valid_action(&format!("{path}@{plain}"))
+            .then(|| (format!("{indent}{path}"), version.into()))
+    };
+    let mut bumped = Vec::new();
+    for (x, y) in a.iter().zip(&b) {
+        if x == y {
+            continue;
+        }
+        match (uses(x), uses(y)) {
+            (Some((px, vx)), Some((py, _))) if px == py => {
+                bumped.push(format!("{}@{vx}", px.trim_start()));
+            }
+            _ => return None,
+        }
+    }
+    Some(bumped)
+}
+
 /// What every job shares.
 struct Ctx<'a> {
     c: &'a CiConfig,
     a: Actions,
     runner: String,
-    install: String,
+    /// The configured install command; else the release install script.
+    install: Option<String>,
+    /// The kiln version the install script installs.
+    version: String,
     /// A remote cache is configured: jobs read it, the publish job writes it.
     remote: bool,
 }
@@ -141,7 +231,8 @@ fn workflow(o: &Options) -> Result<Workflow> {
             Some(Runner::One(r)) => r.clone(),
             Some(Runner::Many(rs)) => format!("[{}]", rs.join(", ")),
         },
-        install: c.install.clone().unwrap_or_else(|| DEFAULT_INSTALL.into()),
+        install: c.install.clone(),
+        version: o.version.clone(),
         // Binaries travel from build jobs to later jobs through a shared-directory
         // cache carried as artifacts: build jobs never write to the remote cache (they
         // may run a pull request's code); the `publish` job, on pushes only, copies
@@ -150,8 +241,13 @@ fn workflow(o: &Options) -> Result<Workflow> {
     };
     let branch = c.branch.clone().unwrap_or_else(|| "main".into());
     let push_image = c.push_image.unwrap_or(true);
-    let release = c.release.unwrap_or(true) && push_image;
-    let mut jobs = vec![plan_job(&cx), build_job(&cx, &o.artifact_dir)];
+    let release = c.release.unwrap_or(true);
+    let max_size = c.cache_max_size.clone().unwrap_or_else(|| "2GiB".into());
+    kiln_config::parse_size(&max_size).map_err(|_| {
+        Error::usage("`cache-max-size` in [workspace.metadata.kiln.ci] is not a size")
+            .hint("write it as `2GiB`, `500MiB`")
+    })?;
+    let mut jobs = vec![plan_job(&cx), build_job(&cx, &o.artifact_dir, &max_size)];
     if push_image {
         jobs.push(image_job(&cx, o, &branch));
     }
@@ -159,7 +255,7 @@ fn workflow(o: &Options) -> Result<Workflow> {
         jobs.push(publish_job(&cx));
     }
     if release {
-        jobs.push(release_job(&cx));
+        jobs.push(release_job(&cx, push_image));
     }
     Ok(Workflow {
         header: vec![
@@ -188,6 +284,7 @@ fn workflow(o: &Options) -> Result<Workflow> {
 /// `plan`: which binaries x platforms to build.
 fn plan_job(cx: &Ctx) -> Job {
     let mut j = Job::new("plan", "Plan (affected binaries)", &cx.runner);
+    j.timeout = SHORT_JOB_MINUTES;
     j.permissions = read_only(cx.remote);
     j.outputs = vec![
         kv("matrix", "${{ steps.affected.outputs.matrix }}"),
@@ -229,30 +326,31 @@ fn plan_job(cx: &Ctx) -> Job {
 }
 
 /// `build`: one job per matrix entry.
-fn build_job(cx: &Ctx, artifact_dir: &str) -> Job {
+fn build_job(cx: &Ctx, artifact_dir: &str, max_size: &str) -> Job {
     let mut j = Job::new("build", "Build ${{ matrix.name }}", &cx.runner);
     j.needs = vec!["plan"];
     j.condition = Some("needs.plan.outputs.empty == 'false'".into());
+    j.timeout = cx.c.timeout_minutes.unwrap_or(BUILD_JOB_MINUTES);
     j.permissions = read_only(cx.remote);
     j.matrix = Some("${{ fromJSON(needs.plan.outputs.matrix) }}".into());
     let lock = "${{ hashFiles('**/Cargo.lock', 'rust-toolchain.toml', 'rust-toolchain') }}";
+    let prefix = format!("kiln-${{{{ runner.os }}}}-${{{{ matrix.platform }}}}-{lock}");
     j.steps.push(checkout(&cx.a.checkout, false));
-    j.steps.push(Step::uses(&cx.a.cache).with([
-        cache_paths(),
-        kv(
-            "key",
-            format!(
-                "kiln-${{{{ runner.os }}}}-${{{{ matrix.platform }}}}-{lock}-${{{{ github.sha }}}}"
-            ),
-        ),
-        block(
-            "restore-keys",
-            [
-                format!("kiln-${{{{ runner.os }}}}-${{{{ matrix.platform }}}}-{lock}-"),
-                "kiln-${{ runner.os }}-${{ matrix.platform }}-".to_string(),
-            ],
-        ),
-    ]));
+    j.steps.push(
+        Step::uses(&cx.a.cache_restore)
+            .comment("The newest kiln cache saved for this lockfile, else for this platform.")
+            .with([
+                cache_paths(),
+                kv("key", format!("{prefix}-")),
+                block(
+                    "restore-keys",
+                    [
+                        format!("{prefix}-"),
+                        "kiln-${{ runner.os }}-${{ matrix.platform }}-".to_string(),
+                    ],
+                ),
+            ]),
+    );
     j.steps.push(Step::uses(&cx.a.sccache));
     j.steps.extend(setup_steps(cx, true));
     let mut env = vec![
@@ -274,7 +372,7 @@ fn build_job(cx: &Ctx, artifact_dir: &str) -> Job {
     } else {
         "kiln cache push --target \"$TARGET\" \"${args[@]}\""
     };
-    j.steps.push(Step::named("kiln build").env(env).script([
+    j.steps.push(Step::named("kiln build").id("build").env(env).script([
         "set -euo pipefail",
         "args=()",
         "read -ra pkgs <<< \"$PACKAGES\"",
@@ -282,7 +380,27 @@ fn build_job(cx: &Ctx, artifact_dir: &str) -> Job {
         "kiln build --target \"$TARGET\" \"${args[@]}\" --metrics-out kiln-metrics --message-format json > kiln-build.jsonl",
         "kiln verify",
         push,
+        "# Save the kiln cache only when this job compiled something new.",
+        "if grep -q '\"reason\":\"build-started\"' kiln-build.jsonl; then echo \"built=true\" >> \"$GITHUB_OUTPUT\"; else echo \"built=false\" >> \"$GITHUB_OUTPUT\"; fi",
     ]));
+    j.steps.push(
+        Step::named("Trim the kiln cache")
+            .condition("steps.build.outputs.built == 'true'")
+            .env([kv("MAX_SIZE", max_size)])
+            .run("kiln cache gc --max-size \"$MAX_SIZE\""),
+    );
+    j.steps.push(
+        Step::uses(&cx.a.cache_save)
+            .condition("steps.build.outputs.built == 'true'")
+            .comment("One entry per run that built something: restore takes the newest.")
+            .with([
+                cache_paths(),
+                kv(
+                    "key",
+                    format!("{prefix}-${{{{ github.run_id }}}}-${{{{ github.run_attempt }}}}-${{{{ strategy.job-index }}}}"),
+                ),
+            ]),
+    );
     j.steps.push(Step::uses(&cx.a.upload).with([
         kv(
             "name",
@@ -308,6 +426,51 @@ fn build_job(cx: &Ctx, artifact_dir: &str) -> Job {
     j
 }
 
+/// The condition of the jobs that ship (image, release): pushes to `branch` or tags,
+/// also when nothing changed (build skipped), never when planning or a build failed.
+fn ships(refs: &str) -> String {
+    format!("always() && github.event_name == 'push' && needs.plan.result == 'success' && (needs.build.result == 'success' || needs.build.result == 'skipped') && ({refs})")
+}
+
+/// The steps that put every binary into the artifact store: this run's builds (the
+/// slices), the caches, and only if something is still missing, a build; zig and the
+/// Rust targets are installed only then.
+fn collect_steps(cx: &Ctx, cache_key: &str) -> Vec<Step> {
+    let mut steps = vec![
+        checkout(&cx.a.checkout, false),
+        Step::uses(&cx.a.cache_restore).with([
+            cache_paths(),
+            kv("key", cache_key),
+            block("restore-keys", ["kiln-${{ runner.os }}-"]),
+        ]),
+        download_slices(&cx.a.download),
+    ];
+    steps.extend(setup_steps(cx, false));
+    let mut env = Vec::new();
+    let mut every = vec!["set -euo pipefail"];
+    if cx.remote {
+        env.extend(remote_read_env());
+        env.push(signing_key_env());
+        env.push(kv("SLICE", SLICE));
+        every.push("KILN_REMOTE_CACHE=\"$SLICE\" kiln cache pull");
+    } else {
+        env.push(kv("KILN_REMOTE_CACHE", SLICE));
+    }
+    every.extend([
+        "# Exit 4 is a missing tool: something must be built, so set up and build.",
+        "rc=0",
+        "kiln build || rc=$?",
+        "if [ \"$rc\" = 4 ]; then kiln setup && kiln build; elif [ \"$rc\" != 0 ]; then exit \"$rc\"; fi",
+        "kiln verify",
+    ]);
+    steps.push(
+        Step::named("Every binary (restored from this run's builds and the cache)")
+            .env(env)
+            .script(every),
+    );
+    steps
+}
+
 /// `image`: every binary, verified, into the multi-arch image, pushed.
 fn image_job(cx: &Ctx, o: &Options, branch: &str) -> Job {
     let title = if o.platforms.is_empty() {
@@ -320,33 +483,12 @@ fn image_job(cx: &Ctx, o: &Options, branch: &str) -> Job {
     j.comment = Some(
         "Also when nothing changed (build skipped): the image is still tagged for this commit.",
     );
-    j.condition = Some(format!("always() && github.event_name == 'push' && needs.plan.result == 'success' && (needs.build.result == 'success' || needs.build.result == 'skipped') && (github.ref == 'refs/heads/{branch}' || startsWith(github.ref, 'refs/tags/v'))"));
+    j.condition = Some(ships(&format!(
+        "github.ref == 'refs/heads/{branch}' || startsWith(github.ref, 'refs/tags/v')"
+    )));
+    j.timeout = IMAGE_JOB_MINUTES;
     j.permissions = vec![("contents", Access::Read), ("packages", Access::Write)];
-    j.steps.push(checkout(&cx.a.checkout, false));
-    j.steps.push(Step::uses(&cx.a.cache_restore).with([
-        cache_paths(),
-        kv("key", "kiln-${{ runner.os }}-image-${{ github.sha }}"),
-        block("restore-keys", ["kiln-${{ runner.os }}-"]),
-    ]));
-    j.steps.push(download_slices(&cx.a.download));
-    j.steps.push(Step::uses(&cx.a.sccache));
-    j.steps.extend(setup_steps(cx, true));
-    let mut env = Vec::new();
-    let mut every = vec!["set -euo pipefail"];
-    if cx.remote {
-        env.extend(remote_read_env());
-        env.push(signing_key_env());
-        env.push(kv("SLICE", SLICE));
-        every.push("KILN_REMOTE_CACHE=\"$SLICE\" kiln cache pull");
-    } else {
-        env.push(kv("KILN_REMOTE_CACHE", SLICE));
-    }
-    every.extend(["kiln build", "kiln verify"]);
-    j.steps.push(
-        Step::named("Every binary (restored from this run's builds and the cache)")
-            .env(env)
-            .script(every),
-    );
+    j.steps = collect_steps(cx, "kiln-${{ runner.os }}-image-");
     let image = o
         .config
         .image
@@ -379,6 +521,7 @@ fn image_job(cx: &Ctx, o: &Options, branch: &str) -> Job {
 /// a pull request), it copies this run's binaries from the slices into the remote.
 fn publish_job(cx: &Ctx) -> Job {
     let mut j = Job::new("publish", "Publish to the remote cache", &cx.runner);
+    j.timeout = SHORT_JOB_MINUTES;
     j.needs = vec!["build"];
     j.comment = Some("Pushes only: a pull request's builds never write to the shared cache.");
     j.condition = Some("github.event_name == 'push' && needs.build.result == 'success'".into());
@@ -407,16 +550,24 @@ fn publish_job(cx: &Ctx) -> Job {
     j
 }
 
-/// `release`: tags `v*` attach the binaries to a GitHub Release.
-fn release_job(cx: &Ctx) -> Job {
+/// `release`: tags `v*` attach the binaries to a GitHub Release. It collects them
+/// itself, so a release doesn't depend on the image being pushed; with an image job it
+/// waits for it (a tag whose image failed makes no release).
+fn release_job(cx: &Ctx, after_image: bool) -> Job {
     let mut j = Job::new("release", "GitHub Release", &cx.runner);
-    j.needs = vec!["image"];
-    j.condition =
-        Some("github.event_name == 'push' && startsWith(github.ref, 'refs/tags/v')".into());
+    j.needs = if after_image {
+        vec!["plan", "build", "image"]
+    } else {
+        vec!["plan", "build"]
+    };
+    let mut condition = ships("startsWith(github.ref, 'refs/tags/v')");
+    if after_image {
+        condition.push_str(" && needs.image.result == 'success'");
+    }
+    j.condition = Some(condition);
+    j.timeout = SHORT_JOB_MINUTES;
     j.permissions = vec![("contents", Access::Write)];
-    j.steps.push(
-        Step::uses(&cx.a.download).with([kv("name", "artifacts-all"), kv("path", "artifacts")]),
-    );
+    j.steps = collect_steps(cx, "kiln-${{ runner.os }}-release-");
     j.steps.push(
         Step::named("Binaries, .sha256 files and checksums.json")
             .env([kv("GH_TOKEN", "${{ secrets.GITHUB_TOKEN }}")])
@@ -523,12 +674,27 @@ fn setup_steps(cx: &Ctx, build: bool) -> Vec<Step> {
             .enumerate()
             .map(|(i, cmd)| Step::named(format!("Setup {}", i + 1)).script(cmd.lines()))
             .collect();
-    steps.push(Step::named("Install kiln").script([
-        "command -v kiln >/dev/null || \\".to_string(),
-        format!("  {}", cx.install),
-    ]));
+    steps.push(match &cx.install {
+        Some(command) => Step::named("Install kiln").script([
+            "command -v kiln >/dev/null || \\".to_string(),
+            format!("  {command}"),
+        ]),
+        None => Step::named(format!("Install kiln {}", cx.version))
+            .comment("The prebuilt kiln of this version, checked against its release's SHA-256.")
+            .env([kv("KILN_VERSION", format!("\"{}\"", cx.version))])
+            .script(install_lines()),
+    });
     if build {
         steps.push(Step::named("kiln setup (rustup targets, zig)").run("kiln setup"));
     }
     steps
+}
+
+/// The install script as a step runs it: without its comments and shebang.
+fn install_lines() -> Vec<String> {
+    INSTALL_SCRIPT
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .map(String::from)
+        .collect()
 }

@@ -66,9 +66,13 @@ pub(crate) enum Run {
 /// A step: an action (`uses`) or a shell script (`run`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Step {
+    /// A comment above the step: why it is there.
+    pub(crate) comment: Option<&'static str>,
     pub(crate) name: Option<String>,
     pub(crate) id: Option<&'static str>,
     pub(crate) uses: Option<String>,
+    /// `if:`.
+    pub(crate) condition: Option<String>,
     pub(crate) with: Vec<Entry>,
     pub(crate) env: Vec<Entry>,
     pub(crate) run: Option<Run>,
@@ -98,6 +102,16 @@ impl Step {
 
     pub(crate) fn env(mut self, entries: impl IntoIterator<Item = Entry>) -> Self {
         self.env.extend(entries);
+        self
+    }
+
+    pub(crate) fn comment(mut self, why: &'static str) -> Self {
+        self.comment = Some(why);
+        self
+    }
+
+    pub(crate) fn condition(mut self, condition: impl Into<String>) -> Self {
+        self.condition = Some(condition.into());
         self
     }
 
@@ -134,6 +148,8 @@ pub(crate) struct Job {
     pub(crate) comment: Option<&'static str>,
     pub(crate) condition: Option<String>,
     pub(crate) runs_on: String,
+    /// `timeout-minutes`: a hung job is cancelled instead of burning the default 6 hours.
+    pub(crate) timeout: u32,
     pub(crate) permissions: Vec<(&'static str, Access)>,
     pub(crate) outputs: Vec<Entry>,
     /// `strategy.matrix`, with `fail-fast: false`.
@@ -150,6 +166,7 @@ impl Job {
             comment: None,
             condition: None,
             runs_on: runs_on.into(),
+            timeout: 30,
             permissions: vec![("contents", Access::Read)],
             outputs: Vec::new(),
             matrix: None,
@@ -214,6 +231,9 @@ impl Writer {
     }
 
     fn step(&mut self, s: &Step) {
+        if let Some(c) = s.comment {
+            self.line(3, &format!("# {c}"));
+        }
         let mut first = true;
         let mut head = |w: &mut Self, text: String| {
             let lead = if first { "- " } else { "  " };
@@ -228,6 +248,9 @@ impl Writer {
         }
         if let Some(u) = &s.uses {
             head(self, format!("uses: {u}"));
+        }
+        if let Some(c) = &s.condition {
+            head(self, format!("if: {c}"));
         }
         self.mapping(4, "with", &s.with);
         self.mapping(4, "env", &s.env);
@@ -258,6 +281,7 @@ impl Writer {
             self.line(2, &format!("if: {c}"));
         }
         self.line(2, &format!("runs-on: {}", j.runs_on));
+        self.line(2, &format!("timeout-minutes: {}", j.timeout));
         self.line(2, "permissions:");
         for (scope, access) in &j.permissions {
             let a = match access {

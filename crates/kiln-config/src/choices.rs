@@ -119,6 +119,31 @@ impl Upload {
     }
 }
 
+/// An SBOM format kiln writes beside each binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SbomFormat {
+    /// SPDX 2.3 JSON, `<bin>.spdx.json`.
+    Spdx,
+    /// CycloneDX 1.5 JSON, `<bin>.cdx.json`.
+    Cyclonedx,
+}
+
+impl Choice for SbomFormat {
+    const CHOICES: &'static [(&'static str, Self)] =
+        &[("spdx", Self::Spdx), ("cyclonedx", Self::Cyclonedx)];
+}
+
+impl SbomFormat {
+    /// The file name suffix after the binary's name.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            SbomFormat::Spdx => "spdx.json",
+            SbomFormat::Cyclonedx => "cdx.json",
+        }
+    }
+}
+
 /// sccache as `RUSTC_WRAPPER`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -14,7 +14,7 @@ mod env;
 mod settings;
 mod size;
 
-pub use choices::{BackendChoice, Choice, Matrix, Sccache, Upload};
+pub use choices::{BackendChoice, Choice, Matrix, SbomFormat, Sccache, Upload};
 pub use env::{env, Env, Secret, VARIABLES};
 pub use settings::{Flags, Origin, Setting, Settings};
 pub use size::{parse_size, MemoryLimit, MIN_BUDGET};
@@ -49,6 +49,12 @@ pub struct Config {
     /// Build native libraries that `-sys` crates link from the system (OpenSSL) for
     /// musl targets. Default: true; `false` makes such a crate an error with the fixes.
     pub provision_native: Option<bool>,
+    /// Link each binary's dependency list into it (cargo-auditable's `.dep-v0`
+    /// section), for `cargo audit bin`, syft and trivy. Default: true.
+    pub auditable: Option<bool>,
+    /// The SBOMs written beside each binary: `spdx`, `cyclonedx`. Default: `["spdx"]`;
+    /// `[]` writes none.
+    pub sbom: Option<Vec<SbomFormat>>,
     /// Memory budget: a size (`4GiB`) or `auto` (the default: the cgroup limit, else
     /// 75% of available memory).
     pub max_memory: Option<MemoryLimit>,
@@ -89,6 +95,14 @@ pub struct CiConfig {
     pub branch: Option<String>,
     /// Full commit SHAs for `--pin-actions`, by `owner/action@version`.
     pub pins: Option<std::collections::BTreeMap<String, String>>,
+    /// Action versions instead of kiln's defaults, by role (`checkout =
+    /// "actions/checkout@v7"`): what a Dependabot bump is recorded in.
+    pub actions: Option<std::collections::BTreeMap<String, String>>,
+    /// `timeout-minutes` of each build job. Default: 60.
+    pub timeout_minutes: Option<u32>,
+    /// What `kiln cache gc --max-size` keeps of the kiln cache before a job saves it
+    /// to the Actions cache (a repository has 10 GB in all). Default: `2GiB`.
+    pub cache_max_size: Option<String>,
 }
 
 /// `runs-on`: one label or several.

@@ -5,6 +5,7 @@ use crate::layer::{write_layer, LayerCache};
 use crate::tar::{self, Content, Entry};
 use kiln_config::ImageConfig;
 use kiln_diagnostics::{Error, IoContext, Result};
+use kiln_fs::rfc3339;
 use kiln_oci::{
     canonical_json, media, BaseImage, BasePlatform, BlobDir, Built, Layer, LayerRole,
     PlatformManifest,
@@ -475,36 +476,12 @@ pub fn write_archive(blobs: &BlobDir, built: &Built, dest: &Path, epoch: u64) ->
     result
 }
 
-/// `1970-01-01T00:00:00Z` for seconds since the epoch.
-pub fn rfc3339(epoch: u64) -> String {
-    let days = (epoch / 86_400) as i64;
-    let secs = epoch % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn rfc3339_dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_795_856_399), "2026-11-28T08:59:59Z");
     }
 

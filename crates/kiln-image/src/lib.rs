@@ -16,8 +16,9 @@ mod tar;
 
 pub use dockerfile::{dockerfile, DockerBase, DockerFiles, DIR};
 pub use image::{
-    assemble, rfc3339, write_archive, write_layout, ImageSpec, PlatformImage, Provenance, User,
+    assemble, write_archive, write_layout, ImageSpec, PlatformImage, Provenance, User,
 };
+pub use kiln_fs::rfc3339;
 pub use kiln_oci::{
     canonical_json, media, BaseImage, BasePlatform, BlobDir, Built, Descriptor, Layer, LayerRole,
     PlatformManifest,

@@ -25,59 +25,32 @@ pub fn detect_budget(limit: MemoryLimit, source: &str) -> Budget {
 }
 
 fn auto() -> Budget {
-    let available = mem_available();
-    if let Some(limit) = cgroup_limit() {
+    let host = crate::host::host();
+    let available = host.memory_available();
+    if let Some(limit) = host.memory_limit() {
         // Others in the cgroup may already use some of it.
         return Budget {
             bytes: available.map_or(limit, |a| limit.min(a.max(limit / 2))),
             source: "the cgroup memory limit".into(),
         };
     }
-    match available {
-        Some(a) => Budget {
+    if let Some(a) = available {
+        return Budget {
             bytes: a / 4 * 3,
             source: "75% of available memory".into(),
+        };
+    }
+    match host.memory_total() {
+        // macOS: physical memory (hw.memsize); it compresses before it swaps.
+        Some(t) => Budget {
+            bytes: t / 4 * 3,
+            source: "75% of physical memory".into(),
         },
         None => Budget {
             bytes: 4 << 30,
             source: "a 4 GiB default (memory size unknown)".into(),
         },
     }
-}
-
-fn cgroup_limit() -> Option<u64> {
-    // v2: the limit of this process's cgroup.
-    let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let v2_path = cgroup
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .unwrap_or("/");
-    for dir in [
-        format!("/sys/fs/cgroup{v2_path}"),
-        "/sys/fs/cgroup".to_string(),
-    ] {
-        if let Ok(v) = std::fs::read_to_string(format!("{dir}/memory.max")) {
-            if let Ok(n) = v.trim().parse::<u64>() {
-                return Some(n);
-            }
-        }
-    }
-    // v1: absurdly large values mean "no limit".
-    let v1 = std::fs::read_to_string("/sys/fs/cgroup/memory/memory.limit_in_bytes").ok()?;
-    v1.trim().parse::<u64>().ok().filter(|n| *n < 1 << 50)
-}
-
-fn mem_available() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kib: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
 }
 
 #[cfg(test)]

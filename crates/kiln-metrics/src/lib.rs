@@ -3,6 +3,7 @@
 //! the metrics each build writes (JSON and Prometheus text), and `kiln report`.
 
 mod budget;
+pub mod host;
 mod metrics;
 mod report;
 mod sampler;

@@ -68,6 +68,9 @@ pub struct ProvisionMetrics {
     pub wall_secs: f64,
     /// Whether it came from the local or remote cache rather than being built.
     pub restored: bool,
+    /// Built while cargo compiled everything else (its time overlaps cargo's).
+    #[serde(default)]
+    pub beside_cargo: bool,
 }
 
 /// One binary on one target.

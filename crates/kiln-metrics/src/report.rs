@@ -80,7 +80,11 @@ pub fn breakdown_rows(m: &BuildMetrics) -> Vec<(String, f64, Option<f64>, Option
     let cores = cores(&m.host);
     let mut rows = Vec::new();
     for p in &m.provisioning {
-        let how = if p.restored { "restored" } else { "built" };
+        let how = match (p.restored, p.beside_cargo) {
+            (true, _) => "restored",
+            (false, true) => "built beside cargo",
+            (false, false) => "built",
+        };
         rows.push((
             format!("{} for {} ({how})", p.library, p.target),
             p.wall_secs,

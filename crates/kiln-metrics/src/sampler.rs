@@ -2,7 +2,6 @@
 //! linkers, build scripts, zig), summed, sampled a few times a second. The largest
 //! single process is not the peak: two rustc and a linker at once are.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,49 +17,9 @@ pub struct Sample {
     pub step: Option<usize>,
 }
 
-/// Resident bytes of all descendants of `root` (not `root` itself), from /proc.
+/// Resident bytes of all descendants of `root` (not `root` itself), on this OS.
 pub fn tree_rss(root: u32) -> u64 {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    let mut parent: HashMap<u32, u32> = HashMap::new();
-    let mut rss: HashMap<u32, u64> = HashMap::new();
-    let page = 4096u64;
-    for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // The command name may hold spaces and parentheses: fields start after the last ')'.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        // fields[1] = ppid, fields[21] = rss in pages.
-        if let (Some(ppid), Some(pages)) = (
-            fields.get(1).and_then(|f| f.parse().ok()),
-            fields.get(21).and_then(|f| f.parse::<u64>().ok()),
-        ) {
-            parent.insert(pid, ppid);
-            rss.insert(pid, pages * page);
-        }
-    }
-    rss.iter()
-        .filter(|(pid, _)| {
-            let mut p = **pid;
-            for _ in 0..64 {
-                match parent.get(&p) {
-                    Some(&pp) if pp == root => return true,
-                    Some(&pp) if pp > 1 => p = pp,
-                    _ => return false,
-                }
-            }
-            false
-        })
-        .map(|(_, r)| r)
-        .sum()
+    crate::host::descendants_rss(&crate::host::host().processes(), root)
 }
 
 /// A background sampler of this process's descendants.

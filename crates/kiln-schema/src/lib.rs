@@ -77,6 +77,24 @@ pub struct ArtifactRecord {
     /// Settings of the user's cargo configuration that kiln overrode for this build.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<Override>,
+    /// The SBOMs beside the binary (`<bin>.spdx.json`, `<bin>.cdx.json`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sboms: Vec<SbomRecord>,
+    /// Whether the binary carries its dependency list (cargo-auditable's `.dep-v0`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auditable: bool,
+}
+
+/// An SBOM file of an artifact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SbomRecord {
+    /// Path relative to the store root: `linux/amd64/chronik-server.spdx.json`.
+    pub path: String,
+    /// `spdx-2.3` or `cyclonedx-1.5`.
+    pub format: String,
+    /// Hex SHA-256 of the file.
+    pub sha256: String,
 }
 
 /// The git state of the workspace at build time.
@@ -109,6 +127,8 @@ mod tests {
             rustc: "rustc 1".into(),
             backend: "cargo".into(),
             overrides: vec![],
+            sboms: vec![],
+            auditable: false,
         }
     }
 

@@ -116,6 +116,22 @@ impl CargoConfig {
             })
     }
 
+    /// `build.jobs` as cargo reads it (`CARGO_BUILD_JOBS`, else the nearest file that
+    /// sets it; a negative value counts down from `cores`), and where it came from.
+    pub fn jobs(&self, cores: u32) -> Option<(u32, String)> {
+        let resolve = |n: i64| -> Option<u32> {
+            let n = if n < 0 { i64::from(cores) + n } else { n };
+            u32::try_from(n.max(1)).ok()
+        };
+        if let Ok(v) = std::env::var("CARGO_BUILD_JOBS") {
+            return resolve(v.trim().parse().ok()?).map(|n| (n, "CARGO_BUILD_JOBS".into()));
+        }
+        self.files.iter().find_map(|f| {
+            let n = f.table.get("build")?.get("jobs")?.as_integer()?;
+            resolve(n).map(|n| (n, format!("build.jobs in {}", f.level)))
+        })
+    }
+
     /// The rustflags cargo would pass when building for `target`, and where they come
     /// from, following cargo's order: `CARGO_ENCODED_RUSTFLAGS`, `RUSTFLAGS`,
     /// `target.<triple>.rustflags`, `build.rustflags` (the first that is set wins;

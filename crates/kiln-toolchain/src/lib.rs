@@ -18,7 +18,7 @@ pub use cfg::matches as cfg_matches;
 pub use failure::{classify, explain, explain_seen, without_backtrace, CargoFailure};
 pub use probe::{
     ensure_rust_targets, missing_toolchain, rustc_version, target_cpus, toolchain_install,
-    zig_version, Install, Prerequisite, Probe,
+    zig_version, Install, Prerequisite, Probe, ZIG_VERSION,
 };
 pub use rustup::{is_toolchain_file, pinned, toolchain_file, Pinned};
 pub use target::Target;

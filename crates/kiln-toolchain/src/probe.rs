@@ -25,6 +25,14 @@ fn rustc() -> String {
     std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into())
 }
 
+/// The zig `kiln setup` installs (`ziglang` from PyPI at this version). Keys hold
+/// zig's version; where zig is not installed yet, they assume this one, so a job that
+/// only restores (a CI image job) needs no zig and still finds what `kiln setup` plus
+/// a build would have stored.
+pub const ZIG_VERSION: &str = "0.17.1";
+/// The pip requirement for [`ZIG_VERSION`].
+const ZIGLANG: &str = "ziglang==0.17.1";
+
 /// The version of the zig compiler cargo-zigbuild would use, if any.
 pub fn zig_version() -> Option<String> {
     output(Command::new("zig").arg("version"))
@@ -220,7 +228,7 @@ impl Probe {
             name: "zig".into(),
             found: zig_version(),
             required: needs_zig,
-            install: Install::Python(vec!["ziglang"]),
+            install: Install::Python(vec![ZIGLANG]),
         });
         list.push(Prerequisite {
             name: "cargo-zigbuild".into(),
@@ -267,4 +275,14 @@ pub(crate) fn zig_hint() -> String {
     "run `kiln setup` (it installs zig and cargo-zigbuild into a Python environment of its own), \
      or install them yourself (`brew install zig` and `cargo install cargo-zigbuild`)"
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pinned_zig_is_the_one_pip_installs() {
+        assert_eq!(ZIGLANG.strip_prefix("ziglang=="), Some(ZIG_VERSION));
+    }
 }

@@ -18,6 +18,83 @@ pub const WRAP_VAR: &str = "KILN_WRAP_RUSTC";
 pub const DROP_VAR: &str = "KILN_RUSTFLAGS_DROP";
 /// The wrapper to run next (sccache), if any.
 pub const NEXT_VAR: &str = "KILN_NEXT_WRAPPER";
+/// A native library kiln provisions while cargo runs: `<gate path>` whose `.done` or
+/// `.failed` sibling appears when provisioning ends.
+pub const GATE_VAR: &str = "KILN_NATIVE_GATE";
+/// The `-sys` packages (comma-separated) whose build scripts wait for the gate.
+pub const GATED_VAR: &str = "KILN_NATIVE_GATED";
+
+/// The directory of audit objects: `<dir>/<triple>/<bin>.o` is linked into that
+/// binary once `<dir>/ready` exists.
+pub const AUDIT_VAR: &str = "KILN_AUDIT_DIR";
+
+/// The audit object to link into the rustc run `args`, if it links binary `bin` (cargo
+/// sets `CARGO_BIN_NAME` then) for a target that has one under `dir`.
+fn audit_object(args: &[OsString], bin: &str, dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    let is_bin = args
+        .windows(2)
+        .any(|w| w[0] == "--crate-type" && w[1] == "bin");
+    if !is_bin || bin.is_empty() {
+        return None;
+    }
+    let target = target_of(args)?;
+    // Written right after kiln's analysis, long before cargo links anything; the
+    // wait is bounded all the same.
+    let ready = dir.join("ready");
+    for _ in 0..6000 {
+        if ready.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let obj = dir.join(target).join(format!("{bin}.o"));
+    obj.is_file().then_some(obj)
+}
+
+/// The `--target` of a rustc run.
+fn target_of(args: &[OsString]) -> Option<String> {
+    args.iter().enumerate().find_map(|(i, a)| {
+        let a = a.to_str()?;
+        if a == "--target" {
+            args.get(i + 1)?.to_str().map(String::from)
+        } else {
+            a.strip_prefix("--target=").map(String::from)
+        }
+    })
+}
+
+/// Whether the rustc run `args` (for package `package`) compiles a build script of
+/// one of the `gated` packages: the step that must wait for their native library, as
+/// the script runs right after it is compiled. Everything else cargo compiles in the
+/// meantime.
+pub fn waits_for_gate(args: &[OsString], package: &str, gated: &str) -> bool {
+    gated.split(',').any(|g| g == package)
+        && args.windows(2).any(|w| {
+            w[0] == "--crate-name"
+                && w[1]
+                    .to_str()
+                    .is_some_and(|n| n.starts_with("build_script_"))
+        })
+}
+
+/// Waits until provisioning behind `gate` ends: `Err` when it failed.
+fn wait_for_gate(gate: &std::path::Path) -> Result<(), ()> {
+    let sibling = |ext: &str| {
+        let mut p = gate.as_os_str().to_owned();
+        p.push(ext);
+        std::path::PathBuf::from(p)
+    };
+    let (done, failed) = (sibling(".done"), sibling(".failed"));
+    loop {
+        if done.exists() {
+            return Ok(());
+        }
+        if failed.exists() {
+            return Err(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
 
 /// Flag groups to drop per target triple: `{"aarch64-unknown-linux-musl": [["-C",
 /// "link-arg=-fuse-ld=lld"]]}`.
@@ -44,15 +121,7 @@ pub fn wrapper_env(drops: &Drops, next: Option<&std::path::Path>) -> Option<Vec<
 
 /// `rustc`'s arguments without the flag groups dropped for its `--target`.
 pub fn filter_args(args: &[OsString], drops: &Drops) -> Vec<OsString> {
-    let target = args.iter().enumerate().find_map(|(i, a)| {
-        let a = a.to_str()?;
-        if a == "--target" {
-            args.get(i + 1)?.to_str().map(String::from)
-        } else {
-            a.strip_prefix("--target=").map(String::from)
-        }
-    });
-    let Some(groups) = target.and_then(|t| drops.get(&t)) else {
+    let Some(groups) = target_of(args).and_then(|t| drops.get(&t)) else {
         return args.to_vec();
     };
     let mut out = Vec::with_capacity(args.len());
@@ -86,7 +155,24 @@ pub fn run_if_wrapping() -> Option<std::process::ExitCode> {
         .ok()
         .and_then(|j| serde_json::from_str(&j).ok())
         .unwrap_or_default();
-    let filtered = filter_args(&args, &drops);
+    if let (Some(gate), Some(gated)) = (std::env::var_os(GATE_VAR), std::env::var(GATED_VAR).ok()) {
+        let package = std::env::var("CARGO_PKG_NAME").unwrap_or_default();
+        if waits_for_gate(&args, &package, &gated)
+            && wait_for_gate(std::path::Path::new(&gate)).is_err()
+        {
+            eprintln!("kiln (as rustc wrapper): the native library {package} links could not be built; kiln reports why");
+            return Some(std::process::ExitCode::from(1));
+        }
+    }
+    let mut filtered = filter_args(&args, &drops);
+    if let Some(dir) = std::env::var_os(AUDIT_VAR) {
+        let bin = std::env::var("CARGO_BIN_NAME").unwrap_or_default();
+        if let Some(obj) = audit_object(&args, &bin, std::path::Path::new(&dir)) {
+            let mut arg = OsString::from("link-arg=");
+            arg.push(obj.as_os_str());
+            filtered.extend([OsString::from("-C"), arg]);
+        }
+    }
     // The next wrapper (sccache) takes rustc as its first argument; else rustc runs.
     let (program, rest) = match std::env::var_os(NEXT_VAR).filter(|n| !n.is_empty()) {
         Some(next) => (next, &filtered[..]),
@@ -113,6 +199,85 @@ pub fn run_if_wrapping() -> Option<std::process::ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_binary_gets_its_audit_object_and_nothing_else_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = "aarch64-unknown-linux-musl";
+        std::fs::create_dir_all(dir.path().join(t)).unwrap();
+        std::fs::write(dir.path().join(t).join("app.o"), b"obj").unwrap();
+        std::fs::write(dir.path().join("ready"), b"").unwrap();
+        let bin = os(&[
+            "rustc",
+            "--crate-name",
+            "app",
+            "--crate-type",
+            "bin",
+            "--target",
+            t,
+        ]);
+        let lib = os(&[
+            "rustc",
+            "--crate-name",
+            "app",
+            "--crate-type",
+            "lib",
+            "--target",
+            t,
+        ]);
+        assert_eq!(
+            audit_object(&bin, "app", dir.path()),
+            Some(dir.path().join(t).join("app.o"))
+        );
+        assert_eq!(audit_object(&lib, "app", dir.path()), None);
+        assert_eq!(audit_object(&bin, "other", dir.path()), None);
+        assert_eq!(audit_object(&bin, "", dir.path()), None);
+    }
+
+    #[test]
+    fn only_a_gated_packages_build_script_waits() {
+        let script = os(&[
+            "rustc",
+            "--crate-name",
+            "build_script_main",
+            "--edition=2021",
+        ]);
+        let lib = os(&["rustc", "--crate-name", "openssl_sys", "--edition=2021"]);
+        assert!(waits_for_gate(&script, "openssl-sys", "openssl-sys"));
+        assert!(waits_for_gate(
+            &script,
+            "openssl-sys",
+            "zstd-sys,openssl-sys"
+        ));
+        assert!(
+            !waits_for_gate(&lib, "openssl-sys", "openssl-sys"),
+            "the script ran already"
+        );
+        assert!(!waits_for_gate(&script, "ring", "openssl-sys"));
+        assert!(!waits_for_gate(
+            &script,
+            "openssl-sys-extras",
+            "openssl-sys"
+        ));
+    }
+
+    #[test]
+    fn the_gate_opens_on_done_and_fails_on_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let gate = dir.path().join("gate");
+        std::fs::write(dir.path().join("gate.done"), "").unwrap();
+        assert_eq!(wait_for_gate(&gate), Ok(()));
+        let other = dir.path().join("other");
+        let opener = std::thread::spawn({
+            let failed = dir.path().join("other.failed");
+            move || {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                std::fs::write(failed, "").unwrap();
+            }
+        });
+        assert_eq!(wait_for_gate(&other), Err(()));
+        opener.join().unwrap();
+    }
 
     fn os(v: &[&str]) -> Vec<OsString> {
         v.iter().map(OsString::from).collect()

@@ -28,3 +28,18 @@ pub fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
 pub fn git_line(dir: &Path, args: &[&str]) -> Option<String> {
     git(dir, args).ok().map(|s| s.trim().to_string())
 }
+
+/// The time every generated timestamp uses (image configs, SBOMs):
+/// `SOURCE_DATE_EPOCH`, else the HEAD commit's time, else 0; never the clock, so a
+/// rebuild of the same commit gives the same bytes.
+pub fn source_date_epoch(root: &Path) -> u64 {
+    if let Some(e) = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+    {
+        return e;
+    }
+    git_line(root, &["log", "-1", "--format=%ct"])
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0)
+}

@@ -4,7 +4,7 @@
 mod git;
 mod lock;
 
-pub use git::{git, git_bytes, git_line};
+pub use git::{git, git_bytes, git_line, source_date_epoch};
 pub use lock::{lock_entries, parse_lock, LockEntry};
 
 use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, PackageId};
@@ -36,6 +36,31 @@ pub struct Dependency {
     pub features: Vec<String>,
     /// Who pulls it in: the binary's package first, this package last.
     pub chain: Vec<String>,
+}
+
+/// A package of a [`ResolvedGraph`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedPackage {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// cargo's source id (`registry+https://...`, `git+https://...#rev`); `None` for
+    /// path packages.
+    pub source: Option<String>,
+    /// The manifest's `license`.
+    pub license: Option<String>,
+    /// Whether it is a proc-macro (compiled for the host, never linked in).
+    pub proc_macro: bool,
+}
+
+/// A package's dependency graph from cargo's resolve; node 0 is the package.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolvedGraph {
+    /// The packages.
+    pub nodes: Vec<ResolvedPackage>,
+    /// `(from, to, build-only)` edges between `nodes`.
+    pub edges: Vec<(usize, usize, bool)>,
 }
 
 /// A loaded workspace.
@@ -207,6 +232,69 @@ impl Workspace {
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
+    }
+
+    /// `package`'s dependency graph from cargo's resolve: every package reachable
+    /// through normal and build dependencies whose platform `platform_ok` accepts
+    /// (`None` is "every platform"; otherwise a `cfg(..)` or a triple), with edges
+    /// marked build-only where they are (a build dependency, or a proc-macro). The
+    /// resolve unifies features across the workspace: callers cut it down to the
+    /// packages the build really compiles.
+    pub fn resolved_graph(
+        &self,
+        package: &str,
+        platform_ok: &dyn Fn(Option<&str>) -> bool,
+    ) -> Option<ResolvedGraph> {
+        let resolve = self.metadata.resolve.as_ref()?;
+        let root = &self.member(package)?.id;
+        let packages: HashMap<&PackageId, &cargo_metadata::Package> =
+            self.metadata.packages.iter().map(|p| (&p.id, p)).collect();
+        let nodes: HashMap<&PackageId, &cargo_metadata::Node> =
+            resolve.nodes.iter().map(|n| (&n.id, n)).collect();
+        let mut index: HashMap<PackageId, usize> = HashMap::new();
+        let mut out = ResolvedGraph::default();
+        let mut queue = std::collections::VecDeque::from([root]);
+        let mut add = |id: &PackageId, out: &mut ResolvedGraph| -> Option<usize> {
+            let p = packages.get(id)?;
+            Some(*index.entry(id.clone()).or_insert_with(|| {
+                out.nodes.push(ResolvedPackage {
+                    name: p.name.to_string(),
+                    version: p.version.to_string(),
+                    source: p.source.as_ref().map(|s| s.repr.clone()),
+                    license: p.license.clone(),
+                    proc_macro: p.targets.iter().any(|t| t.is_proc_macro()),
+                });
+                out.nodes.len() - 1
+            }))
+        };
+        let mut seen = HashSet::new();
+        add(root, &mut out)?;
+        while let Some(id) = queue.pop_front() {
+            if !seen.insert(id) {
+                continue;
+            }
+            let from = add(id, &mut out)?;
+            let Some(node) = nodes.get(id) else { continue };
+            for dep in &node.deps {
+                let kinds: Vec<&cargo_metadata::DepKindInfo> = dep
+                    .dep_kinds
+                    .iter()
+                    .filter(|k| k.kind != DependencyKind::Development)
+                    .filter(|k| platform_ok(k.target.as_ref().map(|t| t.to_string()).as_deref()))
+                    .collect();
+                if kinds.is_empty() {
+                    continue;
+                }
+                let Some(to) = add(&dep.pkg, &mut out) else {
+                    continue;
+                };
+                let build = kinds.iter().all(|k| k.kind == DependencyKind::Build)
+                    || out.nodes[to].proc_macro;
+                out.edges.push((from, to, build));
+                queue.push_back(&dep.pkg);
+            }
+        }
+        Some(out)
     }
 
     /// How many packages `package`'s build compiles (a progress estimate).

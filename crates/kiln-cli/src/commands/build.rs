@@ -204,9 +204,7 @@ fn metrics(
         std::env::consts::OS,
         std::env::consts::ARCH,
         std::thread::available_parallelism().map_or(1, |n| n.get()),
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_default()
+        kiln_metrics::host::hostname()
     );
     kiln_metrics::BuildMetrics {
         schema_version: kiln_metrics::SCHEMA_VERSION,

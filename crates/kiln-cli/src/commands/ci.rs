@@ -31,6 +31,7 @@ pub(crate) fn ci(cli: &Cli, args: &CiArgs, r: &Reporter) -> Result<ExitCode> {
             .iter()
             .map(|t| format!("{}/{}", t.os, t.arch))
             .collect(),
+        version: env!("CARGO_PKG_VERSION").into(),
     };
     let yaml = kiln_ci::github(&options)?;
     let path = args
@@ -41,6 +42,21 @@ pub(crate) fn ci(cli: &Cli, args: &CiArgs, r: &Reporter) -> Result<ExitCode> {
         let current = std::fs::read_to_string(&path).unwrap_or_default();
         if current == yaml {
             r.status("Fresh", &format!("{} is up to date", short(&path)));
+            return Ok(ExitCode::SUCCESS);
+        }
+        // A Dependabot bump of an action is not drift: accepted, with how to record it.
+        if let Some(bumped) = kiln_ci::only_action_versions_differ(&current, &yaml) {
+            for uses in &bumped {
+                r.warn(&format!(
+                    "{} uses `{}` where kiln writes another version; record it in [workspace.metadata.kiln.ci.actions] (e.g. `checkout = \"actions/checkout@v7\"`) or `kiln ci github` will write kiln's back",
+                    short(&path),
+                    kiln_diagnostics::printable(uses, 120)
+                ));
+            }
+            r.status(
+                "Fresh",
+                &format!("{} is up to date but for action versions", short(&path)),
+            );
             return Ok(ExitCode::SUCCESS);
         }
         return Err(Error::new(

@@ -51,7 +51,7 @@ fn spec(
         Some(&config),
         &dir_name,
         available,
-        epoch(&ws.root),
+        kiln_workspace::source_date_epoch(&ws.root),
         &provenance,
     )?;
     // The version is the entrypoint's package version, known once the spec is.
@@ -63,20 +63,6 @@ fn spec(
         spec.labels.entry(key).or_insert(v);
     }
     Ok(spec)
-}
-
-/// `SOURCE_DATE_EPOCH`, else the HEAD commit's time, else 0: never the clock, so a
-/// rebuild of the same commit gives the same digests.
-fn epoch(root: &Path) -> u64 {
-    if let Some(e) = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-    {
-        return e;
-    }
-    kiln_workspace::git_line(root, &["log", "-1", "--format=%ct"])
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0)
 }
 
 /// The platforms to build: `--platform`, else the configured targets.

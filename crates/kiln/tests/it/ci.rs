@@ -5,7 +5,7 @@ use crate::common;
 use common::{kiln_command, tool, Run, TempWorkspace};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// examples/chronik's sources with `extra` appended to its Cargo.toml.
@@ -42,7 +42,7 @@ fn generated_workflows_match_their_snapshots_and_pass_actionlint() {
         let yaml = generate(&ws);
         insta::assert_snapshot!(format!("workflow_{name}"), yaml);
         actionlint(&ws.path(".github/workflows/kiln.yml"));
-        shellcheck_scripts(&yaml, name);
+        shellcheck_scripts(&yaml, name, 6);
     }
 }
 
@@ -70,7 +70,7 @@ fn actionlint(file: &Path) {
 
 /// shellcheck on every `run:` script, as actionlint does with a native build: bash,
 /// the runner's `-e` and `pipefail`, variables from `env:` declared.
-fn shellcheck_scripts(yaml: &str, name: &str) {
+fn shellcheck_scripts(yaml: &str, name: &str, min: usize) {
     let dir = tempfile::tempdir().unwrap();
     let jobs = jobs(yaml);
     let mut n = 0;
@@ -94,7 +94,7 @@ fn shellcheck_scripts(yaml: &str, name: &str) {
             );
         }
     }
-    assert!(n >= 6, "{name}: only {n} scripts");
+    assert!(n >= min, "{name}: only {n} scripts");
 }
 
 #[test]
@@ -118,6 +118,374 @@ fn check_detects_drift_and_regenerating_is_idempotent() {
         &format!("{manifest}\n[workspace.metadata.kiln.ci]\nrelease = false\n"),
     );
     ws.kiln(&["ci", "github", "--check"]).failure(3, "not what");
+
+    // A Dependabot bump of an action is not drift: accepted, with how to record it.
+    ws.write("Cargo.toml", &manifest);
+    let first = generate(&ws);
+    ws.write(
+        ".github/workflows/kiln.yml",
+        &first.replace("actions/checkout@v6", "actions/checkout@v7"),
+    );
+    let run = ws.kiln(&["ci", "github", "--check"]);
+    run.success();
+    assert!(
+        run.stderr.contains("actions/checkout@v7")
+            && run.stderr.contains("[workspace.metadata.kiln.ci.actions]"),
+        "{}",
+        run.stderr
+    );
+    // Recorded in the config, it is what kiln writes.
+    ws.write(
+        "Cargo.toml",
+        &format!("{manifest}\n[workspace.metadata.kiln.ci.actions]\ncheckout = \"actions/checkout@v7\"\n"),
+    );
+    let bumped = generate(&ws);
+    assert!(bumped.contains("actions/checkout@v7") && !bumped.contains("actions/checkout@v6"));
+    ws.write(
+        "Cargo.toml",
+        &format!(
+            "{manifest}\n[workspace.metadata.kiln.ci.actions]\ncheckot = \"actions/checkout@v7\"\n"
+        ),
+    );
+    ws.kiln(&["ci", "github"]).failure(2, "no role `checkot`");
+    ws.write(
+        "Cargo.toml",
+        &format!(
+            "{manifest}\n[workspace.metadata.kiln.ci.actions]\ncheckout = \"checkout; rm -rf /\"\n"
+        ),
+    );
+    ws.kiln(&["ci", "github"])
+        .failure(2, "not an action reference");
+}
+
+/// Jobs are bounded in time; the kiln cache is restored by lockfile and saved only
+/// when a job built something, trimmed first (a repository has 10 GB of Actions
+/// cache); the image and release jobs install zig only if they must build.
+#[test]
+fn jobs_are_bounded_and_the_cache_does_not_grow_per_commit() {
+    let ws = workspace("");
+    let yaml = generate(&ws);
+    let jobs = jobs(&yaml);
+    for (name, job) in jobs.as_mapping().unwrap() {
+        let minutes = job["timeout-minutes"].as_u64().unwrap_or(0);
+        assert!(
+            (5..=120).contains(&minutes),
+            "{name:?}: timeout-minutes {minutes}"
+        );
+        for step in job["steps"].as_sequence().unwrap() {
+            let key = step["with"]["key"].as_str().unwrap_or_default();
+            assert!(
+                !key.contains("github.sha"),
+                "{name:?}: a cache key per commit: {key}"
+            );
+        }
+    }
+    let build: Vec<&serde_yaml::Value> = jobs["build"]["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .collect();
+    let save = build
+        .iter()
+        .position(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("actions/cache/save@"))
+        })
+        .expect("the build job saves the kiln cache");
+    assert_eq!(
+        build[save]["if"].as_str(),
+        Some("steps.build.outputs.built == 'true'")
+    );
+    assert!(
+        build[..save].iter().any(|s| s["run"]
+            .as_str()
+            .is_some_and(|r| r.contains("kiln cache gc --max-size"))),
+        "trimmed before saving"
+    );
+    assert!(
+        !build.iter().any(|s| s["uses"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("actions/cache@"))),
+        "no save-always cache action"
+    );
+    for job in ["image", "release"] {
+        let text = serde_yaml::to_string(&jobs[job]).unwrap();
+        for step in jobs[job]["steps"].as_sequence().unwrap() {
+            assert_ne!(
+                step["run"].as_str(),
+                Some("kiln setup"),
+                "{job} sets up zig up front"
+            );
+            assert!(
+                !step["uses"].as_str().is_some_and(|u| u.contains("sccache")),
+                "{job}"
+            );
+        }
+        assert!(
+            text.contains("kiln setup && kiln build"),
+            "{job}: builds only after a restore fails for a missing tool"
+        );
+    }
+    // A release doesn't wait for an image that isn't pushed.
+    let ws = workspace("[workspace.metadata.kiln.ci]\npush-image = false\n");
+    let jobs = self::jobs(&generate(&ws));
+    assert!(jobs.get("image").is_none());
+    let needs = serde_yaml::to_string(&jobs["release"]["needs"]).unwrap();
+    assert!(!needs.contains("image"), "{needs}");
+}
+
+/// The target triple install.sh picks on this machine.
+fn host_triple() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "x86_64-unknown-linux-musl",
+        "aarch64" => "aarch64-unknown-linux-musl",
+        other => panic!("no kiln release for {other}"),
+    }
+}
+
+/// Runs an install script with `env`, as a runner's bash would.
+fn install(script: &str, env: &[(&str, &Path)], version: &str) -> Run {
+    let mut cmd = Command::new("bash");
+    cmd.args([
+        "--noprofile",
+        "--norc",
+        "-e",
+        "-o",
+        "pipefail",
+        "-c",
+        script,
+    ])
+    .env("KILN_VERSION", version);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Run::from(cmd.output().unwrap())
+}
+
+/// The generated workflow installs the kiln that generated it from the release's
+/// prebuilt assets, checked against their .sha256; a wrong or missing checksum
+/// installs nothing; without an asset for the machine it builds that version with
+/// `cargo install --locked --version`.
+#[test]
+fn the_install_step_installs_the_release_and_checks_its_checksum() {
+    let ws = workspace("");
+    let yaml = generate(&ws);
+    let jobs = jobs(&yaml);
+    let version = env!("CARGO_PKG_VERSION");
+    for job in ["plan", "build", "image", "release"] {
+        let step = jobs[job]["steps"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|s| {
+                s["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("Install kiln"))
+            })
+            .unwrap_or_else(|| panic!("{job} installs kiln"));
+        assert_eq!(
+            step["name"].as_str(),
+            Some(format!("Install kiln {version}").as_str())
+        );
+        assert_eq!(
+            step["env"]["KILN_VERSION"].as_str(),
+            Some(version),
+            "pinned to this kiln"
+        );
+    }
+    let step = &jobs["plan"]["steps"].as_sequence().unwrap()[1];
+    let script = step["run"].as_str().unwrap();
+    assert!(
+        !script.contains("git+") && !script.contains("--git"),
+        "never a branch head"
+    );
+    // The same script is what the release publishes as install.sh.
+    let published =
+        std::fs::read_to_string(common::repo_root().join("crates/kiln-ci/src/install.sh")).unwrap();
+    let code: Vec<&str> = published
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect();
+    assert_eq!(script.trim_end(), code.join("\n").trim_end());
+
+    let tmp = tempfile::tempdir().unwrap();
+    let assets = tmp.path().join("assets");
+    std::fs::create_dir_all(&assets).unwrap();
+    let asset = assets.join(format!("kiln-{}", host_triple()));
+    std::fs::copy(env!("CARGO_BIN_EXE_kiln"), &asset).unwrap();
+    let sha = tool("sha256sum", &[asset.to_str().unwrap()], tmp.path());
+    let good = format!(
+        "{}  kiln-{}\n",
+        sha.split_whitespace().next().unwrap(),
+        host_triple()
+    );
+    std::fs::write(assets.join(format!("kiln-{}.sha256", host_triple())), &good).unwrap();
+    let url = PathBuf::from(format!("file://{}", assets.display()));
+    let github_path = tmp.path().join("github-path");
+    std::fs::write(&github_path, "").unwrap();
+
+    // The right checksum: installed, on the job's PATH, the version asked for.
+    let bin = tmp.path().join("bin");
+    let env = [
+        ("KILN_INSTALL_URL", url.as_path()),
+        ("KILN_INSTALL_DIR", bin.as_path()),
+        ("GITHUB_PATH", github_path.as_path()),
+        ("HOME", tmp.path()),
+    ];
+    install(script, &env, version).success();
+    let installed = Command::new(bin.join("kiln"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&installed.stdout).trim(),
+        format!("kiln {version}")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&github_path).unwrap().trim(),
+        bin.display().to_string()
+    );
+    // Already there: nothing is fetched (the URL is gone).
+    let gone = PathBuf::from("file:///nonexistent/kiln-assets");
+    let again = install(
+        script,
+        &[
+            ("KILN_INSTALL_URL", gone.as_path()),
+            ("KILN_INSTALL_DIR", bin.as_path()),
+            ("HOME", tmp.path()),
+        ],
+        version,
+    );
+    again.success();
+    assert!(
+        again.stdout.contains("already installed"),
+        "{}",
+        again.stdout
+    );
+
+    // A checksum that doesn't match, or none: nothing installed.
+    std::fs::write(
+        assets.join(format!("kiln-{}.sha256", host_triple())),
+        good.replacen(&good[..8], "00000000", 1),
+    )
+    .unwrap();
+    let bad_bin = tmp.path().join("bad-bin");
+    let bad = install(
+        script,
+        &[
+            ("KILN_INSTALL_URL", url.as_path()),
+            ("KILN_INSTALL_DIR", bad_bin.as_path()),
+            ("HOME", tmp.path()),
+        ],
+        version,
+    );
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("does not match"), "{}", bad.stderr);
+    assert!(
+        !bad_bin.join("kiln").exists(),
+        "a binary that doesn't match was installed"
+    );
+    std::fs::remove_file(assets.join(format!("kiln-{}.sha256", host_triple()))).unwrap();
+    let unchecked = install(
+        script,
+        &[
+            ("KILN_INSTALL_URL", url.as_path()),
+            ("KILN_INSTALL_DIR", bad_bin.as_path()),
+            ("HOME", tmp.path()),
+        ],
+        version,
+    );
+    assert_ne!(unchecked.code, 0);
+    assert!(
+        unchecked.stderr.contains("unchecked"),
+        "{}",
+        unchecked.stderr
+    );
+    assert!(!bad_bin.join("kiln").exists());
+
+    // No asset for this machine: `cargo install --locked --version` of that version.
+    // crates.io is out of reach here: a `cargo` first on PATH stands in for it and
+    // records what it was asked.
+    std::fs::remove_file(&asset).unwrap();
+    let fake = tmp.path().join("fake-cargo");
+    std::fs::create_dir_all(&fake).unwrap();
+    let record = tmp.path().join("cargo-args");
+    std::fs::write(
+        fake.join("cargo"),
+        format!(
+            "#!/bin/sh\necho \"$*\" > '{}'\nwhile [ \"$1\" != --root ]; do shift; done\nmkdir -p \"$2/bin\"\ncp '{}' \"$2/bin/kiln\"\n",
+            record.display(),
+            env!("CARGO_BIN_EXE_kiln")
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .args(["+x"])
+        .arg(fake.join("cargo"))
+        .status()
+        .unwrap();
+    let path = PathBuf::from(format!(
+        "{}:{}",
+        fake.display(),
+        std::env::var("PATH").unwrap()
+    ));
+    let built_bin = tmp.path().join("built-bin");
+    let built = install(
+        script,
+        &[
+            ("KILN_INSTALL_URL", url.as_path()),
+            ("KILN_INSTALL_DIR", built_bin.as_path()),
+            ("HOME", tmp.path()),
+            ("PATH", path.as_path()),
+        ],
+        version,
+    );
+    built.success();
+    assert!(
+        built.stderr.contains("building it with cargo"),
+        "{}",
+        built.stderr
+    );
+    let args = std::fs::read_to_string(&record).unwrap();
+    assert!(
+        args.starts_with(&format!("install --locked --version {version} --root ")),
+        "{args}"
+    );
+    assert!(args.trim_end().ends_with(" kiln"), "{args}");
+    assert!(built_bin.join("kiln").is_file());
+}
+
+/// kiln's own release publishes, for every host install.sh knows, the asset and its
+/// .sha256 under the names install.sh, the generated workflows and cargo-binstall
+/// fetch; it and the test workflow pass actionlint and shellcheck.
+#[test]
+fn kilns_release_publishes_what_the_installers_fetch() {
+    let root = common::repo_root();
+    let script = std::fs::read_to_string(root.join("crates/kiln-ci/src/install.sh")).unwrap();
+    let release = std::fs::read_to_string(root.join(".github/workflows/release.yml")).unwrap();
+    let triples: Vec<&str> = script
+        .lines()
+        .filter_map(|l| l.split("triple=").nth(1))
+        .map(|t| t.trim_end_matches(" ;;").trim())
+        .filter(|t| *t != "none")
+        .collect();
+    assert_eq!(triples.len(), 4, "{triples:?}");
+    for t in &triples {
+        assert!(
+            release.contains(&format!("dist/kiln-{t}")) || release.contains(t),
+            "release.yml doesn't publish kiln-{t}"
+        );
+    }
+    assert!(release.contains("sha256sum \"$f\" > \"$f.sha256\""));
+    assert!(release.contains("cp crates/kiln-ci/src/install.sh dist/install.sh"));
+    let manifest = std::fs::read_to_string(root.join("crates/kiln/Cargo.toml")).unwrap();
+    assert!(manifest.contains("releases/download/v{ version }/kiln-{ target }"));
+    for file in ["release.yml", "test.yml"] {
+        let path = root.join(".github/workflows").join(file);
+        actionlint(&path);
+        shellcheck_scripts(&std::fs::read_to_string(&path).unwrap(), file, 2);
+    }
 }
 
 #[test]
@@ -165,7 +533,7 @@ fn run_job(
             continue;
         };
         let name = step["name"].as_str().unwrap_or_default();
-        if name == "Install kiln" || name.starts_with("kiln image") {
+        if name.starts_with("Install kiln") || name.starts_with("kiln image") {
             continue;
         }
         let mut bash = Command::new("bash");
@@ -312,6 +680,27 @@ fn the_plan_and_build_scripts_work_on_a_real_history() {
     run_job(&jobs["image"], ws.root(), &image_env, &values);
     let checksums: Value = serde_json::from_str(&ws.read("artifacts/checksums.json")).unwrap();
     assert_eq!(checksums["artifacts"].as_array().unwrap().len(), 4);
+
+    // The next image job, on a runner with no zig, no Python and no cargo-zigbuild:
+    // everything restores, and nothing is installed (`kiln setup` never runs).
+    std::fs::remove_dir_all(ws.path("artifacts")).unwrap();
+    let bare = tempfile::tempdir().unwrap();
+    for t in ["kiln", "cargo", "rustc", "rustup", "git", "bash"] {
+        let target = if t == "kiln" {
+            PathBuf::from(env!("CARGO_BIN_EXE_kiln"))
+        } else {
+            PathBuf::from(tool("which", &[t], ws.root()).trim())
+        };
+        std::os::unix::fs::symlink(target, bare.path().join(t)).unwrap();
+    }
+    let tools = bare.path().join("kiln-tools");
+    let mut bare_env = image_env.clone();
+    bare_env.insert("PATH", bare.path().display().to_string());
+    bare_env.insert("KILN_TOOLS_DIR", tools.display().to_string());
+    run_job(&jobs["image"], ws.root(), &bare_env, &values);
+    let checksums: Value = serde_json::from_str(&ws.read("artifacts/checksums.json")).unwrap();
+    assert_eq!(checksums["artifacts"].as_array().unwrap().len(), 4);
+    assert!(!tools.exists(), "the image job installed zig to restore");
 
     // A push with nothing new (before == head) gives an empty matrix.
     values.insert("github.event.before", head);

@@ -111,3 +111,62 @@ fn one_git_runner_and_one_path_lookup() {
         path.join("\n")
     );
 }
+
+/// What kiln asks the OS about processes and memory lives behind one trait, so a
+/// macOS (or any other) host is one implementation, not a hunt through the crates.
+#[test]
+fn the_os_is_asked_in_one_place() {
+    for needle in ["\"/proc", "\"/sys/fs", "libc::"] {
+        let found = offenders(needle, &["crates/kiln-metrics/src/host.rs"]);
+        assert!(
+            found.is_empty(),
+            "OS query outside kiln-metrics' host.rs:\n{}",
+            found.join("\n")
+        );
+    }
+}
+
+/// Every crate can be published: a description, the workspace's license and
+/// repository, and internal dependencies pinned to the workspace's version (they are
+/// released together), so `cargo install kiln` works once they are on crates.io.
+#[test]
+fn every_crate_is_publishable() {
+    let root: toml::Table = std::fs::read_to_string(repo_root().join("Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let version = root["workspace"]["package"]["version"].as_str().unwrap();
+    let deps = root["workspace"]["dependencies"].as_table().unwrap();
+    let mut internal = 0;
+    for (name, dep) in deps.iter().filter(|(n, _)| n.starts_with("kiln-")) {
+        internal += 1;
+        assert_eq!(
+            dep.get("version").and_then(|v| v.as_str()),
+            Some(format!("={version}").as_str()),
+            "{name} needs `version = \"={version}\"` beside its path"
+        );
+    }
+    let crates: Vec<PathBuf> = std::fs::read_dir(repo_root().join("crates"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("Cargo.toml"))
+        .filter(|p| p.is_file())
+        .collect();
+    assert_eq!(
+        internal,
+        crates.len() - 1,
+        "every library crate is in [workspace.dependencies]"
+    );
+    for manifest in crates {
+        let t: toml::Table = std::fs::read_to_string(&manifest).unwrap().parse().unwrap();
+        let p = t["package"].as_table().unwrap();
+        for key in ["description", "license", "repository", "version"] {
+            assert!(p.contains_key(key), "{}: no `{key}`", manifest.display());
+        }
+        assert!(
+            p.get("publish").is_none(),
+            "{}: publish = false",
+            manifest.display()
+        );
+    }
+}

@@ -18,3 +18,4 @@ mod native;
 mod realworld;
 mod remote;
 mod setup;
+mod supply_chain;
