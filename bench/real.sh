@@ -61,8 +61,16 @@ for t in "${triples[@]}"; do
     [ "$p" -gt "$c_peak" ] && c_peak=$p
 done
 
-# A one-line edit in a leaf crate.
-leaf=$(cd "$work/ws" && git ls-files 'crates/*/src/lib.rs' | head -1)
+# A one-line edit in a leaf crate of the package's graph: a workspace member it
+# depends on that depends on no other member (LEAF=crate-name picks another).
+leaf_name=${LEAF:-$(cd "$work/ws" && cargo metadata --format-version 1 --no-deps 2>/dev/null | jq -r --arg p "$pkg" '
+    [.packages[] | {name, deps: [.dependencies[] | select(.path != null) | .name]}] as $m
+    | [$m[] | select(.deps | length == 0) | .name] as $leaves
+    | ($m[] | select(.name == $p) | .deps) as $direct
+    | [$leaves[] | select(. as $l | $direct | index($l))] | first // empty')}
+[ -n "$leaf_name" ] || { echo "bench: no leaf crate found for $pkg; set LEAF" >&2; exit 2; }
+leaf=$(cd "$work/ws" && git ls-files "crates/$leaf_name/src/lib.rs" | head -1)
+echo "one-line edit in $leaf_name"
 echo "// edited" >>"$work/ws/$leaf"; echo "// edited" >>"$work/plain/$leaf"
 read -r ke_wall _ _ < <(measure "$kiln" build --manifest-path "$work/ws/Cargo.toml" -p "$pkg")
 ce_wall=0

@@ -155,17 +155,22 @@ pub fn execute(
         }
         let entry = cache.and_then(|c| cache_built(&analysis, plan, c, unit, &b.path, observer));
         let digest = entry.as_ref().map(|e| (e.sha256.clone(), e.size));
-        artifacts.push(new_artifact(plan, unit, b.path, digest, &analysis, &about)?);
+        let key = entry.as_ref().map(|e| e.key.clone());
+        artifacts.push(new_artifact(
+            plan, unit, b.path, digest, key, &analysis, &about,
+        )?);
         new_entries.extend(entry);
     }
     for unit in units.iter().filter(|u| u.state == UnitState::Restore) {
         let (entry, blob) = unit.hit.as_ref().expect("restore has a hit");
         let digest = Some((entry.sha256.clone(), entry.size));
+        let key = Some(entry.key.clone());
         artifacts.push(new_artifact(
             plan,
             unit,
             blob.clone(),
             digest,
+            key,
             &analysis,
             &about,
         )?);
@@ -637,7 +642,10 @@ fn provision(
             n.target.triple,
             n.provision.chain.join(" -> ")
         ));
-        kiln_native::provision_openssl(&plan.native_root, &n.target, &n.prefix)?;
+        // Beside cargo it takes one job (make -j1): a second compiler stream that
+        // fills cargo's idle moments instead of competing with every job it runs.
+        let jobs = beside_cargo.then_some(1);
+        kiln_native::provision_openssl(&plan.native_root, &n.target, &n.prefix, jobs)?;
         if let Some(c) = cache {
             share_native(
                 c,
@@ -903,6 +911,7 @@ fn new_artifact(
     unit: &UnitPlan,
     source: PathBuf,
     digest: Option<(String, u64)>,
+    key: Option<String>,
     analysis: &Analysis,
     about: &About,
 ) -> Result<NewArtifact> {
@@ -942,6 +951,7 @@ fn new_artifact(
             overrides: step.invocation.overrides.clone(),
             sboms: Vec::new(),
             auditable,
+            key: Some(key.unwrap_or_else(|| unit.key.clone())),
         },
     })
 }

@@ -27,6 +27,7 @@ const ACTIONS: &[(&str, &str)] = &[
     ("upload", "actions/upload-artifact@v7"),
     ("download", "actions/download-artifact@v8"),
     ("sccache", "mozilla-actions/sccache-action@v0.0.9"),
+    ("attest", "actions/attest-build-provenance@v2"),
 ];
 
 /// `timeout-minutes` of the jobs that only plan, publish or release.
@@ -91,6 +92,7 @@ struct Actions {
     upload: String,
     download: String,
     sccache: String,
+    attest: String,
 }
 
 /// Whether `uses` is an action reference kiln will write: `owner/name[/path]@ref`.
@@ -163,6 +165,7 @@ impl Actions {
             upload: action("upload")?,
             download: action("download")?,
             sccache: action("sccache")?,
+            attest: action("attest")?,
         })
     }
 }
@@ -255,7 +258,7 @@ fn workflow(o: &Options) -> Result<Workflow> {
         jobs.push(publish_job(&cx));
     }
     if release {
-        jobs.push(release_job(&cx, push_image));
+        jobs.push(release_job(&cx, push_image, &o.platforms));
     }
     Ok(Workflow {
         header: vec![
@@ -487,7 +490,13 @@ fn image_job(cx: &Ctx, o: &Options, branch: &str) -> Job {
         "github.ref == 'refs/heads/{branch}' || startsWith(github.ref, 'refs/tags/v')"
     )));
     j.timeout = IMAGE_JOB_MINUTES;
-    j.permissions = vec![("contents", Access::Read), ("packages", Access::Write)];
+    // Keyless attestations: GitHub's OIDC token and attestation store, in this job only.
+    j.permissions = vec![
+        ("contents", Access::Read),
+        ("packages", Access::Write),
+        ("id-token", Access::Write),
+        ("attestations", Access::Write),
+    ];
     j.steps = collect_steps(cx, "kiln-${{ runner.os }}-image-");
     let image = o
         .config
@@ -496,8 +505,14 @@ fn image_job(cx: &Ctx, o: &Options, branch: &str) -> Job {
         .unwrap_or_else(|| "ghcr.io/${{ github.repository }}".into());
     j.steps.push(
         Step::named("kiln image --push")
+            .id("image")
             .env([
                 kv("GITHUB_TOKEN", "${{ secrets.GITHUB_TOKEN }}"),
+                kv_why(
+                    "KILN_IMAGE_SIGNING_KEY",
+                    "${{ secrets.KILN_IMAGE_SIGNING_KEY }}",
+                    "cosign-compatible signature when the secret is set",
+                ),
                 kv("IMAGE", image),
                 kv("DEFAULT_BRANCH", branch),
             ])
@@ -507,9 +522,18 @@ fn image_job(cx: &Ctx, o: &Options, branch: &str) -> Job {
                 "tags=()",
                 "if [ \"$GITHUB_REF_TYPE\" = tag ]; then tags+=(--tag \"${GITHUB_REF_NAME#v}\"); fi",
                 "if [ \"$GITHUB_REF_NAME\" = \"$DEFAULT_BRANCH\" ]; then tags+=(--tag latest); fi",
-                "kiln image --push \"$repo:$GITHUB_SHA\" \"${tags[@]}\"",
+                "# SBOMs and provenance are attached to each platform manifest.",
+                "kiln image --push \"$repo:$GITHUB_SHA\" \"${tags[@]}\" --message-format json > image.jsonl",
+                "digest=$(sed -n 's/.*\"reason\":\"image-written\".*\"digest\":\"\\(sha256:[0-9a-f]*\\)\".*/\\1/p' image.jsonl | head -1)",
+                "echo \"name=$repo\" >> \"$GITHUB_OUTPUT\"",
+                "echo \"digest=$digest\" >> \"$GITHUB_OUTPUT\"",
             ]),
     );
+    j.steps.push(Step::uses(&cx.a.attest).with([
+        kv("subject-name", "${{ steps.image.outputs.name }}"),
+        kv("subject-digest", "${{ steps.image.outputs.digest }}"),
+        kv("push-to-registry", "true"),
+    ]));
     j.steps.push(Step::uses(&cx.a.upload).with([
         kv("name", "artifacts-all"),
         kv("path", format!("{}/", o.artifact_dir)),
@@ -553,7 +577,14 @@ fn publish_job(cx: &Ctx) -> Job {
 /// `release`: tags `v*` attach the binaries to a GitHub Release. It collects them
 /// itself, so a release doesn't depend on the image being pushed; with an image job it
 /// waits for it (a tag whose image failed makes no release).
-fn release_job(cx: &Ctx, after_image: bool) -> Job {
+fn release_job(cx: &Ctx, after_image: bool, platforms: &[String]) -> Job {
+    let mut arches: Vec<&str> = platforms
+        .iter()
+        .filter_map(|p| p.strip_prefix("linux/"))
+        .collect();
+    if arches.is_empty() {
+        arches = vec!["amd64", "arm64"];
+    }
     let mut j = Job::new("release", "GitHub Release", &cx.runner);
     j.needs = if after_image {
         vec!["plan", "build", "image"]
@@ -566,24 +597,41 @@ fn release_job(cx: &Ctx, after_image: bool) -> Job {
     }
     j.condition = Some(condition);
     j.timeout = SHORT_JOB_MINUTES;
-    j.permissions = vec![("contents", Access::Write)];
+    j.permissions = vec![
+        ("contents", Access::Write),
+        ("id-token", Access::Write),
+        ("attestations", Access::Write),
+    ];
     j.steps = collect_steps(cx, "kiln-${{ runner.os }}-release-");
     j.steps.push(
-        Step::named("Binaries, .sha256 files and checksums.json")
+        Step::named("Binaries, their SBOMs, .sha256 files and checksums.json").script([
+            "set -euo pipefail",
+            "mkdir -p dist",
+            "# Asset names must differ between architectures: <bin>-linux-<arch>[.spdx.json].",
+            "for f in artifacts/linux/*/*; do",
+            "  arch=$(basename \"$(dirname \"$f\")\"); name=$(basename \"$f\")",
+            "  case \"$name\" in",
+            "    *.sha256|*.version) continue ;;",
+            "    *.spdx.json|*.cdx.json) bin=${name%%.*}; cp \"$f\" \"dist/$bin-linux-$arch.${name#*.}\" ;;",
+            "    *) cp \"$f\" \"dist/$name-linux-$arch\"",
+            "       (cd dist && sha256sum \"$name-linux-$arch\" > \"$name-linux-$arch.sha256\") ;;",
+            "  esac",
+            "done",
+            "cp artifacts/checksums.json dist/",
+        ]),
+    );
+    j.steps.push(
+        Step::uses(&cx.a.attest)
+            .comment("Keyless SLSA provenance for every binary, in GitHub's attestation store.")
+            .with([block(
+                "subject-path",
+                arches.iter().map(|a| format!("dist/*-linux-{a}")),
+            )]),
+    );
+    j.steps.push(
+        Step::named("GitHub Release")
             .env([kv("GH_TOKEN", "${{ secrets.GITHUB_TOKEN }}")])
-            .script([
-                "set -euo pipefail",
-                "mkdir -p dist",
-                "# Asset names must differ between architectures: <bin>-linux-<arch>.",
-                "for f in artifacts/linux/*/*; do",
-                "  case \"$f\" in *.sha256|*.version) continue ;; esac",
-                "  arch=$(basename \"$(dirname \"$f\")\"); bin=$(basename \"$f\")",
-                "  cp \"$f\" \"dist/$bin-linux-$arch\"",
-                "  (cd dist && sha256sum \"$bin-linux-$arch\" > \"$bin-linux-$arch.sha256\")",
-                "done",
-                "cp artifacts/checksums.json dist/",
-                "gh release create \"$GITHUB_REF_NAME\" --repo \"$GITHUB_REPOSITORY\" --title \"$GITHUB_REF_NAME\" --generate-notes dist/*",
-            ]),
+            .run("gh release create \"$GITHUB_REF_NAME\" --repo \"$GITHUB_REPOSITORY\" --title \"$GITHUB_REF_NAME\" --generate-notes dist/*"),
     );
     j
 }

@@ -149,6 +149,12 @@ pub(crate) struct ImageArgs {
     /// Use plain HTTP for a registry on this machine (or one in KILN_INSECURE_REGISTRIES)
     #[arg(long)]
     pub(crate) insecure: bool,
+    /// Sign the pushed image with this PKCS#8 PEM ECDSA P-256 key, as cosign does (also KILN_IMAGE_SIGNING_KEY)
+    #[arg(long, value_name = "FILE", requires = "push")]
+    pub(crate) sign_key: Option<PathBuf>,
+    /// Don't attach the SBOMs and the provenance statement to the pushed manifests
+    #[arg(long, requires = "push")]
+    pub(crate) no_attach: bool,
     /// The artifact store to read (default: the configured artifact dir)
     #[arg(long, value_name = "DIR")]
     pub(crate) out: Option<PathBuf>,

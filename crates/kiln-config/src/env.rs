@@ -34,6 +34,7 @@ pub const VARIABLES: &[&str] = &[
     "KILN_REMOTE_CACHE",
     "KILN_CACHE_UPLOAD",
     "KILN_CACHE_SIGNING_KEY",
+    "KILN_IMAGE_SIGNING_KEY",
     "KILN_SCCACHE",
     "KILN_INSECURE_REGISTRIES",
     "KILN_REGISTRY",
@@ -56,6 +57,9 @@ pub struct Env {
     pub cache_upload: Option<String>,
     /// `KILN_CACHE_SIGNING_KEY`: the key signing shared cache entries.
     pub signing_key: Option<Secret>,
+    /// `KILN_IMAGE_SIGNING_KEY`: a PKCS#8 PEM ECDSA P-256 key `kiln image --push`
+    /// signs the pushed image with (cosign's layout), instead of `--sign-key FILE`.
+    pub image_signing_key: Option<Secret>,
     /// `KILN_SCCACHE`: `auto`, `on`, `off`.
     pub sccache: Option<String>,
     /// `KILN_INSECURE_REGISTRIES`: hosts allowed plain HTTP though not on this machine.
@@ -107,6 +111,9 @@ impl Env {
                 "KILN_CACHE_UPLOAD" => env.cache_upload = Some(text().unwrap_or_default()),
                 "KILN_CACHE_SIGNING_KEY" => {
                     env.signing_key = Some(Secret(value.clone().into_encoded_bytes()))
+                }
+                "KILN_IMAGE_SIGNING_KEY" => {
+                    env.image_signing_key = Some(Secret(value.clone().into_encoded_bytes()))
                 }
                 "KILN_SCCACHE" => env.sccache = Some(text().unwrap_or_default()),
                 "KILN_INSECURE_REGISTRIES" => {

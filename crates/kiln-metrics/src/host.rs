@@ -218,36 +218,30 @@ pub struct Darwin;
 
 #[cfg(target_os = "macos")]
 impl Darwin {
-    fn task_info(pid: u32) -> Option<libc::proc_taskinfo> {
-        // SAFETY: proc_pidinfo writes at most `size` bytes into the struct.
-        let mut info: libc::proc_taskinfo = unsafe { std::mem::zeroed() };
-        let size = std::mem::size_of::<libc::proc_taskinfo>() as libc::c_int;
+    /// `proc_pidinfo(pid, flavor)` into a `T`, when the call fills all of it.
+    fn pidinfo<T>(pid: u32, flavor: libc::c_int) -> Option<T> {
+        // SAFETY: a zeroed T is valid for these plain C structs, and proc_pidinfo
+        // writes at most `size` bytes into it.
+        let mut info: T = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<T>() as libc::c_int;
         let n = unsafe {
             libc::proc_pidinfo(
                 pid as libc::c_int,
-                libc::PROC_PIDTASKINFO,
+                flavor,
                 0,
-                (&mut info as *mut libc::proc_taskinfo).cast(),
+                (&mut info as *mut T).cast(),
                 size,
             )
         };
         (n == size).then_some(info)
     }
 
+    fn task_info(pid: u32) -> Option<libc::proc_taskinfo> {
+        Self::pidinfo(pid, libc::PROC_PIDTASKINFO)
+    }
+
     fn parent(pid: u32) -> Option<u32> {
-        // SAFETY: as above.
-        let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
-        let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
-        let n = unsafe {
-            libc::proc_pidinfo(
-                pid as libc::c_int,
-                libc::PROC_PIDTBSDINFO,
-                0,
-                (&mut info as *mut libc::proc_bsdinfo).cast(),
-                size,
-            )
-        };
-        (n == size).then_some(info.pbi_ppid)
+        Self::pidinfo::<libc::proc_bsdinfo>(pid, libc::PROC_PIDTBSDINFO).map(|i| i.pbi_ppid)
     }
 }
 

@@ -39,7 +39,12 @@ fn main() {
 
 /// Builds OpenSSL for `target` into `prefix` unless it is already there. `root` holds
 /// the helper crate and its target dir; concurrent kiln processes wait for each other.
-pub fn provision_openssl(root: &Path, target: &Target, prefix: &Path) -> Result<bool> {
+pub fn provision_openssl(
+    root: &Path,
+    target: &Target,
+    prefix: &Path,
+    jobs: Option<u32>,
+) -> Result<bool> {
     let done =
         |p: &Path| p.join("lib/libcrypto.a").is_file() || p.join("lib64/libcrypto.a").is_file();
     if done(prefix) {
@@ -72,6 +77,7 @@ pub fn provision_openssl(root: &Path, target: &Target, prefix: &Path) -> Result<
             "--manifest-path",
         ])
         .arg(helper.join("Cargo.toml"))
+        .args(jobs.map(|j| format!("--jobs={j}")))
         .env("CARGO_TARGET_DIR", root.join("openssl-build"))
         .env("KILN_OPENSSL_PREFIX", &staging)
         .env_remove("CARGO_ENCODED_RUSTFLAGS")

@@ -26,6 +26,85 @@ pub mod media {
     pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
     /// Docker's gzip layer, written back as [`LAYER_GZIP`] (same bytes).
     pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+    /// The empty config of an artifact manifest (`{}`).
+    pub const EMPTY: &str = "application/vnd.oci.empty.v1+json";
+    /// An SPDX JSON document.
+    pub const SPDX: &str = "application/spdx+json";
+    /// An in-toto statement (SLSA provenance).
+    pub const IN_TOTO: &str = "application/vnd.in-toto+json";
+    /// cosign's signed payload.
+    pub const COSIGN_PAYLOAD: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+}
+
+/// A manifest attached to another (OCI 1.1 `subject`): an SBOM, a provenance
+/// statement. Its config is the empty descriptor; its blobs are `layers`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    /// `artifactType`: what it is (`application/spdx+json`).
+    pub artifact_type: String,
+    /// Each blob's media type, bytes and annotations (a file title).
+    pub layers: Vec<(String, Vec<u8>, std::collections::BTreeMap<String, String>)>,
+    /// The manifest's annotations.
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+impl Artifact {
+    /// The empty config blob every artifact manifest points at.
+    pub const EMPTY_CONFIG: &'static [u8] = b"{}";
+
+    /// The manifest referring to `subject`, canonical JSON, and its descriptor as an
+    /// index lists a referrer (with `artifactType` and annotations).
+    pub fn manifest(&self, subject: &Descriptor) -> (Vec<u8>, Value) {
+        let config = Descriptor::of(media::EMPTY, Self::EMPTY_CONFIG);
+        let layers: Vec<Value> = self
+            .layers
+            .iter()
+            .map(|(mt, bytes, ann)| {
+                let mut d = Descriptor::of(mt, bytes).to_json();
+                if !ann.is_empty() {
+                    d["annotations"] = json!(ann);
+                }
+                d
+            })
+            .collect();
+        let mut m = json!({
+            "schemaVersion": 2,
+            "mediaType": media::MANIFEST,
+            "artifactType": self.artifact_type,
+            "config": config.to_json(),
+            "layers": layers,
+            "subject": subject.to_json(),
+        });
+        if !self.annotations.is_empty() {
+            m["annotations"] = json!(self.annotations);
+        }
+        let bytes = canonical_json(&m).into_bytes();
+        let mut entry = Descriptor::of(media::MANIFEST, &bytes).to_json();
+        entry["artifactType"] = json!(self.artifact_type);
+        if !self.annotations.is_empty() {
+            entry["annotations"] = json!(self.annotations);
+        }
+        (bytes, entry)
+    }
+}
+
+/// The tag under which a registry without the referrers API lists `subject`'s
+/// referrers (the distribution spec's fallback): `sha256-<hex>`.
+pub fn referrers_tag(subject: &Descriptor) -> String {
+    format!("sha256-{}", subject.hex())
+}
+
+/// The referrers index `index` (an existing one, or none) with `entry` added once.
+pub fn with_referrer(index: Option<&[u8]>, entry: &Value) -> Vec<u8> {
+    let mut manifests: Vec<Value> = index
+        .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+        .and_then(|v| v["manifests"].as_array().cloned())
+        .unwrap_or_default();
+    if !manifests.iter().any(|m| m["digest"] == entry["digest"]) {
+        manifests.push(entry.clone());
+    }
+    canonical_json(&json!({"schemaVersion": 2, "mediaType": media::INDEX, "manifests": manifests}))
+        .into_bytes()
 }
 
 /// A content descriptor: what a manifest or index points at.
@@ -234,6 +313,27 @@ pub struct BaseImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_artifact_refers_to_its_subject_and_the_fallback_index_lists_it_once() {
+        let subject = Descriptor::of(media::MANIFEST, b"m");
+        let a = Artifact {
+            artifact_type: media::SPDX.into(),
+            layers: vec![(media::SPDX.into(), b"{}".to_vec(), Default::default())],
+            annotations: Default::default(),
+        };
+        let (bytes, entry) = a.manifest(&subject);
+        let m: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(m["subject"]["digest"], subject.digest);
+        assert_eq!(m["config"]["mediaType"], media::EMPTY);
+        assert_eq!(entry["artifactType"], media::SPDX);
+        assert_eq!(referrers_tag(&subject), format!("sha256-{}", subject.hex()));
+        let once = with_referrer(None, &entry);
+        let twice = with_referrer(Some(&once), &entry);
+        assert_eq!(once, twice);
+        let v: Value = serde_json::from_slice(&twice).unwrap();
+        assert_eq!(v["manifests"].as_array().unwrap().len(), 1);
+    }
 
     #[test]
     fn canonical_json_sorts_keys_at_every_level() {

@@ -9,10 +9,12 @@
 
 mod auth;
 mod client;
+mod cosign;
 mod reference;
 
 pub use auth::{lookup as lookup_credentials, Credentials, Purpose, Source};
 pub use client::Client;
+pub use cosign::{payload as cosign_payload, signature_tag, SigningKey, SIGNATURE_ANNOTATION};
 pub use reference::{is_loopback_host, is_valid_tag, Reference};
 
 use client::Body;
@@ -204,12 +206,63 @@ impl Client {
         Ok(())
     }
 
+    /// Pushes `artifact` as a referrer of `subject` and makes it findable: through
+    /// the referrers API where the registry has one, else by adding it to the
+    /// referrers tag (`sha256-<hex>`, an index of every referrer), the fallback the
+    /// distribution spec defines. Returns the artifact manifest's descriptor entry.
+    pub fn attach(
+        &self,
+        subject: &Descriptor,
+        artifact: &kiln_oci::Artifact,
+    ) -> Result<serde_json::Value> {
+        let blobs = std::iter::once((media::EMPTY, kiln_oci::Artifact::EMPTY_CONFIG)).chain(
+            artifact
+                .layers
+                .iter()
+                .map(|(mt, b, _)| (mt.as_str(), b.as_slice())),
+        );
+        for (mt, bytes) in blobs {
+            let d = Descriptor::of(mt, bytes);
+            if !self.blob_exists(&d.digest)? {
+                self.upload_blob_bytes(bytes, &d)?;
+            }
+        }
+        let (bytes, entry) = artifact.manifest(subject);
+        let digest = entry["digest"].as_str().unwrap_or_default().to_string();
+        self.put_manifest_bytes(&digest, media::MANIFEST, &bytes)?;
+        if !self.has_referrers_api(subject)? {
+            let tag = kiln_oci::referrers_tag(subject);
+            let current = self.manifest_bytes_as(&tag, media::INDEX)?;
+            let index = kiln_oci::with_referrer(current.as_deref(), &entry);
+            self.put_manifest_bytes(&tag, media::INDEX, &index)?;
+        }
+        Ok(entry)
+    }
+
+    /// Whether the registry answers the referrers API (`GET /v2/<name>/referrers/<digest>`).
+    pub fn has_referrers_api(&self, subject: &Descriptor) -> Result<bool> {
+        let a = self.send(
+            "GET",
+            &self.url(&format!("referrers/{}", subject.digest)),
+            &[("Accept", media::INDEX)],
+            &Body::Empty,
+        )?;
+        Ok(a.status == 200
+            && serde_json::from_slice::<serde_json::Value>(&a.body)
+                .is_ok_and(|v| v["manifests"].is_array()))
+    }
+
     /// The manifest at `reference`, or `None` when the registry has none there.
     pub fn manifest_bytes(&self, reference: &str) -> Result<Option<Vec<u8>>> {
+        self.manifest_bytes_as(reference, media::MANIFEST)
+    }
+
+    /// The manifest at `reference` of the media type `accept`, if any.
+    pub fn manifest_bytes_as(&self, reference: &str, accept: &str) -> Result<Option<Vec<u8>>> {
         let a = self.send(
             "GET",
             &self.url(&format!("manifests/{reference}")),
-            &[("Accept", media::MANIFEST)],
+            &[("Accept", accept)],
             &Body::Empty,
         )?;
         match a.status {

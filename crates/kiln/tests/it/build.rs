@@ -137,7 +137,14 @@ fn checksums_json_snapshot() {
         .lines()
         .map(|l| match l.split_once(": ") {
             Some((k, _))
-                if ["\"sha256\"", "\"size\"", "\"rustc\"", "\"commit\""].contains(&k.trim()) =>
+                if [
+                    "\"sha256\"",
+                    "\"size\"",
+                    "\"rustc\"",
+                    "\"commit\"",
+                    "\"key\"",
+                ]
+                .contains(&k.trim()) =>
             {
                 format!("{k}: [redacted]")
             }

@@ -325,15 +325,20 @@ fn the_install_step_installs_the_release_and_checks_its_checksum() {
     let github_path = tmp.path().join("github-path");
     std::fs::write(&github_path, "").unwrap();
 
+    // The step as a runner runs it, against the assets at `url`, installing into `dir`.
+    let at = |url: &Path, dir: &Path, extra: &[(&str, &Path)]| {
+        let mut env = vec![
+            ("KILN_INSTALL_URL", url),
+            ("KILN_INSTALL_DIR", dir),
+            ("HOME", tmp.path()),
+        ];
+        env.extend_from_slice(extra);
+        install(script, &env, version)
+    };
+
     // The right checksum: installed, on the job's PATH, the version asked for.
     let bin = tmp.path().join("bin");
-    let env = [
-        ("KILN_INSTALL_URL", url.as_path()),
-        ("KILN_INSTALL_DIR", bin.as_path()),
-        ("GITHUB_PATH", github_path.as_path()),
-        ("HOME", tmp.path()),
-    ];
-    install(script, &env, version).success();
+    at(&url, &bin, &[("GITHUB_PATH", github_path.as_path())]).success();
     let installed = Command::new(bin.join("kiln"))
         .arg("--version")
         .output()
@@ -348,15 +353,7 @@ fn the_install_step_installs_the_release_and_checks_its_checksum() {
     );
     // Already there: nothing is fetched (the URL is gone).
     let gone = PathBuf::from("file:///nonexistent/kiln-assets");
-    let again = install(
-        script,
-        &[
-            ("KILN_INSTALL_URL", gone.as_path()),
-            ("KILN_INSTALL_DIR", bin.as_path()),
-            ("HOME", tmp.path()),
-        ],
-        version,
-    );
+    let again = at(&gone, &bin, &[]);
     again.success();
     assert!(
         again.stdout.contains("already installed"),
@@ -371,15 +368,7 @@ fn the_install_step_installs_the_release_and_checks_its_checksum() {
     )
     .unwrap();
     let bad_bin = tmp.path().join("bad-bin");
-    let bad = install(
-        script,
-        &[
-            ("KILN_INSTALL_URL", url.as_path()),
-            ("KILN_INSTALL_DIR", bad_bin.as_path()),
-            ("HOME", tmp.path()),
-        ],
-        version,
-    );
+    let bad = at(&url, &bad_bin, &[]);
     assert_ne!(bad.code, 0);
     assert!(bad.stderr.contains("does not match"), "{}", bad.stderr);
     assert!(
@@ -387,15 +376,7 @@ fn the_install_step_installs_the_release_and_checks_its_checksum() {
         "a binary that doesn't match was installed"
     );
     std::fs::remove_file(assets.join(format!("kiln-{}.sha256", host_triple()))).unwrap();
-    let unchecked = install(
-        script,
-        &[
-            ("KILN_INSTALL_URL", url.as_path()),
-            ("KILN_INSTALL_DIR", bad_bin.as_path()),
-            ("HOME", tmp.path()),
-        ],
-        version,
-    );
+    let unchecked = at(&url, &bad_bin, &[]);
     assert_ne!(unchecked.code, 0);
     assert!(
         unchecked.stderr.contains("unchecked"),
@@ -431,16 +412,7 @@ fn the_install_step_installs_the_release_and_checks_its_checksum() {
         std::env::var("PATH").unwrap()
     ));
     let built_bin = tmp.path().join("built-bin");
-    let built = install(
-        script,
-        &[
-            ("KILN_INSTALL_URL", url.as_path()),
-            ("KILN_INSTALL_DIR", built_bin.as_path()),
-            ("HOME", tmp.path()),
-            ("PATH", path.as_path()),
-        ],
-        version,
-    );
+    let built = at(&url, &built_bin, &[("PATH", path.as_path())]);
     built.success();
     assert!(
         built.stderr.contains("building it with cargo"),

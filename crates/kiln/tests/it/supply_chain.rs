@@ -198,3 +198,296 @@ fn has_section(bin: &Path, name: &str) -> bool {
     )
     .contains(name)
 }
+
+/// A plain HTTP GET against the local registry (curl), with `accept`.
+fn get(url: &str, accept: &str) -> Vec<u8> {
+    let out = Command::new("curl")
+        .args(["-fsS", "-H", &format!("Accept: {accept}"), url])
+        .output()
+        .expect("curl is needed by the tests (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "GET {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// After `kiln image --push --sign-key`, each platform manifest's referrers (the
+/// `sha256-<hex>` tag index: the registry here has no referrers API) hold its SBOMs
+/// and an in-toto SLSA provenance statement; the index carries a cosign signature
+/// that `openssl` verifies over the payload; skopeo and podman still pull it; and a
+/// second push attaches byte-identical documents.
+#[test]
+fn a_pushed_image_carries_its_sboms_provenance_and_a_signature() {
+    let reg = common::Registry::start(None);
+    let ws = TempWorkspace::built_chronik();
+    let key = ws.path("key.pem");
+    let public = ws.path("pub.pem");
+    tool(
+        "openssl",
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            key.to_str().unwrap(),
+        ],
+        ws.root(),
+    );
+    tool(
+        "openssl",
+        &[
+            "pkey",
+            "-in",
+            key.to_str().unwrap(),
+            "-pubout",
+            "-out",
+            public.to_str().unwrap(),
+        ],
+        ws.root(),
+    );
+    let push = |tag: &str| {
+        let mut cmd = common::kiln_command(ws.root());
+        cmd.args([
+            "image",
+            "--push",
+            &format!("{}/chronik/signed:{tag}", reg.host()),
+            "--insecure",
+            "--sign-key",
+        ])
+        .arg(&key)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .env("DOCKER_CONFIG", ws.path(".no-docker-config"));
+        let run = common::Run::from(cmd.output().unwrap());
+        run.success();
+        run
+    };
+    let run = push("v1");
+    assert!(
+        run.stderr.contains("Attached") && run.stderr.contains("Signed"),
+        "{}",
+        run.stderr
+    );
+    let base = format!("http://{}/v2/chronik/signed", reg.host());
+    let index_bytes = get(&format!("{base}/manifests/v1"), INDEX);
+    let index_digest = format!("sha256:{}", sha256_hex(&index_bytes));
+    let index: Value = serde_json::from_slice(&index_bytes).unwrap();
+    let checksums: Value = serde_json::from_str(&ws.read("artifacts/checksums.json")).unwrap();
+    let mut attached = Vec::new();
+    for m in index["manifests"].as_array().unwrap() {
+        let digest = m["digest"].as_str().unwrap();
+        let arch = m["platform"]["architecture"].as_str().unwrap();
+        let tag = digest.replacen(':', "-", 1);
+        let referrers: Value =
+            serde_json::from_slice(&get(&format!("{base}/manifests/{tag}"), INDEX)).unwrap();
+        let mut types = Vec::new();
+        for r in referrers["manifests"].as_array().unwrap() {
+            let manifest: Value = serde_json::from_slice(&get(
+                &format!("{base}/manifests/{}", r["digest"].as_str().unwrap()),
+                MANIFEST,
+            ))
+            .unwrap();
+            assert_eq!(
+                manifest["subject"]["digest"], digest,
+                "refers to its platform manifest"
+            );
+            let kind = manifest["artifactType"].as_str().unwrap().to_string();
+            assert_eq!(r["artifactType"], kind.as_str());
+            attached.push(r["digest"].as_str().unwrap().to_string());
+            for layer in manifest["layers"].as_array().unwrap() {
+                let blob = get(
+                    &format!("{base}/blobs/{}", layer["digest"].as_str().unwrap()),
+                    "*/*",
+                );
+                if kind == "application/spdx+json" {
+                    let file = ws.path("attached.spdx.json");
+                    std::fs::write(&file, &blob).unwrap();
+                    let out = Command::new("pyspdxtools")
+                        .arg("-i")
+                        .arg(&file)
+                        .output()
+                        .unwrap();
+                    assert!(
+                        out.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                } else {
+                    let s: Value = serde_json::from_slice(&blob).unwrap();
+                    assert_eq!(s["_type"], "https://in-toto.io/Statement/v1");
+                    assert_eq!(s["predicateType"], "https://slsa.dev/provenance/v1");
+                    assert_eq!(
+                        s["subject"][0]["digest"]["sha256"],
+                        digest.trim_start_matches("sha256:")
+                    );
+                    let text = serde_json::to_string(&s).unwrap();
+                    for a in checksums["artifacts"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter(|a| a["arch"] == arch)
+                    {
+                        assert!(
+                            text.contains(a["sha256"].as_str().unwrap()),
+                            "a binary's digest"
+                        );
+                        assert!(text.contains(a["key"].as_str().unwrap()), "a binary's key");
+                    }
+                    assert!(!text.contains(ws.root().to_str().unwrap()), "a local path");
+                }
+            }
+            types.push(kind);
+        }
+        types.sort();
+        assert_eq!(
+            types,
+            ["application/spdx+json", "application/vnd.in-toto+json"]
+        );
+    }
+
+    // The cosign signature of the index, checked with openssl over its payload.
+    let sig_manifest: Value = serde_json::from_slice(&get(
+        &format!(
+            "{base}/manifests/{}.sig",
+            index_digest.replacen(':', "-", 1)
+        ),
+        MANIFEST,
+    ))
+    .unwrap();
+    let layer = &sig_manifest["layers"][0];
+    assert_eq!(
+        layer["mediaType"],
+        "application/vnd.dev.cosign.simplesigning.v1+json"
+    );
+    let payload = get(
+        &format!("{base}/blobs/{}", layer["digest"].as_str().unwrap()),
+        "*/*",
+    );
+    let p: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(
+        p["critical"]["image"]["docker-manifest-digest"],
+        index_digest.as_str()
+    );
+    let signature = layer["annotations"]["dev.cosignproject.cosign/signature"]
+        .as_str()
+        .unwrap();
+    std::fs::write(ws.path("payload.json"), &payload).unwrap();
+    std::fs::write(ws.path("sig.b64"), signature).unwrap();
+    tool(
+        "openssl",
+        &["base64", "-d", "-A", "-in", "sig.b64", "-out", "sig.bin"],
+        ws.root(),
+    );
+    let verified = tool(
+        "openssl",
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            "pub.pem",
+            "-signature",
+            "sig.bin",
+            "payload.json",
+        ],
+        ws.root(),
+    );
+    assert!(verified.contains("Verified OK"), "{verified}");
+
+    // Still an ordinary image to skopeo and podman.
+    let out = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{}/chronik/signed:v1", reg.host()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tool(
+        "podman",
+        &[
+            "pull",
+            "-q",
+            "--tls-verify=false",
+            "--platform",
+            "linux/amd64",
+            &format!("docker://{}/chronik/signed:v1", reg.host()),
+        ],
+        Path::new("/"),
+    );
+
+    // Reproducible: a second push attaches the same documents (same digests).
+    push("v2");
+    for m in index["manifests"].as_array().unwrap() {
+        let tag = m["digest"].as_str().unwrap().replacen(':', "-", 1);
+        let referrers: Value =
+            serde_json::from_slice(&get(&format!("{base}/manifests/{tag}"), INDEX)).unwrap();
+        assert_eq!(
+            referrers["manifests"].as_array().unwrap().len(),
+            2,
+            "no new referrers"
+        );
+        for r in referrers["manifests"].as_array().unwrap() {
+            assert!(attached.contains(&r["digest"].as_str().unwrap().to_string()));
+        }
+    }
+}
+
+/// A signing key that isn't one stops the push before anything is uploaded.
+#[test]
+fn a_bad_signing_key_pushes_nothing() {
+    let reg = common::Registry::start(None);
+    let ws = TempWorkspace::built_chronik();
+    ws.write(
+        "bad.pem",
+        "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n",
+    );
+    let reference = format!("{}/chronik/bad:v1", reg.host());
+    let run = ws.kiln(&[
+        "image",
+        "--push",
+        &reference,
+        "--insecure",
+        "--sign-key",
+        "bad.pem",
+    ]);
+    run.failure(2, "not an ECDSA P-256 key");
+    assert!(!run.stderr.contains("bm90IGEga2V5"));
+    let tags = Command::new("curl")
+        .args([
+            "-s",
+            &format!("http://{}/v2/chronik/bad/tags/list", reg.host()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&tags.stdout).contains("v1"),
+        "pushed anyway"
+    );
+}
