@@ -244,10 +244,10 @@ fn host_triple() -> &'static str {
     }
 }
 
-/// Runs an install script with `env`, as a runner's bash would.
-fn install(script: &str, env: &[(&str, &Path)], version: &str) -> Run {
-    let mut cmd = Command::new("bash");
-    cmd.args([
+/// `script` under bash as a runner runs a step: no profile, `-e`, `pipefail`.
+fn runner_bash(script: &str) -> Command {
+    let mut bash = Command::new("bash");
+    bash.args([
         "--noprofile",
         "--norc",
         "-e",
@@ -255,8 +255,14 @@ fn install(script: &str, env: &[(&str, &Path)], version: &str) -> Run {
         "pipefail",
         "-c",
         script,
-    ])
-    .env("KILN_VERSION", version);
+    ]);
+    bash
+}
+
+/// Runs an install script with `env`, as a runner's bash would.
+fn install(script: &str, env: &[(&str, &Path)], version: &str) -> Run {
+    let mut cmd = runner_bash(script);
+    cmd.env("KILN_VERSION", version);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -508,21 +514,12 @@ fn run_job(
         if name.starts_with("Install kiln") || name.starts_with("kiln image") {
             continue;
         }
-        let mut bash = Command::new("bash");
-        bash.args([
-            "--noprofile",
-            "--norc",
-            "-e",
-            "-o",
-            "pipefail",
-            "-c",
-            script,
-        ])
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env("KILN_SCCACHE", "off")
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("RUSTFLAGS");
+        let mut bash = runner_bash(script);
+        bash.current_dir(dir)
+            .env("NO_COLOR", "1")
+            .env("KILN_SCCACHE", "off")
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS");
         for (k, v) in env {
             bash.env(k, v);
         }

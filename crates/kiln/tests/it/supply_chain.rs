@@ -92,17 +92,7 @@ fn binaries_carry_their_dependency_list_and_sboms_validate() {
     // The real validators.
     for (path, _) in &bins {
         let spdx = ws.path(&format!("artifacts/{path}.spdx.json"));
-        let out = Command::new("pyspdxtools")
-            .arg("-i")
-            .arg(&spdx)
-            .output()
-            .expect("pyspdxtools is needed by the tests (.ci/run installs spdx-tools with pip)");
-        assert!(
-            out.status.success(),
-            "{path}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        spdx_valid(&spdx);
     }
     let cdx: Vec<PathBuf> = bins
         .iter()
@@ -141,6 +131,22 @@ fn binaries_carry_their_dependency_list_and_sboms_validate() {
     for (p, text) in before {
         assert_eq!(ws.read(&format!("artifacts/{p}")), text, "{p} changed");
     }
+}
+
+/// `pyspdxtools -i`: the SPDX tools' own validation of an SPDX file.
+fn spdx_valid(file: &Path) {
+    let out = Command::new("pyspdxtools")
+        .arg("-i")
+        .arg(file)
+        .output()
+        .expect("pyspdxtools is needed by the tests (.ci/run installs spdx-tools with pip)");
+    assert!(
+        out.status.success(),
+        "{}: {}{}",
+        file.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Validates CycloneDX files against the 1.5 schema; the error names the problem.
@@ -324,16 +330,7 @@ fn a_pushed_image_carries_its_sboms_provenance_and_a_signature() {
                 if kind == "application/spdx+json" {
                     let file = ws.path("attached.spdx.json");
                     std::fs::write(&file, &blob).unwrap();
-                    let out = Command::new("pyspdxtools")
-                        .arg("-i")
-                        .arg(&file)
-                        .output()
-                        .unwrap();
-                    assert!(
-                        out.status.success(),
-                        "{}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
+                    spdx_valid(&file);
                 } else {
                     let s: Value = serde_json::from_slice(&blob).unwrap();
                     assert_eq!(s["_type"], "https://in-toto.io/Statement/v1");
