@@ -21,7 +21,8 @@ unpack() {
     git -C "$1" add -A
     git -C "$1" -c user.email=b@b -c user.name=b commit -qm workload
 }
-# `wall cpu peak_kib` of a command (GNU time), failing the bench when it fails.
+# `wall cpu peak_kib` of a command (GNU time), failing the bench when it fails:
+# callers assign it (`m=$(measure ...)`) so set -e sees the failure.
 measure() {
     local out
     out=$(mktemp)
@@ -38,7 +39,8 @@ unpack "$work/ws"
 "$kiln" -q setup --manifest-path "$work/ws/Cargo.toml"
 
 # kiln, cold: empty cache, new target dir; OpenSSL provisioning included.
-read -r k_wall k_cpu k_peak < <(measure "$kiln" build --manifest-path "$work/ws/Cargo.toml" -p "$pkg")
+m=$(measure "$kiln" build --manifest-path "$work/ws/Cargo.toml" -p "$pkg")
+read -r k_wall k_cpu k_peak <<<"$m"
 "$kiln" report --manifest-path "$work/ws/Cargo.toml" 2>&1 || true
 # KILN_BENCH_KEEP=DIR keeps the cold build's metrics for a closer look.
 [ -n "${KILN_BENCH_KEEP:-}" ] && mkdir -p "$KILN_BENCH_KEEP" && cp "$work/ws/target/kiln/metrics/last.json" "$KILN_BENCH_KEEP/kiln-cold.json"
@@ -55,8 +57,9 @@ unpack "$work/plain"
 c_wall=0; c_cpu=0; c_peak=0
 for t in "${triples[@]}"; do
     # shellcheck disable=SC2046
-    read -r w c p < <(measure env $(env_for "$t") CARGO_PROFILE_RELEASE_STRIP=symbols \
+    m=$(measure env $(env_for "$t") CARGO_PROFILE_RELEASE_STRIP=symbols \
         cargo zigbuild --manifest-path "$work/plain/Cargo.toml" --release -p "$pkg" --bin "$pkg" --target "$t")
+    read -r w c p <<<"$m"
     c_wall=$(echo "$c_wall + $w" | bc); c_cpu=$(echo "$c_cpu + $c" | bc)
     [ "$p" -gt "$c_peak" ] && c_peak=$p
 done
@@ -72,18 +75,21 @@ leaf_name=${LEAF:-$(cd "$work/ws" && cargo metadata --format-version 1 --no-deps
 leaf=$(cd "$work/ws" && git ls-files "crates/$leaf_name/src/lib.rs" | head -1)
 echo "one-line edit in $leaf_name"
 echo "// edited" >>"$work/ws/$leaf"; echo "// edited" >>"$work/plain/$leaf"
-read -r ke_wall _ _ < <(measure "$kiln" build --manifest-path "$work/ws/Cargo.toml" -p "$pkg")
+m=$(measure "$kiln" build --manifest-path "$work/ws/Cargo.toml" -p "$pkg")
+read -r ke_wall _ _ <<<"$m"
 ce_wall=0
 for t in "${triples[@]}"; do
     # shellcheck disable=SC2046
-    read -r w _ _ < <(measure env $(env_for "$t") CARGO_PROFILE_RELEASE_STRIP=symbols \
+    m=$(measure env $(env_for "$t") CARGO_PROFILE_RELEASE_STRIP=symbols \
         cargo zigbuild --manifest-path "$work/plain/Cargo.toml" --release -p "$pkg" --bin "$pkg" --target "$t")
+    read -r w _ _ <<<"$m"
     ce_wall=$(echo "$ce_wall + $w" | bc)
 done
 
 # A fresh clone elsewhere restores from kiln's cache.
 git clone -q "$work/ws" "$work/clone"
-read -r r_wall _ _ < <(measure env CARGO_TARGET_DIR="$work/clone-target" "$kiln" build --manifest-path "$work/clone/Cargo.toml" -p "$pkg")
+m=$(measure env CARGO_TARGET_DIR="$work/clone-target" "$kiln" build --manifest-path "$work/clone/Cargo.toml" -p "$pkg")
+read -r r_wall _ _ <<<"$m"
 
 printf '%-34s %10s %10s %12s\n' "" "wall s" "CPU s" "peak MiB"
 printf '%-34s %10s %10s %12s\n' "kiln cold (both arches)" "$k_wall" "$k_cpu" "$((k_peak / 1024))"

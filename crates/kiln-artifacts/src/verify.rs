@@ -50,8 +50,9 @@ impl Store {
                 problem("missing".into());
                 continue;
             };
-            let (actual, _) =
-                kiln_fs::sha256_file(&path).map_err(|e| Error::io("read", &path, e))?;
+            // Read once: hashed here, searched for the audit section below.
+            let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+            let actual = kiln_fs::sha256_hex(&bytes);
             if actual != a.sha256 || meta.len() != a.size {
                 problem(format!(
                     "sha256 {actual} ({} bytes) does not match recorded {} ({} bytes)",
@@ -88,10 +89,7 @@ impl Store {
                 }
             }
             if a.auditable {
-                let root = std::fs::read(&path)
-                    .ok()
-                    .and_then(|b| kiln_sbom::read_audit(&b))
-                    .and_then(|j| kiln_sbom::audit_root(&j));
+                let root = kiln_sbom::read_audit(&bytes).and_then(|j| kiln_sbom::audit_root(&j));
                 if root.as_deref() != Some(a.package.as_str()) {
                     problem(
                         "its dependency list (.dep-v0) is missing or names another package".into(),

@@ -242,7 +242,7 @@ pub fn analyze(
             observer.warn(&format!("{why}; it was removed and will be rebuilt"));
         }
         let sboms: Vec<&str> = if unit.graph.is_some() {
-            sbom_format_names(&formats)
+            formats.iter().map(|f| f.format_name()).collect()
         } else {
             Vec::new()
         };
@@ -312,8 +312,7 @@ fn zig_version_memo(cache: Option<&LocalCache>) -> Option<String> {
 }
 
 /// Whether the store holds exactly the binary `sha256` at `rel`, by its record and
-/// by its content.
-/// And with the SBOMs `sboms` asks for (by format), unchanged on disk.
+/// by its content, with the SBOMs `sboms` asks for (by format) unchanged on disk.
 fn in_store(
     store: &Store,
     stored: &kiln_schema::Checksums,
@@ -334,17 +333,6 @@ fn in_store(
             kiln_fs::sha256_file(&store.root().join(&s.path)).is_ok_and(|(h, _)| h == s.sha256)
         })
         && kiln_fs::sha256_file(&store.root().join(rel)).is_ok_and(|(s, _)| s == sha256)
-}
-
-/// The `format` names of the SBOMs written for `formats`, in their order.
-pub(crate) fn sbom_format_names(formats: &[kiln_config::SbomFormat]) -> Vec<&'static str> {
-    formats
-        .iter()
-        .map(|f| match f {
-            kiln_config::SbomFormat::Spdx => "spdx-2.3",
-            kiln_config::SbomFormat::Cyclonedx => "cyclonedx-1.5",
-        })
-        .collect()
 }
 
 /// Decides a unit's fate from its cache lookup: fresh when the store already holds

@@ -517,6 +517,28 @@ impl Monitor {
     }
 }
 
+impl Monitor {
+    /// Records a native library provisioned for this build (restored or built).
+    fn provisioned(
+        &self,
+        n: &crate::plan::NativeLib,
+        since: Instant,
+        restored: bool,
+        beside_cargo: bool,
+    ) {
+        self.provisioning
+            .lock()
+            .expect("provisioning")
+            .push(kiln_metrics::ProvisionMetrics {
+                library: n.provision.library.clone(),
+                target: n.target.triple.clone(),
+                wall_secs: since.elapsed().as_secs_f64(),
+                restored,
+                beside_cargo,
+            });
+    }
+}
+
 /// CPU of everything the build ran so far: waited-for children, and kiln's sccache
 /// server (alive, with the compilers it ran and waited for).
 fn build_cpu_secs(monitor: &Monitor) -> f64 {
@@ -603,15 +625,7 @@ fn restore_natives<'p>(
                 compiler.get_or_insert_with(|| kiln_toolchain::zig_version().unwrap_or_default());
             let want = native_wanted(n, compiler);
             if cache.is_some_and(|c| restore_native(c, remote, &want, n, observer)) {
-                monitor.provisioning.lock().expect("provisioning").push(
-                    kiln_metrics::ProvisionMetrics {
-                        library: n.provision.library.clone(),
-                        target: n.target.triple.clone(),
-                        wall_secs: t0.elapsed().as_secs_f64(),
-                        restored: true,
-                        beside_cargo: false,
-                    },
-                );
+                monitor.provisioned(n, t0, true, false);
             } else {
                 pending.push(n);
             }
@@ -656,17 +670,7 @@ fn provision(
                 observer,
             );
         }
-        monitor
-            .provisioning
-            .lock()
-            .expect("provisioning")
-            .push(kiln_metrics::ProvisionMetrics {
-                library: n.provision.library.clone(),
-                target: n.target.triple.clone(),
-                wall_secs: t0.elapsed().as_secs_f64(),
-                restored: false,
-                beside_cargo,
-            });
+        monitor.provisioned(n, t0, false, beside_cargo);
     }
     Ok(())
 }
@@ -978,11 +982,9 @@ impl About {
     }
 
     fn documents(&self, g: &kiln_sbom::Graph, sha256: &str) -> Vec<kiln_artifacts::Document> {
-        let names = crate::analysis::sbom_format_names(&self.formats);
         self.formats
             .iter()
-            .zip(names)
-            .map(|(f, name)| {
+            .map(|f| {
                 let text = match f {
                     kiln_config::SbomFormat::Spdx => {
                         kiln_sbom::spdx(g, sha256, &self.created, env!("CARGO_PKG_VERSION"))
@@ -993,7 +995,7 @@ impl About {
                 };
                 kiln_artifacts::Document {
                     suffix: f.suffix().into(),
-                    format: name.into(),
+                    format: f.format_name().into(),
                     bytes: text.into_bytes(),
                 }
             })
@@ -1057,13 +1059,7 @@ fn kiln_wrapper_env(plan: &Plan) -> Vec<(String, String)> {
     if wraps {
         return Vec::new();
     }
-    // Without the drops variable: a step's own (in its invocation) stays in force.
-    let none = kiln_toolchain::wrapper::Drops::new();
-    kiln_toolchain::wrapper::wrapper_env(&none, plan.sccache.as_deref())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(k, _)| k != kiln_toolchain::wrapper::DROP_VAR)
-        .collect()
+    kiln_toolchain::wrapper::base_env(plan.sccache.as_deref()).unwrap_or_default()
 }
 
 /// How a cargo invocation failed.

@@ -106,14 +106,7 @@ fn source(id: Option<&str>) -> Source {
         return Source::Local;
     };
     let (kind, url) = id.split_once('+').unwrap_or(("", id));
-    let url = url.split(['?', '#']).next().unwrap_or_default();
-    let url = match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-            format!("{scheme}://{host}")
-        }
-        None => url.to_string(),
-    };
+    let url = kiln_workspace::without_credentials(url.split(['?', '#']).next().unwrap_or_default());
     match kind {
         "registry" | "sparse"
             if url == "https://github.com/rust-lang/crates.io-index"

@@ -135,6 +135,14 @@ impl Choice for SbomFormat {
 }
 
 impl SbomFormat {
+    /// Its name and version as `checksums.json` records it.
+    pub fn format_name(self) -> &'static str {
+        match self {
+            SbomFormat::Spdx => "spdx-2.3",
+            SbomFormat::Cyclonedx => "cyclonedx-1.5",
+        }
+    }
+
     /// The file name suffix after the binary's name.
     pub fn suffix(self) -> &'static str {
         match self {

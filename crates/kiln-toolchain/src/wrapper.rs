@@ -104,14 +104,21 @@ pub type Drops = BTreeMap<String, Vec<Vec<String>>>;
 /// `drops`, chaining to `next` (sccache) when given. `None` when kiln can't name its
 /// own executable.
 pub fn wrapper_env(drops: &Drops, next: Option<&std::path::Path>) -> Option<Vec<(String, String)>> {
+    let mut env = base_env(next)?;
+    env.push((
+        DROP_VAR.to_string(),
+        serde_json::to_string(drops).expect("drops serialize"),
+    ));
+    Some(env)
+}
+
+/// kiln as the wrapper without any flag drops of its own: what the native gate and
+/// the audit objects add on top of an invocation, whose own drops (if any) stay.
+pub fn base_env(next: Option<&std::path::Path>) -> Option<Vec<(String, String)>> {
     let exe = std::env::current_exe().ok()?;
     let mut env = vec![
         ("RUSTC_WRAPPER".to_string(), exe.display().to_string()),
         (WRAP_VAR.to_string(), "1".to_string()),
-        (
-            DROP_VAR.to_string(),
-            serde_json::to_string(drops).expect("drops serialize"),
-        ),
     ];
     if let Some(n) = next {
         env.push((NEXT_VAR.to_string(), n.display().to_string()));

@@ -43,3 +43,43 @@ pub fn source_date_epoch(root: &Path) -> u64 {
         .and_then(|t| t.parse().ok())
         .unwrap_or(0)
 }
+
+/// A repository URL without the user or token it may carry
+/// (`https://user:token@host/o/r` is `https://host/o/r`), for anything kiln shares.
+pub fn without_credentials(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            if path.is_empty() && !rest.contains('/') {
+                format!("{scheme}://{host}")
+            } else {
+                format!("{scheme}://{host}/{path}")
+            }
+        }
+        // scp-like `git@host:o/r`.
+        None => url.split_once('@').map_or(url, |(_, h)| h).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_dropped_from_urls() {
+        assert_eq!(
+            without_credentials("https://u:t0ken@github.com/o/r.git"),
+            "https://github.com/o/r.git"
+        );
+        assert_eq!(
+            without_credentials("https://github.com/o/r"),
+            "https://github.com/o/r"
+        );
+        assert_eq!(without_credentials("https://u@host"), "https://host");
+        assert_eq!(
+            without_credentials("git@github.com:o/r.git"),
+            "github.com:o/r.git"
+        );
+    }
+}

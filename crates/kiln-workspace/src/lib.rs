@@ -4,7 +4,7 @@
 mod git;
 mod lock;
 
-pub use git::{git, git_bytes, git_line, source_date_epoch};
+pub use git::{git, git_bytes, git_line, source_date_epoch, without_credentials};
 pub use lock::{lock_entries, parse_lock, LockEntry};
 
 use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, PackageId};

@@ -393,7 +393,7 @@ fn provenance(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let origin = kiln_workspace::git_line(&ws.root, &["remote", "get-url", "origin"])
-        .map(|u| strip_credentials(&u));
+        .map(|u| kiln_workspace::without_credentials(&u));
     let commit = records.iter().find_map(|r| r.git.commit.clone());
     let mut resolved = Vec::new();
     if let (Some(uri), Some(rev)) = (&origin, &commit) {
@@ -440,17 +440,6 @@ fn provenance(
             },
         },
     })
-}
-
-/// A git remote URL without user or token.
-fn strip_credentials(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-            format!("{scheme}://{host}")
-        }
-        None => url.rsplit_once('@').map_or(url, |(_, h)| h).to_string(),
-    }
 }
 
 /// `oci:DIR` or `oci-archive:FILE`; the default is the layout under `target/kiln/image`.
