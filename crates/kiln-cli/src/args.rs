@@ -152,8 +152,8 @@ pub(crate) struct ImageArgs {
     /// Sign the pushed image with this PKCS#8 PEM ECDSA P-256 key, as cosign does (also KILN_IMAGE_SIGNING_KEY)
     #[arg(long, value_name = "FILE", requires = "push")]
     pub(crate) sign_key: Option<PathBuf>,
-    /// Don't attach the SBOMs and the provenance statement to the pushed manifests
-    #[arg(long, requires = "push")]
+    /// Leave the SBOMs and the provenance statement out of the image (and its referrers)
+    #[arg(long)]
     pub(crate) no_attach: bool,
     /// The artifact store to read (default: the configured artifact dir)
     #[arg(long, value_name = "DIR")]

@@ -7,8 +7,8 @@ use kiln_config::ImageConfig;
 use kiln_diagnostics::{Error, IoContext, Result};
 use kiln_fs::rfc3339;
 use kiln_oci::{
-    canonical_json, media, BaseImage, BasePlatform, BlobDir, Built, Layer, LayerRole,
-    PlatformManifest,
+    canonical_json, media, Artifact, Attachment, BaseImage, BasePlatform, BlobDir, Built,
+    Descriptor, Layer, LayerRole, PlatformManifest,
 };
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -230,13 +230,19 @@ pub struct PlatformImage {
     pub binaries: Vec<(String, PathBuf)>,
 }
 
-/// Writes every blob of the image into `blobs` and returns the index.
+/// What is attached to one platform's manifest (its SBOMs, its provenance).
+pub type Attach<'a> = &'a dyn Fn(&PlatformImage, &Descriptor) -> Result<Vec<Artifact>>;
+
+/// Writes every blob of the image into `blobs` and returns the index. `attach`
+/// gives each platform manifest its attachments, which the index lists after the
+/// platforms.
 pub fn assemble(
     spec: &ImageSpec,
     platforms: &[PlatformImage],
     base: Option<&BaseImage>,
     blobs: &BlobDir,
     cache: Option<&LayerCache>,
+    attach: Attach,
 ) -> Result<Built> {
     let own_base = write_layer(
         &spec.base_entries(),
@@ -247,6 +253,7 @@ pub fn assemble(
     )?;
     let mut manifests = Vec::new();
     let mut index_entries = Vec::new();
+    let (mut attachments, mut attached_entries) = (Vec::new(), Vec::new());
     for p in platforms {
         let entries: Vec<Entry> = p
             .binaries
@@ -314,6 +321,21 @@ pub fn assemble(
         let mut entry = manifest_desc.to_json();
         entry["platform"] = json!({"architecture": p.arch, "os": "linux"});
         index_entries.push(entry);
+        for artifact in attach(p, &manifest_desc)? {
+            for (mt, bytes) in artifact.blobs() {
+                blobs.put(mt, bytes)?;
+            }
+            let (bytes, mut entry) = artifact.manifest(&manifest_desc);
+            let manifest = blobs.put(media::MANIFEST, &bytes)?;
+            entry["platform"] = kiln_oci::not_a_platform();
+            attached_entries.push(entry);
+            attachments.push(Attachment {
+                arch: p.arch.clone(),
+                subject: manifest_desc.clone(),
+                artifact,
+                manifest,
+            });
+        }
         manifests.push(PlatformManifest {
             arch: p.arch.clone(),
             manifest: manifest_desc,
@@ -328,6 +350,7 @@ pub fn assemble(
             b.digest.clone(),
         );
     }
+    index_entries.extend(attached_entries);
     let index = json!({
         "schemaVersion": 2,
         "mediaType": media::INDEX,
@@ -335,7 +358,11 @@ pub fn assemble(
         "annotations": annotations,
     });
     let index = blobs.put_json(media::INDEX, &index)?;
-    Ok(Built { index, manifests })
+    Ok(Built {
+        index,
+        manifests,
+        attachments,
+    })
 }
 
 /// The image config of one platform, on top of the base's when there is one.
@@ -432,7 +459,7 @@ pub fn write_layout(blobs: &BlobDir, built: &Built, name: &str, tag: &str) -> Re
 }
 
 /// Writes the layout at `blobs`' root as a tar (what `podman load` / `docker load`
-/// take), holding only the blobs `built` uses.
+/// take), holding only the blobs `built` uses, attachments included.
 pub fn write_archive(blobs: &BlobDir, built: &Built, dest: &Path, epoch: u64) -> Result<()> {
     let root = blobs.root();
     let mut digests: Vec<&str> = vec![&built.index.digest];
@@ -447,6 +474,20 @@ pub fn write_archive(blobs: &BlobDir, built: &Built, dest: &Path, epoch: u64) ->
         digests.push(&c.digest);
         digests.extend(layers.iter().map(|l| l.descriptor.digest.as_str()));
     }
+    let attached: Vec<String> = built
+        .attachments
+        .iter()
+        .flat_map(|a| {
+            let blobs = a
+                .artifact
+                .blobs()
+                .map(|(mt, b)| Descriptor::of(mt, b).digest);
+            blobs.chain([a.manifest.digest.clone()])
+        })
+        .collect();
+    digests.extend(attached.iter().map(String::as_str));
+    let mut seen = std::collections::BTreeSet::new();
+    digests.retain(|d| seen.insert(*d));
     let mut entries = vec![
         Entry::file("oci-layout", 0o644, Content::File(root.join("oci-layout"))),
         Entry::file("index.json", 0o644, Content::File(root.join("index.json"))),
@@ -515,7 +556,7 @@ mod tests {
             arch: "amd64".into(),
             binaries: vec![("srv".into(), bin)],
         }];
-        let built = assemble(&s, &platforms, None, &blobs, None).unwrap();
+        let built = assemble(&s, &platforms, None, &blobs, None, &|_, _| Ok(vec![])).unwrap();
         let PlatformManifest {
             manifest,
             config,

@@ -16,12 +16,12 @@ mod tar;
 
 pub use dockerfile::{dockerfile, DockerBase, DockerFiles, DIR};
 pub use image::{
-    assemble, write_archive, write_layout, ImageSpec, PlatformImage, Provenance, User,
+    assemble, write_archive, write_layout, Attach, ImageSpec, PlatformImage, Provenance, User,
 };
 pub use kiln_fs::rfc3339;
 pub use kiln_oci::{
-    canonical_json, media, BaseImage, BasePlatform, BlobDir, Built, Descriptor, Layer, LayerRole,
-    PlatformManifest,
+    canonical_json, media, Artifact, Attachment, BaseImage, BasePlatform, BlobDir, Built,
+    Descriptor, Layer, LayerRole, PlatformManifest,
 };
 pub use layer::{write_layer, LayerCache};
 pub use tar::{Content, Entry};

@@ -52,6 +52,16 @@ impl Artifact {
     /// The empty config blob every artifact manifest points at.
     pub const EMPTY_CONFIG: &'static [u8] = b"{}";
 
+    /// Every blob the manifest points at, `(media type, bytes)`: the empty config,
+    /// then the layers.
+    pub fn blobs(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        std::iter::once((media::EMPTY, Self::EMPTY_CONFIG)).chain(
+            self.layers
+                .iter()
+                .map(|(mt, bytes, _)| (mt.as_str(), bytes.as_slice())),
+        )
+    }
+
     /// The manifest referring to `subject`, canonical JSON, and its descriptor as an
     /// index lists a referrer (with `artifactType` and annotations).
     pub fn manifest(&self, subject: &Descriptor) -> (Vec<u8>, Value) {
@@ -278,6 +288,28 @@ pub struct PlatformManifest {
     pub layers: Vec<Layer>,
 }
 
+/// An artifact (SBOM, provenance) attached to one platform manifest of a built
+/// image: its manifest has that platform manifest as `subject`, and the image index
+/// lists it too, so a layout or archive carries it wherever the image goes.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    /// OCI architecture of the platform it describes.
+    pub arch: String,
+    /// The platform manifest it refers to.
+    pub subject: Descriptor,
+    /// What it holds.
+    pub artifact: Artifact,
+    /// Its manifest in the blob directory.
+    pub manifest: Descriptor,
+}
+
+/// The platform an image index gives an entry that is not an image, so that
+/// runtimes choosing a platform pass over it (the convention `docker buildx` uses
+/// for its attestations).
+pub fn not_a_platform() -> Value {
+    json!({"architecture": "unknown", "os": "unknown"})
+}
+
 /// An image whose blobs are in a [`BlobDir`]: what the builder writes and the
 /// registry client pushes.
 #[derive(Debug, Clone)]
@@ -286,6 +318,8 @@ pub struct Built {
     pub index: Descriptor,
     /// Per platform.
     pub manifests: Vec<PlatformManifest>,
+    /// The artifacts attached to the platform manifests, in the index after them.
+    pub attachments: Vec<Attachment>,
 }
 
 /// One platform of a base image.

@@ -35,7 +35,8 @@ pub struct PushReport {
 }
 
 impl Client {
-    /// Pushes `built` (its blobs in `blobs`) and tags the index with `tags`.
+    /// Pushes `built` (its blobs in `blobs`) and tags the index with `tags`; its
+    /// attachments are also made findable as referrers of their platform manifests.
     pub fn push(
         &self,
         blobs: &BlobDir,
@@ -73,6 +74,10 @@ impl Client {
         }
         for m in &built.manifests {
             self.put_manifest(blobs, &m.manifest, &m.manifest.digest)?;
+        }
+        // The index lists the attachments, so they go up before it is tagged.
+        for a in &built.attachments {
+            self.attach(&a.subject, &a.artifact)?;
         }
         for tag in tags {
             self.put_manifest(blobs, &built.index, tag)?;
@@ -215,13 +220,7 @@ impl Client {
         subject: &Descriptor,
         artifact: &kiln_oci::Artifact,
     ) -> Result<serde_json::Value> {
-        let blobs = std::iter::once((media::EMPTY, kiln_oci::Artifact::EMPTY_CONFIG)).chain(
-            artifact
-                .layers
-                .iter()
-                .map(|(mt, b, _)| (mt.as_str(), b.as_slice())),
-        );
-        for (mt, bytes) in blobs {
+        for (mt, bytes) in artifact.blobs() {
             let d = Descriptor::of(mt, bytes);
             if !self.blob_exists(&d.digest)? {
                 self.upload_blob_bytes(bytes, &d)?;

@@ -178,8 +178,20 @@ pub(crate) fn image(cli: &Cli, args: &ImageArgs, r: &Reporter) -> Result<ExitCod
                 short(store.root())
             ),
         );
-        let built =
-            kiln_image::assemble(&spec, &images, base.as_ref(), &blobs, layer_cache.as_ref())?;
+        let attach = |img: &PlatformImage, subject: &kiln_oci::Descriptor| {
+            if args.no_attach {
+                return Ok(Vec::new());
+            }
+            attachments(&ws, &checksums, img, &spec.name, subject)
+        };
+        let built = kiln_image::assemble(
+            &spec,
+            &images,
+            base.as_ref(),
+            &blobs,
+            layer_cache.as_ref(),
+            &attach,
+        )?;
         kiln_image::write_layout(&blobs, &built, &spec.name, "latest")?;
         Ok::<_, Error>(built)
     })();
@@ -214,6 +226,15 @@ pub(crate) fn image(cli: &Cli, args: &ImageArgs, r: &Reporter) -> Result<ExitCod
         r.info(
             "Manifest",
             &format!("linux/{} {}", m.arch, m.manifest.digest),
+        );
+    }
+    for a in &built.attachments {
+        r.info(
+            "Attached",
+            &format!(
+                "{} to linux/{} {}",
+                a.artifact.artifact_type, a.arch, a.manifest.digest
+            ),
         );
     }
     let mut outputs = vec![format!("oci:{}", short(&layout))];
@@ -261,22 +282,14 @@ pub(crate) fn image(cli: &Cli, args: &ImageArgs, r: &Reporter) -> Result<ExitCod
                 report.digest
             ),
         );
-        if !args.no_attach {
-            let repo = format!("{}/{}", client.registry(), client.repository());
-            for (m, img) in built.manifests.iter().zip(&images) {
-                for artifact in attachments(&ws, &checksums, img, &repo, &m.manifest)? {
-                    let what = artifact.artifact_type.clone();
-                    let entry = client.attach(&m.manifest, &artifact)?;
-                    r.status(
-                        "Attached",
-                        &format!(
-                            "{what} to linux/{} {}",
-                            m.arch,
-                            entry["digest"].as_str().unwrap_or_default()
-                        ),
-                    );
-                }
-            }
+        if !built.attachments.is_empty() {
+            r.status(
+                "Referred",
+                &format!(
+                    "{} attachments to their platform manifests",
+                    built.attachments.len()
+                ),
+            );
         }
         if let Some(key) = key {
             let tag = client.sign(&built.index, &key)?;
@@ -316,14 +329,15 @@ fn signing_key(args: &ImageArgs) -> Result<Option<kiln_registry::SigningKey>> {
     kiln_registry::SigningKey::from_pem(&pem).map(Some)
 }
 
-/// What is attached to a platform manifest `subject` of `repo`: the SBOMs of its
-/// binaries (one artifact, a layer per SPDX file) and an in-toto statement with SLSA
-/// v1 provenance. Deterministic: the same build attaches the same bytes.
+/// What is attached to a platform manifest `subject` of the image `name`: the SBOMs
+/// of its binaries (one artifact, a layer per SPDX file) and an in-toto statement
+/// with SLSA v1 provenance. Deterministic: the same build attaches the same bytes,
+/// wherever the image is written or pushed.
 fn attachments(
     ws: &Workspace,
     checksums: &kiln_schema::Checksums,
     img: &PlatformImage,
-    repo: &str,
+    name: &str,
     subject: &kiln_oci::Descriptor,
 ) -> Result<Vec<kiln_oci::Artifact>> {
     use std::collections::BTreeMap;
@@ -361,7 +375,7 @@ fn attachments(
             annotations: BTreeMap::new(),
         });
     }
-    let statement = provenance(ws, &records, repo, subject);
+    let statement = provenance(ws, &records, name, subject);
     out.push(kiln_oci::Artifact {
         artifact_type: kiln_oci::media::IN_TOTO.into(),
         layers: vec![(
@@ -377,14 +391,14 @@ fn attachments(
     Ok(out)
 }
 
-/// An in-toto statement (v1) of SLSA provenance (v1) for the image manifest
-/// `subject`: who built it (kiln and its version), from what (the repository and
+/// An in-toto statement (v1) of SLSA provenance (v1) for the manifest `subject` of
+/// the image `name`: who built it (kiln and its version), from what (the repository and
 /// revision, the workspace), how (`kiln build` and the targets), and each binary's
 /// cache key and digest. No local paths, no credentials, no clock.
 fn provenance(
     ws: &Workspace,
     records: &[&kiln_schema::ArtifactRecord],
-    repo: &str,
+    name: &str,
     subject: &kiln_oci::Descriptor,
 ) -> serde_json::Value {
     let workspace = ws
@@ -416,7 +430,7 @@ fn provenance(
     let targets: Vec<&str> = records.iter().map(|r| r.target.as_str()).collect();
     serde_json::json!({
         "_type": "https://in-toto.io/Statement/v1",
-        "subject": [{"name": repo, "digest": {"sha256": subject.hex()}}],
+        "subject": [{"name": name, "digest": {"sha256": subject.hex()}}],
         "predicateType": "https://slsa.dev/provenance/v1",
         "predicate": {
             "buildDefinition": {

@@ -261,6 +261,24 @@ pub fn copy_tree(from: &Path, to: &Path, skip: &[&str]) {
     }
 }
 
+/// An image index's platform images (not the SBOMs and provenance it also lists).
+pub fn images(index: &serde_json::Value) -> impl Iterator<Item = &serde_json::Value> {
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["artifactType"].is_null())
+}
+
+/// An image index's attachments: the entries that describe rather than run.
+pub fn attachments(index: &serde_json::Value) -> impl Iterator<Item = &serde_json::Value> {
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| !m["artifactType"].is_null())
+}
+
 /// Every file under `dir` with its content, for before/after comparisons.
 pub fn snapshot_dir(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();

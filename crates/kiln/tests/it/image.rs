@@ -155,10 +155,7 @@ fn read_layout(layout: &Path) -> (Value, Vec<(String, Value, Value)>) {
     let top: Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
     let index = blob(top["manifests"][0]["digest"].as_str().unwrap());
-    let platforms = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let platforms = common::images(&index)
         .map(|m| {
             let manifest = blob(m["digest"].as_str().unwrap());
             let config = blob(manifest["config"]["digest"].as_str().unwrap());
@@ -231,10 +228,7 @@ fn the_arm64_binary_in_the_image_runs_under_qemu() {
     assert_eq!(event["platforms"].as_array().unwrap().len(), 2);
     let layout = ws.path("target/kiln/image");
     let (index, platforms) = read_layout(&layout);
-    let arches: Vec<&str> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let arches: Vec<&str> = common::images(&index)
         .map(|m| m["platform"]["architecture"].as_str().unwrap())
         .collect();
     assert_eq!(arches, ["amd64", "arm64"]);
@@ -343,10 +337,7 @@ fn push_to_a_registry_then_pull_and_run_and_a_second_push_uploads_nothing() {
         index["mediaType"],
         "application/vnd.oci.image.index.v1+json"
     );
-    let mut platforms: Vec<String> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let mut platforms: Vec<String> = common::images(&index)
         .map(|m| {
             format!(
                 "{}/{}",

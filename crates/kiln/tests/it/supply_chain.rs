@@ -302,7 +302,7 @@ fn a_pushed_image_carries_its_sboms_provenance_and_a_signature() {
     let index: Value = serde_json::from_slice(&index_bytes).unwrap();
     let checksums: Value = serde_json::from_str(&ws.read("artifacts/checksums.json")).unwrap();
     let mut attached = Vec::new();
-    for m in index["manifests"].as_array().unwrap() {
+    for m in common::images(&index) {
         let digest = m["digest"].as_str().unwrap();
         let arch = m["platform"]["architecture"].as_str().unwrap();
         let tag = digest.replacen(':', "-", 1);
@@ -363,6 +363,14 @@ fn a_pushed_image_carries_its_sboms_provenance_and_a_signature() {
             ["application/spdx+json", "application/vnd.in-toto+json"]
         );
     }
+    // The index lists the same attachments the referrers do.
+    let mut listed: Vec<String> = common::attachments(&index)
+        .map(|a| a["digest"].as_str().unwrap().to_string())
+        .collect();
+    listed.sort();
+    let mut referred = attached.clone();
+    referred.sort();
+    assert_eq!(listed, referred, "the index lists what the referrers hold");
 
     // The cosign signature of the index, checked with openssl over its payload.
     let sig_manifest: Value = serde_json::from_slice(&get(
@@ -441,7 +449,7 @@ fn a_pushed_image_carries_its_sboms_provenance_and_a_signature() {
 
     // Reproducible: a second push attaches the same documents (same digests).
     push("v2");
-    for m in index["manifests"].as_array().unwrap() {
+    for m in common::images(&index) {
         let tag = m["digest"].as_str().unwrap().replacen(':', "-", 1);
         let referrers: Value =
             serde_json::from_slice(&get(&format!("{base}/manifests/{tag}"), INDEX)).unwrap();
@@ -454,6 +462,116 @@ fn a_pushed_image_carries_its_sboms_provenance_and_a_signature() {
             assert!(attached.contains(&r["digest"].as_str().unwrap().to_string()));
         }
     }
+}
+
+/// The blob of `digest` in the layout at `layout`.
+fn layout_blob(layout: &Path, digest: &str) -> Value {
+    let p = layout
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// Without a registry, the SBOMs and the provenance travel in the image itself: the
+/// index of the layout and of the archive lists them (platform `unknown/unknown`,
+/// `subject` the platform manifest), every blob is there, `podman load` still loads
+/// the archive and `skopeo` copies the layout; `--no-attach` leaves them out.
+#[test]
+fn layouts_and_archives_carry_the_attachments_and_still_load() {
+    let ws = TempWorkspace::built_chronik();
+    let archive = ws.path("chronik.tar");
+    let run = ws.kiln(&[
+        "image",
+        "--output",
+        &format!("oci-archive:{}", archive.display()),
+    ]);
+    run.success();
+    assert!(run.stderr.contains("Attached"), "{}", run.stderr);
+    let layout = ws.path("target/kiln/image");
+    let top: Value = serde_json::from_str(&ws.read("target/kiln/image/index.json")).unwrap();
+    assert_eq!(top["manifests"].as_array().unwrap().len(), 1, "one image");
+    let index = layout_blob(&layout, top["manifests"][0]["digest"].as_str().unwrap());
+    let platforms: Vec<&str> = common::images(&index)
+        .map(|m| m["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(platforms.len(), 2);
+    let mut kinds = Vec::new();
+    let mut blobs = vec![top["manifests"][0]["digest"].as_str().unwrap().to_string()];
+    for a in common::attachments(&index) {
+        assert_eq!(a["platform"]["os"], "unknown", "{a}");
+        let digest = a["digest"].as_str().unwrap();
+        let manifest = layout_blob(&layout, digest);
+        let subject = manifest["subject"]["digest"].as_str().unwrap();
+        assert!(
+            platforms.contains(&subject),
+            "refers to a platform: {manifest}"
+        );
+        assert_eq!(manifest["artifactType"], a["artifactType"]);
+        blobs.push(digest.to_string());
+        for l in manifest["layers"].as_array().unwrap() {
+            let d = l["digest"].as_str().unwrap();
+            assert!(layout.join("blobs/sha256").join(&d[7..]).is_file());
+            blobs.push(d.to_string());
+        }
+        kinds.push((
+            subject.to_string(),
+            a["artifactType"].as_str().unwrap().to_string(),
+        ));
+    }
+    kinds.sort();
+    assert_eq!(
+        kinds.len(),
+        4,
+        "an SBOM and a provenance per platform: {kinds:?}"
+    );
+    for p in &platforms {
+        let of: Vec<&str> = kinds
+            .iter()
+            .filter(|(s, _)| s == p)
+            .map(|(_, k)| k.as_str())
+            .collect();
+        assert_eq!(
+            of,
+            ["application/spdx+json", "application/vnd.in-toto+json"]
+        );
+    }
+    // The archive holds each of those blobs once.
+    let listing = tool("tar", &["-tf", archive.to_str().unwrap()], ws.root());
+    let names: Vec<&str> = listing.lines().collect();
+    for d in &blobs {
+        let name = format!("blobs/sha256/{}", &d[7..]);
+        assert_eq!(
+            names.iter().filter(|n| **n == name).count(),
+            1,
+            "{name} in the archive"
+        );
+    }
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "no blob twice");
+
+    tool(
+        "podman",
+        &["load", "-q", "-i", archive.to_str().unwrap()],
+        ws.root(),
+    );
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "--all",
+            &format!("oci:{}:latest", layout.display()),
+            &format!("dir:{}", ws.path("copied").display()),
+        ],
+        ws.root(),
+    );
+
+    ws.kiln(&["image", "--no-attach"]).success();
+    let top: Value = serde_json::from_str(&ws.read("target/kiln/image/index.json")).unwrap();
+    let index = layout_blob(&layout, top["manifests"][0]["digest"].as_str().unwrap());
+    assert_eq!(common::attachments(&index).count(), 0);
+    assert_eq!(common::images(&index).count(), 2);
 }
 
 /// A signing key that isn't one stops the push before anything is uploaded.
