@@ -74,6 +74,9 @@ pub struct Analysis {
     ctx: KeyContext,
     /// Whether binaries carry their dependency list (a key input then).
     auditable: bool,
+    /// The allocator setting and zig's version (which compiles mimalloc).
+    allocator: Option<kiln_config::AllocatorConfig>,
+    zig: Option<String>,
     rustc_line: String,
     git: GitInfo,
 }
@@ -118,8 +121,110 @@ impl Analysis {
         if self.auditable {
             add_audit_input(&mut inputs, unit.graph.as_ref());
         }
+        add_allocator_input(
+            &mut inputs,
+            &self.allocator,
+            &unit.bin,
+            &unit.target,
+            self.zig.as_deref(),
+        );
         inputs
     }
+}
+
+/// The allocator kiln links into a musl binary is part of it: mimalloc's identity
+/// and the zig that compiles it are key inputs (nothing for the system allocator, so
+/// keys of workspaces without the setting don't change).
+fn add_allocator_input(
+    inputs: &mut Inputs,
+    allocator: &Option<kiln_config::AllocatorConfig>,
+    bin: &str,
+    target: &Target,
+    zig: Option<&str>,
+) {
+    if mimalloc_for(allocator, bin, target) {
+        inputs.add(
+            kiln_fingerprint::InputId::KilnEnv {
+                name: "allocator".into(),
+            },
+            kiln_fingerprint::InputValue::Text {
+                value: format!(
+                    "{}, zig {}",
+                    kiln_native::mimalloc_identity(),
+                    zig.unwrap_or(kiln_toolchain::ZIG_VERSION)
+                ),
+            },
+        );
+    }
+}
+
+/// Whether `bin` links mimalloc on `target` (musl only: glibc's malloc is fine).
+pub(crate) fn mimalloc_for(
+    allocator: &Option<kiln_config::AllocatorConfig>,
+    bin: &str,
+    target: &Target,
+) -> bool {
+    target.is_musl()
+        && allocator
+            .as_ref()
+            .is_some_and(|a| a.of(bin) == kiln_config::Allocator::Mimalloc)
+}
+
+/// Whether any unit of the plan links mimalloc.
+pub(crate) fn wants_mimalloc(ws: &Workspace, plan: &Plan) -> bool {
+    plan.steps.iter().any(|s| {
+        s.targets.iter().any(|t| {
+            s.bins
+                .iter()
+                .any(|b| mimalloc_for(&ws.config.allocator, b, t))
+        })
+    })
+}
+
+/// Crates that install a global allocator of their own: a binary with one of them in
+/// its graph doesn't run on musl's `malloc` (for Rust's allocations).
+const ALLOCATOR_CRATES: &[&str] = &[
+    "mimalloc",
+    "tikv-jemallocator",
+    "jemallocator",
+    "snmalloc-rs",
+    "rpmalloc",
+    "tcmalloc",
+    "tcmalloc-better",
+    "scudo",
+    "auto-allocator",
+];
+
+/// The note for binaries that will run on musl's `malloc`: once per binary, however
+/// many musl targets it has.
+fn musl_malloc_note(ws: &Workspace, plan: &Plan, ctx: &KeyContext) -> Option<String> {
+    let mut bins = Vec::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        for bin in &step.bins {
+            let on_musl_malloc = step.targets.iter().any(|t| {
+                t.is_musl()
+                    && !mimalloc_for(&ws.config.allocator, bin, t)
+                    && !ctx
+                        .graph(i, &t.triple)
+                        .nodes
+                        .iter()
+                        .any(|n| ALLOCATOR_CRATES.contains(&n.name.as_str()))
+            });
+            if on_musl_malloc && !bins.contains(bin) {
+                bins.push(bin.clone());
+            }
+        }
+    }
+    if bins.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = bins.iter().map(|b| format!("`{b}`")).collect();
+    Some(format!(
+        "{} will use musl's malloc, which is slow under multi-threaded allocation (see docs/allocator.md); \
+         for no code change set `allocator = \"mimalloc\"` in [workspace.metadata.kiln], \
+         or add a global allocator crate (mimalloc, tikv-jemallocator), or build glibc targets (`amd64-gnu`, `arm64-gnu`)",
+        names.join(", ")
+    ))
 }
 
 /// The dependency list linked into a binary is part of it: its digest is a key input.
@@ -146,7 +251,8 @@ pub fn analyze(
     let uses_zig = plan
         .steps
         .iter()
-        .any(|s| s.invocation.backend == Backend::Zig);
+        .any(|s| s.invocation.backend == Backend::Zig)
+        || wants_mimalloc(ws, plan);
     // Probes and `cargo tree` are independent process spawns: run them side by side.
     let (sources, rustc, git, zig) = std::thread::scope(|s| {
         let git = s.spawn(|| crate::git_info(&ws.root));
@@ -171,10 +277,25 @@ pub fn analyze(
     let zig = zig.or_else(|| uses_zig.then(|| kiln_toolchain::ZIG_VERSION.to_string()));
     let rustc = rustc?;
     let rustc_line = rustc.lines().next().unwrap_or_default().to_string();
-    let ctx = KeyContext::new(sources?, Toolchain { rustc, zig });
+    let ctx = KeyContext::new(
+        sources?,
+        Toolchain {
+            rustc,
+            zig: zig.clone(),
+        },
+    );
     let remote = remote.filter(|r| r.alive());
     if let (Some(r), Some(c)) = (remote, cache) {
         r.fetch_learned(&ctx.learned_ids(), c);
+    }
+    if ws.settings.rustc_wrapper && wants_mimalloc(ws, plan) {
+        return Err(kiln_diagnostics::Error::usage(
+            "`allocator = \"mimalloc\"` needs kiln as the rustc wrapper, and RUSTC_WRAPPER names another",
+        )
+        .hint("unset RUSTC_WRAPPER (kiln runs sccache itself when it is installed), or set `allocator = \"system\"`"));
+    }
+    if let Some(note) = musl_malloc_note(ws, plan, &ctx) {
+        observer.note(&note);
     }
     let auditable = links_audit_section(ws);
     let formats = sbom_formats(ws);
@@ -200,6 +321,13 @@ pub fn analyze(
                 if auditable {
                     add_audit_input(&mut inputs, graph.as_ref());
                 }
+                add_allocator_input(
+                    &mut inputs,
+                    &ws.config.allocator,
+                    bin,
+                    target,
+                    zig.as_deref(),
+                );
                 keyed.push((i, step, target, bin, inputs.key(), inputs));
                 graphs.push(graph);
             }
@@ -215,7 +343,7 @@ pub fn analyze(
                 key: key.clone(),
                 package: step.package.clone(),
                 binary: bin.to_string(),
-                target: target.triple.clone(),
+                target: target.build_target(),
             })
             .collect();
         if !missing.is_empty() {
@@ -257,6 +385,8 @@ pub fn analyze(
         units,
         ctx,
         auditable,
+        allocator: ws.config.allocator.clone(),
+        zig,
         rustc_line,
         git,
     })

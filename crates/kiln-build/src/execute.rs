@@ -6,7 +6,7 @@ use crate::plan::{Plan, Step};
 use cargo_metadata::Message;
 use kiln_artifacts::{NewArtifact, Store};
 use kiln_cache::{Entry, LocalCache};
-use kiln_diagnostics::{Error, Kind, Result};
+use kiln_diagnostics::{Error, IoContext, Kind, Result};
 use kiln_remote::{RemoteCache, RemoteStats};
 use kiln_schema::ArtifactRecord;
 use kiln_toolchain::{ensure_rust_targets, Backend, Target};
@@ -78,21 +78,22 @@ pub fn execute(
     let cold = remote.is_none_or(|r| !r.alive())
         && cache.is_none_or(|c| {
             all.iter().all(|w| {
-                c.latest(&plan.steps[w.step].package, &w.target.triple, w.bin)
+                c.latest(&plan.steps[w.step].package, &w.target.build_target(), w.bin)
                     .is_none()
             })
         });
     let mut cache = cache;
     let about = About::new(ws, plan);
     about.reset();
+    about.relink_changed_allocators(plan);
     let (analysis, built) = if cold {
         std::thread::scope(|s| {
             let lookup = cache;
             let about = &about;
             let analysis = s.spawn(move || {
                 let a = analyze(ws, plan, store, lookup, None, observer);
-                about.write_objects(a.as_ref().ok().map(|a| a.units.as_slice()), true);
-                a
+                let linked = about.write_objects(a.as_ref().ok().map(|a| a.units.as_slice()), true);
+                a.and_then(|a| linked.map(|_| a))
             });
             let built = build_units(
                 ws, plan, &all, &mut cache, remote, &monitor, observer, about,
@@ -101,7 +102,7 @@ pub fn execute(
         })
     } else {
         let analysis = analyze(ws, plan, store, cache, remote, observer);
-        about.write_objects(analysis.as_ref().ok().map(|a| a.units.as_slice()), false);
+        about.write_objects(analysis.as_ref().ok().map(|a| a.units.as_slice()), false)?;
         let analysis = analysis?;
         let wanted: Vec<Wanted<'_>> = analysis
             .units
@@ -875,7 +876,7 @@ fn cache_built(
         key: unit.key.clone(),
         package: unit.package.clone(),
         binary: unit.bin.clone(),
-        target: unit.target.triple.clone(),
+        target: unit.target.build_target(),
         version: step.version.clone(),
         sha256,
         size,
@@ -942,7 +943,7 @@ fn new_artifact(
             path: kiln_artifacts::artifact_path(&t.os, &t.arch, &unit.bin),
             os: t.os.clone(),
             arch: t.arch.clone(),
-            target: t.triple.clone(),
+            target: t.build_target(),
             package: step.package.clone(),
             binary: unit.bin.clone(),
             version: step.version.clone(),
@@ -960,25 +961,83 @@ fn new_artifact(
     })
 }
 
-/// What kiln writes about each binary besides the binary: the SBOMs (dated by the
-/// source's time, never the clock) and whether the audit section is linked in.
+/// What kiln writes about each binary besides the binary (the SBOMs, dated by the
+/// source's time, never the clock), and what it links in: the audit section, the
+/// allocator replacing musl's `malloc`.
 pub(crate) struct About {
     formats: Vec<kiln_config::SbomFormat>,
     created: String,
     auditable: bool,
-    /// Where the audit objects for the linker go (when the wrapper can add them).
-    audit_dir: Option<PathBuf>,
+    allocator: Option<kiln_config::AllocatorConfig>,
+    native_root: PathBuf,
+    /// Where the objects for the linker go (when the wrapper can add them).
+    link_dir: Option<PathBuf>,
 }
 
 impl About {
     pub(crate) fn new(ws: &Workspace, plan: &Plan) -> Self {
         let auditable = crate::analysis::links_audit_section(ws);
+        let allocator = ws.config.allocator.clone();
+        let links = auditable || crate::analysis::wants_mimalloc(ws, plan);
         Self {
             formats: crate::analysis::sbom_formats(ws),
             created: kiln_fs::rfc3339(kiln_workspace::source_date_epoch(&ws.root)),
             auditable,
-            audit_dir: auditable.then(|| plan.target_dir.join("kiln/audit")),
+            allocator,
+            native_root: plan.native_root.clone(),
+            link_dir: links.then(|| plan.target_dir.join("kiln/link")),
         }
+    }
+
+    /// Makes cargo link again each binary whose allocator changed since it was last
+    /// linked in this target dir: cargo doesn't see the object kiln adds, so it
+    /// would call the old binary fresh. Removing its output is what cargo notices.
+    /// Before cargo starts, in both the cold and the warm path.
+    fn relink_changed_allocators(&self, plan: &Plan) {
+        let stamps = plan.target_dir.join("kiln/allocator");
+        for step in &plan.steps {
+            for target in &step.targets {
+                for bin in &step.bins {
+                    let wanted = if self.mimalloc_for(bin, target) {
+                        kiln_native::mimalloc_identity()
+                    } else {
+                        "system".to_string()
+                    };
+                    let stamp = stamps.join(&target.triple).join(bin);
+                    let linked =
+                        std::fs::read_to_string(&stamp).unwrap_or_else(|_| "system".to_string());
+                    if linked == wanted {
+                        continue;
+                    }
+                    let out = plan
+                        .target_dir
+                        .join(&target.triple)
+                        .join(plan.selection.profile_dir());
+                    let _ = std::fs::remove_file(out.join(bin));
+                    let prefix = format!("{}-", bin.replace('-', "_"));
+                    for e in std::fs::read_dir(out.join("deps"))
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                    {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        if name.starts_with(&prefix) && !name.contains('.') {
+                            let _ = std::fs::remove_file(e.path());
+                        }
+                    }
+                    let _ = kiln_fs::write_atomic(&stamp, wanted.as_bytes());
+                }
+            }
+        }
+    }
+
+    fn mimalloc_for(&self, bin: &str, target: &Target) -> bool {
+        crate::analysis::mimalloc_for(&self.allocator, bin, target)
+    }
+
+    /// Whether `unit` links mimalloc in place of musl's `malloc`.
+    fn mimalloc(&self, unit: &UnitPlan) -> bool {
+        self.mimalloc_for(&unit.bin, &unit.target)
     }
 
     fn documents(&self, g: &kiln_sbom::Graph, sha256: &str) -> Vec<kiln_artifacts::Document> {
@@ -1002,19 +1061,21 @@ impl About {
             .collect()
     }
 
-    /// Clears the audit objects of an earlier build (the wrapper waits for `ready`).
+    /// Clears the link objects of an earlier build (the wrapper waits for `ready`).
     fn reset(&self) {
-        if let Some(dir) = &self.audit_dir {
+        if let Some(dir) = &self.link_dir {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
 
-    /// Writes the audit object of each unit to build where the wrapper finds it, then
-    /// `ready` (also when analysis failed: the wrapper must not wait forever; the build
-    /// fails anyway). Nothing when nothing is built: a restore leaves `target/` alone.
-    fn write_objects(&self, units: Option<&[UnitPlan]>, all: bool) {
-        let Some(dir) = &self.audit_dir else {
-            return;
+    /// Writes the link objects of each unit to build where the wrapper finds it (the
+    /// audit section; mimalloc, compiled once per target into the native cache), then
+    /// `ready` (also when analysis or mimalloc failed: the wrapper must not wait
+    /// forever; the build fails with that error). Nothing when nothing is built: a
+    /// restore leaves `target/` alone and needs no zig.
+    fn write_objects(&self, units: Option<&[UnitPlan]>, all: bool) -> Result<()> {
+        let Some(dir) = &self.link_dir else {
+            return Ok(());
         };
         let building: Vec<&UnitPlan> = units
             .into_iter()
@@ -1022,25 +1083,51 @@ impl About {
             .filter(|u| all || u.state == UnitState::Build)
             .collect();
         if units.is_some() && building.is_empty() {
-            return;
+            return Ok(());
         }
         let _ = std::fs::create_dir_all(dir);
-        for u in building {
-            if let Some(obj) = u.graph.as_ref().and_then(kiln_sbom::audit_object) {
-                let path = dir.join(&u.target.triple).join(format!("{}.o", u.bin));
-                let _ = kiln_fs::write_atomic(&path, &obj);
-            }
-        }
+        let written = self.link_objects(dir, &building);
         let _ = std::fs::write(dir.join("ready"), b"");
+        written
     }
 
-    /// cargo's environment for the audit objects: kiln as the rustc wrapper.
+    fn link_objects(&self, dir: &Path, building: &[&UnitPlan]) -> Result<()> {
+        let mut zig = None;
+        for u in building {
+            let at = dir.join(&u.target.triple);
+            if self.auditable {
+                if let Some(obj) = u.graph.as_ref().and_then(kiln_sbom::audit_object) {
+                    kiln_fs::write_atomic(&at.join(format!("{}.o", u.bin)), &obj)?;
+                }
+            }
+            if self.mimalloc(u) {
+                if zig.is_none() {
+                    zig = Some(kiln_toolchain::ZigProbe::locate().ok_or_else(|| {
+                        Error::environment("`allocator = \"mimalloc\"` needs zig to compile mimalloc, and zig is not installed")
+                            .hint("run `kiln setup`, or set `allocator = \"system\"`")
+                    })?);
+                }
+                let exe = &zig.as_ref().expect("located above").exe;
+                let (object, _) =
+                    kiln_native::provision_mimalloc(&self.native_root, &u.target, exe)?;
+                let dest = at.join(format!("{}.alloc.o", u.bin));
+                std::fs::create_dir_all(&at).io_context("create", &at)?;
+                let _ = std::fs::remove_file(&dest);
+                std::fs::hard_link(&object, &dest)
+                    .or_else(|_| std::fs::copy(&object, &dest).map(|_| ()))
+                    .io_context("copy into", &dest)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// cargo's environment for the link objects: kiln as the rustc wrapper.
     fn env(&self, plan: &Plan) -> Vec<(String, String)> {
-        let Some(dir) = &self.audit_dir else {
+        let Some(dir) = &self.link_dir else {
             return Vec::new();
         };
         let mut env = vec![(
-            kiln_toolchain::wrapper::AUDIT_VAR.to_string(),
+            kiln_toolchain::wrapper::LINK_OBJECTS_VAR.to_string(),
             dir.display().to_string(),
         )];
         env.extend(kiln_wrapper_env(plan));

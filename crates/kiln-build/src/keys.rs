@@ -245,7 +245,7 @@ impl KeyContext {
             InputValue::Unit {
                 package: step.package.clone(),
                 binary: bin.to_string(),
-                target: target.triple.clone(),
+                target: target.build_target(),
                 profile: self.src.profile.clone(),
             },
         );

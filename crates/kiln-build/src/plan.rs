@@ -86,7 +86,9 @@ impl Plan {
         // between them in one target dir, and a binary's cache key would depend on
         // which other packages were selected.
         let workspace_c_deps = ws.binaries_c_deps();
-        let backend = Backend::choose(sel.backend, !workspace_c_deps.is_empty());
+        // A glibc version pin needs zig's stubs, as the allocator kiln links needs zig.
+        let needs_zig = sel.targets.iter().any(|t| t.glibc.is_some());
+        let backend = Backend::choose(sel.backend, !workspace_c_deps.is_empty() || needs_zig);
         let rustflags: HashMap<String, Option<RustflagsFix>> = sel
             .targets
             .iter()
@@ -231,7 +233,7 @@ impl Plan {
             args.extend(["--bin".into(), b.clone()]);
         }
         for t in targets {
-            args.extend(["--target".into(), t.triple.clone()]);
+            args.extend(["--target".into(), t.build_target()]);
         }
         args.extend(sel.feature_args());
         args.extend(ws.settings.cargo_flags().iter().map(|f| f.to_string()));

@@ -160,11 +160,11 @@ fn resolve_targets(names: &[String]) -> Result<Vec<Target>> {
     let mut out: Vec<Target> = Vec::new();
     for t in targets {
         if let Some(other) = out.iter().find(|o| o.platform() == t.platform()) {
-            if other.triple != t.triple {
+            if other.build_target() != t.build_target() {
                 return Err(Error::usage(format!(
                     "targets `{}` and `{}` would both write to `{}`",
-                    other.triple,
-                    t.triple,
+                    other.build_target(),
+                    t.build_target(),
                     t.platform()
                 ))
                 .hint("build them in two runs with different `--out` directories"));

@@ -152,6 +152,72 @@ impl SbomFormat {
     }
 }
 
+/// The `malloc` a static musl binary runs with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Allocator {
+    /// The target libc's own (musl's mallocng: small, slow under threads).
+    #[default]
+    System,
+    /// mimalloc, linked in by kiln so that it replaces `malloc` and friends.
+    Mimalloc,
+}
+
+impl Choice for Allocator {
+    const CHOICES: &'static [(&'static str, Self)] =
+        &[("system", Self::System), ("mimalloc", Self::Mimalloc)];
+}
+
+/// `allocator = "mimalloc"` (every binary) or `allocator = { bin = "mimalloc" }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllocatorConfig {
+    /// One allocator for every binary.
+    All(Allocator),
+    /// Per binary name; the others keep the system allocator.
+    PerBinary(std::collections::BTreeMap<String, Allocator>),
+}
+
+impl<'de> Deserialize<'de> for AllocatorConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let names = || {
+            let n: Vec<String> = Allocator::CHOICES
+                .iter()
+                .map(|(n, _)| format!("\"{n}\""))
+                .collect();
+            n.join(" or ")
+        };
+        let one = |v: &toml::Value, what: &str| {
+            v.as_str()
+                .and_then(|s| Allocator::CHOICES.iter().find(|(n, _)| *n == s))
+                .map(|(_, a)| *a)
+                .ok_or_else(|| D::Error::custom(format!("{what} is {}", names())))
+        };
+        match toml::Value::deserialize(d)? {
+            v @ toml::Value::String(_) => Ok(AllocatorConfig::All(one(&v, "`allocator`")?)),
+            toml::Value::Table(t) => t
+                .iter()
+                .map(|(bin, v)| Ok((bin.clone(), one(v, &format!("the allocator of `{bin}`"))?)))
+                .collect::<Result<_, D::Error>>()
+                .map(AllocatorConfig::PerBinary),
+            _ => Err(D::Error::custom(format!(
+                "`allocator` is {} for every binary, or a table of binary names to those",
+                names()
+            ))),
+        }
+    }
+}
+
+impl AllocatorConfig {
+    /// The allocator of the binary `bin`.
+    pub fn of(&self, bin: &str) -> Allocator {
+        match self {
+            AllocatorConfig::All(a) => *a,
+            AllocatorConfig::PerBinary(m) => m.get(bin).copied().unwrap_or_default(),
+        }
+    }
+}
+
 /// sccache as `RUSTC_WRAPPER`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -14,7 +14,9 @@ mod env;
 mod settings;
 mod size;
 
-pub use choices::{BackendChoice, Choice, Matrix, SbomFormat, Sccache, Upload};
+pub use choices::{
+    Allocator, AllocatorConfig, BackendChoice, Choice, Matrix, SbomFormat, Sccache, Upload,
+};
 pub use env::{env, Env, Secret, VARIABLES};
 pub use settings::{Flags, Origin, Setting, Settings};
 pub use size::{parse_size, MemoryLimit, MIN_BUDGET};
@@ -52,6 +54,9 @@ pub struct Config {
     /// Link each binary's dependency list into it (cargo-auditable's `.dep-v0`
     /// section), for `cargo audit bin`, syft and trivy. Default: true.
     pub auditable: Option<bool>,
+    /// The `malloc` of static musl binaries: `"system"` (musl's, the default) or
+    /// `"mimalloc"`, for every binary or per binary (`{ server = "mimalloc" }`).
+    pub allocator: Option<AllocatorConfig>,
     /// The SBOMs written beside each binary: `spdx`, `cyclonedx`. Default: `["spdx"]`;
     /// `[]` writes none.
     pub sbom: Option<Vec<SbomFormat>>,
@@ -245,6 +250,27 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_allocator_is_one_for_all_or_per_binary_and_typos_name_the_choices() {
+        let c = Config::parse("[workspace.metadata.kiln]\nallocator = \"mimalloc\"\n").unwrap();
+        assert_eq!(c.allocator.unwrap().of("any"), Allocator::Mimalloc);
+        let c =
+            Config::parse("[workspace.metadata.kiln.allocator]\nserver = \"mimalloc\"\n").unwrap();
+        let a = c.allocator.unwrap();
+        assert_eq!(
+            (a.of("server"), a.of("cli")),
+            (Allocator::Mimalloc, Allocator::System)
+        );
+        let err =
+            Config::parse("[workspace.metadata.kiln]\nallocator = \"jemalloc\"\n").unwrap_err();
+        assert!(
+            err.to_string().contains("\"system\" or \"mimalloc\""),
+            "{err}"
+        );
+        let err = Config::parse("[workspace.metadata.kiln.allocator]\nserver = 1\n").unwrap_err();
+        assert!(err.to_string().contains("allocator of `server`"), "{err}");
+    }
 
     #[test]
     fn unconfigured_manifest_gives_defaults() {

@@ -6,12 +6,17 @@
 //! vendors it; for a static musl binary no such library exists on the build machine.
 //! kiln provisions the ones it knows how to build (OpenSSL, from the `openssl-src`
 //! sources, once per target, kept in the cache) and refuses the others with the two
-//! fixes a user has.
+//! fixes a user has. It also builds the allocator it links into musl binaries on
+//! request (mimalloc).
 
 mod archive;
+mod mimalloc;
 mod openssl;
 
 pub use archive::{pack, unpack};
+pub use mimalloc::{
+    mimalloc_identity, mimalloc_object, provision_mimalloc, MIMALLOC_SYS_VERSION, MIMALLOC_VERSION,
+};
 pub use openssl::{clean_build_dirs, provision_openssl, OPENSSL_SRC_VERSION};
 
 use kiln_diagnostics::{Error, Result};

@@ -21,6 +21,6 @@ pub use probe::{
     zig_version, Install, Prerequisite, Probe, ZIG_VERSION,
 };
 pub use rustup::{is_toolchain_file, pinned, toolchain_file, Pinned};
-pub use target::Target;
+pub use target::{Target, DEFAULT_GLIBC};
 pub use tools::{activate as activate_tools, install_python_tools, tools_venv};
 pub use zig::{file_stamp, ZigProbe};

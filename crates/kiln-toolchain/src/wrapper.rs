@@ -24,20 +24,23 @@ pub const GATE_VAR: &str = "KILN_NATIVE_GATE";
 /// The `-sys` packages (comma-separated) whose build scripts wait for the gate.
 pub const GATED_VAR: &str = "KILN_NATIVE_GATED";
 
-/// The directory of audit objects: `<dir>/<triple>/<bin>.o` is linked into that
-/// binary once `<dir>/ready` exists.
-pub const AUDIT_VAR: &str = "KILN_AUDIT_DIR";
+/// The directory of objects kiln links into binaries, once `<dir>/ready` exists:
+/// `<dir>/<triple>/<bin>.o` (the audit section) and `<dir>/<triple>/<bin>.alloc.o`
+/// (the allocator replacing the libc's `malloc`).
+pub const LINK_OBJECTS_VAR: &str = "KILN_LINK_OBJECTS";
 
-/// The audit object to link into the rustc run `args`, if it links binary `bin` (cargo
-/// sets `CARGO_BIN_NAME` then) for a target that has one under `dir`.
-fn audit_object(args: &[OsString], bin: &str, dir: &std::path::Path) -> Option<std::path::PathBuf> {
+/// The objects to link into the rustc run `args`, if it links binary `bin` (cargo
+/// sets `CARGO_BIN_NAME` then) for a target that has some under `dir`.
+fn link_objects(args: &[OsString], bin: &str, dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let is_bin = args
         .windows(2)
         .any(|w| w[0] == "--crate-type" && w[1] == "bin");
     if !is_bin || bin.is_empty() {
-        return None;
+        return Vec::new();
     }
-    let target = target_of(args)?;
+    let Some(target) = target_of(args) else {
+        return Vec::new();
+    };
     // Written right after kiln's analysis, long before cargo links anything; the
     // wait is bounded all the same.
     let ready = dir.join("ready");
@@ -47,8 +50,11 @@ fn audit_object(args: &[OsString], bin: &str, dir: &std::path::Path) -> Option<s
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let obj = dir.join(target).join(format!("{bin}.o"));
-    obj.is_file().then_some(obj)
+    [format!("{bin}.o"), format!("{bin}.alloc.o")]
+        .iter()
+        .map(|name| dir.join(&target).join(name))
+        .filter(|p| p.is_file())
+        .collect()
 }
 
 /// The `--target` of a rustc run.
@@ -172,9 +178,9 @@ pub fn run_if_wrapping() -> Option<std::process::ExitCode> {
         }
     }
     let mut filtered = filter_args(&args, &drops);
-    if let Some(dir) = std::env::var_os(AUDIT_VAR) {
+    if let Some(dir) = std::env::var_os(LINK_OBJECTS_VAR) {
         let bin = std::env::var("CARGO_BIN_NAME").unwrap_or_default();
-        if let Some(obj) = audit_object(&args, &bin, std::path::Path::new(&dir)) {
+        for obj in link_objects(&args, &bin, std::path::Path::new(&dir)) {
             let mut arg = OsString::from("link-arg=");
             arg.push(obj.as_os_str());
             filtered.extend([OsString::from("-C"), arg]);
@@ -208,11 +214,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_binary_gets_its_audit_object_and_nothing_else_does() {
+    fn a_binary_gets_its_link_objects_and_nothing_else_does() {
         let dir = tempfile::tempdir().unwrap();
         let t = "aarch64-unknown-linux-musl";
         std::fs::create_dir_all(dir.path().join(t)).unwrap();
         std::fs::write(dir.path().join(t).join("app.o"), b"obj").unwrap();
+        std::fs::write(dir.path().join(t).join("app.alloc.o"), b"obj").unwrap();
         std::fs::write(dir.path().join("ready"), b"").unwrap();
         let bin = os(&[
             "rustc",
@@ -233,12 +240,15 @@ mod tests {
             t,
         ]);
         assert_eq!(
-            audit_object(&bin, "app", dir.path()),
-            Some(dir.path().join(t).join("app.o"))
+            link_objects(&bin, "app", dir.path()),
+            [
+                dir.path().join(t).join("app.o"),
+                dir.path().join(t).join("app.alloc.o")
+            ]
         );
-        assert_eq!(audit_object(&lib, "app", dir.path()), None);
-        assert_eq!(audit_object(&bin, "other", dir.path()), None);
-        assert_eq!(audit_object(&bin, "", dir.path()), None);
+        assert!(link_objects(&lib, "app", dir.path()).is_empty());
+        assert!(link_objects(&bin, "other", dir.path()).is_empty());
+        assert!(link_objects(&bin, "", dir.path()).is_empty());
     }
 
     #[test]

@@ -135,6 +135,15 @@ pub(crate) fn image(cli: &Cli, args: &ImageArgs, r: &Reporter) -> Result<ExitCod
                     t.platform()
                 )));
             };
+            if rec.target.contains("-gnu") && spec.base.is_none() {
+                return Err(Error::usage(format!(
+                    "`{b}` for {} is a glibc binary ({}), and an image `FROM scratch` has no C library to run it",
+                    t.platform(),
+                    kiln_diagnostics::printable(&rec.target, 80)
+                ))
+                .hint("set a glibc base: `base = \"debian:bookworm-slim\"` under [workspace.metadata.kiln.image], or `--base`")
+                .hint("or build the static musl targets (`amd64`, `arm64`) for a scratch image"));
+            }
             binaries.push((b.clone(), store.root().join(&rec.path)));
         }
         images.push(PlatformImage {

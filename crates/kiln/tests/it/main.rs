@@ -6,6 +6,7 @@
 mod common;
 
 mod affected;
+mod allocator;
 mod bad_input;
 mod build;
 mod cache;
