@@ -135,15 +135,7 @@ pub(crate) fn image(cli: &Cli, args: &ImageArgs, r: &Reporter) -> Result<ExitCod
                     t.platform()
                 )));
             };
-            if rec.target.contains("-gnu") && spec.base.is_none() {
-                return Err(Error::usage(format!(
-                    "`{b}` for {} is a glibc binary ({}), and an image `FROM scratch` has no C library to run it",
-                    t.platform(),
-                    kiln_diagnostics::printable(&rec.target, 80)
-                ))
-                .hint("set a glibc base: `base = \"debian:bookworm-slim\"` under [workspace.metadata.kiln.image], or `--base`")
-                .hint("or build the static musl targets (`amd64`, `arm64`) for a scratch image"));
-            }
+            needs_no_libc(rec, spec.base.as_deref())?;
             binaries.push((b.clone(), store.root().join(&rec.path)));
         }
         images.push(PlatformImage {
@@ -320,6 +312,22 @@ pub(crate) fn image(cli: &Cli, args: &ImageArgs, r: &Reporter) -> Result<ExitCod
         pushed,
     });
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses a glibc binary on an image without a base: `FROM scratch` has no C
+/// library to run it. Names the base to use instead.
+fn needs_no_libc(rec: &kiln_schema::ArtifactRecord, base: Option<&str>) -> Result<()> {
+    if !rec.target.contains("-gnu") || base.is_some() {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "`{}` for linux/{} is a glibc binary ({}), and an image `FROM scratch` has no C library to run it",
+        rec.binary,
+        rec.arch,
+        kiln_diagnostics::printable(&rec.target, 80)
+    ))
+    .hint("set a glibc base: `base = \"debian:bookworm-slim\"` under [workspace.metadata.kiln.image], or `--base`")
+    .hint("or build the static musl targets (`amd64`, `arm64`) for a scratch image"))
 }
 
 /// The key `--sign-key FILE` or `KILN_IMAGE_SIGNING_KEY` names, if any.
@@ -500,10 +508,11 @@ pub(crate) fn dockerfile(cli: &Cli, args: &DockerfileArgs, r: &Reporter) -> Resu
     let store = Store::new(kiln_build::artifact_dir(&ws, None));
     // The Dockerfile may be written before anything is built: the workspace's binaries
     // stand in for the store's.
-    let mut available: Vec<String> = store
+    let records = store
         .read_checksums()
-        .map(|c| c.artifacts.into_iter().map(|a| a.binary).collect())
+        .map(|c| c.artifacts)
         .unwrap_or_default();
+    let mut available: Vec<String> = records.iter().map(|a| a.binary.clone()).collect();
     if available.is_empty() {
         available = ws.binary_members().flat_map(|p| p.bins.clone()).collect();
     }
@@ -515,6 +524,9 @@ pub(crate) fn dockerfile(cli: &Cli, args: &DockerfileArgs, r: &Reporter) -> Resu
             .find(|p| p.bins.iter().any(|b| b == bin))
             .map(|p| p.version.clone())
     })?;
+    for rec in records.iter().filter(|a| spec.binaries.contains(&a.binary)) {
+        needs_no_libc(rec, spec.base.as_deref())?;
+    }
     let out = args
         .output
         .as_ref()
