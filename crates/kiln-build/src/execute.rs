@@ -957,6 +957,9 @@ fn new_artifact(
             sboms: Vec::new(),
             auditable,
             key: Some(key.unwrap_or_else(|| unit.key.clone())),
+            allocator: about
+                .mimalloc(unit)
+                .then(|| format!("mimalloc {}", kiln_native::MIMALLOC_VERSION)),
         },
     })
 }

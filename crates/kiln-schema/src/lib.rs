@@ -54,7 +54,8 @@ pub struct ArtifactRecord {
     pub os: String,
     /// Architecture in OCI/Docker spelling (`amd64`, `arm64`).
     pub arch: String,
-    /// The Rust target triple it was built for.
+    /// The Rust target triple it was built for, with the glibc version of a pinned
+    /// glibc target (`x86_64-unknown-linux-gnu.2.28`).
     pub target: String,
     /// The Cargo package that owns the binary.
     pub package: String,
@@ -87,6 +88,10 @@ pub struct ArtifactRecord {
     /// paths), for provenance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// The allocator kiln linked in place of the libc's `malloc` (`mimalloc 2.3.2`);
+    /// absent for the libc's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocator: Option<String>,
 }
 
 /// An SBOM file of an artifact.
@@ -134,6 +139,7 @@ mod tests {
             sboms: vec![],
             auditable: false,
             key: None,
+            allocator: None,
         }
     }
 

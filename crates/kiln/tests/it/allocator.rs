@@ -101,6 +101,11 @@ fn musl_malloc_is_noted_once_per_binary_and_mimalloc_replaces_it_in_both_arches(
         "{file}"
     );
     ws.kiln(&["verify"]).success();
+    let c: Value = serde_json::from_str(&ws.read("artifacts/checksums.json")).unwrap();
+    for a in c["artifacts"].as_array().unwrap() {
+        let expected = (a["binary"] == "chronik-cli").then_some("mimalloc 2.3.2");
+        assert_eq!(a["allocator"].as_str(), expected, "{a}");
+    }
 }
 
 #[test]
