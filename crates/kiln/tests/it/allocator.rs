@@ -106,6 +106,10 @@ fn musl_malloc_is_noted_once_per_binary_and_mimalloc_replaces_it_in_both_arches(
         let expected = (a["binary"] == "chronik-cli").then_some("mimalloc 2.3.2");
         assert_eq!(a["allocator"].as_str(), expected, "{a}");
     }
+    // A wrapper of the user's takes the place kiln links the allocator from.
+    let mut cmd = common::kiln_command(ws.root());
+    cmd.arg("plan").env("RUSTC_WRAPPER", "/usr/bin/env");
+    common::Run::from(cmd.output().unwrap()).failure(2, "needs kiln as the rustc wrapper");
 }
 
 #[test]
