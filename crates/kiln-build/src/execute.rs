@@ -1111,13 +1111,14 @@ impl About {
                     })?);
                 }
                 let exe = &zig.as_ref().expect("located above").exe;
-                let (object, _) =
+                let (library, _) =
                     kiln_native::provision_mimalloc(&self.native_root, &u.target, exe)?;
-                let dest = at.join(format!("{}.alloc.o", u.bin));
-                std::fs::create_dir_all(&at).io_context("create", &at)?;
+                let dir = at.join(format!("{}.alloc", u.bin));
+                std::fs::create_dir_all(&dir).io_context("create", &dir)?;
+                let dest = dir.join(library.file_name().unwrap_or_default());
                 let _ = std::fs::remove_file(&dest);
-                std::fs::hard_link(&object, &dest)
-                    .or_else(|_| std::fs::copy(&object, &dest).map(|_| ()))
+                std::fs::hard_link(&library, &dest)
+                    .or_else(|_| std::fs::copy(&library, &dest).map(|_| ()))
                     .io_context("copy into", &dest)?;
             }
         }

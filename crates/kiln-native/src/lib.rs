@@ -15,7 +15,7 @@ mod openssl;
 
 pub use archive::{pack, unpack};
 pub use mimalloc::{
-    mimalloc_identity, mimalloc_object, provision_mimalloc, MIMALLOC_SYS_VERSION, MIMALLOC_VERSION,
+    mimalloc_identity, mimalloc_library, provision_mimalloc, MIMALLOC_SYS_VERSION, MIMALLOC_VERSION,
 };
 pub use openssl::{clean_build_dirs, provision_openssl, OPENSSL_SRC_VERSION};
 

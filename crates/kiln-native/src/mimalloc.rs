@@ -4,13 +4,17 @@
 //! calls the public names), and in a static link an object's definitions win over
 //! `libc.a`, whose malloc members are then never pulled in. So kiln compiles
 //! mimalloc's single-file build (`static.c`) with `MI_MALLOC_OVERRIDE` into one
-//! object per target, with zig (the same C compiler as the rest of the build), and
-//! links that object into the binary (`-C link-arg`, added by kiln as rustc wrapper).
+//! object per target, with zig (the same C compiler as the rest of the build), puts
+//! it in a static library, and links that whole into the binary ahead of the libc
+//! (`-l static:+whole-archive`, added by kiln as rustc wrapper). Ahead matters: lld
+//! takes an archive member as soon as a symbol it defines is wanted, so an object
+//! after `-lc` (where `-C link-arg` puts it) meets musl's malloc already taken.
 //! The sources come from crates.io's `libmimalloc-sys`, pinned, so the object is the
 //! same on every machine: no date, no paths, baseline CPU.
 
 use kiln_diagnostics::{Error, IoContext, Result};
 use kiln_fs::{lock, temp_path, write_atomic, LockMode};
+use kiln_toolchain::wrapper::ALLOCATOR_LIB;
 use kiln_toolchain::Target;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,8 +23,8 @@ use std::process::Command;
 pub const MIMALLOC_SYS_VERSION: &str = "0.1.49";
 /// The mimalloc those sources are (its stable `v2` line).
 pub const MIMALLOC_VERSION: &str = "2.3.2";
-/// Bump when the flags below change what the object holds.
-const RECIPE: u32 = 1;
+/// Bump when the flags below change what the library holds.
+const RECIPE: u32 = 2;
 
 /// What decides the object's bytes besides the C compiler: for cache keys.
 pub fn mimalloc_identity() -> String {
@@ -42,32 +46,34 @@ fn zig_target(target: &Target) -> Result<String> {
     Ok(format!("{arch}-linux-musl"))
 }
 
-/// Where the object for `target` is kept under `root` (the native-library cache).
-pub fn mimalloc_object(root: &Path, target: &Target) -> PathBuf {
+/// Where the static library for `target` is kept under `root` (the native-library
+/// cache): `lib`[`ALLOCATOR_LIB`]`.a`, one object inside.
+pub fn mimalloc_library(root: &Path, target: &Target) -> PathBuf {
     root.join(format!(
         "mimalloc-{MIMALLOC_VERSION}-{}-r{RECIPE}",
         target.triple
     ))
-    .join("mimalloc.o")
+    .join(format!("lib{ALLOCATOR_LIB}.a"))
 }
 
-/// The object for `target`, compiled now unless it is already under `root`; true
-/// when compiled. `zig` is the compiler; concurrent kiln processes wait for each other.
+/// The library for `target`, built now unless it is already under `root`; true
+/// when built. `zig` is the compiler; concurrent kiln processes wait for each other.
 pub fn provision_mimalloc(root: &Path, target: &Target, zig: &Path) -> Result<(PathBuf, bool)> {
-    let object = mimalloc_object(root, target);
-    if object.is_file() {
-        return Ok((object, false));
+    let library = mimalloc_library(root, target);
+    if library.is_file() {
+        return Ok((library, false));
     }
     std::fs::create_dir_all(root).io_context("create", root)?;
     let _lock = lock(&root.join(".mimalloc.lock"), LockMode::Exclusive)?;
-    if object.is_file() {
-        return Ok((object, false));
+    if library.is_file() {
+        return Ok((library, false));
     }
     let zig_target = zig_target(target)?;
     let src = sources(root)?;
-    let staging = temp_path(&object);
-    let parent = object.parent().unwrap_or(root);
+    let parent = library.parent().unwrap_or(root);
     std::fs::create_dir_all(parent).io_context("create", parent)?;
+    let object = parent.join("mimalloc.o");
+    let staging = temp_path(&object);
     let out = Command::new(zig)
         .args(["cc", "-target", &zig_target, "-mcpu=baseline", "-c"])
         .args([
@@ -98,17 +104,33 @@ pub fn provision_mimalloc(root: &Path, target: &Target, zig: &Path) -> Result<(P
         .arg(&staging)
         .output()
         .map_err(|e| Error::environment("failed to run zig to build mimalloc").with_source(e))?;
-    if !out.status.success() {
-        let _ = std::fs::remove_file(&staging);
-        return Err(Error::environment(format!(
-            "building mimalloc for {} failed:\n{}",
+    let failed = |what: &str, out: &std::process::Output| {
+        Error::environment(format!(
+            "{what} mimalloc for {} failed:\n{}",
             target.triple,
             kiln_diagnostics::printable(&String::from_utf8_lossy(&out.stderr), 4000)
         ))
-        .hint("set `allocator = \"system\"` to build with musl's malloc meanwhile"));
+        .hint("set `allocator = \"system\"` to build with musl's malloc meanwhile")
+    };
+    if !out.status.success() {
+        let _ = std::fs::remove_file(&staging);
+        return Err(failed("compiling", &out));
     }
-    std::fs::rename(&staging, &object).io_context("rename into", &object)?;
-    Ok((object, true))
+    // llvm-ar's `D`: zero dates and ids, so the library is as reproducible as the object.
+    let archive = temp_path(&library);
+    let out = Command::new(zig)
+        .args(["ar", "rcsD"])
+        .arg(&archive)
+        .arg(&staging)
+        .output()
+        .map_err(|e| Error::environment("failed to run `zig ar`").with_source(e))?;
+    let _ = std::fs::remove_file(&staging);
+    if !out.status.success() {
+        let _ = std::fs::remove_file(&archive);
+        return Err(failed("archiving", &out));
+    }
+    std::fs::rename(&archive, &library).io_context("rename into", &library)?;
+    Ok((library, true))
 }
 
 /// mimalloc's source tree (`v2`), from the pinned `libmimalloc-sys` that cargo
@@ -160,8 +182,8 @@ mod tests {
         let root = Path::new("/cache/native");
         let amd = Target::parse("amd64").unwrap();
         let arm = Target::parse("arm64").unwrap();
-        assert_ne!(mimalloc_object(root, &amd), mimalloc_object(root, &arm));
-        assert!(mimalloc_object(root, &amd)
+        assert_ne!(mimalloc_library(root, &amd), mimalloc_library(root, &arm));
+        assert!(mimalloc_library(root, &amd)
             .to_string_lossy()
             .contains(MIMALLOC_VERSION));
         assert_eq!(zig_target(&arm).unwrap(), "aarch64-linux-musl");

@@ -24,14 +24,21 @@ pub const GATE_VAR: &str = "KILN_NATIVE_GATE";
 /// The `-sys` packages (comma-separated) whose build scripts wait for the gate.
 pub const GATED_VAR: &str = "KILN_NATIVE_GATED";
 
-/// The directory of objects kiln links into binaries, once `<dir>/ready` exists:
-/// `<dir>/<triple>/<bin>.o` (the audit section) and `<dir>/<triple>/<bin>.alloc.o`
-/// (the allocator replacing the libc's `malloc`).
+/// The directory of what kiln links into binaries, once `<dir>/ready` exists:
+/// `<dir>/<triple>/<bin>.o` (the audit section) and the archive
+/// `<dir>/<triple>/<bin>.alloc/lib`[`ALLOCATOR_LIB`]`.a` (the allocator replacing the
+/// libc's `malloc`).
 pub const LINK_OBJECTS_VAR: &str = "KILN_LINK_OBJECTS";
 
-/// The objects to link into the rustc run `args`, if it links binary `bin` (cargo
-/// sets `CARGO_BIN_NAME` then) for a target that has some under `dir`.
-fn link_objects(args: &[OsString], bin: &str, dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+/// The static library name of the allocator kiln links in. It goes in whole and
+/// before the libc on the link line (`-l static:+whole-archive`): a `-C link-arg`
+/// comes after `-lc`, where lld has already taken musl's malloc.
+pub const ALLOCATOR_LIB: &str = "kiln_mimalloc";
+
+/// The rustc arguments that link kiln's objects into the rustc run `args`, if it
+/// links binary `bin` (cargo sets `CARGO_BIN_NAME` then) for a target that has some
+/// under `dir`.
+fn link_args(args: &[OsString], bin: &str, dir: &std::path::Path) -> Vec<OsString> {
     let is_bin = args
         .windows(2)
         .any(|w| w[0] == "--crate-type" && w[1] == "bin");
@@ -50,11 +57,25 @@ fn link_objects(args: &[OsString], bin: &str, dir: &std::path::Path) -> Vec<std:
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    [format!("{bin}.o"), format!("{bin}.alloc.o")]
-        .iter()
-        .map(|name| dir.join(&target).join(name))
-        .filter(|p| p.is_file())
-        .collect()
+    let mut out = Vec::new();
+    let audit = dir.join(&target).join(format!("{bin}.o"));
+    if audit.is_file() {
+        let mut arg = OsString::from("link-arg=");
+        arg.push(audit.as_os_str());
+        out.extend([OsString::from("-C"), arg]);
+    }
+    let alloc = dir.join(&target).join(format!("{bin}.alloc"));
+    if alloc.join(format!("lib{ALLOCATOR_LIB}.a")).is_file() {
+        let mut search = OsString::from("native=");
+        search.push(alloc.as_os_str());
+        out.extend([
+            OsString::from("-L"),
+            search,
+            OsString::from("-l"),
+            OsString::from(format!("static:+whole-archive={ALLOCATOR_LIB}")),
+        ]);
+    }
+    out
 }
 
 /// The `--target` of a rustc run.
@@ -180,11 +201,7 @@ pub fn run_if_wrapping() -> Option<std::process::ExitCode> {
     let mut filtered = filter_args(&args, &drops);
     if let Some(dir) = std::env::var_os(LINK_OBJECTS_VAR) {
         let bin = std::env::var("CARGO_BIN_NAME").unwrap_or_default();
-        for obj in link_objects(&args, &bin, std::path::Path::new(&dir)) {
-            let mut arg = OsString::from("link-arg=");
-            arg.push(obj.as_os_str());
-            filtered.extend([OsString::from("-C"), arg]);
-        }
+        filtered.extend(link_args(&args, &bin, std::path::Path::new(&dir)));
     }
     // The next wrapper (sccache) takes rustc as its first argument; else rustc runs.
     let (program, rest) = match std::env::var_os(NEXT_VAR).filter(|n| !n.is_empty()) {
@@ -219,7 +236,12 @@ mod tests {
         let t = "aarch64-unknown-linux-musl";
         std::fs::create_dir_all(dir.path().join(t)).unwrap();
         std::fs::write(dir.path().join(t).join("app.o"), b"obj").unwrap();
-        std::fs::write(dir.path().join(t).join("app.alloc.o"), b"obj").unwrap();
+        std::fs::create_dir_all(dir.path().join(t).join("app.alloc")).unwrap();
+        std::fs::write(
+            dir.path().join(t).join("app.alloc/libkiln_mimalloc.a"),
+            b"!<arch>\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("ready"), b"").unwrap();
         let bin = os(&[
             "rustc",
@@ -239,16 +261,21 @@ mod tests {
             "--target",
             t,
         ]);
+        let at = dir.path().join(t);
         assert_eq!(
-            link_objects(&bin, "app", dir.path()),
-            [
-                dir.path().join(t).join("app.o"),
-                dir.path().join(t).join("app.alloc.o")
-            ]
+            link_args(&bin, "app", dir.path()),
+            os(&[
+                "-C",
+                &format!("link-arg={}", at.join("app.o").display()),
+                "-L",
+                &format!("native={}", at.join("app.alloc").display()),
+                "-l",
+                "static:+whole-archive=kiln_mimalloc",
+            ])
         );
-        assert!(link_objects(&lib, "app", dir.path()).is_empty());
-        assert!(link_objects(&bin, "other", dir.path()).is_empty());
-        assert!(link_objects(&bin, "", dir.path()).is_empty());
+        assert!(link_args(&lib, "app", dir.path()).is_empty());
+        assert!(link_args(&bin, "other", dir.path()).is_empty());
+        assert!(link_args(&bin, "", dir.path()).is_empty());
     }
 
     #[test]

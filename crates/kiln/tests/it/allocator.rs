@@ -112,6 +112,30 @@ fn musl_malloc_is_noted_once_per_binary_and_mimalloc_replaces_it_in_both_arches(
     common::Run::from(cmd.output().unwrap()).failure(2, "needs kiln as the rustc wrapper");
 }
 
+/// A pure-Rust workspace links with plain cargo and rust-lld (Rust's own musl
+/// `libc.a`), where the order on the link line decides which malloc wins.
+#[test]
+fn mimalloc_replaces_musls_malloc_when_rust_lld_links_too() {
+    let ws = TempWorkspace::pure_rust_chronik();
+    ws.write(
+        "Cargo.toml",
+        &format!(
+            "{}\n[workspace.metadata.kiln]\nallocator = \"mimalloc\"\n",
+            ws.read("Cargo.toml")
+        ),
+    );
+    let run = ws.kiln(&["build", "--target", "amd64", "--message-format", "json"]);
+    run.success();
+    assert!(
+        run.stdout.contains("\"backend\":\"cargo\""),
+        "{}",
+        run.stdout
+    );
+    let bin = ws.path("artifacts/linux/amd64/chronik-cli");
+    let segments = mimalloc_segments(bin.to_str().unwrap(), &["--version"]);
+    assert!(segments.is_some_and(|n| n > 0), "{segments:?}");
+}
+
 #[test]
 fn glibc_targets_link_against_the_pinned_glibc_and_need_a_glibc_base_image() {
     let ws = TempWorkspace::chronik();
