@@ -12,7 +12,7 @@ pub use budget::{detect_budget, Budget};
 pub use metrics::{
     BuildMetrics, CrateTiming, ProvisionMetrics, StepMetrics, UnitMetrics, SCHEMA_VERSION,
 };
-pub use report::{breakdown_rows, report_html};
+pub use report::{breakdown_rows, report_html, slowest_crates};
 pub use sampler::{tree_rss, Sample, Sampler};
 
 /// `1.5 GiB`, `300 MiB`, `12 KiB`.

@@ -108,6 +108,27 @@ pub fn breakdown_rows(m: &BuildMetrics) -> Vec<(String, f64, Option<f64>, Option
     rows
 }
 
+/// The `n` crates that took longest, over every cargo invocation: `(crate and its
+/// unit, seconds)`, longest first. Where a cold build's time goes, crate by crate.
+pub fn slowest_crates(m: &BuildMetrics, n: usize) -> Vec<(String, f64)> {
+    let mut all: Vec<(String, f64)> = m
+        .steps
+        .iter()
+        .flat_map(|s| &s.crates)
+        .map(|c| {
+            let what = if c.target.is_empty() {
+                format!("{} {}", c.name, c.version)
+            } else {
+                format!("{} {} ({})", c.name, c.version, c.target)
+            };
+            (what, c.duration)
+        })
+        .collect();
+    all.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    all.truncate(n);
+    all
+}
+
 fn breakdown(h: &mut String, m: &BuildMetrics) {
     h.push_str("<h2>Where the time went</h2>\n<table><tr><th>what</th><th>wall s</th><th>CPU s</th><th>cores idle</th></tr>\n");
     for (what, wall, cpu, idle) in breakdown_rows(m) {

@@ -34,6 +34,9 @@ pub(crate) fn report(cli: &Cli, args: &ReportArgs, r: &Reporter) -> Result<ExitC
         };
         r.info("Time", &format!("{wall:.1}s {what}{detail}"));
     }
+    for (what, secs) in kiln_metrics::slowest_crates(&metrics, 10) {
+        r.info("Slowest", &format!("{secs:>7.1}s {what}"));
+    }
     r.status("Wrote", &short(&out));
     if args.open {
         let opener = if cfg!(target_os = "macos") {

@@ -232,6 +232,27 @@ fn the_report_is_a_self_contained_page_with_timeline_memory_and_hits() {
         "{}",
         report.stderr
     );
+    // And crate by crate: the slowest first, at most ten.
+    let slowest: Vec<f64> = report
+        .stderr
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("Slowest"))
+        .map(|l| {
+            l.trim_start()
+                .split('s')
+                .next()
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        !slowest.is_empty() && slowest.len() <= 10,
+        "{}",
+        report.stderr
+    );
+    assert!(slowest.windows(2).all(|w| w[0] >= w[1]), "{slowest:?}");
     let html = ws.read("target/kiln/report.html");
     for needle in [
         "Where the time went",
