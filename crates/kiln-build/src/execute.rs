@@ -981,7 +981,7 @@ impl About {
     pub(crate) fn new(ws: &Workspace, plan: &Plan) -> Self {
         let auditable = crate::analysis::links_audit_section(ws);
         let allocator = ws.config.allocator.clone();
-        let links = auditable || crate::analysis::wants_mimalloc(ws, plan);
+        let links = auditable || crate::allocator::wants_mimalloc(ws, plan);
         Self {
             formats: crate::analysis::sbom_formats(ws),
             created: kiln_fs::rfc3339(kiln_workspace::source_date_epoch(&ws.root)),
@@ -1035,7 +1035,7 @@ impl About {
     }
 
     fn mimalloc_for(&self, bin: &str, target: &Target) -> bool {
-        crate::analysis::mimalloc_for(&self.allocator, bin, target)
+        crate::allocator::mimalloc_for(&self.allocator, bin, target)
     }
 
     /// Whether `unit` links mimalloc in place of musl's `malloc`.

@@ -5,6 +5,7 @@
 //! exactly what `kiln build` will do.
 
 mod affected;
+mod allocator;
 mod analysis;
 mod execute;
 mod git;
