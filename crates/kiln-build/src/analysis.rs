@@ -154,11 +154,19 @@ pub fn analyze(
     remote: Option<&RemoteCache>,
     observer: &dyn Observer,
 ) -> Result<Analysis> {
-    let uses_zig = plan
-        .steps
-        .iter()
-        .any(|s| s.invocation.backend == Backend::Zig)
-        || wants_mimalloc(ws, plan);
+    let mimalloc = wants_mimalloc(ws, plan);
+    // Checked before any probe: nothing is worth doing with this setting.
+    if ws.settings.rustc_wrapper && mimalloc {
+        return Err(kiln_diagnostics::Error::usage(
+            "`allocator = \"mimalloc\"` needs kiln as the rustc wrapper, and RUSTC_WRAPPER names another",
+        )
+        .hint("unset RUSTC_WRAPPER (kiln runs sccache itself when it is installed), or set `allocator = \"system\"`"));
+    }
+    let uses_zig = mimalloc
+        || plan
+            .steps
+            .iter()
+            .any(|s| s.invocation.backend == Backend::Zig);
     // Probes and `cargo tree` are independent process spawns: run them side by side.
     let (sources, rustc, git, zig) = std::thread::scope(|s| {
         let git = s.spawn(|| crate::git_info(&ws.root));
@@ -193,12 +201,6 @@ pub fn analyze(
     let remote = remote.filter(|r| r.alive());
     if let (Some(r), Some(c)) = (remote, cache) {
         r.fetch_learned(&ctx.learned_ids(), c);
-    }
-    if ws.settings.rustc_wrapper && wants_mimalloc(ws, plan) {
-        return Err(kiln_diagnostics::Error::usage(
-            "`allocator = \"mimalloc\"` needs kiln as the rustc wrapper, and RUSTC_WRAPPER names another",
-        )
-        .hint("unset RUSTC_WRAPPER (kiln runs sccache itself when it is installed), or set `allocator = \"system\"`"));
     }
     if let Some(note) = musl_malloc_note(ws, plan, &ctx) {
         observer.note(&note);

@@ -958,7 +958,7 @@ fn new_artifact(
             auditable,
             key: Some(key.unwrap_or_else(|| unit.key.clone())),
             allocator: about
-                .mimalloc(unit)
+                .mimalloc_for(&unit.bin, &unit.target)
                 .then(|| format!("mimalloc {}", kiln_native::MIMALLOC_VERSION)),
         },
     })
@@ -1034,13 +1034,9 @@ impl About {
         }
     }
 
+    /// Whether `bin` links mimalloc in place of musl's `malloc` on `target`.
     fn mimalloc_for(&self, bin: &str, target: &Target) -> bool {
         crate::allocator::mimalloc_for(&self.allocator, bin, target)
-    }
-
-    /// Whether `unit` links mimalloc in place of musl's `malloc`.
-    fn mimalloc(&self, unit: &UnitPlan) -> bool {
-        self.mimalloc_for(&unit.bin, &unit.target)
     }
 
     fn documents(&self, g: &kiln_sbom::Graph, sha256: &str) -> Vec<kiln_artifacts::Document> {
@@ -1103,7 +1099,7 @@ impl About {
                     kiln_fs::write_atomic(&at.join(format!("{}.o", u.bin)), &obj)?;
                 }
             }
-            if self.mimalloc(u) {
+            if self.mimalloc_for(&u.bin, &u.target) {
                 if zig.is_none() {
                     zig = Some(kiln_toolchain::ZigProbe::locate().ok_or_else(|| {
                         Error::environment("`allocator = \"mimalloc\"` needs zig to compile mimalloc, and zig is not installed")

@@ -125,7 +125,7 @@ impl Target {
 
     /// True for musl targets, whose binaries are static.
     pub fn is_musl(&self) -> bool {
-        self.triple.ends_with("-musl") || self.triple.contains("-musl")
+        self.triple.contains("-musl")
     }
 
     /// The triple as cargo spells it in environment variable names.

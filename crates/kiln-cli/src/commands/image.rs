@@ -317,7 +317,8 @@ pub(crate) fn image(cli: &Cli, args: &ImageArgs, r: &Reporter) -> Result<ExitCod
 /// Refuses a glibc binary on an image without a base: `FROM scratch` has no C
 /// library to run it. Names the base to use instead.
 fn needs_no_libc(rec: &kiln_schema::ArtifactRecord, base: Option<&str>) -> Result<()> {
-    if !rec.target.contains("-gnu") || base.is_some() {
+    let glibc = Target::parse(&rec.target).is_ok_and(|t| t.is_gnu());
+    if !glibc || base.is_some() {
         return Ok(());
     }
     Err(Error::usage(format!(
