@@ -66,6 +66,16 @@ impl UnitPlan {
     pub fn cached(&self) -> Option<&Entry> {
         self.hit.as_ref().map(|(e, _)| e.as_ref())
     }
+
+    /// What a cache lookup of this unit asks for.
+    pub fn wanted(&self) -> kiln_cache::Wanted {
+        kiln_cache::Wanted {
+            key: self.key.clone(),
+            package: self.package.clone(),
+            binary: self.bin.clone(),
+            target: self.target.build_target(),
+        }
+    }
 }
 
 /// The plan checked against the cache and the store.
@@ -246,7 +256,7 @@ pub fn analyze(
     if let (Some(r), Some(c)) = (remote, cache) {
         let missing: Vec<kiln_cache::Wanted> = keyed
             .iter()
-            .filter(|k| !c.contains(&k.4))
+            .filter(|k| !c.has_usable(&k.4))
             .map(|(_, step, target, bin, key, _)| kiln_cache::Wanted {
                 key: key.clone(),
                 package: step.package.clone(),
@@ -393,6 +403,11 @@ fn settle(
             unit.state = UnitState::Build;
             unit.reasons = vec!["its cache entry was corrupt".into()];
         }
+        Lookup::Untrusted => {
+            unit.state = UnitState::Build;
+            unit.reasons =
+                vec!["its cache entry came from a remote and no trusted key signed it".into()];
+        }
         Lookup::Miss => {
             unit.state = UnitState::Build;
             unit.reasons = miss_reasons(cache, unit);
@@ -469,7 +484,8 @@ mod tests {
             overrides: vec![],
             created: 0,
             inputs,
-            signature: None,
+            signatures: Vec::new(),
+            origin: Some(kiln_cache::Origin::Built),
         };
         cache.put(entry, &bin).unwrap();
         cache

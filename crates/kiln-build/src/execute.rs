@@ -618,7 +618,7 @@ fn restore_natives<'p>(
             .iter()
             .filter(|n| n.target == *w.target)
         {
-            if !seen.insert(n.prefix.clone()) || n.prefix.join("lib").is_dir() {
+            if !seen.insert(n.prefix.clone()) || kiln_native::is_intact(&n.prefix) {
                 continue;
             }
             let t0 = Instant::now();
@@ -713,7 +713,7 @@ fn restore_native(
     observer: &dyn Observer,
 ) -> bool {
     if let Some(r) = remote.filter(|r| r.alive()) {
-        if !cache.contains(&want.key) {
+        if !cache.has_usable(&want.key) {
             r.fetch(std::slice::from_ref(want), cache);
         }
     }
@@ -741,7 +741,7 @@ fn restore_native(
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);
             // Another kiln may have installed it meanwhile.
-            if n.prefix.join("lib").is_dir() {
+            if kiln_native::is_intact(&n.prefix) {
                 return true;
             }
             observer.warn(&format!(
@@ -784,7 +784,8 @@ fn share_native(
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| d.as_secs()),
                     inputs: Default::default(),
-                    signature: None,
+                    signatures: Vec::new(),
+                    origin: Some(kiln_cache::Origin::Built),
                 },
                 &packed,
             )
@@ -888,7 +889,8 @@ fn cache_built(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         inputs,
-        signature: None,
+        signatures: Vec::new(),
+        origin: Some(kiln_cache::Origin::Built),
     };
     match cache.put(entry, path) {
         Ok(e) => Some(e),
@@ -926,10 +928,21 @@ fn new_artifact(
     };
     let step = &plan.steps[unit.step];
     let t = &unit.target;
+    let mimalloc = about.mimalloc_for(&unit.bin, &unit.target);
+    let (linked, components): (Vec<_>, Vec<_>) =
+        crate::linked::linked(plan, unit, mimalloc, analysis.rustc_line())
+            .into_iter()
+            .unzip();
     let documents = unit
         .graph
         .as_ref()
-        .map(|g| about.documents(g, &sha256))
+        .map(|g| {
+            let g = kiln_sbom::Graph {
+                linked: components,
+                ..g.clone()
+            };
+            about.documents(&g, &sha256)
+        })
         .unwrap_or_default();
     let auditable = about.auditable
         && unit
@@ -957,9 +970,8 @@ fn new_artifact(
             sboms: Vec::new(),
             auditable,
             key: Some(key.unwrap_or_else(|| unit.key.clone())),
-            allocator: about
-                .mimalloc_for(&unit.bin, &unit.target)
-                .then(|| format!("mimalloc {}", kiln_native::MIMALLOC_VERSION)),
+            allocator: mimalloc.then(|| format!("mimalloc {}", kiln_native::MIMALLOC_VERSION)),
+            linked,
         },
     })
 }

@@ -730,8 +730,8 @@ mod tests {
             .unwrap()
             .clone();
         let learned = Learned {
-            files: Default::default(),
             env: ["PATH".to_string()].into_iter().collect(),
+            ..Learned::default()
         };
         cache
             .set_learned(&ctx.learned_id(&node, &target().triple), &learned)

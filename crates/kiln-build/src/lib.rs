@@ -11,6 +11,7 @@ mod execute;
 mod git;
 mod graphs;
 mod keys;
+mod linked;
 mod observer;
 mod plan;
 mod request;

@@ -94,6 +94,7 @@ pub(crate) fn binary_graph(
             target: target.triple.clone(),
             nodes,
             root: 0,
+            linked: Vec::new(),
         }
         .canonical(),
     )

@@ -35,6 +35,9 @@ impl SccacheServer {
             .env("SCCACHE_SERVER_PORT", port.to_string())
             // Killed at the end of the build; never gone in the middle of a long link.
             .env("SCCACHE_IDLE_TIMEOUT", "0")
+            // The one child that gets storage credentials: its backend needs them;
+            // the compilers it runs get the wrapper's (sealed) environment.
+            .envs(kiln_config::env().sccache_server_credentials())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());

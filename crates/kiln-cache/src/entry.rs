@@ -35,20 +35,70 @@ pub struct Entry {
     pub created: u64,
     /// The inputs hashed into `key`, to explain later misses.
     pub inputs: Inputs,
-    /// Hex HMAC-SHA256 of [`Entry::signed_bytes`] with the team's signing key, when
-    /// the uploader had one.
+    /// Ed25519 signatures (`NAME:<base64>`) over [`Entry::signed_bytes`], by the
+    /// keys of whoever vouched for this entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<String>,
+    /// Where this machine got the entry: kept in the local cache only, never
+    /// uploaded, and never taken from a remote's bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature: Option<String>,
+    pub origin: Option<Origin>,
+}
+
+/// Where a local entry came from, which decides whether this machine may vouch for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Origin {
+    /// Built on this machine.
+    Built,
+    /// Built by this CI run's own jobs and handed over directly (`kiln cache pull
+    /// --vouch` of the run's slices): vouched for like a local build.
+    Run,
+    /// Restored from a remote with a valid signature of the trusted key `signer`.
+    Verified {
+        /// The key's name.
+        signer: String,
+    },
+    /// Restored from a remote without a trusted signature (no keys were trusted).
+    Unverified,
 }
 
 impl Entry {
-    /// The canonical bytes a signature covers: every field but the signature.
+    /// The canonical bytes a signature covers: every field but the signatures and
+    /// the local origin.
     pub fn signed_bytes(&self) -> Vec<u8> {
         let unsigned = Entry {
-            signature: None,
+            signatures: Vec::new(),
+            origin: None,
             ..self.clone()
         };
         kiln_fingerprint::canonical_encoding(&unsigned)
+    }
+
+    /// The trusted key that signed this entry, if one did.
+    pub fn signer<'k>(&self, keys: &'k kiln_trust::TrustedKeys) -> Option<&'k str> {
+        keys.verify(
+            kiln_trust::Domain::Entry,
+            &self.signed_bytes(),
+            &self.signatures,
+        )
+    }
+
+    /// Whether this machine can vouch for the entry: it built it (or this run did),
+    /// or a trusted key signed it.
+    pub fn vouched(&self) -> bool {
+        matches!(
+            self.origin,
+            Some(Origin::Built | Origin::Run | Origin::Verified { .. })
+        )
+    }
+
+    /// The entry as it is shared: without the local origin.
+    pub fn shared(&self) -> Entry {
+        Entry {
+            origin: None,
+            ..self.clone()
+        }
     }
 
     /// Whether this entry is exactly the one asked for: the same key, package, binary
@@ -103,6 +153,9 @@ pub enum Lookup {
     Miss,
     /// Was cached but damaged; it has been removed. The reason says how.
     Corrupt(String),
+    /// Cached, but restored from a remote without a signature of a key the
+    /// workspace now trusts: not used (kept, in case the keys change back).
+    Untrusted,
 }
 
 /// Inputs build scripts declared with `cargo:rerun-if-changed` / `rerun-if-env-changed`.
@@ -112,13 +165,54 @@ pub struct Learned {
     pub files: BTreeSet<String>,
     /// Environment variable names.
     pub env: BTreeSet<String>,
+    /// Signatures over [`Learned::signed_bytes`] (shared records only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<String>,
+    /// Local only: some of it came from a remote record no trusted key signed, so
+    /// this machine can't vouch for the record.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unvouched: bool,
+}
+
+/// Whether a variable name looks like a credential (`*TOKEN*`, `*SECRET*`,
+/// `*PASSWORD*`, `*_KEY`, or a credential kiln knows by name). Such names are never
+/// learned from a remote: a planted record would make kiln publish a hash of the
+/// value in a key.
+pub fn is_credential_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    ["TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL"]
+        .iter()
+        .any(|w| upper.contains(w))
+        || upper.ends_with("_KEY")
+        || upper.ends_with("_KEY_ID")
+        || kiln_config::CREDENTIALS.iter().any(|(n, _)| *n == upper)
 }
 
 impl Learned {
+    /// The canonical bytes a signature covers: the package identity `id`, then the
+    /// files and variables.
+    pub fn signed_bytes(&self, id: &str) -> Vec<u8> {
+        kiln_fingerprint::canonical_encoding(&(id, &self.files, &self.env))
+    }
+
+    /// The record as it is shared: the names only, no signatures or local flags.
+    pub fn names(&self) -> Learned {
+        Learned {
+            files: self.files.clone(),
+            env: self.env.clone(),
+            ..Learned::default()
+        }
+    }
+
     /// What of a record from outside (a remote cache) may be used: files relative to
-    /// the workspace that stay inside it, and well-formed variable names. The second
-    /// list says what was dropped.
+    /// the workspace that stay inside it, and well-formed variable names that don't
+    /// look like credentials. The second list says what was dropped.
     pub fn from_outside(self) -> (Learned, Vec<String>) {
+        let self_flags = Learned {
+            signatures: self.signatures,
+            unvouched: self.unvouched,
+            ..Learned::default()
+        };
         let mut dropped = Vec::new();
         let files = self
             .files
@@ -142,11 +236,21 @@ impl Learned {
                 let ok = is_env_name(v) && v.len() <= 255;
                 if !ok {
                     dropped.push(format!("variable {}", printable(v)));
+                } else if is_credential_name(v) {
+                    dropped.push(format!("credential-like variable {}", printable(v)));
+                    return false;
                 }
                 ok
             })
             .collect();
-        (Learned { files, env }, dropped)
+        (
+            Learned {
+                files,
+                env,
+                ..self_flags
+            },
+            dropped,
+        )
     }
 }
 
@@ -175,11 +279,25 @@ mod tests {
             files: ["/etc/hostname", "../../../../root", "ok/file.h", "a/../b"]
                 .map(String::from)
                 .into(),
-            env: ["OK_VAR", "BAD VAR", "X=1"].map(String::from).into(),
+            env: [
+                "OK_VAR",
+                "BAD VAR",
+                "X=1",
+                "REGISTRY_PASSWORD",
+                "GH_TOKEN",
+                "MY_SIGNING_KEY",
+                "aws_secret_access_key",
+                "REGISTRY_USERNAME",
+            ]
+            .map(String::from)
+            .into(),
+            ..Learned::default()
         };
         let (kept, dropped) = planted.from_outside();
         assert_eq!(kept.files.into_iter().collect::<Vec<_>>(), ["ok/file.h"]);
         assert_eq!(kept.env.into_iter().collect::<Vec<_>>(), ["OK_VAR"]);
-        assert_eq!(dropped.len(), 5);
+        assert_eq!(dropped.len(), 10, "{dropped:?}");
+        assert!(!is_credential_name("CC_x86_64_unknown_linux_musl"));
+        assert!(!is_credential_name("KEYBOARD_LAYOUT"));
     }
 }

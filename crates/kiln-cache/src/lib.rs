@@ -17,7 +17,10 @@
 mod entry;
 mod maintenance;
 
-pub use entry::{is_env_name, is_safe_component, printable, Entry, Learned, Lookup, Wanted};
+pub use entry::{
+    is_credential_name, is_env_name, is_safe_component, printable, Entry, Learned, Lookup, Origin,
+    Wanted,
+};
 pub use kiln_schema::CacheStats;
 pub use maintenance::{CacheLock, GcReport, RemoteUse};
 
@@ -30,6 +33,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct LocalCache {
     root: PathBuf,
+    /// The keys an entry restored from a remote must be signed by to be used; empty
+    /// when the workspace trusts none (then any entry is used).
+    trusted: kiln_trust::TrustedKeys,
 }
 
 impl LocalCache {
@@ -48,7 +54,18 @@ impl LocalCache {
                     .hint("set KILN_CACHE_DIR (or `cache-dir` in [workspace.metadata.kiln]) to a writable directory")
             })?;
         }
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            trusted: kiln_trust::TrustedKeys::default(),
+        })
+    }
+
+    /// Uses only entries this machine can vouch for (built here or by this run,
+    /// or signed by one of `keys`) when `keys` isn't empty: an entry restored from a
+    /// remote before the workspace trusted any key is then a miss.
+    pub fn with_trusted_keys(mut self, keys: kiln_trust::TrustedKeys) -> Self {
+        self.trusted = keys;
+        self
     }
 
     /// Where native libraries kiln builds for `-sys` crates are kept, with the cache
@@ -97,8 +114,34 @@ impl LocalCache {
     }
 
     /// Looks `key` up. A hit has had its blob's SHA-256 checked; a corrupt entry or
-    /// blob is removed and returned as [`Lookup::Corrupt`] with the reason.
+    /// blob is removed and returned as [`Lookup::Corrupt`] with the reason. With
+    /// trusted keys, an entry this machine can't vouch for is [`Lookup::Untrusted`].
     pub fn get(&self, key: &str) -> Lookup {
+        match self.get_any(key) {
+            Lookup::Hit(entry, _) if !self.trusts(&entry) => Lookup::Untrusted,
+            other => other,
+        }
+    }
+
+    /// Whether `entry` may be used under the trusted keys: always when none are
+    /// trusted; else when this machine built it or a trusted key signed it.
+    fn trusts(&self, entry: &Entry) -> bool {
+        self.trusted.is_empty() || entry.vouched() || entry.signer(&self.trusted).is_some()
+    }
+
+    /// Whether a usable entry for `key` is here (its blob not checked: [`get`](Self::get)
+    /// does that).
+    pub fn has_usable(&self, key: &str) -> bool {
+        kiln_fs::is_sha256_hex(key)
+            && fs::read(self.entry_path(key))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Entry>(&b).ok())
+                .is_some_and(|e| self.trusts(&e))
+    }
+
+    /// [`get`](Self::get) whatever the trusted keys say: for `kiln cache push`,
+    /// whose upload decides what may leave this machine.
+    pub fn get_any(&self, key: &str) -> Lookup {
         if !kiln_fs::is_sha256_hex(key) {
             return Lookup::Miss;
         }

@@ -453,11 +453,15 @@ fn collect_steps(cx: &Ctx, cache_key: &str) -> Vec<Step> {
     let mut every = vec!["set -euo pipefail"];
     if cx.remote {
         env.extend(remote_read_env());
-        env.push(signing_key_env());
         env.push(kv("SLICE", SLICE));
-        every.push("KILN_REMOTE_CACHE=\"$SLICE\" kiln cache pull");
+        every.extend([
+            "# This run's own builds: vouched for (unsigned is fine); the shared cache",
+            "# only where its trusted keys signed it. No signing key in a job that may compile.",
+            "KILN_REMOTE_CACHE=\"$SLICE\" kiln cache pull --vouch",
+        ]);
     } else {
         env.push(kv("KILN_REMOTE_CACHE", SLICE));
+        every.push("kiln cache pull --vouch");
     }
     every.extend([
         "# Exit 4 is a missing tool: something must be built, so set up and build.",
@@ -542,7 +546,9 @@ fn image_job(cx: &Ctx, o: &Options, branch: &str) -> Job {
 }
 
 /// `publish`: the one job that writes to the remote cache. On pushes only (never for
-/// a pull request), it copies this run's binaries from the slices into the remote.
+/// a pull request), it copies this run's binaries from the slices into the remote,
+/// signed. It compiles nothing and runs no third-party action: the signing key and
+/// the write token meet only kiln, in one step.
 fn publish_job(cx: &Ctx) -> Job {
     let mut j = Job::new("publish", "Publish to the remote cache", &cx.runner);
     j.timeout = SHORT_JOB_MINUTES;
@@ -552,12 +558,12 @@ fn publish_job(cx: &Ctx) -> Job {
     j.permissions = vec![("contents", Access::Read), ("packages", Access::Write)];
     j.steps.push(checkout(&cx.a.checkout, false));
     j.steps.push(download_slices(&cx.a.download));
-    j.steps.push(Step::uses(&cx.a.sccache));
-    j.steps.extend(setup_steps(cx, true));
+    j.steps.extend(setup_steps(cx, false));
     j.steps.push(
         Step::named("This run's binaries into the local cache")
+            .comment("Built by this run's build jobs (or verified there): vouched for here.")
             .env([kv("KILN_REMOTE_CACHE", SLICE)])
-            .run("kiln cache pull"),
+            .run("kiln cache pull --vouch"),
     );
     j.steps.push(
         Step::named("kiln cache push")
@@ -679,12 +685,14 @@ fn remote_read_env() -> [Entry; 2] {
     ]
 }
 
-/// The signing key, from a repository secret, for the jobs that run on pushes only
-/// (signing and checking what ships); empty when the secret is not set (signing off).
+/// The signing key (`kiln cache keygen`), from a repository secret, for the one step
+/// that signs: `kiln cache push` in the publish job, which compiles nothing. Empty
+/// when the secret is not set (entries are then pushed unsigned).
 fn signing_key_env() -> Entry {
-    kv(
+    kv_why(
         "KILN_CACHE_SIGNING_KEY",
         "${{ secrets.KILN_CACHE_SIGNING_KEY }}",
+        "signs what this run built; readers check [workspace.metadata.kiln.cache] trusted-keys",
     )
 }
 

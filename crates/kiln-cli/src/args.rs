@@ -216,10 +216,27 @@ pub(crate) enum CacheAction {
     },
     /// Remove every cached binary
     Clear,
-    /// Upload the current plan's locally cached binaries to the remote cache
+    /// Upload the current plan's locally cached binaries to the remote cache (signed with KILN_CACHE_SIGNING_KEY when set)
     Push(BuildArgs),
     /// Download the current plan's binaries from the remote cache into the local one
-    Pull(BuildArgs),
+    Pull(PullArgs),
+    /// Make an Ed25519 key pair for signing the shared cache: the secret key goes to FILE, the public key to stdout
+    Keygen {
+        /// The key's name (e.g. `chronik-ci-1`): signatures and `trusted-keys` entries carry it
+        name: String,
+        /// Where to write the secret key (created with mode 0600; never overwritten)
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PullArgs {
+    #[command(flatten)]
+    pub(crate) build: BuildArgs,
+    /// Vouch for the remote's unsigned entries as this CI run's own builds (the slices a run's build jobs hand on), so they can be signed when pushed; never for a shared cache
+    #[arg(long)]
+    pub(crate) vouch: bool,
 }
 
 #[derive(Debug, Args)]

@@ -16,7 +16,10 @@ pub fn main() -> ExitCode {
     if let Some(code) = kiln_toolchain::wrapper::run_if_wrapping() {
         return code;
     }
-    // Before any thread: tools `kiln setup` installed for kiln come first on PATH.
+    // Before any thread: kiln's credentials leave the environment every child
+    // inherits (cargo, rustc, build scripts, zig), and tools `kiln setup` installed
+    // for kiln come first on PATH.
+    kiln_config::seal_credentials();
     kiln_toolchain::activate_tools();
     let cli = args::Cli::parse();
     let reporter = Reporter::new(&cli.global);

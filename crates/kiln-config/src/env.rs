@@ -33,6 +33,7 @@ pub const VARIABLES: &[&str] = &[
     "KILN_CACHE_DIR",
     "KILN_REMOTE_CACHE",
     "KILN_CACHE_UPLOAD",
+    "KILN_CACHE_TRUSTED_KEYS",
     "KILN_CACHE_SIGNING_KEY",
     "KILN_IMAGE_SIGNING_KEY",
     "KILN_SCCACHE",
@@ -46,6 +47,35 @@ pub const VARIABLES: &[&str] = &[
     "KILN_HEARTBEAT_SECS",
 ];
 
+/// Who may see a credential besides kiln itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    /// kiln alone: no child process gets it.
+    Kiln,
+    /// kiln and the sccache server it runs, whose storage backend needs it (S3,
+    /// the GitHub Actions cache); never cargo, rustc, build scripts or proc macros.
+    SccacheServer,
+}
+
+/// The credentials kiln reads (or that must never reach code kiln compiles), by
+/// name. [`seal_credentials`] takes them out of the process environment, so cargo,
+/// rustc, build scripts, proc macros, zig and the OpenSSL build never see them; kiln
+/// hands each to the one client that uses it.
+pub const CREDENTIALS: &[(&str, Holder)] = &[
+    ("KILN_CACHE_SIGNING_KEY", Holder::Kiln),
+    ("KILN_IMAGE_SIGNING_KEY", Holder::Kiln),
+    ("REGISTRY_USERNAME", Holder::Kiln),
+    ("REGISTRY_PASSWORD", Holder::Kiln),
+    ("GITHUB_TOKEN", Holder::Kiln),
+    // GitHub's OIDC token endpoint: whoever holds these can mint attestations.
+    ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", Holder::Kiln),
+    ("ACTIONS_ID_TOKEN_REQUEST_URL", Holder::Kiln),
+    ("AWS_ACCESS_KEY_ID", Holder::SccacheServer),
+    ("AWS_SECRET_ACCESS_KEY", Holder::SccacheServer),
+    ("AWS_SESSION_TOKEN", Holder::SccacheServer),
+    ("ACTIONS_RUNTIME_TOKEN", Holder::SccacheServer),
+];
+
 /// A snapshot of the environment that matters to kiln's settings.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
@@ -55,8 +85,18 @@ pub struct Env {
     pub remote_cache: Option<String>,
     /// `KILN_CACHE_UPLOAD`: `always`, `ci`, `never`.
     pub cache_upload: Option<String>,
-    /// `KILN_CACHE_SIGNING_KEY`: the key signing shared cache entries.
+    /// `KILN_CACHE_TRUSTED_KEYS`: public keys (comma-separated) whose signatures
+    /// make a shared cache record usable.
+    pub trusted_keys: Option<String>,
+    /// `KILN_CACHE_SIGNING_KEY`: the secret key (or the path of its file) signing
+    /// what this machine uploads.
     pub signing_key: Option<Secret>,
+    /// Every variable of [`CREDENTIALS`] that is set.
+    pub credentials: Vec<(&'static str, Secret)>,
+    /// `SCCACHE_BUCKET` is set: sccache stores in S3.
+    pub sccache_s3: bool,
+    /// `SCCACHE_GHA_ENABLED` is set: sccache stores in the GitHub Actions cache.
+    pub sccache_gha: bool,
     /// `KILN_IMAGE_SIGNING_KEY`: a PKCS#8 PEM ECDSA P-256 key `kiln image --push`
     /// signs the pushed image with (cosign's layout), instead of `--sign-key FILE`.
     pub image_signing_key: Option<Secret>,
@@ -105,10 +145,16 @@ impl Env {
                 continue;
             }
             let text = || value.to_str().map(|s| s.trim().to_string());
-            match name.to_str().unwrap_or_default() {
+            let name = name.to_str().unwrap_or_default();
+            if let Some((known, _)) = CREDENTIALS.iter().find(|(c, _)| *c == name) {
+                env.credentials
+                    .push((known, Secret(value.clone().into_encoded_bytes())));
+            }
+            match name {
                 "KILN_CACHE_DIR" => env.cache_dir = Some(PathBuf::from(&value)),
                 "KILN_REMOTE_CACHE" => env.remote_cache = text(),
                 "KILN_CACHE_UPLOAD" => env.cache_upload = Some(text().unwrap_or_default()),
+                "KILN_CACHE_TRUSTED_KEYS" => env.trusted_keys = Some(text().unwrap_or_default()),
                 "KILN_CACHE_SIGNING_KEY" => {
                     env.signing_key = Some(Secret(value.clone().into_encoded_bytes()))
                 }
@@ -140,6 +186,8 @@ impl Env {
                         .filter(|s| *s > 0)
                         .map(Duration::from_secs)
                 }
+                "SCCACHE_BUCKET" => env.sccache_s3 = true,
+                "SCCACHE_GHA_ENABLED" => env.sccache_gha = value != "false" && value != "0",
                 "XDG_DATA_HOME" => env.xdg_data_home = Some(PathBuf::from(&value)),
                 "CI" => env.in_ci = matches!(value.to_str(), Some("true" | "1")),
                 "RUSTC_WRAPPER" => env.rustc_wrapper = true,
@@ -149,6 +197,34 @@ impl Env {
             }
         }
         env
+    }
+}
+
+impl Env {
+    /// The credential `name` (one of [`CREDENTIALS`]) as text, when set.
+    pub fn credential(&self, name: &str) -> Option<&str> {
+        self.credentials
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, s)| std::str::from_utf8(s.expose()).ok())
+    }
+
+    /// The credentials kiln's sccache server gets, for its storage backend: the
+    /// S3 ones when sccache stores in S3 (`SCCACHE_BUCKET`), the Actions cache token
+    /// when it stores there (`SCCACHE_GHA_ENABLED`).
+    pub fn sccache_server_credentials(&self) -> Vec<(&'static str, String)> {
+        CREDENTIALS
+            .iter()
+            .filter(|(_, h)| *h == Holder::SccacheServer)
+            .filter(|(n, _)| {
+                if n.starts_with("AWS_") {
+                    self.sccache_s3
+                } else {
+                    self.sccache_gha
+                }
+            })
+            .filter_map(|(n, _)| Some((*n, self.credential(n)?.to_string())))
+            .collect()
     }
 }
 
@@ -177,6 +253,18 @@ pub fn env() -> &'static Env {
     ENV.get_or_init(Env::from_process)
 }
 
+/// Takes the [`CREDENTIALS`] out of this process's environment, after reading them
+/// into [`env`]: every child kiln starts from then on runs without them. Call it
+/// once, first thing, before any thread starts.
+pub fn seal_credentials() {
+    let _ = env();
+    for (name, _) in CREDENTIALS {
+        if std::env::var_os(name).is_some() {
+            std::env::remove_var(name);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +285,7 @@ mod tests {
         assert_eq!(e.insecure_registries, ["a:5000", "b"]);
         assert!(e.in_ci);
         assert!(!format!("{e:?}").contains("hunter2"));
+        assert_eq!(e.credential("KILN_CACHE_SIGNING_KEY"), Some("hunter2"));
         assert_eq!(e.signing_key.unwrap().expose(), b"hunter2");
     }
 }

@@ -17,8 +17,8 @@ mod size;
 pub use choices::{
     Allocator, AllocatorConfig, BackendChoice, Choice, Matrix, SbomFormat, Sccache, Upload,
 };
-pub use env::{env, Env, Secret, VARIABLES};
-pub use settings::{Flags, Origin, Setting, Settings};
+pub use env::{env, seal_credentials, Env, Holder, Secret, CREDENTIALS, VARIABLES};
+pub use settings::{Flags, Origin, Setting, Settings, Trust};
 pub use size::{parse_size, MemoryLimit, MIN_BUDGET};
 
 /// The `[workspace.metadata.kiln]` table.
@@ -134,6 +134,26 @@ pub struct CacheConfig {
     pub insecure: Option<bool>,
     /// Seconds any remote operation may take before the remote is skipped. Default: 5.
     pub timeout: Option<u64>,
+    /// Public keys (`NAME:<base64>`, from `kiln cache keygen`) whose signatures make
+    /// a remote record usable. When set, every reader refuses what none of them signed.
+    pub trusted_keys: Option<Vec<TrustedKey>>,
+}
+
+/// One entry of `trusted-keys`, parsed when the config is read (a typo is exit 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedKey(pub kiln_trust::PublicKey);
+
+impl<'de> Deserialize<'de> for TrustedKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        kiln_trust::PublicKey::parse(&text)
+            .map(TrustedKey)
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "{e}: a trusted key is what `kiln cache keygen` prints, `NAME:<base64>`"
+                ))
+            })
+    }
 }
 
 /// `[workspace.metadata.kiln.image]`: what goes into the container image.

@@ -2,7 +2,7 @@
 //! over defaults, resolved in one place with one precedence rule.
 
 use crate::choices::{BackendChoice, Choice, Matrix, Sccache, Upload};
-use crate::env::{Env, Secret};
+use crate::env::Env;
 use crate::size::MemoryLimit;
 use crate::Config;
 use kiln_diagnostics::Result;
@@ -45,6 +45,11 @@ pub struct Setting<T> {
 impl<T> Setting<T> {
     fn new(value: T, origin: Origin) -> Self {
         Self { value, origin }
+    }
+
+    /// The value changed by `f`, from the same origin.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Setting<U> {
+        Setting::new(f(self.value), self.origin)
     }
 
     /// The flag's value when it was given: flags win over everything else.
@@ -108,6 +113,57 @@ fn switch(s: Setting<bool>, given: bool, name: &'static str) -> Setting<bool> {
     s.or_flag(given.then_some(true), name)
 }
 
+/// The shared cache's trust: the public keys readers check, and the secret key
+/// (environment only) the uploading step signs with.
+#[derive(Debug, Clone)]
+pub struct Trust {
+    /// `trusted-keys` / `KILN_CACHE_TRUSTED_KEYS`, plus the signing key's own public
+    /// key (a signer trusts what it signed).
+    pub keys: Setting<kiln_trust::TrustedKeys>,
+    /// `KILN_CACHE_SIGNING_KEY`.
+    pub signer: Option<kiln_trust::SecretKey>,
+}
+
+impl Trust {
+    /// Whether records must be signed by a trusted key to be used (and whether only
+    /// what this machine built or verified may be uploaded).
+    pub fn enforced(&self) -> bool {
+        !self.keys.value.is_empty()
+    }
+
+    fn resolve(env: &Env, file: Option<Vec<crate::TrustedKey>>) -> Result<Self> {
+        let keys = match &env.trusted_keys {
+            Some(list) => Setting::new(
+                kiln_trust::TrustedKeys::parse(list.split(',')).map_err(|e| {
+                    kiln_diagnostics::Error::usage(format!(
+                        "invalid KILN_CACHE_TRUSTED_KEYS: {e}"
+                    ))
+                    .hint("list public keys (`NAME:<base64>`, as `kiln cache keygen` prints them), comma-separated")
+                })?,
+                Origin::Env("KILN_CACHE_TRUSTED_KEYS"),
+            ),
+            None => match file {
+                Some(keys) => Setting::new(
+                    keys.into_iter()
+                        .fold(kiln_trust::TrustedKeys::default(), |k, t| k.with(t.0)),
+                    Origin::Config("cache.trusted-keys"),
+                ),
+                None => Setting::new(Default::default(), Origin::Default),
+            },
+        };
+        let signer = env
+            .signing_key
+            .as_ref()
+            .map(|s| kiln_trust::SecretKey::from_env_value(s.expose(), "KILN_CACHE_SIGNING_KEY"))
+            .transpose()?;
+        let keys = match &signer {
+            Some(k) => keys.map(|t| t.with(k.public())),
+            None => keys,
+        };
+        Ok(Self { keys, signer })
+    }
+}
+
 /// Every setting kiln reads from more than one place, resolved.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -129,8 +185,9 @@ pub struct Settings {
     pub remote_timeout: Setting<Duration>,
     /// Plain HTTP for a registry on this machine.
     pub insecure: Setting<bool>,
-    /// The key that signs and checks shared cache entries (environment only).
-    pub signing_key: Option<Secret>,
+    /// Whose signatures shared cache records need, and the key this machine signs
+    /// its uploads with.
+    pub trust: Trust,
     /// Whether this process runs in CI.
     pub in_ci: bool,
     /// The user set `RUSTC_WRAPPER`, which wins over sccache.
@@ -190,7 +247,7 @@ impl Settings {
                 None => Setting::new(Duration::from_secs(5), Origin::Default),
             },
             insecure: layered(None, cache.insecure, "cache.insecure")?,
-            signing_key: env.signing_key.clone(),
+            trust: Trust::resolve(env, cache.trusted_keys.clone())?,
             in_ci: env.in_ci,
             rustc_wrapper: env.rustc_wrapper,
             locked: switch(
@@ -268,15 +325,30 @@ impl Settings {
             row("locked", &self.locked, self.locked.value.to_string()),
             row("frozen", &self.frozen, self.frozen.value.to_string()),
             row("offline", &self.offline, self.offline.value.to_string()),
+            row(
+                "cache.trusted-keys",
+                &self.trust.keys,
+                if self.trust.enforced() {
+                    let names: Vec<&str> = self
+                        .trust
+                        .keys
+                        .value
+                        .keys()
+                        .iter()
+                        .map(|k| k.name())
+                        .collect();
+                    names.join(", ")
+                } else {
+                    "none (remote records are used unsigned)".into()
+                },
+            ),
             (
                 "cache.signing-key",
-                if self.signing_key.is_some() {
-                    "set"
-                } else {
-                    "unset"
-                }
-                .into(),
-                if self.signing_key.is_some() {
+                match &self.trust.signer {
+                    Some(k) => format!("{} (set)", k.name()),
+                    None => "unset".into(),
+                },
+                if self.trust.signer.is_some() {
                     "KILN_CACHE_SIGNING_KEY"
                 } else {
                     "default"

@@ -159,6 +159,53 @@ fn set_executable(_: &File, _: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Opens a file that someone else controls (a shared-directory cache) for reading,
+/// only if it is a regular file: never through a symlink (`/dev/zero` behind one
+/// would be endless), never a FIFO (opening one waits for a writer) or a device.
+pub fn open_regular(path: &Path) -> std::io::Result<File> {
+    let mut options = File::options();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Non-blocking: a FIFO opens at once (and is then refused) instead of waiting.
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(|e| {
+        if e.raw_os_error() == Some(libc_eloop()) {
+            std::io::Error::other("a symbolic link, not a regular file")
+        } else {
+            e
+        }
+    })?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(file)
+}
+
+#[cfg(unix)]
+fn libc_eloop() -> i32 {
+    libc::ELOOP
+}
+
+#[cfg(not(unix))]
+fn libc_eloop() -> i32 {
+    -1
+}
+
+/// Reads at most `max` bytes of `file`; a longer file is an error, read no further.
+pub fn read_capped(file: File, max: u64) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    file.take(max + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        return Err(std::io::Error::other(format!(
+            "larger than the {max} bytes allowed"
+        )));
+    }
+    Ok(out)
+}
+
 /// How a lock is held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockMode {
@@ -230,5 +277,28 @@ mod tests {
         let (sha, size) = copy_hashing(&dest, &copy, true).unwrap();
         assert_eq!((sha.clone(), size), sha256_file(&copy).unwrap());
         assert_eq!(sha, sha256_hex(b"abc"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_regular_files_open_and_reads_stop_at_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        fs::write(&file, b"12345").unwrap();
+        assert_eq!(
+            read_capped(open_regular(&file).unwrap(), 5).unwrap(),
+            b"12345"
+        );
+        assert!(read_capped(open_regular(&file).unwrap(), 4).is_err());
+        let link = dir.path().join("zero");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        let e = open_regular(&link).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert!(open_regular(Path::new("/dev/null")).is_err());
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success(), "mkfifo (coreutils)");
+        let e = open_regular(&fifo).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
     }
 }

@@ -15,16 +15,16 @@ const MAGIC: &[u8] = b"kiln-native-archive v1\n";
 /// Largest archive member and path kiln accepts.
 const MAX_FILE: u64 = 1 << 30;
 const MAX_PATH: u32 = 4096;
+/// Most members an archive may have (OpenSSL's prefix has about 150).
+const MAX_FILES: usize = 20_000;
+/// The list of an installed prefix's files and digests, written last.
+const MANIFEST: &str = "kiln-manifest.txt";
 /// The top-level directories a prefix may hold.
 const TOPS: &[&str] = &["lib", "lib64", "include"];
 
 /// Writes the regular files under `prefix`'s `lib`, `lib64` and `include` to `dest`.
 pub fn pack(prefix: &Path, dest: &Path) -> Result<()> {
-    let mut files = Vec::new();
-    for top in TOPS {
-        collect(&prefix.join(top), Path::new(top), &mut files)?;
-    }
-    files.sort();
+    let files = prefix_files(prefix)?;
     let mut out = std::io::BufWriter::new(std::fs::File::create(dest).io_context("create", dest)?);
     let mut write = || -> std::io::Result<()> {
         out.write_all(MAGIC)?;
@@ -72,14 +72,55 @@ fn is_executable(_: &std::fs::Metadata) -> bool {
     false
 }
 
-/// Unpacks the archive `src` into `dest`, which must not exist yet. Anything
-/// malformed is an error and leaves `dest` absent.
+/// Unpacks the archive `src` into `dest`, which must not exist yet, and seals it
+/// (see [`seal`]). Anything malformed is an error and leaves `dest` absent.
 pub fn unpack(src: &Path, dest: &Path) -> Result<()> {
-    let result = unpack_into(src, dest);
+    let result = unpack_into(src, dest).and_then(|()| seal(dest));
     if result.is_err() {
         let _ = std::fs::remove_dir_all(dest);
     }
     result
+}
+
+/// The files of a prefix's `lib`, `lib64` and `include`, relative, sorted.
+fn prefix_files(prefix: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for top in TOPS {
+        collect(&prefix.join(top), Path::new(top), &mut files)?;
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The manifest text of `prefix`: a line `<sha256>  <path>` per file.
+fn manifest(prefix: &Path) -> Result<String> {
+    let mut text = String::new();
+    for rel in prefix_files(prefix)? {
+        let path = prefix.join(&rel);
+        let (sha, _) = kiln_fs::sha256_file(&path).io_context("read", &path)?;
+        text.push_str(&format!(
+            "{sha}  {}\n",
+            rel.to_string_lossy().replace('\\', "/")
+        ));
+    }
+    Ok(text)
+}
+
+/// Records every file of an installed prefix with its digest (synced), so that a
+/// later build uses the prefix only if it is still exactly what was installed.
+pub fn seal(prefix: &Path) -> Result<()> {
+    let text = manifest(prefix)?;
+    kiln_fs::write_synced(&prefix.join(MANIFEST), text.as_bytes())?;
+    kiln_fs::sync_dir(prefix)
+}
+
+/// Whether `prefix` holds a sealed installation whose files are unchanged: an
+/// interrupted, tampered with or older (unsealed) prefix is not used.
+pub fn is_intact(prefix: &Path) -> bool {
+    let Ok(recorded) = std::fs::read_to_string(prefix.join(MANIFEST)) else {
+        return false;
+    };
+    !recorded.is_empty() && manifest(prefix).is_ok_and(|now| now == recorded)
 }
 
 fn unpack_into(src: &Path, dest: &Path) -> Result<()> {
@@ -91,12 +132,16 @@ fn unpack_into(src: &Path, dest: &Path) -> Result<()> {
         return Err(bad("not a kiln archive"));
     }
     std::fs::create_dir(dest).io_context("create", dest)?;
-    loop {
+    let mut dirs = std::collections::BTreeSet::new();
+    for count in 0.. {
         let mut len = [0u8; 4];
         match r.read(&mut len[..1]) {
-            Ok(0) => return Ok(()),
+            Ok(0) => break,
             Ok(_) => r.read_exact(&mut len[1..]).map_err(|_| bad("truncated"))?,
             Err(e) => return Err(Error::io("read", src, e)),
+        }
+        if count >= MAX_FILES {
+            return Err(bad("too many files"));
         }
         let len = u32::from_le_bytes(len);
         if len == 0 || len > MAX_PATH {
@@ -118,6 +163,7 @@ fn unpack_into(src: &Path, dest: &Path) -> Result<()> {
         }
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).io_context("create", parent)?;
+            dirs.insert(parent.to_path_buf());
         }
         let mut f = std::fs::File::create(&path).io_context("create", &path)?;
         let copied = std::io::copy(&mut (&mut r).take(size), &mut f).io_context("write", &path)?;
@@ -131,7 +177,14 @@ fn unpack_into(src: &Path, dest: &Path) -> Result<()> {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
                 .io_context("set permissions on", &path)?;
         }
+        f.sync_all().io_context("sync", &path)?;
     }
+    // The files are synced; their directory entries too, before the caller renames
+    // the prefix into place.
+    for d in dirs.iter().chain([&dest.to_path_buf()]) {
+        kiln_fs::sync_dir(d)?;
+    }
+    Ok(())
 }
 
 /// `name` as a relative path of normal components under one of [`TOPS`].
@@ -199,6 +252,30 @@ mod tests {
             assert!(unpack(&evil, &dest).is_err(), "{name}");
             assert!(!dest.exists(), "{name}");
         }
+        // Sealed on unpack; any change to an installed file makes it not intact.
+        assert!(is_intact(&out));
+        std::fs::write(out.join("lib/pkgconfig/x.pc"), b"PC").unwrap();
+        assert!(!is_intact(&out));
+        assert!(!is_intact(&prefix), "never sealed");
+        seal(&prefix).unwrap();
+        assert!(is_intact(&prefix));
+        std::fs::write(prefix.join("lib/extra.a"), b"planted").unwrap();
+        assert!(!is_intact(&prefix), "a file added after sealing");
+
+        let mut many = MAGIC.to_vec();
+        for i in 0..=MAX_FILES {
+            let name = format!("lib/f{i}");
+            many.extend((name.len() as u32).to_le_bytes());
+            many.extend(name.as_bytes());
+            many.push(0);
+            many.extend(0u64.to_le_bytes());
+        }
+        let crowded = d.path().join("many");
+        std::fs::write(&crowded, many).unwrap();
+        let e = unpack(&crowded, &d.path().join("many-out")).unwrap_err();
+        assert!(e.to_string().contains("too many files"), "{e}");
+        assert!(!d.path().join("many-out").exists());
+
         let truncated = d.path().join("trunc");
         let full = std::fs::read(&blob).unwrap();
         std::fs::write(&truncated, &full[..full.len() - 1]).unwrap();

@@ -13,11 +13,11 @@ mod archive;
 mod mimalloc;
 mod openssl;
 
-pub use archive::{pack, unpack};
+pub use archive::{is_intact, pack, seal, unpack};
 pub use mimalloc::{
     mimalloc_identity, mimalloc_library, provision_mimalloc, MIMALLOC_SYS_VERSION, MIMALLOC_VERSION,
 };
-pub use openssl::{clean_build_dirs, provision_openssl, OPENSSL_SRC_VERSION};
+pub use openssl::{clean_build_dirs, openssl_version, provision_openssl, OPENSSL_SRC_VERSION};
 
 use kiln_diagnostics::{Error, Result};
 use kiln_toolchain::Target;
@@ -146,8 +146,8 @@ pub fn check(deps: &[Dependency], target: &Target, provision: bool) -> Result<Ve
 }
 
 /// Version of kiln's recipe for building provisioned libraries; bump it whenever the
-/// recipe changes what it produces.
-pub const RECIPE_VERSION: u32 = 1;
+/// recipe changes what it produces. 2: sources pinned by a lockfile, prefixes sealed.
+pub const RECIPE_VERSION: u32 = 2;
 
 /// The source version of the library kiln provisions for `provision`: with the recipe
 /// and the target, its identity in cache keys (never where it is installed).

@@ -8,8 +8,23 @@ use kiln_toolchain::Target;
 use std::path::Path;
 use std::process::Command;
 
-/// The `openssl-src` requirement provisioned builds use (OpenSSL 3.x).
-pub const OPENSSL_SRC_VERSION: &str = "300";
+/// The exact `openssl-src` provisioned builds use: its version is in every cache key
+/// and record, so a new OpenSSL release (a security fix) is a new key everywhere.
+/// Bump it with the lockfile beside this file (`cargo generate-lockfile` on the
+/// helper manifest, then copy `Cargo.lock` to `openssl.lock`).
+pub const OPENSSL_SRC_VERSION: &str = "300.6.1+3.6.3";
+
+/// The helper crate's lockfile: the build resolves from it with `--locked`, so two
+/// machines build OpenSSL from the same sources (and `cc`) whatever crates.io holds
+/// by then.
+const OPENSSL_LOCK: &str = include_str!("openssl.lock");
+
+/// The OpenSSL release inside [`OPENSSL_SRC_VERSION`] (its build metadata).
+pub fn openssl_version() -> &'static str {
+    OPENSSL_SRC_VERSION
+        .split_once('+')
+        .map_or(OPENSSL_SRC_VERSION, |(_, v)| v)
+}
 
 const BUILD_RS: &str = r#"use std::path::{Path, PathBuf};
 
@@ -45,14 +60,16 @@ pub fn provision_openssl(
     prefix: &Path,
     jobs: Option<u32>,
 ) -> Result<bool> {
-    let done =
-        |p: &Path| p.join("lib/libcrypto.a").is_file() || p.join("lib64/libcrypto.a").is_file();
-    if done(prefix) {
+    if crate::is_intact(prefix) {
         return Ok(false);
     }
     let _lock = lock(&root.join(".openssl.lock"), LockMode::Exclusive)?;
-    if done(prefix) {
+    if crate::is_intact(prefix) {
         return Ok(false);
+    }
+    // An unsealed or changed prefix (an older kiln's, or tampered with) is rebuilt.
+    if prefix.exists() {
+        std::fs::remove_dir_all(prefix).io_context("remove", prefix)?;
     }
     for tool in ["perl", "make"] {
         if kiln_fs::which(tool).is_none() {
@@ -61,10 +78,12 @@ pub fn provision_openssl(
         }
     }
     let helper = root.join("openssl-helper");
+    let exact = OPENSSL_SRC_VERSION.split('+').next().unwrap_or_default();
     let manifest = format!(
-        "[package]\nname = \"kiln-openssl-provision\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n[workspace]\n\n[build-dependencies]\nopenssl-src = \"{OPENSSL_SRC_VERSION}\"\n"
+        "[package]\nname = \"kiln-openssl-provision\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n[workspace]\n\n[build-dependencies]\nopenssl-src = \"={exact}\"\n"
     );
     write_atomic(&helper.join("Cargo.toml"), manifest.as_bytes())?;
+    write_atomic(&helper.join("Cargo.lock"), OPENSSL_LOCK.as_bytes())?;
     write_atomic(&helper.join("build.rs"), BUILD_RS.as_bytes())?;
     write_atomic(&helper.join("src/lib.rs"), b"")?;
     let staging = temp_path(prefix);
@@ -72,6 +91,7 @@ pub fn provision_openssl(
         .args([
             "zigbuild",
             "--release",
+            "--locked",
             "--target",
             &target.triple,
             "--manifest-path",
@@ -100,6 +120,7 @@ pub fn provision_openssl(
         return Err(Error::environment(format!("building OpenSSL for {} failed:\n{}", target.triple, tail.join("\n")))
             .hint("enable the `vendored` feature of openssl-sys to build it within your own build instead"));
     }
+    crate::seal(&staging)?;
     std::fs::rename(&staging, prefix).io_context("rename into", prefix)?;
     // The build tree (~100 MB per target) is not needed once the prefix is installed.
     let _ = std::fs::remove_dir_all(root.join("openssl-build").join(&target.triple));

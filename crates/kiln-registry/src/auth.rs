@@ -76,19 +76,22 @@ pub enum Purpose {
 /// ghcr.io, then the docker config (`$DOCKER_CONFIG/config.json` or
 /// `~/.docker/config.json`), whose entries are per host, credential helpers included.
 pub fn lookup(registry: &str, purpose: Purpose) -> Option<(Credentials, Source)> {
-    let env_applies = match &kiln_config::env().registry {
+    // Read from kiln's sealed snapshot: these variables are no longer in the
+    // environment any child inherits.
+    let env = kiln_config::env();
+    let env_applies = match &env.registry {
         Some(h) => h == registry,
         None => purpose == Purpose::Destination,
     };
-    if let (true, Ok(u), Ok(p)) = (
+    if let (true, Some(u), Some(p)) = (
         env_applies,
-        std::env::var("REGISTRY_USERNAME"),
-        std::env::var("REGISTRY_PASSWORD"),
+        env.credential("REGISTRY_USERNAME"),
+        env.credential("REGISTRY_PASSWORD"),
     ) {
         return Some((Credentials::new(u, p), Source::Env));
     }
     if registry == "ghcr.io" {
-        if let Ok(t) = std::env::var("GITHUB_TOKEN") {
+        if let Some(t) = env.credential("GITHUB_TOKEN") {
             let user = std::env::var("GITHUB_ACTOR").unwrap_or_else(|_| "kiln".into());
             return Some((Credentials::new(user, t), Source::GithubToken));
         }

@@ -1,10 +1,10 @@
 //! Read-through and write-back between the local cache and a [`Remote`].
 
 use crate::Remote;
-use hmac::Mac;
-use kiln_cache::{printable, Entry, Learned, LocalCache, Wanted};
+use kiln_cache::{printable, Entry, Learned, LocalCache, Origin, Wanted};
 use kiln_diagnostics::{Error, Kind, Result};
-use std::collections::BTreeSet;
+use kiln_trust::{Domain, SecretKey, TrustedKeys};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -17,16 +17,66 @@ pub struct RemoteCache {
     remote: Box<dyn Remote>,
     /// Whether this process uploads what it builds (the `upload` setting, resolved).
     uploads: bool,
-    /// The team's signing key: entries uploaded are signed with it, and entries
-    /// fetched must carry a valid signature.
-    signing_key: Option<Vec<u8>>,
+    /// Keys whose signatures make a record usable; empty: checking is off.
+    trusted: TrustedKeys,
+    /// The key this machine signs what it vouches for with.
+    signer: Option<SecretKey>,
+    /// This remote holds this CI run's own builds (`kiln cache pull --vouch`):
+    /// unsigned records from it are vouched for like local builds.
+    vouch: bool,
     alive: AtomicBool,
     skipped: Mutex<Option<String>>,
     warnings: Mutex<Vec<String>>,
+    /// Records refused or held back, by reason: one warning each at the end.
+    refused: Mutex<BTreeMap<Refusal, BTreeSet<String>>>,
     hits: AtomicU64,
     bytes_down: AtomicU64,
     uploaded: AtomicU64,
     bytes_up: AtomicU64,
+}
+
+/// Why records were refused or held back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Refusal {
+    /// A remote entry no trusted key signed.
+    UnsignedEntry,
+    /// A remote learned record no trusted key signed.
+    UnsignedLearned,
+    /// A remote learned record named a credential-like variable.
+    CredentialName,
+    /// A local entry restored without a trusted signature, not uploaded.
+    UnvouchedEntry,
+    /// A local learned record holding unverified remote names, not uploaded.
+    UnvouchedLearned,
+}
+
+impl Refusal {
+    fn sentence(self, remote: &str, what: &BTreeSet<String>) -> String {
+        let list = what.iter().cloned().collect::<Vec<_>>().join(", ");
+        let n = what.len();
+        match self {
+            Refusal::UnsignedEntry => format!(
+                "{n} remote entr{} from {remote} carr{} no signature of a trusted key ({list}); rebuilt instead",
+                if n == 1 { "y" } else { "ies" },
+                if n == 1 { "ies" } else { "y" }
+            ),
+            Refusal::UnsignedLearned => format!(
+                "{n} learned build-script record(s) from {remote} carry no signature of a trusted key ({list}); ignored"
+            ),
+            Refusal::CredentialName => format!(
+                "learned build-script records from {remote} named credential-like variables ({list}); such names are never learned from a remote"
+            ),
+            Refusal::UnvouchedEntry => format!(
+                "{n} cached entr{} restored without a trusted signature {} not uploaded to {remote} ({list}): this machine can't vouch for {}",
+                if n == 1 { "y" } else { "ies" },
+                if n == 1 { "was" } else { "were" },
+                if n == 1 { "it" } else { "them" }
+            ),
+            Refusal::UnvouchedLearned => format!(
+                "{n} learned build-script record(s) holding names from an unverified remote were not uploaded to {remote} ({list})"
+            ),
+        }
+    }
 }
 
 /// What the remote did during one build.
@@ -55,10 +105,13 @@ impl RemoteCache {
         let r = RemoteCache {
             remote,
             uploads,
-            signing_key: None,
+            trusted: TrustedKeys::default(),
+            signer: None,
+            vouch: false,
             alive: AtomicBool::new(true),
             skipped: Mutex::new(None),
             warnings: Mutex::new(Vec::new()),
+            refused: Mutex::new(BTreeMap::new()),
             hits: AtomicU64::new(0),
             bytes_down: AtomicU64::new(0),
             uploaded: AtomicU64::new(0),
@@ -70,36 +123,67 @@ impl RemoteCache {
         r
     }
 
-    /// Signs uploads with `key` and accepts only entries it signed (HMAC-SHA256).
-    pub fn with_signing_key(mut self, key: Option<Vec<u8>>) -> Self {
-        self.signing_key = key.filter(|k| !k.is_empty());
+    /// Uses only records signed by one of `trusted` (when it isn't empty), and signs
+    /// what this machine vouches for with `signer`.
+    pub fn with_trust(mut self, trusted: TrustedKeys, signer: Option<SecretKey>) -> Self {
+        self.trusted = trusted;
+        self.signer = signer;
         self
     }
 
-    /// The HMAC of `entry`'s signed bytes under the signing key, if there is one.
-    fn mac(&self, entry: &Entry) -> Option<HmacSha256> {
-        let key = self.signing_key.as_ref()?;
-        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-        mac.update(&entry.signed_bytes());
-        Some(mac)
+    /// Vouches for this remote's unsigned records as this CI run's own builds: for
+    /// the slices a run's build jobs hand to its later jobs, never a shared cache.
+    pub fn vouching(mut self) -> Self {
+        self.vouch = true;
+        self
     }
 
-    /// The signature of `entry` under the signing key.
-    fn sign(&self, entry: &Entry) -> Option<String> {
-        Some(kiln_fs::hex(&self.mac(entry)?.finalize().into_bytes()))
+    fn enforced(&self) -> bool {
+        !self.trusted.is_empty()
     }
 
-    /// Whether `entry` may be used: always without a signing key; with one, only when
-    /// its signature verifies (compared in constant time).
-    fn trusted(&self, entry: &Entry) -> bool {
-        let Some(mac) = self.mac(entry) else {
-            return true;
-        };
-        entry
-            .signature
-            .as_deref()
-            .and_then(unhex)
-            .is_some_and(|sig| mac.verify_slice(&sig).is_ok())
+    fn refuse(&self, why: Refusal, what: impl Into<String>) {
+        self.refused
+            .lock()
+            .expect("lock")
+            .entry(why)
+            .or_default()
+            .insert(what.into());
+    }
+
+    /// How an entry fetched from the remote counts here: verified by a trusted key,
+    /// vouched for as this run's, unverified (no keys trusted), or refused (`None`).
+    fn origin_of(&self, entry: &Entry) -> Option<Origin> {
+        if let Some(signer) = entry.signer(&self.trusted) {
+            return Some(Origin::Verified {
+                signer: signer.to_string(),
+            });
+        }
+        if self.vouch {
+            Some(Origin::Run)
+        } else if self.enforced() {
+            None
+        } else {
+            Some(Origin::Unverified)
+        }
+    }
+
+    /// The entry as this machine uploads it: signed when it vouches for it and has
+    /// a key, passed on with its signatures when a trusted key signed it, and held
+    /// back (`None`) when it came unverified while keys are trusted.
+    fn to_upload(&self, entry: &Entry) -> Option<Entry> {
+        let mut out = entry.shared();
+        match &entry.origin {
+            Some(Origin::Built | Origin::Run) => {
+                if let Some(key) = &self.signer {
+                    out.signatures = vec![key.sign(Domain::Entry, &out.signed_bytes())];
+                }
+                Some(out)
+            }
+            Some(Origin::Verified { .. }) => Some(out),
+            _ if self.enforced() => None,
+            _ => Some(out),
+        }
     }
 
     /// Whether the remote is still being used.
@@ -141,7 +225,8 @@ impl RemoteCache {
     }
 
     /// Merges the remote's learned build-script inputs for `ids` into `local`, so keys
-    /// computed here match the ones computed where the binaries were built.
+    /// computed here match the ones computed where the binaries were built. With
+    /// trusted keys, a record must be signed by one of them.
     pub fn fetch_learned(&self, ids: &BTreeSet<String>, local: &LocalCache) {
         let Some(remote_ids) = self.guard("listing learned inputs", || self.remote.learned_ids())
         else {
@@ -159,21 +244,37 @@ impl RemoteCache {
                 ));
                 continue;
             };
-            // Only names inside the workspace and well-formed variable names: a
-            // planted record must not make kiln read outside it.
+            let signed = self
+                .trusted
+                .verify(
+                    Domain::Learned,
+                    &theirs.names().signed_bytes(&id),
+                    &theirs.signatures,
+                )
+                .is_some();
+            if !signed && self.enforced() && !self.vouch {
+                self.refuse(Refusal::UnsignedLearned, id);
+                continue;
+            }
+            // Only names inside the workspace and well-formed, non-credential
+            // variable names: a planted record must not make kiln read outside it
+            // or publish a hash of a secret.
             let (theirs, dropped) = theirs.from_outside();
-            if !dropped.is_empty() {
-                self.warn(format!(
-                    "learned inputs {id} from {} named {}; ignored",
-                    self.remote.describe(),
-                    dropped.join(", ")
-                ));
+            for d in dropped {
+                match d.strip_prefix("credential-like variable ") {
+                    Some(name) => self.refuse(Refusal::CredentialName, name),
+                    None => self.warn(format!(
+                        "learned inputs {id} from {} named {d}; ignored",
+                        self.remote.describe()
+                    )),
+                }
             }
             let mut merged = local.learned(&id).unwrap_or_default();
             let before = merged.clone();
             merged.files.extend(theirs.files);
             merged.env.extend(theirs.env);
-            if merged != before {
+            if merged.names() != before.names() {
+                merged.unvouched |= !signed && !self.vouch;
                 let _ = local.set_learned(&id, &merged);
             }
         }
@@ -207,15 +308,17 @@ impl RemoteCache {
         };
         let entry = match serde_json::from_slice::<Entry>(&bytes) {
             Ok(e) if e.answers(want) && kiln_fs::is_sha256_hex(&e.sha256) => {
-                if !self.trusted(&e) {
-                    self.warn(format!(
-                        "the remote entry for {} {} is not signed with this team's signing key; ignored and rebuilt",
-                        want.binary,
-                        short(key)
-                    ));
+                let Some(origin) = self.origin_of(&e) else {
+                    self.refuse(
+                        Refusal::UnsignedEntry,
+                        format!("{} {}", want.binary, short(key)),
+                    );
                     return false;
+                };
+                Entry {
+                    origin: Some(origin),
+                    ..e
                 }
-                e
             }
             _ => {
                 self.warn(format!(
@@ -265,12 +368,14 @@ impl RemoteCache {
         result
     }
 
-    /// Whether the remote holds an entry for `key` (nothing is downloaded but the entry).
+    /// Whether the remote holds a usable entry for `key`: its own, and signed by a
+    /// trusted key when keys are trusted (nothing is downloaded but the entry).
     pub fn has(&self, key: &str) -> bool {
-        matches!(
-            self.guard("a remote entry", || self.remote.get_entry(key)),
-            Some(Some(_))
-        )
+        let Some(Some(bytes)) = self.guard("a remote entry", || self.remote.get_entry(key)) else {
+            return false;
+        };
+        serde_json::from_slice::<Entry>(&bytes)
+            .is_ok_and(|e| e.key == key && self.origin_of(&e).is_some())
     }
 
     /// Uploads `entries` (blobs first, each only if missing, then the entry) and the
@@ -303,19 +408,34 @@ impl RemoteCache {
             }
         });
         for id in learned_ids {
-            if let Some(l) = local.learned(id) {
-                // What is shared holds no local path: files outside the workspace
-                // (absolute paths) stay in this machine's record.
-                let (l, _) = l.from_outside();
-                let json = serde_json::to_vec(&l).expect("learned serializes");
-                self.guard("uploading learned inputs", || {
-                    self.remote.put_learned(id, &json)
-                });
+            let Some(l) = local.learned(id) else {
+                continue;
+            };
+            if l.unvouched && self.enforced() {
+                self.refuse(Refusal::UnvouchedLearned, id.clone());
+                continue;
             }
+            // What is shared holds no local path: files outside the workspace
+            // (absolute paths) stay in this machine's record.
+            let (mut shared, _) = l.names().from_outside();
+            if let Some(key) = &self.signer {
+                shared.signatures = vec![key.sign(Domain::Learned, &shared.signed_bytes(id))];
+            }
+            let json = serde_json::to_vec(&shared).expect("learned serializes");
+            self.guard("uploading learned inputs", || {
+                self.remote.put_learned(id, &json)
+            });
         }
     }
 
     fn upload_one(&self, entry: &Entry, local: &LocalCache) {
+        let Some(shared) = self.to_upload(entry) else {
+            self.refuse(
+                Refusal::UnvouchedEntry,
+                format!("{} {}", entry.binary, printable(&entry.target)),
+            );
+            return;
+        };
         let Some(blob) = local.blob(&entry.sha256) else {
             return;
         };
@@ -324,11 +444,7 @@ impl RemoteCache {
                 self.remote.put_blob(&entry.sha256, entry.size, &blob)?;
                 self.bytes_up.fetch_add(entry.size, Ordering::SeqCst);
             }
-            let signed = Entry {
-                signature: self.sign(entry),
-                ..entry.clone()
-            };
-            let json = serde_json::to_vec_pretty(&signed).expect("entry serializes");
+            let json = serde_json::to_vec_pretty(&shared).expect("entry serializes");
             self.remote.put_entry(&entry.key, &json)
         });
         if done.is_some() {
@@ -345,21 +461,20 @@ impl RemoteCache {
             uploaded: self.uploaded.load(Ordering::SeqCst),
             bytes_up: self.bytes_up.load(Ordering::SeqCst),
             skipped: self.skipped.lock().expect("lock").clone(),
-            warnings: self.warnings.lock().expect("lock").clone(),
+            warnings: {
+                let remote = self.remote.describe();
+                let mut w = self.warnings.lock().expect("lock").clone();
+                w.extend(
+                    self.refused
+                        .lock()
+                        .expect("lock")
+                        .iter()
+                        .map(|(why, what)| why.sentence(&remote, what)),
+                );
+                w
+            },
         }
     }
-}
-
-type HmacSha256 = hmac::Hmac<sha2::Sha256>;
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.is_ascii() {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
 }
 
 fn short(s: &str) -> &str {

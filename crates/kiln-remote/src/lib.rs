@@ -57,10 +57,10 @@ pub fn open(url: &str, insecure: bool, timeout: Duration) -> Result<Box<dyn Remo
         return Ok(Box::new(OciRemote::new(rest, insecure, timeout)?));
     }
     if let Some(rest) = url.strip_prefix("file://") {
-        return Ok(Box::new(DirRemote::new(rest)?));
+        return Ok(Box::new(DirRemote::new(rest, timeout)?));
     }
     if url.starts_with('/') {
-        return Ok(Box::new(DirRemote::new(url)?));
+        return Ok(Box::new(DirRemote::new(url, timeout)?));
     }
     if let Some(rest) = url.strip_prefix("s3://") {
         return Ok(Box::new(S3Remote::new(rest, insecure, timeout)?));

@@ -57,6 +57,18 @@ impl S3Remote {
         if let Some(e) = endpoint {
             builder = builder.with_endpoint(e);
         }
+        // The credentials were taken out of the environment (no child sees them):
+        // they come from kiln's sealed snapshot.
+        let env = kiln_config::env();
+        if let Some(v) = env.credential("AWS_ACCESS_KEY_ID") {
+            builder = builder.with_access_key_id(v);
+        }
+        if let Some(v) = env.credential("AWS_SECRET_ACCESS_KEY") {
+            builder = builder.with_secret_access_key(v);
+        }
+        if let Some(v) = env.credential("AWS_SESSION_TOKEN") {
+            builder = builder.with_token(v);
+        }
         let store = builder.build().map_err(|e| {
             Error::usage(format!("cannot use S3 remote cache `s3://{location}`"))
                 .with_source(e)

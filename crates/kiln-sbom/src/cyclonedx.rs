@@ -42,8 +42,30 @@ pub fn cyclonedx(g: &Graph, sha256: &str, timestamp: &str, tool_version: &str) -
             c
         })
         .collect();
+    let mut components = components;
+    let mut linked_refs = Vec::new();
+    for l in &g.linked {
+        let r = format!("kiln-linked:{}@{}", l.name, l.version);
+        let mut c = json!({
+            "type": "library",
+            "bom-ref": r,
+            "name": l.name,
+            "version": l.version,
+            "scope": "required",
+            "purl": l.purl,
+            "licenses": [{"expression": crate::spdx::license(Some(&l.license))}],
+            "properties": [{"name": "kiln:linkage", "value": "static"}],
+        });
+        if let Some(cpe) = &l.cpe {
+            c["cpe"] = json!(cpe);
+        }
+        components.push(c);
+        linked_refs.push(r);
+    }
     let binary_ref = format!("kiln-binary:{}:{}", g.binary, g.target);
-    let mut dependencies = vec![json!({"ref": binary_ref, "dependsOn": [refs[g.root]]})];
+    let mut on_binary = vec![refs[g.root].clone()];
+    on_binary.extend(linked_refs);
+    let mut dependencies = vec![json!({"ref": binary_ref, "dependsOn": on_binary})];
     for (i, n) in g.nodes.iter().enumerate() {
         let on: Vec<&String> = n.deps.iter().map(|d| &refs[*d]).collect();
         dependencies.push(json!({"ref": refs[i], "dependsOn": on}));
@@ -108,6 +130,18 @@ mod tests {
             .unwrap();
         assert_eq!(cc["scope"], "excluded");
         assert_eq!(v["dependencies"][0]["dependsOn"][0], "pkg:cargo/app@1.0.0");
+        assert_eq!(
+            v["dependencies"][0]["dependsOn"][1],
+            "kiln-linked:OpenSSL@3.6.3"
+        );
+        let openssl = v["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "OpenSSL")
+            .unwrap();
+        assert_eq!(openssl["licenses"][0]["expression"], "Apache-2.0");
+        assert_eq!(openssl["purl"], "pkg:generic/openssl@3.6.3");
         assert_eq!(
             text,
             cyclonedx(&g, &"cd".repeat(32), "2024-01-01T00:00:00Z", "0.1.0")

@@ -61,6 +61,23 @@ pub struct Node {
     pub deps: Vec<usize>,
 }
 
+/// A C library linked into the binary that no crate of the graph brings (kiln
+/// provisioned it, or it is the target's libc): SBOM scanners match these by PURL
+/// and CPE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Linked {
+    /// `OpenSSL`, `mimalloc`, `musl`.
+    pub name: String,
+    /// The release linked.
+    pub version: String,
+    /// Its license, an SPDX identifier.
+    pub license: String,
+    /// Its package URL (`pkg:generic/openssl@3.6.3`).
+    pub purl: String,
+    /// Its CPE 2.3 name, when it has one (vulnerability databases key on it).
+    pub cpe: Option<String>,
+}
+
 /// A binary's dependency graph: `nodes[root]` is its package.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Graph {
@@ -72,6 +89,9 @@ pub struct Graph {
     pub nodes: Vec<Node>,
     /// The binary's own package.
     pub root: usize,
+    /// C libraries linked in besides the graph's crates (not in the audit list,
+    /// which is cargo-auditable's format of crates).
+    pub linked: Vec<Linked>,
 }
 
 impl Graph {
@@ -193,6 +213,13 @@ pub(crate) mod tests {
                 node("cc", Source::CratesIo, Kind::Build, vec![]),
             ],
             root: 1,
+            linked: vec![Linked {
+                name: "OpenSSL".into(),
+                version: "3.6.3".into(),
+                license: "Apache-2.0".into(),
+                purl: "pkg:generic/openssl@3.6.3".into(),
+                cpe: Some("cpe:2.3:a:openssl:openssl:3.6.3:*:*:*:*:*:*:*".into()),
+            }],
         }
         .canonical()
     }

@@ -44,10 +44,40 @@ pub fn spdx(g: &Graph, sha256: &str, created: &str, tool_version: &str) -> Strin
         }
         packages.push(p);
     }
+    for (i, l) in g.linked.iter().enumerate() {
+        let mut refs = vec![json!({
+            "referenceCategory": "PACKAGE-MANAGER",
+            "referenceType": "purl",
+            "referenceLocator": l.purl,
+        })];
+        if let Some(cpe) = &l.cpe {
+            refs.push(json!({
+                "referenceCategory": "SECURITY",
+                "referenceType": "cpe23Type",
+                "referenceLocator": cpe,
+            }));
+        }
+        packages.push(json!({
+            "SPDXID": linked_id(i, l),
+            "name": l.name,
+            "versionInfo": l.version,
+            "downloadLocation": "NOASSERTION",
+            "filesAnalyzed": false,
+            "primaryPackagePurpose": "LIBRARY",
+            "licenseConcluded": "NOASSERTION",
+            "licenseDeclared": license(Some(&l.license)),
+            "copyrightText": "NOASSERTION",
+            "comment": "a C library linked statically into the binary",
+            "externalRefs": refs,
+        }));
+    }
     let mut relationships = vec![
         json!({"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": "SPDXRef-Binary"}),
         json!({"spdxElementId": "SPDXRef-Binary", "relationshipType": "GENERATED_FROM", "relatedSpdxElement": id(g.root)}),
     ];
+    for (i, l) in g.linked.iter().enumerate() {
+        relationships.push(json!({"spdxElementId": "SPDXRef-Binary", "relationshipType": "STATIC_LINK", "relatedSpdxElement": linked_id(i, l)}));
+    }
     for (i, n) in g.nodes.iter().enumerate() {
         for d in &n.deps {
             relationships.push(if g.nodes[*d].kind == Kind::Build {
@@ -73,6 +103,11 @@ pub fn spdx(g: &Graph, sha256: &str, created: &str, tool_version: &str) -> Strin
     let mut text = serde_json::to_string_pretty(&doc).expect("json");
     text.push('\n');
     text
+}
+
+/// The SPDX id of the `i`th linked C library.
+fn linked_id(i: usize, l: &crate::Linked) -> String {
+    format!("SPDXRef-Linked-{i}-{}", spdx_id_part(&l.name))
 }
 
 /// Letters, digits, `.` and `-` only, as SPDX identifiers allow.
@@ -208,7 +243,10 @@ mod tests {
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["spdxVersion"], "SPDX-2.3");
         let packages = v["packages"].as_array().unwrap();
-        assert_eq!(packages.len(), 5);
+        assert_eq!(packages.len(), 6);
+        let openssl = packages.iter().find(|p| p["name"] == "OpenSSL").unwrap();
+        assert_eq!(openssl["licenseDeclared"], "Apache-2.0");
+        assert_eq!(openssl["externalRefs"][1]["referenceType"], "cpe23Type");
         assert_eq!(
             packages[0]["checksums"][0]["checksumValue"],
             "cd".repeat(32)
@@ -221,6 +259,7 @@ mod tests {
         assert_eq!(serde["checksums"][0]["checksumValue"], "ab".repeat(32));
         let rels = serde_json::to_string(&v["relationships"]).unwrap();
         assert!(rels.contains("BUILD_DEPENDENCY_OF") && rels.contains("DEPENDS_ON"));
+        assert!(rels.contains("STATIC_LINK"), "{rels}");
         assert_eq!(
             text,
             spdx(&g, &"cd".repeat(32), "2024-01-01T00:00:00Z", "0.1.0")

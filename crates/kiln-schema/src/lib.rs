@@ -92,6 +92,25 @@ pub struct ArtifactRecord {
     /// absent for the libc's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allocator: Option<String>,
+    /// C libraries linked in that no crate brings: what kiln provisioned (OpenSSL,
+    /// with its exact `openssl-src`), the allocator, the target's static libc.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub linked: Vec<LinkedRecord>,
+}
+
+/// A C library linked into an artifact (also listed in its SBOMs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkedRecord {
+    /// `OpenSSL`, `mimalloc`, `musl`.
+    pub name: String,
+    /// The release linked (`3.6.3`).
+    pub version: String,
+    /// Where kiln got it (`openssl-src 300.6.1+3.6.3`), when it built it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Its license (SPDX).
+    pub license: String,
 }
 
 /// An SBOM file of an artifact.
@@ -140,6 +159,12 @@ mod tests {
             auditable: false,
             key: None,
             allocator: None,
+            linked: vec![LinkedRecord {
+                name: "musl".into(),
+                version: "1.2.5".into(),
+                source: None,
+                license: "MIT".into(),
+            }],
         }
     }
 

@@ -7,6 +7,9 @@ use kiln_diagnostics::{Error, Result};
 use std::process::ExitCode;
 
 pub(crate) fn cache(cli: &Cli, args: &CacheArgs, r: &Reporter) -> Result<ExitCode> {
+    if let CacheAction::Keygen { name, out } = &args.action {
+        return keygen(name, out, r);
+    }
     // Outside a workspace the cache is still reachable through KILN_CACHE_DIR or the
     // default. Inside one, a workspace that can't be read (a broken config) is an
     // error: `gc` or `clear` must never fall back to another directory than the one
@@ -94,26 +97,69 @@ pub(crate) fn cache(cli: &Cli, args: &CacheArgs, r: &Reporter) -> Result<ExitCod
             cache.clear()?;
             r.status("Cleared", &cache.root().display().to_string());
         }
-        CacheAction::Push(build) | CacheAction::Pull(build) => {
-            let push = matches!(args.action, CacheAction::Push(_));
-            sync(cli, build, push, &cache, r)?;
+        CacheAction::Push(build) => sync(cli, build, Sync::Push, &cache, r)?,
+        CacheAction::Pull(pull) => {
+            let how = if pull.vouch {
+                Sync::PullVouching
+            } else {
+                Sync::Pull
+            };
+            sync(cli, &pull.build, how, &cache, r)?;
         }
+        CacheAction::Keygen { .. } => unreachable!("handled before the cache is opened"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `kiln cache keygen NAME --out FILE`: the secret key into a new owner-only file,
+/// the public key (for `trusted-keys`) on stdout.
+fn keygen(name: &str, out: &std::path::Path, r: &Reporter) -> Result<ExitCode> {
+    let (key, secret) = kiln_trust::SecretKey::generate(name)?;
+    kiln_trust::write_secret_file(out, &secret)?;
+    let public = key.public().to_string();
+    r.status(
+        "Generated",
+        &format!(
+            "key `{name}`: secret key in `{}` (store it as the CI secret KILN_CACHE_SIGNING_KEY; never commit it)",
+            out.display()
+        ),
+    );
+    r.line_plain(&format!(
+        "add the public key to Cargo.toml:\n\n[workspace.metadata.kiln.cache]\ntrusted-keys = [\"{public}\"]\n"
+    ));
+    r.output(&public);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Which way `kiln cache push|pull` moves entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    Push,
+    Pull,
+    /// A pull from this run's own slices (`--vouch`).
+    PullVouching,
 }
 
 /// `kiln cache push|pull`: the current plan's binaries, local -> remote or back.
 fn sync(
     cli: &Cli,
     args: &crate::args::BuildArgs,
-    push: bool,
+    how: Sync,
     cache: &kiln_cache::LocalCache,
     r: &Reporter,
 ) -> Result<()> {
+    let push = how == Sync::Push;
     let ws = load_workspace(cli)?;
     // Like a build, a sync holds the cache's shared lock: `gc` waits for it.
     let _lock = cache.lock_shared()?;
-    let Some(remote) = super::open_remote(&ws, r)? else {
+    let remote = super::open_remote(&ws, r)?.map(|rc| {
+        if how == Sync::PullVouching {
+            rc.vouching()
+        } else {
+            rc
+        }
+    });
+    let Some(remote) = remote else {
         return Err(Error::usage("no remote cache is configured")
             .hint("set `remote` in [workspace.metadata.kiln.cache], or KILN_REMOTE_CACHE"));
     };
@@ -132,20 +178,20 @@ fn sync(
     // Native libraries kiln provisioned travel with the binaries.
     let native = kiln_build::native_entries(&plan);
     if push {
-        let mut entries: Vec<kiln_cache::Entry> = analysis
-            .units
-            .iter()
-            .filter_map(|u| u.cached().cloned())
+        // Every cached entry of the plan, vouched for or not: the upload decides
+        // what may go (and says what it held back).
+        let wanted = analysis.units.iter().map(|u| u.wanted()).chain(native);
+        let entries: Vec<kiln_cache::Entry> = wanted
+            .filter_map(|w| match cache.get_any(&w.key) {
+                kiln_cache::Lookup::Hit(e, _) if e.answers(&w) => Some(*e),
+                _ => None,
+            })
             .collect();
-        entries.extend(native.iter().filter_map(|w| match cache.get(&w.key) {
-            kiln_cache::Lookup::Hit(e, _) if e.answers(w) => Some(*e),
-            _ => None,
-        }));
         remote.force_upload(&entries, &analysis.learned_ids(), cache);
     } else {
         let absent: Vec<kiln_cache::Wanted> = native
             .into_iter()
-            .filter(|w| !cache.contains(&w.key))
+            .filter(|w| !cache.has_usable(&w.key))
             .collect();
         remote.fetch(&absent, cache);
     }

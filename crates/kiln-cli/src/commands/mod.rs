@@ -40,7 +40,10 @@ fn load_workspace(cli: &Cli) -> Result<Workspace> {
 /// The local cache, where the settings put it (`KILN_CACHE_DIR`, `cache-dir`, the
 /// platform cache directory).
 fn open_cache(ws: &Workspace) -> Result<kiln_cache::LocalCache> {
-    kiln_cache::LocalCache::open(ws.settings.cache_dir.value.clone())
+    Ok(
+        kiln_cache::LocalCache::open(ws.settings.cache_dir.value.clone())?
+            .with_trusted_keys(ws.settings.trust.keys.value.clone()),
+    )
 }
 
 /// The remote cache the settings name; `None` when there is none or it is `off`.
@@ -51,8 +54,8 @@ fn open_remote(ws: &Workspace, r: &Reporter) -> Result<Option<kiln_remote::Remot
     };
     let remote = kiln_remote::open(url, s.insecure.value, s.remote_timeout.value)?;
     // The signing key comes from the environment only (a CI secret), never a file.
-    let key = s.signing_key.as_ref().map(|k| k.expose().to_vec());
-    let cache = kiln_remote::RemoteCache::new(remote, s.uploads()).with_signing_key(key);
+    let cache = kiln_remote::RemoteCache::new(remote, s.uploads())
+        .with_trust(s.trust.keys.value.clone(), s.trust.signer.clone());
     if let Some(why) = cache.stats().skipped {
         r.warn(&format!("remote cache skipped, building locally: {why}"));
     }

