@@ -813,3 +813,188 @@ fn a_pull_request_never_writes_the_remote_and_publish_does() {
     let checksums: Value = serde_json::from_str(&ws.read("artifacts/checksums.json")).unwrap();
     assert_eq!(checksums["artifacts"].as_array().unwrap().len(), 4);
 }
+
+/// The chain a signed team cache must break: the shared remote holds an unsigned
+/// entry whose binary was swapped. With `trusted-keys` committed, the build jobs (no
+/// secret) refuse it and build; the publish job signs only this run's builds; the
+/// image job restores what was built. The swapped binary reaches no image and no
+/// signed entry.
+#[test]
+fn a_swapped_unsigned_binary_never_reaches_an_image_or_a_signed_entry() {
+    let keys = tempfile::tempdir().unwrap();
+    let (secret, public) = common::keygen(keys.path(), "chronik-ci");
+    let remote = tempfile::tempdir().unwrap();
+    let ws = TempWorkspace::chronik();
+    let manifest = ws.read("Cargo.toml");
+    let remote_config = format!(
+        "[workspace.metadata.kiln.cache]\nremote = \"file://{}\"\n",
+        remote.path().display()
+    );
+    ws.write(
+        "Cargo.toml",
+        &format!("{manifest}\n{remote_config}trusted-keys = [\"{public}\"]\n"),
+    );
+    let yaml = generate(&ws);
+    let (first, head) = history(&ws);
+    // Someone with write access to the remote (or an earlier, unsigned setup) left
+    // unsigned entries of this very commit there; chronik-server's amd64 binary is
+    // swapped for chronik-cli's.
+    let copy = |manifest: Option<&str>| {
+        let c = TempWorkspace::empty();
+        common::copy_tree(ws.root(), c.root(), &["artifacts", ".kiln-test-cache"]);
+        let _ = std::fs::remove_dir_all(c.path("target/kiln/owners"));
+        if let Some(m) = manifest {
+            c.write("Cargo.toml", m);
+        }
+        c
+    };
+    let writer = copy(None);
+    let mut cmd = kiln_command(writer.root());
+    cmd.arg("build").env("CI", "true");
+    Run::from(cmd.output().unwrap()).success();
+    let swapped = swap_server_binary(remote.path());
+    // Without trusted keys, a reader installs the swapped binary: the attack is live.
+    let naive = copy(Some(&format!("{manifest}\n{remote_config}")));
+    naive.kiln(&["build"]).success();
+    let got = std::fs::read(naive.path("artifacts/linux/amd64/chronik-server")).unwrap();
+    assert_eq!(common::sha256_hex(&got), swapped, "the swap took");
+
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kiln"), bin.path().join("kiln")).unwrap();
+    let slice = tempfile::tempdir().unwrap();
+    let mut values: BTreeMap<&str, String> = BTreeMap::new();
+    values.insert("github.event_name", "push".into());
+    values.insert("github.event.pull_request.base.sha", String::new());
+    values.insert("github.event.before", first);
+    values.insert("github.ref_type", "branch".into());
+    values.insert("runner.temp", slice.path().display().to_string());
+    values.insert("secrets.GITHUB_TOKEN", "a-token".into());
+    values.insert(
+        "secrets.KILN_CACHE_SIGNING_KEY",
+        std::fs::read_to_string(&secret).unwrap(),
+    );
+    let jobs = jobs(&yaml);
+    // Build every binary x platform (as a push with no usable history would).
+    // Their kiln cache (from the Actions cache) knows the build scripts' inputs, so
+    // they compute the writer's keys and meet the swapped entry itself.
+    let job_cache = tempfile::tempdir().unwrap();
+    common::copy_tree(
+        &writer.path(".kiln-test-cache/v1/learned"),
+        &job_cache.path().join("v1/learned"),
+        &[],
+    );
+    let env = runner_env(bin.path(), job_cache.path(), &head);
+    for target in ["amd64", "arm64"] {
+        let mut v = values.clone();
+        v.insert("matrix.packages", "chronik-server chronik-cli".into());
+        v.insert("matrix.target", target.into());
+        run_job(&jobs["build"], ws.root(), &env, &v);
+        if target == "amd64" {
+            let events = ws.read("kiln-build.jsonl");
+            assert!(
+                events.contains("carry no signature of a trusted key (chronik-cli")
+                    && events.contains(", chronik-server "),
+                "{events}"
+            );
+        }
+    }
+    let slice_entries = entries_of(&slice.path().join("kiln-slice"));
+    assert_eq!(slice_entries.len(), 4);
+    let server_amd64 = |entries: &[Value]| -> Value {
+        entries
+            .iter()
+            .find(|e| e["binary"] == "chronik-server" && e["target"] == "x86_64-unknown-linux-musl")
+            .unwrap()
+            .clone()
+    };
+    assert_ne!(
+        server_amd64(&slice_entries)["sha256"],
+        swapped.as_str(),
+        "the swapped binary went into a slice"
+    );
+    let publish_cache = tempfile::tempdir().unwrap();
+    run_job(
+        &jobs["publish"],
+        ws.root(),
+        &runner_env(bin.path(), publish_cache.path(), &head),
+        &values,
+    );
+    // Every entry this run built is now signed by the team; the swapped one is not
+    // (it may still sit there, unsigned, under the key the writer computed).
+    let published = entries_of(remote.path());
+    for built in &slice_entries {
+        let e = published
+            .iter()
+            .find(|e| e["key"] == built["key"])
+            .expect("published");
+        assert_eq!(e["sha256"], built["sha256"]);
+        let sigs = e["signatures"].as_array().expect("signed");
+        assert!(sigs[0].as_str().unwrap().starts_with("chronik-ci:"), "{e}");
+    }
+    for e in &published {
+        let signed = e.get("signatures").is_some();
+        let is_swapped = e["binary"] == "chronik-server" && e["sha256"] == swapped.as_str();
+        assert!(
+            !(signed && is_swapped),
+            "the swapped binary was signed: {e}"
+        );
+    }
+    // The image job (no signing key) restores exactly what the build jobs made.
+    let built = std::fs::read(ws.path("artifacts/linux/amd64/chronik-server")).unwrap();
+    std::fs::remove_dir_all(ws.path("artifacts")).unwrap();
+    let image_cache = tempfile::tempdir().unwrap();
+    run_job(
+        &jobs["image"],
+        ws.root(),
+        &runner_env(bin.path(), image_cache.path(), &head),
+        &values,
+    );
+    let server = std::fs::read(ws.path("artifacts/linux/amd64/chronik-server")).unwrap();
+    assert_eq!(server, built);
+    assert_ne!(common::sha256_hex(&server), swapped);
+    // A later reader of the same commit with no slice restores the signed entries
+    // without compiling.
+    let reader = TempWorkspace::empty();
+    common::copy_tree(
+        ws.root(),
+        reader.root(),
+        &["target", "artifacts", ".kiln-test-cache"],
+    );
+    let run = reader.kiln(&["build"]);
+    run.success();
+    assert!(
+        run.stderr.contains("(0 built, 4 restored"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Makes the remote's chronik-server amd64 entry name chronik-cli's amd64 binary
+/// (a valid, auditable binary of the same workspace: `kiln verify` can't tell).
+/// Returns the swapped-in digest.
+fn swap_server_binary(remote: &Path) -> String {
+    let all: Vec<(PathBuf, Value)> = common::snapshot_dir(&remote.join("entries"))
+        .into_iter()
+        .map(|(p, b)| (p, serde_json::from_slice(&b).unwrap()))
+        .collect();
+    let find = |bin: &str| {
+        all.iter()
+            .find(|(_, e)| e["binary"] == bin && e["target"] == "x86_64-unknown-linux-musl")
+            .unwrap()
+            .clone()
+    };
+    let (path, mut server) = find("chronik-server");
+    let (_, cli) = find("chronik-cli");
+    server["sha256"] = cli["sha256"].clone();
+    server["size"] = cli["size"].clone();
+    std::fs::write(path, serde_json::to_vec(&server).unwrap()).unwrap();
+    cli["sha256"].as_str().unwrap().to_string()
+}
+
+/// The entries of a shared-directory cache.
+fn entries_of(dir: &Path) -> Vec<Value> {
+    common::snapshot_dir(&dir.join("entries"))
+        .into_iter()
+        .map(|(_, b)| serde_json::from_slice(&b).unwrap())
+        .collect()
+}

@@ -391,3 +391,29 @@ pub fn cargo_ran_in(target: &Path) -> bool {
         .map(|rd| rd.flatten().any(|e| e.file_name() != "kiln"))
         .unwrap_or(false)
 }
+
+/// `kiln cache keygen NAME --out <dir>/NAME.secret`: the secret key's path and the
+/// public key printed on stdout.
+pub fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let secret = dir.join(format!("{name}.secret"));
+    let run = Run::from(
+        kiln_command(dir)
+            .args(["cache", "keygen", name, "--out"])
+            .arg(&secret)
+            .output()
+            .unwrap(),
+    );
+    run.success();
+    let public = run.stdout.trim().to_string();
+    assert!(public.starts_with(&format!("{name}:")), "{public}");
+    (secret, public)
+}
+
+/// Hex SHA-256, as kiln hashes environment values into keys.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

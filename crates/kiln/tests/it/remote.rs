@@ -182,7 +182,7 @@ fn s3_remote_a_builds_b_restores() {
 fn build_scripts_see_none_of_kilns_credentials() {
     let moto = Moto::start();
     let keys = tempfile::tempdir().unwrap();
-    let (secret, _) = keygen(keys.path(), "team");
+    let (secret, _) = common::keygen(keys.path(), "team");
     let ws = TempWorkspace::chronik();
     let script = "crates/chronik-checksum/build.rs";
     ws.write(
@@ -682,30 +682,13 @@ fn a_hostile_remote_cannot_write_files_or_capture_secrets() {
         run.stderr
     );
     // Neither the value nor its hash (offline guessing) is stored anywhere.
-    let hashed = sha256_hex(secret.as_bytes());
+    let hashed = common::sha256_hex(secret.as_bytes());
     for place in [c.root(), dir.path()] {
         assert_eq!(files_containing(place, secret), Vec::<PathBuf>::new());
         assert_eq!(files_containing(place, &hashed), Vec::<PathBuf>::new());
     }
     assert!(!run.stderr.contains(secret) && !run.stdout.contains(secret));
     assert!(store(&a) == store(&c));
-}
-
-/// `kiln cache keygen NAME --out <dir>/NAME.secret`: the secret key's path and the
-/// public key printed on stdout.
-pub(crate) fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
-    let secret = dir.join(format!("{name}.secret"));
-    let run = Run::from(
-        kiln_command(dir)
-            .args(["cache", "keygen", name, "--out"])
-            .arg(&secret)
-            .output()
-            .unwrap(),
-    );
-    run.success();
-    let public = run.stdout.trim().to_string();
-    assert!(public.starts_with(&format!("{name}:")), "{public}");
-    (secret, public)
 }
 
 /// The remote's entries as JSON.
@@ -722,8 +705,8 @@ fn remote_entries(dir: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn signed_entries_restore_only_for_readers_trusting_the_key() {
     let keys = tempfile::tempdir().unwrap();
-    let (secret, public) = keygen(keys.path(), "team-1");
-    let (_, other_public) = keygen(keys.path(), "team-2");
+    let (secret, public) = common::keygen(keys.path(), "team-1");
+    let (_, other_public) = common::keygen(keys.path(), "team-2");
     let secret_text = std::fs::read_to_string(&secret).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let remote = format!("file://{}", dir.path().display());
@@ -798,7 +781,7 @@ fn signed_entries_restore_only_for_readers_trusting_the_key() {
 #[test]
 fn unverified_entries_are_never_signed_and_trusted_readers_rebuild_them() {
     let keys = tempfile::tempdir().unwrap();
-    let (secret, public) = keygen(keys.path(), "team");
+    let (secret, public) = common::keygen(keys.path(), "team");
     let unsigned = tempfile::tempdir().unwrap();
     let unsigned_url = format!("file://{}", unsigned.path().display());
     build(&TempWorkspace::chronik(), &unsigned_url, &[("CI", "true")]).success();
@@ -888,15 +871,6 @@ fn fifo_and_device_entries_in_a_shared_directory_fail_fast() {
         "{}",
         run.stderr
     );
-}
-
-/// Hex SHA-256, as kiln hashes environment values into keys.
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// A remote blob larger than its entry says is refused before it fills the disk.
