@@ -21,11 +21,30 @@ case "$(uname -s)-$(uname -m)" in
   Darwin-arm64) triple=aarch64-apple-darwin ;;
   *) triple=none ;;
 esac
+command -v curl >/dev/null 2>&1 || {
+  echo "kiln install: curl is needed to download kiln (e.g. apt-get install curl)" >&2
+  exit 1
+}
+# HTTPS only (file:// for a local mirror), whatever a redirect says.
+case "$base" in
+  https://*) proto='=https' ;;
+  file://*) proto='=file' ;;
+  *) echo "kiln install: KILN_INSTALL_URL must be https:// (or file://): $base" >&2; exit 1 ;;
+esac
+fetch() { curl --proto "$proto" --proto-redir "$proto" -fsSL --retry 3 -o "$1" "$2"; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$dir"
-if curl -fsSL --retry 3 -o "$tmp/kiln" "$base/kiln-$triple" 2>/dev/null; then
-  curl -fsSL --retry 3 -o "$tmp/kiln.sha256" "$base/kiln-$triple.sha256" || {
+rc=0
+if [ "$triple" = none ]; then rc=22; else fetch "$tmp/kiln" "$base/kiln-$triple" 2>/dev/null || rc=$?; fi
+# 22: the server has no such asset; 37: no such file in a file:// mirror. Anything
+# else (no network, DNS, TLS) is an error, not a reason to build from source.
+if [ "$rc" != 0 ] && [ "$rc" != 22 ] && [ "$rc" != 37 ]; then
+  echo "kiln install: downloading kiln-$triple from $base failed (curl exit $rc)" >&2
+  exit 1
+fi
+if [ "$rc" = 0 ]; then
+  fetch "$tmp/kiln.sha256" "$base/kiln-$triple.sha256" || {
     echo "kiln install: kiln-$triple has no kiln-$triple.sha256 beside it: not installing an unchecked binary" >&2
     exit 1
   }

@@ -121,18 +121,26 @@ impl ImageSpec {
                 gid: u.gid.unwrap_or(u.uid),
             },
         );
+        check_user_name(&user.name)?;
         let volumes: Vec<String> = c
             .volumes
             .clone()
             .unwrap_or_default()
             .into_iter()
-            .map(|v| format!("/{}", v.trim_matches('/')))
-            .collect();
-        let workdir = c
-            .workdir
-            .clone()
-            .or_else(|| volumes.first().cloned())
-            .unwrap_or_else(|| "/".into());
+            .map(|v| image_path(&v, "volumes"))
+            .collect::<Result<_>>()?;
+        let workdir = match &c.workdir {
+            Some(w) => image_path(w, "workdir")?,
+            None => volumes.first().cloned().unwrap_or_else(|| "/".into()),
+        };
+        for k in c.env.iter().flatten().map(|(k, _)| k) {
+            if k.is_empty() || k.contains('=') || k.chars().any(char::is_control) {
+                return Err(Error::usage(format!(
+                    "`{}` in [workspace.metadata.kiln.image] env is not a variable name",
+                    kiln_diagnostics::printable(k, 40)
+                )));
+            }
+        }
         let base = c.base.clone().filter(|b| b != "scratch");
         let mut annotations = BTreeMap::new();
         let oci = |k: &str| format!("org.opencontainers.image.{k}");
@@ -218,6 +226,43 @@ impl ImageSpec {
             entries.push(Entry::dir(&self.workdir, 0o755));
         }
         entries
+    }
+}
+
+/// `path` (a volume or the working directory) as an absolute path of plain
+/// components: no `..`, no control characters, nothing a layer can't hold.
+fn image_path(path: &str, key: &str) -> Result<String> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let ok = parts
+        .iter()
+        .all(|p| *p != "." && *p != ".." && !p.chars().any(char::is_control))
+        && path.len() <= 1024;
+    if !ok {
+        return Err(Error::usage(format!(
+            "`{}` in [workspace.metadata.kiln.image] {key} is not a plain absolute path",
+            kiln_diagnostics::printable(path, 60)
+        ))
+        .hint("write it like `/data`: no `..` or `.` components, no control characters"));
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+/// A user name `/etc/passwd` can hold: what `useradd` accepts.
+fn check_user_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let ok = name.len() <= 32
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "the image user `{}` is not a valid user name",
+            kiln_diagnostics::printable(name, 40)
+        ))
+        .hint("use lowercase letters, digits, `_` or `-`, starting with a letter, at most 32 characters"))
     }
 }
 
@@ -520,6 +565,64 @@ pub fn write_archive(blobs: &BlobDir, built: &Built, dest: &Path, epoch: u64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// No `[workspace.metadata.kiln.image]` strings make resolving or assembling an
+    /// image panic: each is an image or a usage error.
+    mod no_panic {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Mostly plausible values (so assembling is reached), sometimes anything.
+        fn any_text() -> impl Strategy<Value = String> {
+            prop_oneof![3 => "[a-z][a-zé/_.-]{0,150}", 1 => ".{0,300}"]
+        }
+
+        /// Paths with long multi-byte components (tar's prefix/name split).
+        fn any_path() -> impl Strategy<Value = String> {
+            prop_oneof![3 => "(/[a-zé]{1,60}){1,5}", 1 => any_text()]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(96))]
+            #[test]
+            fn config_strings(
+                name in any_text(),
+                user in prop_oneof!["[a-z][a-z0-9_-]{0,10}", any_text()],
+                volume in any_path(),
+                workdir in any_path(),
+                env_key in any_text(),
+                env_value in any_text(),
+                label in any_text(),
+                entry in any_text(),
+            ) {
+                let c = kiln_config::ImageConfig {
+                    name: Some(name),
+                    entrypoint: Some(vec![entry.clone()]),
+                    cmd: Some(vec![entry]),
+                    user: Some(kiln_config::ImageUser { name: user, uid: 7, gid: None }),
+                    volumes: Some(vec![volume]),
+                    workdir: Some(workdir),
+                    env: Some([(env_key, env_value.clone())].into()),
+                    labels: Some([(label.clone(), env_value.clone())].into()),
+                    annotations: Some([(label, env_value)].into()),
+                    ca_certificates: Some(false),
+                    ..Default::default()
+                };
+                let Ok(s) = ImageSpec::resolve(Some(&c), "srv", &["srv".into()], 1, &Provenance::default()) else {
+                    return Ok(());
+                };
+                let dir = tempfile::tempdir().unwrap();
+                let bin = dir.path().join("srv");
+                std::fs::write(&bin, b"\x7fELF").unwrap();
+                let blobs = BlobDir::new(&dir.path().join("layout")).unwrap();
+                let platforms = [PlatformImage { arch: "amd64".into(), binaries: vec![("srv".into(), bin)] }];
+                if let Ok(built) = assemble(&s, &platforms, None, &blobs, None, &|_, _| Ok(vec![])) {
+                    let _ = write_layout(&blobs, &built, &s.name, "latest");
+                    let _ = write_archive(&blobs, &built, &dir.path().join("a.tar"), s.epoch);
+                }
+            }
+        }
+    }
 
     #[test]
     fn rfc3339_dates() {

@@ -148,8 +148,13 @@ fn split_name(path: &str) -> io::Result<(&str, &str)> {
         return Ok(("", path));
     }
     let too_long = || io::Error::other(format!("path too long for a tar header: {path}"));
+    // By bytes: the 156th byte may be inside a multi-byte character, and `/` (ASCII)
+    // is always a character boundary.
     let limit = path.len().min(156);
-    let cut = path[..limit].rfind('/').ok_or_else(too_long)?;
+    let cut = path.as_bytes()[..limit]
+        .iter()
+        .rposition(|b| *b == b'/')
+        .ok_or_else(too_long)?;
     let (prefix, name) = (&path[..cut], &path[cut + 1..]);
     if name.len() > 100 || name.is_empty() {
         return Err(too_long());
@@ -167,6 +172,16 @@ fn octal(field: &mut [u8], value: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_path_with_multibyte_characters_splits_or_fails_cleanly() {
+        // `é` is two bytes; byte 156 falls inside one of them.
+        let path = format!("{}/{}", "é".repeat(77), "x".repeat(10));
+        let (prefix, name) = split_name(&path).unwrap();
+        assert_eq!((prefix.len(), name), (154, "xxxxxxxxxx"));
+        let long = format!("data/{}", "é".repeat(120));
+        assert!(split_name(&long).is_err());
+    }
 
     #[test]
     fn sorted_with_parents_and_fixed_fields() {

@@ -254,15 +254,25 @@ impl Client {
                     body: Vec::new(),
                 });
             }
+            // Manifests, configs and small blobs only (layers stream to disk): a
+            // registry that answers with more is refused, not held in memory.
             let mut buf = Vec::new();
             response
                 .into_reader()
-                .take(512 << 20)
+                .take(MAX_IN_MEMORY + 1)
                 .read_to_end(&mut buf)
                 .map_err(|e| {
                     Error::remote(format!("reading the answer of `{}` failed", self.registry))
                         .with_source(e)
                 })?;
+            if buf.len() as u64 > MAX_IN_MEMORY {
+                return Err(Error::remote(format!(
+                    "`{}` answered {method} {} with more than {} MiB; refused",
+                    self.registry,
+                    redact(url),
+                    MAX_IN_MEMORY >> 20
+                )));
+            }
             return Ok(Answer {
                 status,
                 location,
@@ -361,6 +371,10 @@ impl Client {
     }
 }
 
+/// The largest answer kept in memory (a manifest, a config, a cache entry): the
+/// same bound as a blob small enough to fetch into memory.
+pub(crate) const MAX_IN_MEMORY: u64 = 16 << 20;
+
 fn agent(connect: Duration, read: Duration) -> ureq::Agent {
     ureq::AgentBuilder::new()
         .timeout_connect(connect)
@@ -373,4 +387,47 @@ fn agent(connect: Duration, read: Duration) -> ureq::Agent {
 /// A URL without its query (upload URLs carry state tokens).
 fn redact(url: &str) -> &str {
     url.split('?').next().unwrap_or(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+
+    /// A registry whose every answer is a 200 with a body one byte over the bound.
+    fn oversized_registry() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let mut conn = conn;
+                let len = MAX_IN_MEMORY + 1;
+                let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n");
+                let chunk = vec![b'{'; 1 << 20];
+                let mut left = len as usize;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    if conn.write_all(&chunk[..n]).is_err() {
+                        break;
+                    }
+                    left -= n;
+                }
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn an_answer_over_the_in_memory_bound_is_refused() {
+        let port = oversized_registry();
+        let reference = Reference::parse(&format!("127.0.0.1:{port}/repo:tag")).unwrap();
+        let client = Client::new(&reference, true).unwrap().bounded(Duration::from_secs(10), 1);
+        let e = client.manifest_bytes("tag").unwrap_err();
+        assert!(e.to_string().contains("more than 16 MiB"), "{e}");
+    }
 }

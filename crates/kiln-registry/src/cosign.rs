@@ -74,6 +74,17 @@ impl SigningKey {
         )
     }
 
+    /// Whether `signature` (ASN.1 DER, as cosign's annotation holds it after base64)
+    /// is this key's over `message`.
+    pub fn signed(&self, message: &[u8], signature: &[u8]) -> bool {
+        ring::signature::UnparsedPublicKey::new(
+            &ring::signature::ECDSA_P256_SHA256_ASN1,
+            self.pair.public_key().as_ref(),
+        )
+        .verify(message, signature)
+        .is_ok()
+    }
+
     /// An ASN.1 DER ECDSA signature over `message` (SHA-256).
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
         self.pair
@@ -105,19 +116,38 @@ pub fn signature_tag(digest: &str) -> String {
 impl Client {
     /// Signs the pushed manifest `subject` (the index) with `key` in cosign's layout:
     /// uploads the payload and a config, then the signature manifest under
-    /// [`signature_tag`]. Returns that tag.
+    /// [`signature_tag`]. Signatures already there (other keys', other signers') are
+    /// kept, as cosign keeps them: this one is added, unless this key signed that
+    /// payload already. Returns the tag.
     pub fn sign(&self, subject: &Descriptor, key: &SigningKey) -> Result<String> {
         let reference = format!("{}/{}", self.registry(), self.repository());
         let payload = payload(&reference, &subject.digest);
-        let signature = base64::engine::general_purpose::STANDARD.encode(key.sign(&payload)?);
         let layer = Descriptor::of(media::COSIGN_PAYLOAD, &payload);
+        let tag = signature_tag(&subject.digest);
+        let mut layers = self.signature_layers(&tag)?;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let already = layers.iter().any(|l| {
+            l["digest"] == layer.digest.as_str()
+                && l["annotations"][SIGNATURE_ANNOTATION]
+                    .as_str()
+                    .and_then(|s| b64.decode(s).ok())
+                    .is_some_and(|sig| key.signed(&payload, &sig))
+        });
+        if already {
+            return Ok(tag);
+        }
+        let signature = b64.encode(key.sign(&payload)?);
+        let mut layer_json = layer.to_json();
+        layer_json["annotations"] = json!({ SIGNATURE_ANNOTATION: signature });
+        layers.push(layer_json);
+        let diff_ids: Vec<&serde_json::Value> = layers.iter().map(|l| &l["digest"]).collect();
         let config_bytes = canonical_json(&json!({
             "architecture": "",
             "config": {},
             "created": "0001-01-01T00:00:00Z",
             "history": [{"created": "0001-01-01T00:00:00Z"}],
             "os": "",
-            "rootfs": {"type": "layers", "diff_ids": [layer.digest]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
         }))
         .into_bytes();
         let config = Descriptor::of(media::CONFIG, &config_bytes);
@@ -126,17 +156,36 @@ impl Client {
                 self.upload_blob_bytes(bytes, d)?;
             }
         }
-        let mut layer_json = layer.to_json();
-        layer_json["annotations"] = json!({ SIGNATURE_ANNOTATION: signature });
         let manifest = canonical_json(&json!({
             "schemaVersion": 2,
             "mediaType": media::MANIFEST,
             "config": config.to_json(),
-            "layers": [layer_json],
+            "layers": layers,
         }));
-        let tag = signature_tag(&subject.digest);
         self.put_manifest_bytes(&tag, media::MANIFEST, manifest.as_bytes())?;
         Ok(tag)
+    }
+
+    /// The layers of the signature manifest at `tag` (none when there is none yet).
+    /// Only well-formed layer descriptors of cosign's payload type are kept: the
+    /// registry's answer is not trusted further than that.
+    fn signature_layers(&self, tag: &str) -> Result<Vec<serde_json::Value>> {
+        let Some(bytes) = self.manifest_bytes_as(tag, media::MANIFEST)? else {
+            return Ok(Vec::new());
+        };
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        Ok(v["layers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|l| {
+                l["mediaType"] == media::COSIGN_PAYLOAD
+                    && l["digest"].as_str().is_some_and(crate::is_digest)
+                    && l["size"].is_u64()
+            })
+            .take(64)
+            .cloned()
+            .collect())
     }
 }
 

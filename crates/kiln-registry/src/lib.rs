@@ -490,7 +490,7 @@ fn descriptor(v: &serde_json::Value) -> Result<Descriptor> {
 }
 
 /// Blobs up to this size are read into memory; larger ones are streamed to disk.
-const SMALL_BLOB: u64 = 16 << 20;
+const SMALL_BLOB: u64 = client::MAX_IN_MEMORY;
 
 /// `sha256:0123456789ab` for messages; anything that is not a valid digest is shown
 /// as `<invalid digest>` (it came from outside and may hold anything).

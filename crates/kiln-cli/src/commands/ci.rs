@@ -34,6 +34,14 @@ pub(crate) fn ci(cli: &Cli, args: &CiArgs, r: &Reporter) -> Result<ExitCode> {
         version: env!("CARGO_PKG_VERSION").into(),
     };
     let yaml = kiln_ci::github(&options)?;
+    let trusts = ws
+        .config
+        .cache
+        .as_ref()
+        .is_some_and(|c| c.trusted_keys.as_ref().is_some_and(|k| !k.is_empty()));
+    if options.remote.is_some() && !trusts {
+        r.warn("the remote cache has no `trusted-keys`: readers can't check who wrote what they restore; `kiln cache keygen NAME --out FILE` makes a key (docs/remote-cache.md, \"A signed team cache\")");
+    }
     let path = args
         .output
         .clone()

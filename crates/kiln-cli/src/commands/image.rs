@@ -334,11 +334,10 @@ fn needs_no_libc(rec: &kiln_schema::ArtifactRecord, base: Option<&str>) -> Resul
 /// The key `--sign-key FILE` or `KILN_IMAGE_SIGNING_KEY` names, if any.
 fn signing_key(args: &ImageArgs) -> Result<Option<kiln_registry::SigningKey>> {
     let pem = match &args.sign_key {
-        Some(path) => std::fs::read(path).map_err(|e| {
-            Error::usage(format!("can't read the signing key `{}`", path.display()))
-                .with_source(e)
-                .hint("pass a PKCS#8 PEM file to --sign-key")
-        })?,
+        // Refused when others can read it (as ssh does): they could sign too.
+        Some(path) => kiln_trust::read_secret_file(path)
+            .map_err(|e| e.hint("pass a PKCS#8 PEM file to --sign-key"))?
+            .into_bytes(),
         None => match &kiln_config::env().image_signing_key {
             Some(secret) => secret.expose().to_vec(),
             None => return Ok(None),

@@ -432,6 +432,65 @@ fn the_install_step_installs_the_release_and_checks_its_checksum() {
     );
     assert!(args.trim_end().ends_with(" kiln"), "{args}");
     assert!(built_bin.join("kiln").is_file());
+
+    // A download that fails for another reason than a missing asset (no network,
+    // a plain-HTTP mirror, no curl) stops with the cause: it never builds instead.
+    std::fs::remove_file(&record).unwrap();
+    let unreachable = PathBuf::from("https://127.0.0.1:1/kiln-assets");
+    let down = at(
+        &unreachable,
+        &tmp.path().join("down"),
+        &[("PATH", path.as_path())],
+    );
+    assert_ne!(down.code, 0);
+    assert!(
+        down.stderr.contains("failed (curl exit 7)"),
+        "{}",
+        down.stderr
+    );
+    let plain = PathBuf::from("http://127.0.0.1:1/kiln-assets");
+    let http = at(
+        &plain,
+        &tmp.path().join("http"),
+        &[("PATH", path.as_path())],
+    );
+    assert_ne!(http.code, 0);
+    assert!(http.stderr.contains("must be https://"), "{}", http.stderr);
+    let no_curl = tmp.path().join("no-curl");
+    std::fs::create_dir_all(&no_curl).unwrap();
+    for t in [
+        "sh",
+        "uname",
+        "mktemp",
+        "rm",
+        "mkdir",
+        "cut",
+        "sha256sum",
+        "chmod",
+        "mv",
+    ] {
+        let real = tool("which", &[t], tmp.path());
+        std::os::unix::fs::symlink(real.trim(), no_curl.join(t)).unwrap();
+    }
+    std::fs::copy(fake.join("cargo"), no_curl.join("cargo")).unwrap();
+    let missing = Run::from(
+        Command::new(no_curl.join("sh"))
+            .args(["-c", script])
+            .env("PATH", &no_curl)
+            .env("KILN_VERSION", version)
+            .env("KILN_INSTALL_URL", &url)
+            .env("KILN_INSTALL_DIR", tmp.path().join("curl-less"))
+            .env("HOME", tmp.path())
+            .output()
+            .unwrap(),
+    );
+    assert_ne!(missing.code, 0);
+    assert!(
+        missing.stderr.contains("curl is needed"),
+        "{}",
+        missing.stderr
+    );
+    assert!(!record.exists(), "cargo install ran instead of failing");
 }
 
 /// kiln's own release publishes, for every host install.sh knows, the asset and its

@@ -262,6 +262,7 @@ fn a_pushed_image_carries_its_sboms_provenance_and_a_signature() {
         ],
         ws.root(),
     );
+    tool("chmod", &["600", key.to_str().unwrap()], ws.root());
     tool(
         "openssl",
         &[
@@ -447,8 +448,41 @@ fn a_pushed_image_carries_its_sboms_provenance_and_a_signature() {
         Path::new("/"),
     );
 
-    // Reproducible: a second push attaches the same documents (same digests).
+    // Reproducible: a second push attaches the same documents (same digests), and
+    // the same key doesn't sign the same index twice.
     push("v2");
+    let sig_url = format!(
+        "{base}/manifests/{}.sig",
+        index_digest.replacen(':', "-", 1)
+    );
+    let layers = |url: &str| -> usize {
+        let m: Value = serde_json::from_slice(&get(url, MANIFEST)).unwrap();
+        m["layers"].as_array().unwrap().len()
+    };
+    assert_eq!(layers(&sig_url), 1);
+    // Another signer's signature is added beside the first, never over it.
+    tool(
+        "openssl",
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "key.pem",
+        ],
+        ws.root(),
+    );
+    tool("chmod", &["600", "key.pem"], ws.root());
+    push("v3");
+    let sig_manifest: Value = serde_json::from_slice(&get(&sig_url, MANIFEST)).unwrap();
+    let sigs = sig_manifest["layers"].as_array().unwrap();
+    assert_eq!(sigs.len(), 2, "{sig_manifest}");
+    assert_eq!(
+        sigs[0]["annotations"]["dev.cosignproject.cosign/signature"], signature,
+        "the first signature is kept"
+    );
     for m in common::images(&index) {
         let tag = m["digest"].as_str().unwrap().replacen(':', "-", 1);
         let referrers: Value =
@@ -583,7 +617,19 @@ fn a_bad_signing_key_pushes_nothing() {
         "bad.pem",
         "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n",
     );
+    // Readable by others: refused before it is even parsed, with the fix.
     let reference = format!("{}/chronik/bad:v1", reg.host());
+    let run = ws.kiln(&[
+        "image",
+        "--push",
+        &reference,
+        "--insecure",
+        "--sign-key",
+        "bad.pem",
+    ]);
+    run.failure(2, "can be read by other users");
+    assert!(run.stderr.contains("chmod 600"), "{}", run.stderr);
+    tool("chmod", &["600", "bad.pem"], ws.root());
     let run = ws.kiln(&[
         "image",
         "--push",
