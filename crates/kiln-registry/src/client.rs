@@ -426,7 +426,9 @@ mod tests {
     fn an_answer_over_the_in_memory_bound_is_refused() {
         let port = oversized_registry();
         let reference = Reference::parse(&format!("127.0.0.1:{port}/repo:tag")).unwrap();
-        let client = Client::new(&reference, true).unwrap().bounded(Duration::from_secs(10), 1);
+        let client = Client::new(&reference, true)
+            .unwrap()
+            .bounded(Duration::from_secs(10), 1);
         let e = client.manifest_bytes("tag").unwrap_err();
         assert!(e.to_string().contains("more than 16 MiB"), "{e}");
     }

@@ -205,10 +205,15 @@ fn sync(
             s.remote
         )));
     }
+    // Held-back entries (restored unverified) were warned about above; missing are
+    // the ones not cached here (push) or anywhere (pull).
     let missing = analysis
         .units
         .iter()
-        .filter(|u| u.cached().is_none())
+        .filter(|u| match push {
+            true => !cache.contains(&u.key),
+            false => u.cached().is_none(),
+        })
         .count();
     let verb = if push { "Pushed" } else { "Pulled" };
     let (n, bytes) = if push {

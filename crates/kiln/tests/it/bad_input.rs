@@ -246,13 +246,24 @@ fn settings_come_from_flag_env_file_default_in_that_order() {
         "Cargo.toml",
         &format!("{m}\n[workspace.metadata.kiln]\nmax-memory = \"2GiB\"\n[workspace.metadata.kiln.cache]\nupload = \"always\"\nremote = \"oci://user:secret@127.0.0.1:1/c\"\n"),
     );
+    // A signing key that isn't one (an old HMAC secret) is a usage error that never
+    // shows the value.
+    let mut cmd = common::kiln_command(ws.root());
+    cmd.args(["config"])
+        .env("KILN_CACHE_SIGNING_KEY", "hunter2");
+    let run = common::Run::from(cmd.output().unwrap());
+    run.failure(2, "KILN_CACHE_SIGNING_KEY holds neither a kiln secret key");
+    assert!(!run.stderr.contains("hunter2"));
+    let (key, _) = common::keygen(ws.root(), "ci-key");
+    let key_text = std::fs::read_to_string(&key).unwrap();
     let mut cmd = common::kiln_command(ws.root());
     cmd.args(["config", "--message-format", "json"])
         .env("KILN_CACHE_UPLOAD", "never")
-        .env("KILN_CACHE_SIGNING_KEY", "hunter2");
+        .env("KILN_CACHE_SIGNING_KEY", key_text.trim());
     let run = common::Run::from(cmd.output().unwrap());
     run.success();
-    assert!(!run.stdout.contains("hunter2") && !run.stdout.contains("secret"));
+    let secret_part = key_text.trim().split_once(':').unwrap().1;
+    assert!(!run.stdout.contains(secret_part) && !run.stdout.contains("secret"));
     let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
     assert_eq!(v["reason"], "settings");
     let get = |k: &str| {
@@ -270,7 +281,8 @@ fn settings_come_from_flag_env_file_default_in_that_order() {
     assert_eq!(get("max-memory")["value"], "2147483648 bytes");
     assert_eq!(get("cache.sccache")["origin"], "KILN_SCCACHE");
     assert_eq!(get("backend")["origin"], "default");
-    assert_eq!(get("cache.signing-key")["value"], "set");
+    assert_eq!(get("cache.signing-key")["value"], "ci-key (set)");
+    assert_eq!(get("cache.trusted-keys")["value"], "ci-key");
 
     // A flag wins over the file, and the plan says so.
     let plan = ws.kiln(&["plan", "--max-memory", "3GiB", "--message-format", "json"]);

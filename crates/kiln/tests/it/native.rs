@@ -200,6 +200,26 @@ fn openssl_without_vendored_is_provisioned_once_and_reused() {
     );
     let expected = sha256_hex(b"kiln");
     assert_eq!(run_artifact(&first, "arm64", "ssl-sha").trim(), expected);
+    // The exact OpenSSL is recorded and in the SBOM, with musl beside it.
+    let checksums: serde_json::Value =
+        serde_json::from_str(&first.read("artifacts/checksums.json")).unwrap();
+    let linked = &checksums["artifacts"][0]["linked"];
+    assert_eq!(linked[0]["name"], "OpenSSL", "{linked}");
+    assert_eq!(linked[0]["version"], "3.6.3");
+    assert_eq!(linked[0]["source"], "openssl-src 300.6.1+3.6.3");
+    assert_eq!(linked[0]["license"], "Apache-2.0");
+    assert_eq!(linked[1]["name"], "musl");
+    let spdx: serde_json::Value =
+        serde_json::from_str(&first.read("artifacts/linux/arm64/ssl-sha.spdx.json")).unwrap();
+    let text = spdx.to_string();
+    assert!(text.contains("pkg:generic/openssl@3.6.3"), "{text}");
+    assert!(text.contains("STATIC_LINK"));
+    // Built from the sources kiln's lockfile pins.
+    let lock = std::fs::read_to_string(cache.join("v1/native/openssl-helper/Cargo.lock")).unwrap();
+    assert!(
+        lock.contains("name = \"openssl-src\"\nversion = \"300.6.1+3.6.3\""),
+        "{lock}"
+    );
     // The build trees (~100 MB per target) are gone once the libraries are installed.
     // (the shared cache, as above)
     let leftovers: Vec<_> = walk_dirs(cache)
