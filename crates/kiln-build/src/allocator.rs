@@ -19,9 +19,7 @@ pub(crate) fn add_allocator_input(
 ) {
     if mimalloc_for(allocator, bin, target) {
         inputs.add(
-            kiln_fingerprint::InputId::KilnEnv {
-                name: "allocator".into(),
-            },
+            kiln_fingerprint::InputId::Allocator,
             kiln_fingerprint::InputValue::Text {
                 value: format!(
                     "{}, zig {}",

@@ -147,10 +147,8 @@ impl Analysis {
 fn add_audit_input(inputs: &mut Inputs, graph: Option<&kiln_sbom::Graph>) {
     if let Some(g) = graph {
         inputs.add(
-            kiln_fingerprint::InputId::KilnEnv {
-                name: "auditable (.dep-v0)".into(),
-            },
-            kiln_fingerprint::InputValue::digest(kiln_sbom::audit_json(g).as_bytes()),
+            kiln_fingerprint::InputId::AuditSection,
+            kiln_fingerprint::digest(kiln_sbom::audit_json(g).as_bytes()),
         );
     }
 }
@@ -460,7 +458,7 @@ mod tests {
             InputId::File {
                 path: RelPath::new(std::path::Path::new("app/src/main.rs")),
             },
-            InputValue::digest(content),
+            kiln_fingerprint::digest(content),
         );
         i
     }

@@ -252,7 +252,7 @@ fn build_units(
         return Ok((Vec::new(), None));
     }
     let lock = lock_target_dir(&plan.target_dir)?;
-    let wrapper_env = start_sccache(plan, monitor, observer);
+    let wrapper_env = start_sccache(ws, plan, monitor, observer);
     if let Some(other) = claim_target_dir(ws, plan) {
         observer.warn(&format!(
             "the target dir `{}` was last used by another checkout (`{}`); cargo's freshness checks can't tell \
@@ -468,13 +468,19 @@ fn build_script_compiled(target_dir: &Path, krate: &str) -> bool {
 /// Starts kiln's sccache server for this build when the plan uses sccache: the
 /// environment cargo then gets. Without a server, cargo runs without the wrapper's
 /// server settings, and a server that can't start is one warning, not a failure.
-fn start_sccache(plan: &Plan, monitor: &Monitor, observer: &dyn Observer) -> Vec<(String, String)> {
+fn start_sccache(
+    ws: &Workspace,
+    plan: &Plan,
+    monitor: &Monitor,
+    observer: &dyn Observer,
+) -> Vec<(String, String)> {
     let Some(exe) = &plan.sccache else {
         return Vec::new();
     };
     let mut slot = monitor.sccache.lock().expect("sccache");
     if slot.is_none() {
-        match crate::sccache::SccacheServer::start(exe, |_| {}) {
+        let credentials = ws.settings.access.sccache_server_credentials();
+        match crate::sccache::SccacheServer::start(exe, &credentials, |_| {}) {
             Ok(server) => *slot = Some(server),
             Err(why) => {
                 observer.warn(&format!("sccache is off for this build: {why}"));

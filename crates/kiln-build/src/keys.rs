@@ -180,7 +180,7 @@ fn env_matters(name: &str, target: &Target) -> bool {
 
 /// An environment value as a key value: its digest, never the value itself.
 fn env_value(value: Option<String>) -> InputValue {
-    value.map_or(InputValue::Missing, |v| InputValue::digest(v.as_bytes()))
+    value.map_or(InputValue::Missing, |v| kiln_fingerprint::digest(v.as_bytes()))
 }
 
 impl KeyContext {
@@ -264,7 +264,7 @@ impl KeyContext {
         );
         i.add(
             InputId::Toolchain,
-            InputValue::digest(self.toolchain.rustc.as_bytes()),
+            kiln_fingerprint::digest(self.toolchain.rustc.as_bytes()),
         );
         for (k, v) in &self.src.shared {
             i.add(k.clone(), v.clone());
@@ -299,7 +299,7 @@ impl KeyContext {
             }
             // Rustflags are the user's own (they may hold anything): by digest.
             let value = if k == "CARGO_ENCODED_RUSTFLAGS" || k.ends_with("_RUSTFLAGS") {
-                InputValue::digest(v.as_bytes())
+                kiln_fingerprint::digest(v.as_bytes())
             } else {
                 InputValue::Text { value: v.clone() }
             };
@@ -424,7 +424,7 @@ impl KeyContext {
                     sha256: dir_digest(&path),
                 }
             } else {
-                std::fs::read(&path).map_or(InputValue::Missing, |b| InputValue::digest(&b))
+                std::fs::read(&path).map_or(InputValue::Missing, |b| kiln_fingerprint::digest(&b))
             };
             let id = match Path::new(f).is_absolute() {
                 true => InputId::External { path: f.clone() },
@@ -614,7 +614,7 @@ mod tests {
             files: FileHasher::new(root, &[root.join("target")], None),
             members: vec![("app".into(), "app".into()), ("lib".into(), "lib".into())],
             lock,
-            shared: vec![(InputId::RootManifest, InputValue::digest(b"[workspace]"))],
+            shared: vec![(InputId::RootManifest, kiln_fingerprint::digest(b"[workspace]"))],
             graphs: HashMap::from([((0, "aarch64-unknown-linux-musl".to_string()), graph)]),
             profile: "release".into(),
             features: InputValue::Features {

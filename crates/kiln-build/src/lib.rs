@@ -25,5 +25,5 @@ pub use execute::{execute, native_entries, BuildOutcome};
 pub use git::git_info;
 pub use observer::Observer;
 pub use plan::{native_root, NativeLib, Plan, Step};
-pub use request::{artifact_dir, BuildRequest, Selection};
+pub use request::{BuildRequest, Selection};
 pub use resources::Resources;

@@ -1,4 +1,6 @@
-//! What the user asked for, merged over `[workspace.metadata.kiln]` and defaults.
+//! Which binaries the user asked for (packages, binaries, features), merged over
+//! `[workspace.metadata.kiln]`; the settings (targets, profile, store, budget) are
+//! resolved once in [`kiln_config::Settings`].
 
 use kiln_config::{BackendChoice, MemoryLimit, Setting};
 use kiln_diagnostics::{Error, Result};
@@ -6,8 +8,8 @@ use kiln_toolchain::Target;
 use kiln_workspace::Workspace;
 use std::path::PathBuf;
 
-/// Command-line choices; each `None`/empty falls back to the workspace config, then
-/// to kiln's defaults.
+/// Command-line choices of what to build; each empty one falls back to the
+/// workspace config, then to kiln's defaults.
 #[derive(Debug, Clone, Default)]
 pub struct BuildRequest {
     /// `-p`: packages, names or globs (`chronik-*`).
@@ -16,24 +18,12 @@ pub struct BuildRequest {
     pub exclude: Vec<String>,
     /// `--bin`: binaries.
     pub bins: Vec<String>,
-    /// `--target`: targets as typed.
-    pub targets: Vec<String>,
-    /// `--profile`.
-    pub profile: Option<String>,
     /// `--features`.
     pub features: Vec<String>,
     /// `--all-features`.
     pub all_features: bool,
     /// `--no-default-features`.
     pub no_default_features: bool,
-    /// `--backend`.
-    pub backend: Option<BackendChoice>,
-    /// `--out`.
-    pub out: Option<PathBuf>,
-    /// `--jobs`.
-    pub jobs: Option<u32>,
-    /// `--max-memory`: a size or `auto`, parsed by the rule of `max-memory`.
-    pub max_memory: Option<String>,
 }
 
 /// The resolved request: exactly what will be built and where it goes.
@@ -99,81 +89,27 @@ impl BuildRequest {
     /// Resolves the request against the workspace, rejecting unknown packages,
     /// binaries and targets with the valid choices named.
     pub fn resolve(&self, ws: &Workspace) -> Result<Selection> {
-        let cfg = &ws.config;
-        let targets = resolve_targets(&pick(&self.targets, &cfg.targets))?;
+        let (cfg, s) = (&ws.config, &ws.settings);
         let units = resolve_units(
             ws,
             &pick(&self.packages, &cfg.packages),
             &self.exclude,
             &pick(&self.bins, &cfg.binaries),
         )?;
-        let out = artifact_dir(ws, self.out.as_deref());
         Ok(Selection {
             units,
-            targets,
-            profile: self
-                .profile
-                .clone()
-                .or_else(|| cfg.profile.clone())
-                .unwrap_or_else(|| "release".into()),
+            targets: s.targets.value.clone(),
+            profile: s.profile.value.clone(),
             features: pick(&self.features, &cfg.features),
             all_features: self.all_features || cfg.all_features.unwrap_or(false),
             no_default_features: self.no_default_features
                 || cfg.no_default_features.unwrap_or(false),
-            backend: ws
-                .settings
-                .backend
-                .clone()
-                .or_flag(self.backend, "--backend")
-                .value,
-            out,
-            jobs: self.jobs,
-            max_memory: ws.settings.max_memory.clone().or_flag(
-                self.max_memory
-                    .as_deref()
-                    .map(MemoryLimit::parse)
-                    .transpose()?,
-                "--max-memory",
-            ),
+            backend: s.backend.value,
+            out: s.artifact_dir.value.clone(),
+            jobs: s.jobs.value,
+            max_memory: s.max_memory.clone(),
         })
     }
-}
-
-/// The artifact store: `--out`, else `artifact-dir` from the config, else
-/// `<workspace>/artifacts`.
-pub fn artifact_dir(ws: &Workspace, out: Option<&std::path::Path>) -> PathBuf {
-    let configured = ws.config.artifact_dir.as_ref().map(|d| ws.root.join(d));
-    out.map(PathBuf::from)
-        .or(configured)
-        .unwrap_or_else(|| ws.root.join("artifacts"))
-}
-
-fn resolve_targets(names: &[String]) -> Result<Vec<Target>> {
-    let targets = if names.is_empty() {
-        Target::defaults()
-    } else {
-        names
-            .iter()
-            .map(|n| Target::parse(n))
-            .collect::<Result<Vec<_>>>()?
-    };
-    let mut out: Vec<Target> = Vec::new();
-    for t in targets {
-        if let Some(other) = out.iter().find(|o| o.platform() == t.platform()) {
-            if other.build_target() != t.build_target() {
-                return Err(Error::usage(format!(
-                    "targets `{}` and `{}` would both write to `{}`",
-                    other.build_target(),
-                    t.build_target(),
-                    t.platform()
-                ))
-                .hint("build them in two runs with different `--out` directories"));
-            }
-            continue;
-        }
-        out.push(t);
-    }
-    Ok(out)
 }
 
 /// Whether `name` matches the cargo-style glob `pattern` (`*`, `?`, `[abc]`).

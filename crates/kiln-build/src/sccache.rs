@@ -24,7 +24,13 @@ pub(crate) struct SccacheServer {
 impl SccacheServer {
     /// Starts `exe` as a foreground server on a free loopback port; `Err` says why
     /// not (the build then runs without sccache).
-    pub(crate) fn start(exe: &Path, configure: impl FnOnce(&mut Command)) -> Result<Self, String> {
+    /// `credentials` are the storage credentials its backend needs (see
+    /// [`kiln_config::Access::sccache_server_credentials`]).
+    pub(crate) fn start(
+        exe: &Path,
+        credentials: &[(&'static str, String)],
+        configure: impl FnOnce(&mut Command),
+    ) -> Result<Self, String> {
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("no free port: {e}"))?
@@ -37,7 +43,7 @@ impl SccacheServer {
             .env("SCCACHE_IDLE_TIMEOUT", "0")
             // The one child that gets storage credentials: its backend needs them;
             // the compilers it runs get the wrapper's (sealed) environment.
-            .envs(kiln_config::env().sccache_server_credentials())
+            .envs(credentials.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());

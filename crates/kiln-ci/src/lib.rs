@@ -245,11 +245,11 @@ fn workflow(o: &Options) -> Result<Workflow> {
     let branch = c.branch.clone().unwrap_or_else(|| "main".into());
     let push_image = c.push_image.unwrap_or(true);
     let release = c.release.unwrap_or(true);
-    let max_size = c.cache_max_size.clone().unwrap_or_else(|| "2GiB".into());
-    kiln_config::parse_size(&max_size).map_err(|_| {
-        Error::usage("`cache-max-size` in [workspace.metadata.kiln.ci] is not a size")
-            .hint("write it as `2GiB`, `500MiB`")
-    })?;
+    // Parsed (and checked) when the config was read.
+    let max_size = c
+        .cache_max_size
+        .as_ref()
+        .map_or_else(|| "2GiB".to_string(), |s| s.to_string());
     let mut jobs = vec![plan_job(&cx), build_job(&cx, &o.artifact_dir, &max_size)];
     if push_image {
         jobs.push(image_job(&cx, o, &branch));

@@ -121,6 +121,8 @@ pub struct Env {
     pub heartbeat: Option<Duration>,
     /// `XDG_DATA_HOME`.
     pub xdg_data_home: Option<PathBuf>,
+    /// `GITHUB_ACTOR`.
+    pub github_actor: Option<String>,
     /// `CI=true` or `CI=1`.
     pub in_ci: bool,
     /// `RUSTC_WRAPPER` is set: the user's wrapper wins over sccache.
@@ -189,6 +191,7 @@ impl Env {
                 "SCCACHE_BUCKET" => env.sccache_s3 = true,
                 "SCCACHE_GHA_ENABLED" => env.sccache_gha = value != "false" && value != "0",
                 "XDG_DATA_HOME" => env.xdg_data_home = Some(PathBuf::from(&value)),
+                "GITHUB_ACTOR" => env.github_actor = text(),
                 "CI" => env.in_ci = matches!(value.to_str(), Some("true" | "1")),
                 "RUSTC_WRAPPER" => env.rustc_wrapper = true,
                 "XDG_CACHE_HOME" => env.xdg_cache_home = Some(PathBuf::from(&value)),
@@ -200,7 +203,25 @@ impl Env {
     }
 }
 
-impl Env {
+/// What the clients kiln runs may use: the credentials taken out of the environment
+/// (registry, S3, the sccache server's storage) and the registry settings. Resolved
+/// once into [`crate::Settings`]; no client reads the environment itself.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    credentials: Vec<(&'static str, Secret)>,
+    /// `KILN_REGISTRY`: the host `REGISTRY_USERNAME`/`REGISTRY_PASSWORD` are meant for.
+    pub registry: Option<String>,
+    /// `KILN_INSECURE_REGISTRIES`: hosts allowed plain HTTP though not on this machine.
+    pub insecure_registries: Vec<String>,
+    /// `KILN_REGISTRY_BACKOFF_MS`: the first retry delay of registry requests.
+    pub registry_backoff: Option<Duration>,
+    /// `GITHUB_ACTOR`: the user `GITHUB_TOKEN` is sent as.
+    pub github_actor: Option<String>,
+    sccache_s3: bool,
+    sccache_gha: bool,
+}
+
+impl Access {
     /// The credential `name` (one of [`CREDENTIALS`]) as text, when set.
     pub fn credential(&self, name: &str) -> Option<&str> {
         self.credentials
@@ -225,6 +246,21 @@ impl Env {
             })
             .filter_map(|(n, _)| Some((*n, self.credential(n)?.to_string())))
             .collect()
+    }
+}
+
+impl Env {
+    /// The credentials and registry settings, for the clients.
+    pub fn access(&self) -> Access {
+        Access {
+            credentials: self.credentials.clone(),
+            registry: self.registry.clone(),
+            insecure_registries: self.insecure_registries.clone(),
+            registry_backoff: self.registry_backoff,
+            github_actor: self.github_actor.clone(),
+            sccache_s3: self.sccache_s3,
+            sccache_gha: self.sccache_gha,
+        }
     }
 }
 
@@ -285,7 +321,7 @@ mod tests {
         assert_eq!(e.insecure_registries, ["a:5000", "b"]);
         assert!(e.in_ci);
         assert!(!format!("{e:?}").contains("hunter2"));
-        assert_eq!(e.credential("KILN_CACHE_SIGNING_KEY"), Some("hunter2"));
+        assert_eq!(e.access().credential("KILN_CACHE_SIGNING_KEY"), Some("hunter2"));
         assert_eq!(e.signing_key.unwrap().expose(), b"hunter2");
     }
 }

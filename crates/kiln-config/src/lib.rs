@@ -13,13 +13,17 @@ mod choices;
 mod env;
 mod settings;
 mod size;
+mod target;
+mod values;
 
 pub use choices::{
     Allocator, AllocatorConfig, BackendChoice, Choice, Matrix, SbomFormat, Sccache, Upload,
 };
-pub use env::{env, seal_credentials, Env, Holder, Secret, CREDENTIALS, VARIABLES};
-pub use settings::{Flags, Origin, Setting, Settings, Trust};
+pub use env::{env, seal_credentials, Access, Env, Holder, Secret, CREDENTIALS, VARIABLES};
+pub use settings::{parse_targets, Flags, Origin, Setting, SettingRow, Settings, Trust};
 pub use size::{parse_size, MemoryLimit, MIN_BUDGET};
+pub use target::{Target, DEFAULT_GLIBC};
+pub use values::{ImageOutput, RemoteUrl, Size};
 
 /// The `[workspace.metadata.kiln]` table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -107,7 +111,7 @@ pub struct CiConfig {
     pub timeout_minutes: Option<u32>,
     /// What `kiln cache gc --max-size` keeps of the kiln cache before a job saves it
     /// to the Actions cache (a repository has 10 GB in all). Default: `2GiB`.
-    pub cache_max_size: Option<String>,
+    pub cache_max_size: Option<Size>,
 }
 
 /// `runs-on`: one label or several.

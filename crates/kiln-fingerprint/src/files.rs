@@ -6,7 +6,7 @@
 //! inode; an entry is trusted only if the file was last changed well before it was
 //! hashed, so an edit in the same instant as a hash is never missed.
 
-use crate::path::os_bytes;
+use kiln_fs::os_bytes;
 use kiln_fs::sha256_hex as sha256;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

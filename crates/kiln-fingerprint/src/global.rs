@@ -76,7 +76,7 @@ pub fn root_manifest(table: &toml::Table) -> InputValue {
         .iter()
         .map(|path| (path.join("."), lookup(table, path)))
         .collect();
-    InputValue::digest(&encode(&parts))
+    crate::digest(&encode(&parts))
 }
 
 /// Every cargo config file by level, nearest first, as a key value.
@@ -112,7 +112,7 @@ pub fn config_digest(table: &toml::Table) -> String {
 pub fn toolchain_file(root: &Path) -> Option<InputValue> {
     let path = kiln_toolchain::toolchain_file(root)?;
     let bytes = std::fs::read(path).ok()?;
-    Some(InputValue::digest(&bytes))
+    Some(crate::digest(&bytes))
 }
 
 fn lookup<'a>(table: &'a toml::Table, path: &[&str]) -> Option<&'a toml::Value> {

@@ -34,12 +34,11 @@ mod files;
 pub mod global;
 mod graph;
 mod inputs;
-mod path;
 #[cfg(test)]
 mod proptests;
 
 pub use canonical::encode as canonical_encoding;
 pub use files::{dir_digest, files_digest, FileHasher};
 pub use graph::{dep_graph, DepGraph, GraphNode};
-pub use inputs::{diff, Change, Input, InputId, InputValue, Inputs, KEY_VERSION};
-pub use path::RelPath;
+pub use inputs::{diff, digest, Change, Input, InputId, InputValue, Inputs, KEY_VERSION};
+pub use kiln_schema::RelPath;

@@ -48,6 +48,20 @@ fn is_executable(p: &Path) -> bool {
     }
 }
 
+/// The bytes of an OS string (lossy only where the platform has no byte view): for
+/// hashing and escaping names exactly.
+#[cfg(unix)]
+pub fn os_bytes(s: &std::ffi::OsStr) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    s.as_bytes().to_vec()
+}
+
+/// The bytes of an OS string (lossy only where the platform has no byte view).
+#[cfg(not(unix))]
+pub fn os_bytes(s: &std::ffi::OsStr) -> Vec<u8> {
+    s.to_string_lossy().into_owned().into_bytes()
+}
+
 /// Lowercase hex of some bytes.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

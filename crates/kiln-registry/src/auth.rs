@@ -2,6 +2,7 @@
 //! memory only for the requests that need them: never printed, logged or written.
 
 use base64::Engine;
+use kiln_config::Access;
 use std::path::PathBuf;
 
 /// A username and password (or token). `Debug` never shows the secret.
@@ -75,10 +76,9 @@ pub enum Purpose {
 /// kiln was pointed at, never a base image's registry), then `GITHUB_TOKEN` for
 /// ghcr.io, then the docker config (`$DOCKER_CONFIG/config.json` or
 /// `~/.docker/config.json`), whose entries are per host, credential helpers included.
-pub fn lookup(registry: &str, purpose: Purpose) -> Option<(Credentials, Source)> {
-    // Read from kiln's sealed snapshot: these variables are no longer in the
-    // environment any child inherits.
-    let env = kiln_config::env();
+pub fn lookup(registry: &str, purpose: Purpose, env: &Access) -> Option<(Credentials, Source)> {
+    // From the settings' access: these variables are no longer in the environment
+    // any child inherits.
     let env_applies = match &env.registry {
         Some(h) => h == registry,
         None => purpose == Purpose::Destination,
@@ -92,7 +92,7 @@ pub fn lookup(registry: &str, purpose: Purpose) -> Option<(Credentials, Source)>
     }
     if registry == "ghcr.io" {
         if let Some(t) = env.credential("GITHUB_TOKEN") {
-            let user = std::env::var("GITHUB_ACTOR").unwrap_or_else(|_| "kiln".into());
+            let user = env.github_actor.clone().unwrap_or_else(|| "kiln".into());
             return Some((Credentials::new(user, t), Source::GithubToken));
         }
     }

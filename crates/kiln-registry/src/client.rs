@@ -4,6 +4,7 @@
 
 use crate::auth::{self, parse_challenge, Challenge, Credentials, Purpose, Source};
 use crate::Reference;
+use kiln_config::Access;
 use kiln_diagnostics::{Error, Result};
 use std::io::Read;
 use std::sync::Mutex;
@@ -45,19 +46,23 @@ impl Client {
     /// A client for `reference`'s repository. Plain HTTP is used only when `insecure`
     /// is set and the registry is on this machine or listed in
     /// `KILN_INSECURE_REGISTRIES` (comma-separated hosts).
-    pub fn new(reference: &Reference, insecure: bool) -> Result<Self> {
-        Self::with_purpose(reference, insecure, Purpose::Destination)
+    pub fn new(reference: &Reference, insecure: bool, access: &Access) -> Result<Self> {
+        Self::with_purpose(reference, insecure, Purpose::Destination, access)
     }
 
     /// A client that only reads `reference` (a base image): environment credentials
     /// meant for the destination are not given to it.
-    pub fn for_pull(reference: &Reference, insecure: bool) -> Result<Self> {
-        Self::with_purpose(reference, insecure, Purpose::Source)
+    pub fn for_pull(reference: &Reference, insecure: bool, access: &Access) -> Result<Self> {
+        Self::with_purpose(reference, insecure, Purpose::Source, access)
     }
 
-    fn with_purpose(reference: &Reference, insecure: bool, purpose: Purpose) -> Result<Self> {
-        let env = kiln_config::env();
-        let listed = env.insecure_registries.contains(&reference.registry);
+    fn with_purpose(
+        reference: &Reference,
+        insecure: bool,
+        purpose: Purpose,
+        access: &Access,
+    ) -> Result<Self> {
+        let listed = access.insecure_registries.contains(&reference.registry);
         if insecure && !(reference.is_loopback() || listed) {
             return Err(Error::usage(format!("`--insecure` is refused for `{}`: plain HTTP is only used for registries on this machine", reference.registry))
                 .hint(format!("set KILN_INSECURE_REGISTRIES={} to allow it for this host explicitly", reference.registry)));
@@ -69,9 +74,11 @@ impl Client {
             base: format!("{scheme}://{}", reference.registry),
             registry: reference.registry.clone(),
             repository: reference.repository.clone(),
-            credentials: auth::lookup(&reference.registry, purpose),
+            credentials: auth::lookup(&reference.registry, purpose, access),
             authorization: Mutex::new(None),
-            backoff: env.registry_backoff.unwrap_or(Duration::from_millis(500)),
+            backoff: access
+                .registry_backoff
+                .unwrap_or(Duration::from_millis(500)),
         })
     }
 
@@ -426,7 +433,7 @@ mod tests {
     fn an_answer_over_the_in_memory_bound_is_refused() {
         let port = oversized_registry();
         let reference = Reference::parse(&format!("127.0.0.1:{port}/repo:tag")).unwrap();
-        let client = Client::new(&reference, true)
+        let client = Client::new(&reference, true, &Access::default())
             .unwrap()
             .bounded(Duration::from_secs(10), 1);
         let e = client.manifest_bytes("tag").unwrap_err();

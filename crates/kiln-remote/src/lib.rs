@@ -17,6 +17,7 @@ pub use dir::DirRemote;
 pub use oci::OciRemote;
 pub use s3::S3Remote;
 
+use kiln_config::{Access, RemoteUrl};
 use kiln_diagnostics::{Error, Result};
 use std::path::Path;
 use std::time::Duration;
@@ -46,27 +47,30 @@ pub trait Remote: Send + Sync {
     fn put_learned(&self, id: &str, json: &[u8]) -> Result<()>;
 }
 
-/// Opens the remote at `url`: `s3://bucket/prefix`, `oci://registry/repository` (`oci+http://` for plain
-/// HTTP to a registry on this machine, like `insecure`), `file:///path` (or a plain
-/// absolute path). `timeout` bounds every network operation.
-pub fn open(url: &str, insecure: bool, timeout: Duration) -> Result<Box<dyn Remote>> {
-    if let Some(rest) = url.strip_prefix("oci+http://") {
-        return Ok(Box::new(OciRemote::new(rest, true, timeout)?));
-    }
-    if let Some(rest) = url.strip_prefix("oci://") {
-        return Ok(Box::new(OciRemote::new(rest, insecure, timeout)?));
-    }
-    if let Some(rest) = url.strip_prefix("file://") {
-        return Ok(Box::new(DirRemote::new(rest, timeout)?));
-    }
-    if url.starts_with('/') {
-        return Ok(Box::new(DirRemote::new(url, timeout)?));
-    }
-    if let Some(rest) = url.strip_prefix("s3://") {
-        return Ok(Box::new(S3Remote::new(rest, insecure, timeout)?));
-    }
-    Err(Error::usage(format!("invalid remote cache `{url}`"))
-        .hint("write `oci://ghcr.io/org/kiln-cache`, `file:///mnt/shared/kiln`, or `off`"))
+/// Opens the remote at `url` (`insecure`: plain HTTP to a registry on this machine,
+/// like `oci+http://`); `timeout` bounds every operation, `access` holds the
+/// credentials its client may use.
+pub fn open(
+    url: &RemoteUrl,
+    insecure: bool,
+    timeout: Duration,
+    access: &Access,
+) -> Result<Box<dyn Remote>> {
+    Ok(match url {
+        RemoteUrl::Oci {
+            location,
+            plain_http,
+        } => Box::new(OciRemote::new(
+            location,
+            insecure || *plain_http,
+            timeout,
+            access,
+        )?),
+        RemoteUrl::Dir(path) => Box::new(DirRemote::new(&path.to_string_lossy(), timeout)?),
+        RemoteUrl::S3 { bucket, prefix } => {
+            Box::new(S3Remote::new(bucket, prefix, insecure, timeout, access)?)
+        }
+    })
 }
 
 /// Checks `name` is safe as a file name and tag component (keys, digests, ids are).
@@ -93,24 +97,23 @@ mod tests {
     #[test]
     fn urls() {
         let t = Duration::from_secs(1);
+        let access = Access::default();
+        let open = |url: &str| {
+            RemoteUrl::parse(url, "test").and_then(|u| super::open(&u, false, t, &access))
+        };
+        assert!(open("oci://ghcr.io/org/cache").unwrap().describe() == "oci://ghcr.io/org/cache");
+        assert!(open("file:///tmp/x").unwrap().describe() == "file:///tmp/x");
         assert!(
-            open("oci://ghcr.io/org/cache", false, t)
-                .unwrap()
-                .describe()
-                == "oci://ghcr.io/org/cache"
-        );
-        assert!(open("file:///tmp/x", false, t).unwrap().describe() == "file:///tmp/x");
-        assert!(
-            open("oci+http://registry.example.com/c", false, t).is_err(),
+            open("oci+http://registry.example.com/c").is_err(),
             "plain HTTP off loopback"
         );
         assert!(
-            open("oci+http://127.attacker.example:5000/c", false, t).is_err(),
+            open("oci+http://127.attacker.example:5000/c").is_err(),
             "a name starting with 127. is not loopback"
         );
-        assert!(open("oci://ghcr.io/org/cache:tag", false, t).is_err());
-        assert_eq!(open("s3://b/p", false, t).unwrap().describe(), "s3://b/p");
-        assert!(open("s3:///p", false, t).is_err());
-        assert!(open("ftp://x", false, t).is_err());
+        assert!(open("oci://ghcr.io/org/cache:tag").is_err());
+        assert_eq!(open("s3://b/p").unwrap().describe(), "s3://b/p");
+        assert!(open("s3:///p").is_err());
+        assert!(open("ftp://x").is_err());
     }
 }

@@ -28,7 +28,12 @@ pub struct OciRemote {
 
 impl OciRemote {
     /// A remote in the repository `reference` (`host[:port]/path`, no tag).
-    pub fn new(reference: &str, insecure: bool, timeout: Duration) -> Result<Self> {
+    pub fn new(
+        reference: &str,
+        insecure: bool,
+        timeout: Duration,
+        access: &kiln_config::Access,
+    ) -> Result<Self> {
         let r = Reference::parse(reference).map_err(|_| {
             Error::usage(format!("invalid OCI remote cache `oci://{reference}`")).hint(
                 "write it as `oci://<registry>/<repository>`, e.g. `oci://ghcr.io/org/kiln-cache`",
@@ -40,7 +45,7 @@ impl OciRemote {
             ))
             .hint("give the repository only: kiln tags entries itself"));
         }
-        let client = Client::new(&r, insecure)?.bounded(timeout, 2);
+        let client = Client::new(&r, insecure, access)?.bounded(timeout, 2);
         Ok(OciRemote {
             client,
             name: format!("oci://{}/{}", r.registry, r.repository),

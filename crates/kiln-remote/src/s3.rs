@@ -24,15 +24,15 @@ pub struct S3Remote {
 }
 
 impl S3Remote {
-    /// A remote at `bucket/prefix` (the part after `s3://`).
-    pub fn new(location: &str, insecure: bool, timeout: Duration) -> Result<Self> {
-        let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
-        if bucket.is_empty() {
-            return Err(
-                Error::usage(format!("invalid S3 remote cache `s3://{location}`"))
-                    .hint("write it as `s3://bucket/prefix`"),
-            );
-        }
+    /// A remote at `bucket`/`prefix`, with the S3 credentials of `access`.
+    pub fn new(
+        bucket: &str,
+        prefix: &str,
+        insecure: bool,
+        timeout: Duration,
+        access: &kiln_config::Access,
+    ) -> Result<Self> {
+        let location = format!("{bucket}/{prefix}");
         let endpoint = std::env::var("AWS_ENDPOINT_URL")
             .or_else(|_| std::env::var("AWS_ENDPOINT"))
             .ok();
@@ -58,15 +58,14 @@ impl S3Remote {
             builder = builder.with_endpoint(e);
         }
         // The credentials were taken out of the environment (no child sees them):
-        // they come from kiln's sealed snapshot.
-        let env = kiln_config::env();
-        if let Some(v) = env.credential("AWS_ACCESS_KEY_ID") {
+        // they come from the settings' access.
+        if let Some(v) = access.credential("AWS_ACCESS_KEY_ID") {
             builder = builder.with_access_key_id(v);
         }
-        if let Some(v) = env.credential("AWS_SECRET_ACCESS_KEY") {
+        if let Some(v) = access.credential("AWS_SECRET_ACCESS_KEY") {
             builder = builder.with_secret_access_key(v);
         }
-        if let Some(v) = env.credential("AWS_SESSION_TOKEN") {
+        if let Some(v) = access.credential("AWS_SESSION_TOKEN") {
             builder = builder.with_token(v);
         }
         let store = builder.build().map_err(|e| {

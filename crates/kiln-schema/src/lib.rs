@@ -6,10 +6,16 @@
 //! incompatible change.
 
 mod events;
+mod inputs;
+mod notices;
 mod overrides;
+mod path;
 
 pub use events::*;
+pub use inputs::{Change, InputId, InputValue};
+pub use notices::{CacheProblem, Note, Warning};
 pub use overrides::{ConfigSource, Override, Setting};
+pub use path::RelPath;
 
 use serde::{Deserialize, Serialize};
 
@@ -74,7 +80,7 @@ pub struct ArtifactRecord {
     /// `rustc -V` of the compiler that built it.
     pub rustc: String,
     /// The toolchain backend used (`cargo`, `zig`, `cross`).
-    pub backend: String,
+    pub backend: BackendKind,
     /// Settings of the user's cargo configuration that kiln overrode for this build.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<Override>,
@@ -153,7 +159,7 @@ mod tests {
             profile: "release".into(),
             git: GitInfo::default(),
             rustc: "rustc 1".into(),
-            backend: "cargo".into(),
+            backend: BackendKind::Cargo,
             overrides: vec![],
             sboms: vec![],
             auditable: false,
@@ -186,12 +192,12 @@ mod tests {
 
     #[test]
     fn events_are_tagged_by_reason() {
-        let e = Event::Note {
-            message: "m".into(),
-        };
+        let e = Event::Note(Note::RustTargetInstalled {
+            target: "t".into(),
+        });
         assert_eq!(
             serde_json::to_string(&e).unwrap(),
-            r#"{"reason":"note","message":"m"}"#
+            r#"{"reason":"note","kind":"rust-target-installed","target":"t"}"#
         );
     }
 }

@@ -49,8 +49,8 @@ impl Backend {
     /// The command that starts a build, before kiln's own arguments.
     pub fn command(self) -> (String, Vec<String>) {
         match self {
-            Backend::Cargo => (cargo_program(), vec!["build".into()]),
-            Backend::Zig => (cargo_program(), vec!["zigbuild".into()]),
+            Backend::Cargo => (kiln_workspace::cargo_program(), vec!["build".into()]),
+            Backend::Zig => (kiln_workspace::cargo_program(), vec!["zigbuild".into()]),
             Backend::Cross => ("cross".into(), vec!["build".into()]),
         }
     }
@@ -84,12 +84,6 @@ impl Backend {
             }
         }
     }
-}
-
-/// The cargo kiln runs: `$CARGO` (set when kiln itself runs under cargo), else
-/// `cargo` from PATH. Every cargo invocation kiln makes starts this one.
-pub fn cargo_program() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
 /// One process kiln runs to build: program, arguments, environment, and the notes

@@ -4,23 +4,23 @@
 mod backend;
 mod cargo_config;
 mod cfg;
-mod failure;
 mod probe;
 mod rustup;
-mod target;
 mod tools;
 pub mod wrapper;
 mod zig;
 
-pub use backend::{cargo_program, Backend, Invocation};
+pub use backend::{Backend, Invocation};
+pub use kiln_config::{Target, DEFAULT_GLIBC};
+pub use kiln_workspace::{
+    cargo_program, classify, explain, explain_seen, without_backtrace, CargoFailure,
+};
 pub use cargo_config::{fix_rustflags, CargoConfig, LinkerOverride, RustflagsFix};
 pub use cfg::matches as cfg_matches;
-pub use failure::{classify, explain, explain_seen, without_backtrace, CargoFailure};
 pub use probe::{
     ensure_rust_targets, missing_toolchain, rustc_version, target_cpus, toolchain_install,
     zig_version, Install, Prerequisite, Probe, ZIG_VERSION,
 };
 pub use rustup::{is_toolchain_file, pinned, toolchain_file, Pinned};
-pub use target::{Target, DEFAULT_GLIBC};
 pub use tools::{activate as activate_tools, install_python_tools, tools_venv};
 pub use zig::{file_stamp, ZigProbe};

@@ -156,7 +156,7 @@ pub fn missing_toolchain(dir: &Path) -> Option<String> {
     if out.status.success() {
         return None;
     }
-    match crate::failure::classify(&String::from_utf8_lossy(&out.stderr)) {
+    match kiln_workspace::classify(&String::from_utf8_lossy(&out.stderr)) {
         crate::CargoFailure::ToolchainMissing(name) => Some(name),
         _ => None,
     }

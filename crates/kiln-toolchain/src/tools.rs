@@ -12,9 +12,13 @@ use kiln_diagnostics::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// Where kiln's tools live (`KILN_TOOLS_DIR` or the data directory), given once by
+/// the CLI at start ([`activate`]) from its settings.
+static TOOLS_DIR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+
 /// The virtual environment's directory, if kiln has a place for it.
 pub fn tools_venv() -> Option<PathBuf> {
-    kiln_config::env().tools_dir().map(|d| d.join("venv"))
+    TOOLS_DIR.get()?.as_ref().map(|d| d.join("venv"))
 }
 
 fn bin_dir(venv: &Path) -> PathBuf {
@@ -25,9 +29,11 @@ fn bin_dir(venv: &Path) -> PathBuf {
     }
 }
 
-/// Puts the environment's `bin` first on this process's PATH when it exists. Called
-/// once at start, before any thread, so every lookup and child process agrees.
-pub fn activate() {
+/// Records where kiln's tools live and puts their environment's `bin` first on this
+/// process's PATH when it exists. Called once at start, before any thread, so every
+/// lookup and child process agrees.
+pub fn activate(tools_dir: Option<PathBuf>) {
+    let _ = TOOLS_DIR.set(tools_dir);
     let Some(bin) = tools_venv().map(|v| bin_dir(&v)) else {
         return;
     };
@@ -81,7 +87,8 @@ pub fn install_python_tools(packages: &[&str]) -> Result<()> {
             venv.display()
         ))
     })?;
-    activate();
+    // Now that it exists, it goes first on PATH (the directory is known already).
+    kiln_fs::put_first_on_path(&bin_dir(&venv));
     Ok(())
 }
 

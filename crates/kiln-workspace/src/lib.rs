@@ -1,11 +1,19 @@
 //! The workspace as kiln sees it: members, their binaries, and what each binary's
 //! build graph contains. Read once with `cargo metadata`, then queried in memory.
 
+mod failure;
 mod git;
 mod lock;
 
 pub use git::{git, git_bytes, git_line, source_date_epoch, without_credentials};
+pub use failure::{classify, explain, explain_seen, without_backtrace, CargoFailure};
 pub use lock::{lock_entries, parse_lock, LockEntry};
+
+/// The cargo kiln runs: `$CARGO` (set when kiln itself runs under cargo), else
+/// `cargo` from PATH. Every cargo invocation kiln makes starts this one.
+pub fn cargo_program() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
 
 use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, PackageId};
 use kiln_config::{Config, Flags, Settings};
@@ -92,7 +100,8 @@ impl Workspace {
         let manifest = locate_root(manifest_path, flags.verbose)?;
         let root = manifest.parent().map(Path::to_path_buf).unwrap_or_default();
         let (config, root_manifest) = Config::load(&manifest)?;
-        let settings = Settings::resolve(&config, &root, kiln_config::env(), flags)?;
+        let verbose = flags.verbose;
+        let settings = Settings::load(&config, &root, flags)?;
         let mut cmd = MetadataCommand::new();
         cmd.manifest_path(&manifest);
         cmd.other_options(
@@ -104,7 +113,7 @@ impl Workspace {
         );
         let metadata = cmd.exec().map_err(|e| match e {
             cargo_metadata::Error::CargoMetadata { stderr } => {
-                kiln_toolchain::explain("read the Cargo workspace", &stderr, flags.verbose)
+                explain("read the Cargo workspace", &stderr, verbose)
             }
             other => Error::environment("failed to run `cargo metadata`")
                 .with_source(other)
@@ -378,7 +387,7 @@ fn compiles_c(name: &str, deps: &[cargo_metadata::Dependency]) -> bool {
 /// of cargo before anything else: it reads no lockfile and needs no network, so the
 /// settings (`--locked`, ...) are known before `cargo metadata` runs.
 fn locate_root(manifest_path: Option<&Path>, verbose: bool) -> Result<PathBuf> {
-    let mut cmd = std::process::Command::new(kiln_toolchain::cargo_program());
+    let mut cmd = std::process::Command::new(cargo_program());
     cmd.args(["locate-project", "--workspace", "--message-format", "plain"]);
     if let Some(p) = manifest_path {
         cmd.arg("--manifest-path").arg(p);
@@ -392,7 +401,7 @@ fn locate_root(manifest_path: Option<&Path>, verbose: bool) -> Result<PathBuf> {
                 .hint("make sure `cargo` is installed and on PATH")
         })?;
     if !out.status.success() {
-        return Err(kiln_toolchain::explain(
+        return Err(explain(
             "read the Cargo workspace",
             &String::from_utf8_lossy(&out.stderr),
             verbose,

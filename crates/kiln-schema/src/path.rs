@@ -20,7 +20,7 @@ impl RelPath {
             if i > 0 {
                 out.push('/');
             }
-            escape(&os_bytes(c.as_os_str()), &mut out);
+            escape(&kiln_fs::os_bytes(c.as_os_str()), &mut out);
         }
         RelPath(out)
     }
@@ -35,18 +35,6 @@ impl fmt::Display for RelPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-/// The bytes of an OS string (lossy only where the platform has no byte view).
-#[cfg(unix)]
-pub(crate) fn os_bytes(s: &std::ffi::OsStr) -> Vec<u8> {
-    use std::os::unix::ffi::OsStrExt;
-    s.as_bytes().to_vec()
-}
-
-#[cfg(not(unix))]
-pub(crate) fn os_bytes(s: &std::ffi::OsStr) -> Vec<u8> {
-    s.to_string_lossy().into_owned().into_bytes()
 }
 
 fn escape(mut bytes: &[u8], out: &mut String) {
