@@ -70,7 +70,11 @@ const ALLOCATOR_CRATES: &[&str] = &[
 
 /// The note for binaries that will run on musl's `malloc`: once per binary, however
 /// many musl targets it has.
-pub(crate) fn musl_malloc_note(ws: &Workspace, plan: &Plan, ctx: &KeyContext) -> Option<String> {
+pub(crate) fn musl_malloc_note(
+    ws: &Workspace,
+    plan: &Plan,
+    ctx: &KeyContext,
+) -> Option<kiln_schema::Note> {
     let mut bins = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
         for bin in &step.bins {
@@ -91,11 +95,5 @@ pub(crate) fn musl_malloc_note(ws: &Workspace, plan: &Plan, ctx: &KeyContext) ->
     if bins.is_empty() {
         return None;
     }
-    let names: Vec<String> = bins.iter().map(|b| format!("`{b}`")).collect();
-    Some(format!(
-        "{} will use musl's malloc, which is slow under multi-threaded allocation (see docs/allocator.md); \
-         for no code change set `allocator = \"mimalloc\"` in [workspace.metadata.kiln], \
-         or add a global allocator crate (mimalloc, tikv-jemallocator), or build glibc targets (`amd64-gnu`, `arm64-gnu`)",
-        names.join(", ")
-    ))
+    Some(kiln_schema::Note::MuslMalloc { binaries: bins })
 }

@@ -10,32 +10,11 @@ use kiln_cache::{Entry, LocalCache, Lookup};
 use kiln_diagnostics::Result;
 use kiln_fingerprint::{diff, Inputs};
 use kiln_remote::RemoteCache;
-use kiln_schema::GitInfo;
+pub use kiln_schema::UnitState;
+use kiln_schema::{GitInfo, Reason, Warning};
 use kiln_toolchain::{rustc_version, zig_version, Backend, Target, ZigProbe};
 use kiln_workspace::Workspace;
 use std::path::PathBuf;
-
-/// What happens to one binary x target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnitState {
-    /// The artifact store already holds exactly the cached binary.
-    Fresh,
-    /// The cache has it: copy it into the store.
-    Restore,
-    /// Not cached: cargo builds it.
-    Build,
-}
-
-impl UnitState {
-    /// `fresh`, `restore` or `rebuild`, as `kiln plan` prints it.
-    pub fn label(self) -> &'static str {
-        match self {
-            UnitState::Fresh => "fresh",
-            UnitState::Restore => "restore",
-            UnitState::Build => "rebuild",
-        }
-    }
-}
 
 /// One binary for one target, with its key and fate.
 #[derive(Debug, Clone)]
@@ -53,7 +32,7 @@ pub struct UnitPlan {
     /// Fresh, restore or build.
     pub state: UnitState,
     /// For a build: why (the inputs that changed since the last cached build).
-    pub reasons: Vec<String>,
+    pub reasons: Vec<Reason>,
     pub(crate) hit: Option<(Box<Entry>, PathBuf)>,
     /// The inputs hashed into `key`, as they were when analysed.
     pub(crate) inputs: Inputs,
@@ -71,8 +50,10 @@ impl UnitPlan {
     pub fn wanted(&self) -> kiln_cache::Wanted {
         kiln_cache::Wanted {
             key: self.key.clone(),
-            package: self.package.clone(),
-            binary: self.bin.clone(),
+            subject: kiln_cache::Subject::Binary {
+                package: self.package.clone(),
+                binary: self.bin.clone(),
+            },
             target: self.target.build_target(),
         }
     }
@@ -211,7 +192,7 @@ pub fn analyze(
         r.fetch_learned(&ctx.learned_ids(), c);
     }
     if let Some(note) = musl_malloc_note(ws, plan, &ctx) {
-        observer.note(&note);
+        observer.note(note);
     }
     let auditable = links_audit_section(ws);
     let formats = sbom_formats(ws);
@@ -257,8 +238,10 @@ pub fn analyze(
             .filter(|k| !c.has_usable(&k.4))
             .map(|(_, step, target, bin, key, _)| kiln_cache::Wanted {
                 key: key.clone(),
-                package: step.package.clone(),
-                binary: bin.to_string(),
+                subject: kiln_cache::Subject::Binary {
+                    package: step.package.clone(),
+                    binary: bin.to_string(),
+                },
                 target: target.build_target(),
             })
             .collect();
@@ -275,15 +258,17 @@ pub fn analyze(
             bin: bin.clone(),
             target: target.clone(),
             key: key.clone(),
-            state: UnitState::Build,
+            state: UnitState::Rebuild,
             reasons: Vec::new(),
             hit: None,
             inputs,
             graph,
         };
         let lookup = cache.map_or(Lookup::Miss, |c| c.get(&key));
-        if let Lookup::Corrupt(why) = &lookup {
-            observer.warn(&format!("{why}; it was removed and will be rebuilt"));
+        if let Lookup::Corrupt(problem) = &lookup {
+            observer.warn(Warning::CorruptCacheEntry {
+                problem: problem.clone(),
+            });
         }
         let sboms: Vec<&str> = if unit.graph.is_some() {
             formats.iter().map(|f| f.format_name()).collect()
@@ -398,36 +383,40 @@ fn settle(
             unit.hit = Some((entry, blob));
         }
         Lookup::Corrupt(_) => {
-            unit.state = UnitState::Build;
-            unit.reasons = vec!["its cache entry was corrupt".into()];
+            unit.state = UnitState::Rebuild;
+            unit.reasons = vec![Reason::CorruptEntry];
         }
         Lookup::Untrusted => {
-            unit.state = UnitState::Build;
-            unit.reasons =
-                vec!["its cache entry came from a remote and no trusted key signed it".into()];
+            unit.state = UnitState::Rebuild;
+            unit.reasons = vec![Reason::UntrustedEntry];
         }
         Lookup::Miss => {
-            unit.state = UnitState::Build;
+            unit.state = UnitState::Rebuild;
             unit.reasons = miss_reasons(cache, unit);
         }
     }
 }
 
-/// Why a unit must be built: what differs from the newest cached build of it, in words.
-fn miss_reasons(cache: Option<&LocalCache>, unit: &UnitPlan) -> Vec<String> {
+/// Why a unit must be built: every input that differs from the newest cached build
+/// of it (the renderer shows the first few).
+fn miss_reasons(cache: Option<&LocalCache>, unit: &UnitPlan) -> Vec<Reason> {
     let Some(cache) = cache else {
-        return vec!["the cache is off".into()];
+        return vec![Reason::CacheOff];
     };
     let Some(last) = cache.latest(&unit.package, &unit.target.triple, &unit.bin) else {
-        return vec!["not built before".into()];
+        return vec![Reason::NotBuiltBefore];
     };
-    let changes = diff(&last.inputs, &unit.inputs);
-    let mut out: Vec<String> = changes.iter().take(3).map(ToString::to_string).collect();
-    if changes.len() > 3 {
-        out.push(format!("{} more inputs changed", changes.len() - 3));
-    }
+    let Some(last) = last.binary() else {
+        return vec![Reason::NotBuiltBefore];
+    };
+    let out: Vec<Reason> = diff(&last.inputs, &unit.inputs)
+        .into_iter()
+        .map(|change| Reason::Changed {
+            change: Box::new(change),
+        })
+        .collect();
     if out.is_empty() {
-        out.push("the cached build was evicted".into());
+        return vec![Reason::Evicted];
     }
     out
 }
@@ -435,7 +424,7 @@ fn miss_reasons(cache: Option<&LocalCache>, unit: &UnitPlan) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kiln_fingerprint::{InputId, InputValue, RelPath};
+    use kiln_fingerprint::{InputId, RelPath};
 
     fn unit(inputs: Inputs) -> UnitPlan {
         UnitPlan {
@@ -444,7 +433,7 @@ mod tests {
             bin: "app".into(),
             target: Target::parse("amd64").unwrap(),
             key: inputs.key(),
-            state: UnitState::Build,
+            state: UnitState::Rebuild,
             reasons: vec![],
             hit: None,
             inputs,
@@ -470,18 +459,20 @@ mod tests {
         let (sha256, size) = kiln_fs::sha256_file(&bin).unwrap();
         let entry = Entry {
             key: inputs.key(),
-            package: "app".into(),
-            binary: "app".into(),
             target: "x86_64-unknown-linux-musl".into(),
-            version: "1.0.0".into(),
             sha256,
             size,
-            profile: "release".into(),
-            rustc: "rustc 1".into(),
-            backend: "cargo".into(),
-            overrides: vec![],
             created: 0,
-            inputs,
+            artifact: kiln_cache::Artifact::Binary(kiln_cache::BinaryEntry {
+                package: "app".into(),
+                binary: "app".into(),
+                version: "1.0.0".into(),
+                profile: "release".into(),
+                rustc: "rustc 1".into(),
+                backend: kiln_schema::BackendKind::Cargo,
+                overrides: vec![],
+                inputs,
+            }),
             signatures: Vec::new(),
             origin: Some(kiln_cache::Origin::Built),
         };
@@ -508,10 +499,18 @@ mod tests {
         let mut u = unit(with_file(b"v2"));
         let lookup = cache.get(&u.key);
         settle(&mut u, lookup, Some(&cache), |_| false);
-        assert_eq!(u.state, UnitState::Build);
-        assert_eq!(u.reasons, ["app/src/main.rs changed"]);
+        assert_eq!(u.state, UnitState::Rebuild);
+        let words: Vec<String> = u
+            .reasons
+            .iter()
+            .map(|r| match r {
+                Reason::Changed { change } => change.to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(words, ["app/src/main.rs changed"]);
         let mut off = unit(with_file(b"v2"));
         settle(&mut off, Lookup::Miss, None, |_| false);
-        assert_eq!(off.reasons, ["the cache is off"]);
+        assert_eq!(off.reasons, [Reason::CacheOff]);
     }
 }

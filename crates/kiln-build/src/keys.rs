@@ -180,7 +180,9 @@ fn env_matters(name: &str, target: &Target) -> bool {
 
 /// An environment value as a key value: its digest, never the value itself.
 fn env_value(value: Option<String>) -> InputValue {
-    value.map_or(InputValue::Missing, |v| kiln_fingerprint::digest(v.as_bytes()))
+    value.map_or(InputValue::Missing, |v| {
+        kiln_fingerprint::digest(v.as_bytes())
+    })
 }
 
 impl KeyContext {
@@ -614,7 +616,10 @@ mod tests {
             files: FileHasher::new(root, &[root.join("target")], None),
             members: vec![("app".into(), "app".into()), ("lib".into(), "lib".into())],
             lock,
-            shared: vec![(InputId::RootManifest, kiln_fingerprint::digest(b"[workspace]"))],
+            shared: vec![(
+                InputId::RootManifest,
+                kiln_fingerprint::digest(b"[workspace]"),
+            )],
             graphs: HashMap::from([((0, "aarch64-unknown-linux-musl".to_string()), graph)]),
             profile: "release".into(),
             features: InputValue::Features {

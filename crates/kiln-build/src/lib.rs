@@ -7,7 +7,7 @@
 mod affected;
 mod allocator;
 mod analysis;
-mod execute;
+mod build;
 mod git;
 mod graphs;
 mod keys;
@@ -21,9 +21,9 @@ mod sccache;
 
 pub use affected::{affected, Affected, AffectedUnit};
 pub use analysis::{analyze, Analysis, UnitPlan, UnitState};
-pub use execute::{execute, native_entries, BuildOutcome};
+pub use build::{execute, narrowed_step, native_entries, BuildOutcome};
 pub use git::git_info;
 pub use observer::Observer;
-pub use plan::{native_root, NativeLib, Plan, Step};
+pub use plan::{native_root, NativeGate, NativeLib, Plan, Step, SCCACHE_PORT};
 pub use request::{BuildRequest, Selection};
 pub use resources::Resources;

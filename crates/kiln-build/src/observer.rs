@@ -1,21 +1,40 @@
-//! The interface through which a build reports what happens, so the analysis and the
-//! execution share it without importing each other, and tests can observe a build.
+//! The interface through which a build reports what happens, as typed events, so the
+//! analysis and the execution share it without importing each other, the CLI
+//! renders them (words or JSON), and tests can observe a build.
 
-use crate::plan::Step;
-use std::time::Duration;
+use kiln_schema::{Event, Note, Warning};
 
-/// Receives what happens during a build, to render it.
+/// Receives what happens during a build.
 pub trait Observer: Sync {
-    /// kiln did something on the user's behalf (installed a target, overrode a setting).
-    fn note(&self, message: &str);
-    /// Something is wrong but the build goes on (a corrupt cache entry).
-    fn warn(&self, message: &str);
-    /// A cargo invocation is starting.
-    fn step_started(&self, step: &Step);
-    /// Cargo finished compiling one crate; `target` is `None` for host crates.
-    fn unit_finished(&self, name: &str, target: Option<&str>);
-    /// A line cargo wrote to stderr (status lines and rendered diagnostics).
+    /// Something happened: a step started or finished, a crate compiled, a note, a
+    /// warning.
+    fn event(&self, event: Event);
+
+    /// A line cargo wrote to stderr (status lines and rendered diagnostics), passed
+    /// through as cargo wrote it.
     fn cargo_stderr(&self, line: &str);
-    /// A cargo invocation finished successfully.
-    fn step_finished(&self, step: &Step, elapsed: Duration);
+
+    /// kiln did something on the user's behalf.
+    fn note(&self, note: Note) {
+        self.event(Event::Note(note));
+    }
+
+    /// Something is wrong but the build goes on.
+    fn warn(&self, warning: Warning) {
+        self.event(Event::Warning(warning));
+    }
+}
+
+/// An observer that keeps every event, for tests.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct Recorder(pub(crate) std::sync::Mutex<Vec<Event>>);
+
+#[cfg(test)]
+impl Observer for Recorder {
+    fn event(&self, event: Event) {
+        self.0.lock().unwrap().push(event);
+    }
+
+    fn cargo_stderr(&self, _: &str) {}
 }

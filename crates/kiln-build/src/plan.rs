@@ -42,7 +42,28 @@ pub struct Plan {
     pub sccache: Option<PathBuf>,
     /// The memory budget and the parallelism planned from it.
     pub resources: Resources,
+    /// Where kiln, as rustc wrapper, finds the objects it links into each binary (the
+    /// audit section, mimalloc), when any is linked.
+    pub link_dir: Option<PathBuf>,
+    /// The native libraries built beside cargo, when any are: their `-sys` crates'
+    /// build scripts wait at this gate (see [`NativeGate`]).
+    pub gate: Option<NativeGate>,
 }
+
+/// Native libraries built beside cargo: cargo starts at once, and kiln as rustc
+/// wrapper holds only the compilation of the `-sys` crates' build scripts until the
+/// file `<path>.done` (or `.failed`) appears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeGate {
+    /// `<target dir>/kiln/native-gate`.
+    pub path: PathBuf,
+    /// The `-sys` crates whose build scripts wait, comma-separated.
+    pub gated: String,
+}
+
+/// The value kiln puts in `SCCACHE_SERVER_PORT` once its server for the build has
+/// started (it takes a free port then); `kiln plan` shows this in its place.
+pub const SCCACHE_PORT: &str = "<port of kiln's sccache server>";
 
 /// One cargo invocation.
 #[derive(Debug, Clone)]
@@ -128,7 +149,17 @@ impl Plan {
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
         let jobs_configured = cargo_config.jobs(cores);
+        let mimalloc = sel.units.iter().any(|(_, bins)| {
+            bins.iter().any(|b| {
+                sel.targets
+                    .iter()
+                    .any(|t| crate::allocator::mimalloc_for(&ws.config.allocator, b, t))
+            })
+        });
+        let links = crate::analysis::links_audit_section(ws) || mimalloc;
         let mut plan = Plan {
+            link_dir: links.then(|| ws.target_dir.join("kiln/link")),
+            gate: None,
             encoded_rustflags: encoded,
             steps: Vec::new(),
             profile: sel.profile.clone(),
@@ -146,6 +177,7 @@ impl Plan {
                 last_metrics(&ws.target_dir).as_ref(),
             ),
         };
+        plan.gate = gate(ws, &plan.cargo_config, sel, native_root)?;
         for (name, bins) in &sel.units {
             let pkg = ws.member(name).expect("resolved package");
             let deps = ws.dependencies_with_paths(pkg, kiln_native::is_relevant);
@@ -253,6 +285,8 @@ impl Plan {
             });
         }
         args.extend(["--message-format".into(), "json-render-diagnostics".into()]);
+        // cargo's own per-crate timings, for the metrics and `kiln report`.
+        args.push("--timings".into());
 
         let mut env = Vec::new();
         for n in native {
@@ -290,6 +324,17 @@ impl Plan {
         } else {
             kiln_toolchain::wrapper::wrapper_env(&drops, self.sccache.as_deref())
         };
+        // kiln is the wrapper also when it links objects in or gates build scripts.
+        let gate = self.gate.as_ref().filter(|g| {
+            native
+                .iter()
+                .any(|n| g.gated.split(',').any(|k| k == n.provision.krate))
+        });
+        let wrapper = wrapper.or_else(|| {
+            (self.link_dir.is_some() || gate.is_some())
+                .then(|| kiln_toolchain::wrapper::base_env(self.sccache.as_deref()))
+                .flatten()
+        });
         match wrapper {
             Some(w) => env.extend(w),
             None => {
@@ -297,6 +342,28 @@ impl Plan {
                     env.push(("RUSTC_WRAPPER".to_string(), sc.display().to_string()));
                 }
             }
+        }
+        if let Some(dir) = &self.link_dir {
+            env.push((
+                kiln_toolchain::wrapper::LINK_OBJECTS_VAR.to_string(),
+                dir.display().to_string(),
+            ));
+        }
+        if let Some(g) = gate {
+            env.push((
+                kiln_toolchain::wrapper::GATE_VAR.to_string(),
+                g.path.display().to_string(),
+            ));
+            env.push((
+                kiln_toolchain::wrapper::GATED_VAR.to_string(),
+                g.gated.clone(),
+            ));
+        }
+        if self.sccache.is_some() {
+            // Every wrapper call talks to kiln's own server, and compiles locally when
+            // it can't answer (see `crate::sccache`).
+            env.push(("SCCACHE_SERVER_PORT".into(), SCCACHE_PORT.into()));
+            env.push(("SCCACHE_IGNORE_SERVER_IO_ERROR".into(), "1".into()));
         }
         if !cargo_config.profile_sets(&sel.profile, "strip")
             && !profile_sets_in_manifest(ws, &sel.profile, "strip")
@@ -394,6 +461,71 @@ fn rustflags_fix(
     };
     fix_rustflags(&flags, Some(&source), t, kiln_links, || {
         target_cpus(&ws.root, &t.triple)
+    })
+}
+
+/// The gate for native libraries not built yet, when cargo can run beside their
+/// build: not with a wrapper of the user's (kiln must be the wrapper that holds the
+/// build scripts), nor when a `-sys` crate's build script is compiled already (cargo
+/// could run it again without compiling it, before the library exists).
+fn gate(
+    ws: &Workspace,
+    config: &CargoConfig,
+    sel: &Selection,
+    native_root: &Path,
+) -> Result<Option<NativeGate>> {
+    let mut krates = std::collections::BTreeSet::new();
+    for (name, _) in &sel.units {
+        let pkg = ws.member(name).expect("resolved package");
+        let deps = ws.dependencies_with_paths(pkg, kiln_native::is_relevant);
+        for t in &sel.targets {
+            for p in kiln_native::check(&deps, t, ws.config.provision_native != Some(false))? {
+                if !kiln_native::is_intact(&kiln_native::prefix(native_root, &p, t)) {
+                    krates.insert(p.krate);
+                }
+            }
+        }
+    }
+    let config_wrapper = config.files().any(|(_, t)| {
+        t.get("build")
+            .and_then(|b| b.get("rustc-wrapper"))
+            .is_some()
+    });
+    if krates.is_empty()
+        || ws.settings.rustc_wrapper
+        || config_wrapper
+        || krates
+            .iter()
+            .any(|k| build_script_compiled(&ws.target_dir, k))
+    {
+        return Ok(None);
+    }
+    Ok(Some(NativeGate {
+        path: ws.target_dir.join("kiln/native-gate"),
+        gated: krates.into_iter().collect::<Vec<_>>().join(","),
+    }))
+}
+
+/// Whether a build script of `krate` was compiled in `target_dir` already (any
+/// profile): cargo may then run it again without compiling it.
+fn build_script_compiled(target_dir: &Path, krate: &str) -> bool {
+    let prefix = format!("{krate}-");
+    let Ok(profiles) = std::fs::read_dir(target_dir) else {
+        return false;
+    };
+    profiles.flatten().any(|profile| {
+        std::fs::read_dir(profile.path().join("build"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|d| d.file_name().to_string_lossy().starts_with(&prefix))
+            .any(|d| {
+                std::fs::read_dir(d.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .any(|f| f.file_name().to_string_lossy().starts_with("build-script-"))
+            })
     })
 }
 

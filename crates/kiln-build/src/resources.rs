@@ -10,6 +10,7 @@
 
 use kiln_config::{MemoryLimit, Setting};
 use kiln_metrics::{detect_budget, Budget, BuildMetrics};
+use kiln_schema::{EstimateSource, JobLimit};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -26,9 +27,9 @@ pub struct Resources {
     /// Estimated memory of one job.
     pub per_job: u64,
     /// Where the estimate comes from.
-    pub estimate_source: String,
+    pub estimate_source: EstimateSource,
     /// What limits `jobs` (cores, the budget, `-j`).
-    pub limited_by: String,
+    pub limited_by: JobLimit,
 }
 
 impl Resources {
@@ -54,19 +55,19 @@ impl Resources {
             .map(|s| s.peak_bytes / u64::from(s.jobs))
             .max();
         let (per_job, estimate_source) = match measured {
-            Some(p) => (p.max(64 << 20), "measured in the last build".to_string()),
-            None => (DEFAULT_PER_JOB, "default estimate".to_string()),
+            Some(p) => (p.max(64 << 20), EstimateSource::Measured),
+            None => (DEFAULT_PER_JOB, EstimateSource::Default),
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
         let by_budget = (budget.bytes / per_job).clamp(1, u64::from(u32::MAX)) as u32;
         let (mut jobs, mut limited_by) = match (requested, configured) {
-            (Some(j), _) => (j.max(1), "-j".to_string()),
-            (None, Some((j, source))) if j < cores => (j.max(1), source),
-            _ => (cores, format!("{cores} cores")),
+            (Some(j), _) => (j.max(1), JobLimit::JobsFlag),
+            (None, Some((j, source))) if j < cores => (j.max(1), JobLimit::CargoJobs { source }),
+            _ => (cores, JobLimit::Cores { cores }),
         };
         if by_budget < jobs {
             jobs = by_budget;
-            limited_by = "the memory budget".into();
+            limited_by = JobLimit::MemoryBudget;
         }
         Resources {
             budget,
@@ -207,7 +208,7 @@ mod tests {
     fn jobs_follow_the_budget_and_the_measured_peak() {
         let r = Resources::plan(&flag(1 << 30), None, None, None);
         assert_eq!(r.jobs, 1, "1 GiB holds one 768 MiB job");
-        assert_eq!(r.limited_by, "the memory budget");
+        assert_eq!(r.limited_by, JobLimit::MemoryBudget);
         let last = BuildMetrics {
             steps: vec![kiln_metrics::StepMetrics {
                 jobs: 2,
@@ -218,9 +219,9 @@ mod tests {
         };
         let r = Resources::plan(&flag(1 << 30), None, None, Some(&last));
         assert_eq!(r.per_job, 200 << 20);
-        assert_eq!(r.estimate_source, "measured in the last build");
+        assert_eq!(r.estimate_source, EstimateSource::Measured);
         let r = Resources::plan(&flag(64 << 30), Some(1), None, None);
-        assert_eq!((r.jobs, r.limited_by.as_str()), (1, "-j"));
+        assert_eq!((r.jobs, &r.limited_by), (1, &JobLimit::JobsFlag));
         // The workspace's `jobs` lowers the count, never raises it past the cores;
         // `-j` is the user's explicit word.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
@@ -230,13 +231,13 @@ mod tests {
         let one = Some((1, "build.jobs in .cargo/config.toml".to_string()));
         let r = Resources::plan(&flag(64 << 30), None, one, None);
         assert_eq!(
-            (r.jobs, r.limited_by.as_str()),
+            (r.jobs, r.limited_by.to_string().as_str()),
             (1, "build.jobs in .cargo/config.toml")
         );
         let r = Resources::plan(&flag(64 << 30), Some(cores + 1), many, None);
         assert_eq!(
-            (r.jobs, r.limited_by.as_str()),
-            (cores + 1, "-j"),
+            (r.jobs, &r.limited_by),
+            (cores + 1, &JobLimit::JobsFlag),
             "-j wins"
         );
     }

@@ -70,13 +70,9 @@ impl SccacheServer {
         })
     }
 
-    /// What cargo's environment gets so every wrapper call talks to this server,
-    /// and compiles locally when the server can't answer.
-    pub(crate) fn env(&self) -> Vec<(String, String)> {
-        vec![
-            ("SCCACHE_SERVER_PORT".into(), self.port.to_string()),
-            ("SCCACHE_IGNORE_SERVER_IO_ERROR".into(), "1".into()),
-        ]
+    /// The loopback port the server listens on (cargo's wrapper calls go there).
+    pub(crate) fn port(&self) -> u16 {
+        self.port
     }
 
     /// (hits, misses) of this server: this build's, since the server is its own.

@@ -5,36 +5,21 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-/// One cached binary: where its bytes are and what produced it.
+/// One cached artifact: where its bytes are, and what it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// The input key.
     pub key: String,
-    /// Package that owns the binary.
-    pub package: String,
-    /// Binary name.
-    pub binary: String,
     /// Target triple.
     pub target: String,
-    /// Package version.
-    pub version: String,
-    /// SHA-256 of the binary (its blob's name).
+    /// SHA-256 of the blob (its name).
     pub sha256: String,
     /// Size in bytes.
     pub size: u64,
-    /// Cargo profile.
-    pub profile: String,
-    /// `rustc -V`.
-    pub rustc: String,
-    /// Backend that built it.
-    pub backend: String,
-    /// Overrides of the user's cargo config in effect, as data.
-    #[serde(default)]
-    pub overrides: Vec<kiln_schema::Override>,
-    /// Unix time it was built.
+    /// Unix time it was made.
     pub created: u64,
-    /// The inputs hashed into `key`, to explain later misses.
-    pub inputs: Inputs,
+    /// What the blob is: a binary, or a native library's prefix.
+    pub artifact: Artifact,
     /// Ed25519 signatures (`NAME:<base64>`) over [`Entry::signed_bytes`], by the
     /// keys of whoever vouched for this entry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -43,6 +28,54 @@ pub struct Entry {
     /// uploaded, and never taken from a remote's bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
+}
+
+/// What a cache entry holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Artifact {
+    /// A binary cargo built.
+    Binary(BinaryEntry),
+    /// A static native library kiln built for a `-sys` crate (its prefix, packed).
+    Native(NativeEntry),
+}
+
+/// A cached binary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BinaryEntry {
+    /// Package that owns the binary.
+    pub package: String,
+    /// Binary name.
+    pub binary: String,
+    /// Package version.
+    pub version: String,
+    /// Cargo profile.
+    pub profile: String,
+    /// `rustc -V`.
+    pub rustc: String,
+    /// Backend that built it.
+    pub backend: kiln_schema::BackendKind,
+    /// Overrides of the user's cargo config in effect, as data.
+    #[serde(default)]
+    pub overrides: Vec<kiln_schema::Override>,
+    /// The inputs hashed into `key`, to explain later misses.
+    pub inputs: Inputs,
+}
+
+/// A cached native library.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NativeEntry {
+    /// The `-sys` crate it is for (`openssl-sys`).
+    #[serde(rename = "crate")]
+    pub krate: String,
+    /// The library (`OpenSSL`).
+    pub library: String,
+    /// Its source (`openssl-src 300.6.1+3.6.3`).
+    pub source: String,
+    /// The version of kiln's recipe.
+    pub recipe: u32,
+    /// The C compiler that built it (`zig 0.17.1`).
+    pub compiler: String,
 }
 
 /// Where a local entry came from, which decides whether this machine may vouch for it.
@@ -101,25 +134,81 @@ impl Entry {
         }
     }
 
-    /// Whether this entry is exactly the one asked for: the same key, package, binary
-    /// and target. A remote entry that is not is never used, whatever its digest.
+    /// Whether this entry is exactly the one asked for: the same key, target and
+    /// subject. A remote entry that is not is never used, whatever its digest.
     pub fn answers(&self, want: &Wanted) -> bool {
-        (&self.key, &self.package, &self.binary, &self.target)
-            == (&want.key, &want.package, &want.binary, &want.target)
+        self.key == want.key && self.target == want.target && self.subject() == want.subject
+    }
+
+    /// What the entry is of.
+    pub fn subject(&self) -> Subject {
+        match &self.artifact {
+            Artifact::Binary(b) => Subject::Binary {
+                package: b.package.clone(),
+                binary: b.binary.clone(),
+            },
+            Artifact::Native(n) => Subject::Native {
+                krate: n.krate.clone(),
+                library: n.library.clone(),
+            },
+        }
+    }
+
+    /// The binary it holds, for a binary entry.
+    pub fn binary(&self) -> Option<&BinaryEntry> {
+        match &self.artifact {
+            Artifact::Binary(b) => Some(b),
+            Artifact::Native(_) => None,
+        }
+    }
+
+    /// The binary's or the library's name, for messages.
+    pub fn name(&self) -> &str {
+        match &self.artifact {
+            Artifact::Binary(b) => &b.binary,
+            Artifact::Native(n) => &n.library,
+        }
     }
 }
 
-/// What a lookup asks for: a key, and the unit it was computed for.
+/// What an entry is of: a unit's binary or a native library.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// A binary of a package.
+    Binary {
+        /// Package.
+        package: String,
+        /// Binary.
+        binary: String,
+    },
+    /// A native library for a `-sys` crate.
+    Native {
+        /// The `-sys` crate.
+        krate: String,
+        /// The library.
+        library: String,
+    },
+}
+
+impl Subject {
+    /// The binary's or library's name, for messages.
+    pub fn name(&self) -> &str {
+        match self {
+            Subject::Binary { binary, .. } => binary,
+            Subject::Native { library, .. } => library,
+        }
+    }
+}
+
+/// What a lookup asks for: a key, and what it was computed for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted {
     /// The cache key.
     pub key: String,
-    /// Package.
-    pub package: String,
-    /// Binary.
-    pub binary: String,
     /// Target triple.
     pub target: String,
+    /// The binary or library.
+    pub subject: Subject,
 }
 
 /// Whether `name` can be one component of a path in the cache: not empty, at most
@@ -151,8 +240,8 @@ pub enum Lookup {
     Hit(Box<Entry>, PathBuf),
     /// Not cached.
     Miss,
-    /// Was cached but damaged; it has been removed. The reason says how.
-    Corrupt(String),
+    /// Was cached but damaged; it has been removed.
+    Corrupt(kiln_schema::CacheProblem),
     /// Cached, but restored from a remote without a signature of a key the
     /// workspace now trusts: not used (kept, in case the keys change back).
     Untrusted,

@@ -18,14 +18,15 @@ mod entry;
 mod maintenance;
 
 pub use entry::{
-    is_credential_name, is_env_name, is_safe_component, printable, Entry, Learned, Lookup, Origin,
-    Wanted,
+    is_credential_name, is_env_name, is_safe_component, printable, Artifact, BinaryEntry, Entry,
+    Learned, Lookup, NativeEntry, Origin, Subject, Wanted,
 };
 pub use kiln_schema::CacheStats;
 pub use maintenance::{CacheLock, GcReport, RemoteUse};
 
 use kiln_diagnostics::{Error, IoContext, Result};
 use kiln_fs::write_atomic;
+use kiln_schema::CacheProblem;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
@@ -153,12 +154,15 @@ impl LocalCache {
             Ok(e) => e,
             Err(e) => {
                 let _ = fs::remove_file(&path);
-                return Lookup::Corrupt(format!("entry {key} is unreadable ({e})"));
+                return Lookup::Corrupt(CacheProblem::Unreadable {
+                    key: key.into(),
+                    error: e.to_string(),
+                });
             }
         };
         let Some(blob) = self.blob_path_checked(&entry.sha256) else {
             let _ = fs::remove_file(&path);
-            return Lookup::Corrupt(format!("entry {key} names an invalid blob"));
+            return Lookup::Corrupt(CacheProblem::InvalidBlobName { key: key.into() });
         };
         match kiln_fs::sha256_file(&blob) {
             Ok((sha, size)) if sha == entry.sha256 && size == entry.size => {
@@ -168,17 +172,20 @@ impl LocalCache {
             Ok((sha, _)) => {
                 let _ = fs::remove_file(&blob);
                 let _ = fs::remove_file(&path);
-                Lookup::Corrupt(format!(
-                    "cached {} for {} does not match its digest (sha256 {sha}, expected {})",
-                    entry.binary, entry.target, entry.sha256
-                ))
+                Lookup::Corrupt(CacheProblem::DigestMismatch {
+                    binary: entry.name().into(),
+                    target: entry.target.clone(),
+                    found: sha,
+                    expected: entry.sha256.clone(),
+                })
             }
             Err(_) => {
                 let _ = fs::remove_file(&path);
-                Lookup::Corrupt(format!(
-                    "cached {} for {} lost its blob {}",
-                    entry.binary, entry.target, entry.sha256
-                ))
+                Lookup::Corrupt(CacheProblem::BlobMissing {
+                    binary: entry.name().into(),
+                    target: entry.target.clone(),
+                    blob: entry.sha256.clone(),
+                })
             }
         }
     }
@@ -186,17 +193,26 @@ impl LocalCache {
     /// Stores `binary` under `entry.key`. The entry is complete: the copy must have
     /// its `sha256` and `size`, or nothing is stored.
     pub fn put(&self, entry: Entry, binary: &Path) -> Result<Entry> {
-        let (Some(blob), Some(latest), true) = (
+        let refused = || {
+            Error::usage(format!(
+                "refusing a cache entry with an invalid key, digest or name ({} {})",
+                printable(entry.name()),
+                printable(&entry.target)
+            ))
+        };
+        // Binaries remember their newest key (to explain a miss); libraries don't.
+        let latest = match &entry.artifact {
+            crate::Artifact::Binary(b) => Some(
+                self.latest_path(&b.package, &entry.target, &b.binary)
+                    .ok_or_else(refused)?,
+            ),
+            crate::Artifact::Native(_) => None,
+        };
+        let (Some(blob), true) = (
             self.blob_path_checked(&entry.sha256),
-            self.latest_path(&entry.package, &entry.target, &entry.binary),
             kiln_fs::is_sha256_hex(&entry.key),
         ) else {
-            return Err(Error::usage(format!(
-                "refusing a cache entry with an invalid key, digest or name ({} {} {})",
-                printable(&entry.package),
-                printable(&entry.binary),
-                printable(&entry.target)
-            )));
+            return Err(refused());
         };
         if !matches!(kiln_fs::sha256_file(&blob), Ok((s, _)) if s == entry.sha256) {
             let dir = blob.parent().expect("blob dir");
@@ -216,7 +232,9 @@ impl LocalCache {
         }
         let json = serde_json::to_vec_pretty(&entry).expect("entry serializes");
         write_atomic(&self.entry_path(&entry.key), &json)?;
-        write_atomic(&latest, entry.key.as_bytes())?;
+        if let Some(latest) = latest {
+            write_atomic(&latest, entry.key.as_bytes())?;
+        }
         Ok(entry)
     }
 

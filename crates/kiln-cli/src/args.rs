@@ -45,13 +45,14 @@ pub(crate) struct GlobalArgs {
 }
 
 impl GlobalArgs {
-    /// The flags settings resolution takes.
+    /// The flags settings resolution takes, of the options every command has.
     pub(crate) fn flags(&self) -> kiln_config::Flags {
         kiln_config::Flags {
             locked: self.locked,
             frozen: self.frozen,
             offline: self.offline,
             verbose: self.verbose > 0,
+            ..Default::default()
         }
     }
 }
@@ -133,7 +134,7 @@ pub(crate) enum CiProvider {
 pub(crate) struct ImageArgs {
     /// Where to write: `oci:DIR` (OCI layout, default target/kiln/image) or `oci-archive:FILE`
     #[arg(long, value_name = "KIND:PATH")]
-    pub(crate) output: Option<String>,
+    pub(crate) output: Option<kiln_config::ImageOutput>,
     /// Push to this reference (`registry/repository:tag`); the index goes up last
     #[arg(long, value_name = "REF")]
     pub(crate) push: Option<String>,
@@ -320,13 +321,12 @@ pub(crate) struct SetupArgs {
 }
 
 impl BuildArgs {
+    /// What to build (the settings' flags are in [`BuildArgs::flags`]).
     pub(crate) fn request(&self) -> BuildRequest {
         BuildRequest {
             packages: self.packages.clone(),
             exclude: self.exclude.clone(),
             bins: self.bins.clone(),
-            targets: self.targets.clone(),
-            profile: self.profile.clone(),
             features: self
                 .features
                 .iter()
@@ -335,15 +335,38 @@ impl BuildArgs {
                 .collect(),
             all_features: self.all_features,
             no_default_features: self.no_default_features,
+        }
+    }
+
+    /// The settings' flags this command line gives, over `global`'s.
+    pub(crate) fn flags(&self, global: &GlobalArgs) -> kiln_config::Flags {
+        kiln_config::Flags {
+            out: self.out.clone(),
+            targets: self.targets.clone(),
+            profile: self
+                .profile
+                .clone()
+                .or_else(|| self.release.then(|| "release".to_string())),
             backend: self.backend.map(|b| match b {
                 Backend::Auto => BackendChoice::Auto,
                 Backend::Cargo => BackendChoice::Cargo,
                 Backend::Zig => BackendChoice::Zig,
                 Backend::Cross => BackendChoice::Cross,
             }),
-            out: self.out.clone(),
-            jobs: self.jobs,
             max_memory: self.max_memory.clone(),
+            jobs: self.jobs,
+            ..global.flags()
+        }
+    }
+}
+
+impl ImageArgs {
+    /// The settings' flags: the store to read, the platforms.
+    pub(crate) fn flags(&self, global: &GlobalArgs) -> kiln_config::Flags {
+        kiln_config::Flags {
+            out: self.out.clone(),
+            targets: self.platforms.clone(),
+            ..global.flags()
         }
     }
 }

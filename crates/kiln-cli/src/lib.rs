@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod render;
 mod reporter;
 
 use clap::Parser;
@@ -20,9 +21,11 @@ pub fn main() -> ExitCode {
     // inherits (cargo, rustc, build scripts, zig), and tools `kiln setup` installed
     // for kiln come first on PATH.
     kiln_config::seal_credentials();
-    kiln_toolchain::activate_tools();
+    let env = kiln_config::env();
+    kiln_toolchain::activate_tools(env.tools_dir());
     let cli = args::Cli::parse();
-    let reporter = Reporter::new(&cli.global);
+    let heartbeat = env.heartbeat.unwrap_or(std::time::Duration::from_secs(30));
+    let reporter = Reporter::new(&cli.global, heartbeat);
     match commands::run(&cli, &reporter) {
         Ok(code) => code,
         Err(err) => {

@@ -1,20 +1,24 @@
-//! Rendering: cargo-style colored status lines and a progress bar for people, or one
-//! JSON object per line on stdout for machines. Commands talk only to this.
+//! Where every line kiln prints goes through: commands emit [`Event`]s, and this
+//! prints each as JSON (one object per line on stdout) or as words (the human
+//! renderer, `crate::render`: cargo-style colored status lines on stderr, data on
+//! stdout), with a progress bar and a heartbeat while cargo runs. No command
+//! checks the message format.
 
 use crate::args::{ColorChoice, GlobalArgs, MessageFormat};
-use anstyle::{AnsiColor, Style};
+use crate::render::{self, Style, View};
+use anstyle::AnsiColor;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use kiln_build::{Observer, Step};
+use kiln_build::Observer;
 use kiln_diagnostics::Error;
 use kiln_schema::Event;
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const GREEN: Style = AnsiColor::Green.on_default().bold();
-const CYAN: Style = AnsiColor::Cyan.on_default().bold();
-const YELLOW: Style = AnsiColor::Yellow.on_default().bold();
-const RED: Style = AnsiColor::Red.on_default().bold();
+const GREEN: anstyle::Style = AnsiColor::Green.on_default().bold();
+const CYAN: anstyle::Style = AnsiColor::Cyan.on_default().bold();
+const YELLOW: anstyle::Style = AnsiColor::Yellow.on_default().bold();
+const RED: anstyle::Style = AnsiColor::Red.on_default().bold();
 
 /// Where every line kiln prints goes through.
 pub(crate) struct Reporter {
@@ -28,6 +32,8 @@ pub(crate) struct Reporter {
     in_backtrace: std::sync::atomic::AtomicBool,
     /// The heartbeat thread, when stderr is not a terminal and a build runs.
     heartbeat: Mutex<Option<Heartbeat>>,
+    /// How often the heartbeat speaks.
+    every: Duration,
 }
 
 /// The builds in progress, as the heartbeat reports them.
@@ -48,7 +54,7 @@ struct Heartbeat {
 }
 
 impl Reporter {
-    pub(crate) fn new(g: &GlobalArgs) -> Self {
+    pub(crate) fn new(g: &GlobalArgs, heartbeat: Duration) -> Self {
         let choice = match g.color {
             ColorChoice::Auto => anstream::ColorChoice::Auto,
             ColorChoice::Always => anstream::ColorChoice::Always,
@@ -63,6 +69,7 @@ impl Reporter {
             activity: Arc::default(),
             in_backtrace: Default::default(),
             heartbeat: Mutex::new(None),
+            every: heartbeat,
         }
     }
 
@@ -76,9 +83,7 @@ impl Reporter {
         if guard.is_some() {
             return;
         }
-        let every = kiln_config::env()
-            .heartbeat
-            .unwrap_or(Duration::from_secs(30));
+        let every = self.every;
         let (stop, rx) = std::sync::mpsc::channel::<()>();
         let activity = Arc::clone(&self.activity);
         let thread = std::thread::spawn(move || {
@@ -115,10 +120,6 @@ impl Reporter {
         }
     }
 
-    pub(crate) fn is_json(&self) -> bool {
-        self.json
-    }
-
     /// Runs `print` without tearing the progress bar.
     fn around_progress(&self, print: impl FnOnce()) {
         let guard = self.progress.lock().unwrap();
@@ -133,34 +134,31 @@ impl Reporter {
         self.around_progress(|| anstream::eprintln!("{text}"));
     }
 
-    /// A plain line on stderr (unless quiet or JSON).
-    pub(crate) fn line_plain(&self, text: &str) {
-        if !self.quiet && !self.json {
-            self.line(text);
-        }
-    }
-
-    /// A cargo-style status line: a right-aligned green verb and a message.
-    pub(crate) fn status(&self, verb: &str, message: &str) {
-        if !self.quiet && !self.json {
-            self.line(&format!("{GREEN}{verb:>12}{GREEN:#} {message}"));
-        }
-    }
-
-    /// Like [`Reporter::status`], in cyan: for information rather than progress.
-    pub(crate) fn info(&self, verb: &str, message: &str) {
-        if !self.quiet && !self.json {
-            self.line(&format!("{CYAN}{verb:>12}{CYAN:#} {message}"));
-        }
-    }
-
-    pub(crate) fn warn(&self, message: &str) {
+    /// Prints `e`: as JSON, or in words.
+    pub(crate) fn emit(&self, e: &Event) {
         if self.json {
-            self.event(&Event::Note {
-                message: format!("warning: {message}"),
-            });
-        } else {
-            self.line(&format!("{YELLOW}warning{YELLOW:#}: {message}"));
+            self.output(&serde_json::to_string(e).expect("events serialize"));
+            return;
+        }
+        let view = View {
+            verbose: self.verbose,
+            log: !std::io::stderr().is_terminal(),
+        };
+        for l in render::render(e, view) {
+            self.print(&l);
+        }
+    }
+
+    fn print(&self, l: &render::Line) {
+        let text = &l.text;
+        match l.style {
+            Style::Data => self.output(text),
+            Style::Error => self.line(&format!("{RED}error{RED:#}: {text}")),
+            Style::Warn => self.line(&format!("{YELLOW}warning{YELLOW:#}: {text}")),
+            _ if self.quiet => {}
+            Style::Status(verb) => self.line(&format!("{GREEN}{verb:>12}{GREEN:#} {text}")),
+            Style::Info(verb) => self.line(&format!("{CYAN}{verb:>12}{CYAN:#} {text}")),
+            Style::Plain => self.line(text),
         }
     }
 
@@ -182,13 +180,6 @@ impl Reporter {
         self.line(&text);
     }
 
-    /// Writes one JSON event on stdout (only with `--message-format json`).
-    pub(crate) fn event(&self, e: &Event) {
-        if self.json {
-            self.output_event(e);
-        }
-    }
-
     /// Writes one JSON event on stdout whatever the message format: the output a
     /// command was asked for (`kiln affected --format json`).
     pub(crate) fn output_event(&self, e: &Event) {
@@ -198,10 +189,6 @@ impl Reporter {
     /// Writes a line of a command's output (data for a pipe) on stdout.
     pub(crate) fn output(&self, text: &str) {
         self.around_progress(|| println!("{text}"));
-    }
-
-    pub(crate) fn verbose(&self) -> bool {
-        self.verbose
     }
 
     fn start_progress(&self, len: u64, prefix: String) {
@@ -248,68 +235,44 @@ fn is_cargo_status(line: &str) -> bool {
 }
 
 impl Observer for Reporter {
-    fn warn(&self, message: &str) {
-        Reporter::warn(self, message);
-    }
-
-    fn note(&self, message: &str) {
-        if self.json {
-            self.event(&Event::Note {
-                message: message.into(),
-            });
-        } else {
-            self.info("Note", message);
-        }
-    }
-
-    fn step_started(&self, step: &Step) {
-        let arches: Vec<&str> = step.targets.iter().map(|t| t.arch.as_str()).collect();
-        self.event(&Event::BuildStarted {
-            targets: step.targets.iter().map(|t| t.triple.clone()).collect(),
-            packages: vec![step.package.clone()],
-            backend: step.invocation.backend.name().into(),
-        });
-        self.status(
-            "Building",
-            &format!(
-                "{} v{} ({}) with {}",
-                step.package,
-                step.version,
-                arches.join(", "),
-                step.invocation.backend.name()
-            ),
-        );
-        if self.verbose {
-            self.info("Running", &step.invocation.display());
-        }
-        self.start_progress(
-            (step.graph_size * step.targets.len()) as u64,
-            "Building".into(),
-        );
-        self.activity
-            .lock()
-            .unwrap()
-            .steps
-            .push((step.package.clone(), Instant::now()));
-        self.start_heartbeat();
-    }
-
-    fn unit_finished(&self, name: &str, target: Option<&str>) {
-        {
-            let mut a = self.activity.lock().unwrap();
-            a.finished += 1;
-            a.last = format!("{name} ({})", target.unwrap_or("host"));
-        }
-        self.event(&Event::CrateCompiled {
-            name: name.into(),
-            target: target.unwrap_or("host").into(),
-        });
-        if let Some(pb) = self.progress.lock().unwrap().as_ref() {
-            if pb.position() + 1 >= pb.length().unwrap_or(0) {
-                pb.inc_length(1);
+    fn event(&self, e: Event) {
+        match &e {
+            Event::BuildStarted {
+                packages, crates, ..
+            } => {
+                self.emit(&e);
+                self.start_progress(*crates as u64, "Building".into());
+                let mut a = self.activity.lock().unwrap();
+                a.steps
+                    .extend(packages.iter().map(|p| (p.clone(), Instant::now())));
+                drop(a);
+                self.start_heartbeat();
             }
-            pb.inc(1);
-            pb.set_message(format!("{name} ({})", target.unwrap_or("host")));
+            Event::CrateCompiled { name, target } => {
+                {
+                    let mut a = self.activity.lock().unwrap();
+                    a.finished += 1;
+                    a.last = format!("{name} ({target})");
+                }
+                self.emit(&e);
+                if let Some(pb) = self.progress.lock().unwrap().as_ref() {
+                    if pb.position() + 1 >= pb.length().unwrap_or(0) {
+                        pb.inc_length(1);
+                    }
+                    pb.inc(1);
+                    pb.set_message(format!("{name} ({target})"));
+                }
+            }
+            Event::StepFinished { package, .. } => {
+                self.finish_progress();
+                self.activity
+                    .lock()
+                    .unwrap()
+                    .steps
+                    .retain(|(p, _)| p != package);
+                self.emit(&e);
+            }
+            _ => self.emit(&e),
         }
     }
 
@@ -336,22 +299,6 @@ impl Observer for Reporter {
             eprintln!("{line}");
         } else if !self.quiet || line.starts_with("error") {
             self.line(line);
-        }
-    }
-
-    fn step_finished(&self, step: &Step, elapsed: Duration) {
-        self.finish_progress();
-        self.activity
-            .lock()
-            .unwrap()
-            .steps
-            .retain(|(p, _)| *p != step.package);
-        // In a CI log (no terminal), a line per finished package as well.
-        if self.verbose || (!std::io::stderr().is_terminal() && !self.quiet && !self.json) {
-            self.info(
-                "Built",
-                &format!("{} in {:.1}s", step.package, elapsed.as_secs_f64()),
-            );
         }
     }
 }

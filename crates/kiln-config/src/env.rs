@@ -321,7 +321,10 @@ mod tests {
         assert_eq!(e.insecure_registries, ["a:5000", "b"]);
         assert!(e.in_ci);
         assert!(!format!("{e:?}").contains("hunter2"));
-        assert_eq!(e.access().credential("KILN_CACHE_SIGNING_KEY"), Some("hunter2"));
+        assert_eq!(
+            e.access().credential("KILN_CACHE_SIGNING_KEY"),
+            Some("hunter2")
+        );
         assert_eq!(e.signing_key.unwrap().expose(), b"hunter2");
     }
 }

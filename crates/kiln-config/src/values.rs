@@ -178,7 +178,13 @@ mod tests {
                 .to_string(),
             "oci://reg.example/c"
         );
-        for bad in ["ftp://x", "oci://host", "s3:///p", "file://rel/dir", "cache"] {
+        for bad in [
+            "ftp://x",
+            "oci://host",
+            "s3:///p",
+            "file://rel/dir",
+            "cache",
+        ] {
             let e = RemoteUrl::parse(bad, "KILN_REMOTE_CACHE").unwrap_err();
             assert!(e.to_string().contains("KILN_REMOTE_CACHE"), "{e}");
         }

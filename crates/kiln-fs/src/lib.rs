@@ -62,6 +62,16 @@ pub fn os_bytes(s: &std::ffi::OsStr) -> Vec<u8> {
     s.to_string_lossy().into_owned().into_bytes()
 }
 
+/// `path` relative to the current directory when it is below it, for shorter
+/// messages.
+pub fn display_path(path: &Path) -> String {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    path.strip_prefix(&cwd)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
 /// Lowercase hex of some bytes.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -135,6 +145,34 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
         return Err(e);
     }
     fs::rename(&tmp, dest).io_context("rename into", dest)
+}
+
+/// Makes the directory `dest` in one step: `fill` creates and fills a directory at
+/// the temporary path it is given (beside `dest`), which then replaces `dest` (an old
+/// one is moved aside and removed). A failing `fill` leaves `dest` as it was and
+/// removes what it made.
+pub fn install_dir(dest: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent).io_context("create", parent)?;
+    }
+    let staging = temp_path(dest);
+    if let Err(e) = fill(&staging) {
+        let _ = fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    let old = temp_path(dest);
+    let had_old = fs::rename(dest, &old).is_ok();
+    if let Err(e) = fs::rename(&staging, dest) {
+        if had_old {
+            let _ = fs::rename(&old, dest);
+        }
+        let _ = fs::remove_dir_all(&staging);
+        return Err(kiln_diagnostics::Error::io("rename into", dest, e));
+    }
+    if had_old {
+        let _ = fs::remove_dir_all(&old);
+    }
+    Ok(())
 }
 
 /// Copies `src` to `dest` (a temporary name the caller renames later), syncs it,
@@ -291,6 +329,34 @@ mod tests {
         let (sha, size) = copy_hashing(&dest, &copy, true).unwrap();
         assert_eq!((sha.clone(), size), sha256_file(&copy).unwrap());
         assert_eq!(sha, sha256_hex(b"abc"));
+    }
+
+    #[test]
+    fn a_directory_is_installed_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("prefix");
+        install_dir(&dest, |p| {
+            fs::create_dir_all(p.join("lib")).unwrap();
+            fs::write(p.join("lib/a"), b"1").map_err(|e| kiln_diagnostics::Error::io("write", p, e))
+        })
+        .unwrap();
+        assert_eq!(fs::read(dest.join("lib/a")).unwrap(), b"1");
+        // A failure leaves the old one, and nothing else, behind.
+        let failed = install_dir(&dest, |p| {
+            fs::create_dir_all(p).unwrap();
+            Err(kiln_diagnostics::Error::internal("half way"))
+        });
+        assert!(failed.is_err());
+        assert_eq!(fs::read(dest.join("lib/a")).unwrap(), b"1");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        // A new one replaces the old one whole.
+        install_dir(&dest, |p| {
+            fs::create_dir_all(p).unwrap();
+            fs::write(p.join("b"), b"2").map_err(|e| kiln_diagnostics::Error::io("write", p, e))
+        })
+        .unwrap();
+        assert!(!dest.join("lib").exists() && dest.join("b").is_file());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[cfg(unix)]

@@ -7,6 +7,7 @@
 //! timestamps come from `SOURCE_DATE_EPOCH` or the commit, so the same artifacts give
 //! the same digests.
 
+mod attach;
 mod certs;
 mod dockerfile;
 mod image;
@@ -14,6 +15,7 @@ mod layer;
 mod oci;
 mod tar;
 
+pub use attach::{attachments, Source};
 pub use dockerfile::{dockerfile, DockerBase, DockerFiles, DIR};
 pub use image::{
     assemble, write_archive, write_layout, Attach, ImageSpec, PlatformImage, Provenance, User,

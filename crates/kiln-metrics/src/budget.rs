@@ -1,14 +1,15 @@
 //! The memory budget: what a build may use, from the flag, the config, or the machine.
 
 use kiln_config::MemoryLimit;
+use kiln_schema::BudgetSource;
 
 /// A memory budget and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Budget {
     /// Bytes.
     pub bytes: u64,
-    /// `--max-memory`, `max-memory in Cargo.toml`, `cgroup memory.max`, `75% of MemAvailable`.
-    pub source: String,
+    /// The setting that gave it, or what kiln measured.
+    pub source: BudgetSource,
 }
 
 /// The budget for `limit` (parsed and bounded by kiln-config); `auto` is the cgroup
@@ -18,7 +19,9 @@ pub fn detect_budget(limit: MemoryLimit, source: &str) -> Budget {
     match limit {
         MemoryLimit::Bytes(bytes) => Budget {
             bytes,
-            source: source.to_string(),
+            source: BudgetSource::Setting {
+                origin: source.to_string(),
+            },
         },
         MemoryLimit::Auto => auto(),
     }
@@ -31,24 +34,24 @@ fn auto() -> Budget {
         // Others in the cgroup may already use some of it.
         return Budget {
             bytes: available.map_or(limit, |a| limit.min(a.max(limit / 2))),
-            source: "the cgroup memory limit".into(),
+            source: BudgetSource::Cgroup,
         };
     }
     if let Some(a) = available {
         return Budget {
             bytes: a / 4 * 3,
-            source: "75% of available memory".into(),
+            source: BudgetSource::Available,
         };
     }
     match host.memory_total() {
         // macOS: physical memory (hw.memsize); it compresses before it swaps.
         Some(t) => Budget {
             bytes: t / 4 * 3,
-            source: "75% of physical memory".into(),
+            source: BudgetSource::Physical,
         },
         None => Budget {
             bytes: 4 << 30,
-            source: "a 4 GiB default (memory size unknown)".into(),
+            source: BudgetSource::Fallback,
         },
     }
 }
@@ -60,7 +63,10 @@ mod tests {
     #[test]
     fn a_fixed_budget_keeps_its_source_and_auto_finds_memory() {
         let b = detect_budget(MemoryLimit::Bytes(2 << 30), "--max-memory");
-        assert_eq!((b.bytes, b.source.as_str()), (2 << 30, "--max-memory"));
+        assert_eq!(
+            (b.bytes, b.source.to_string().as_str()),
+            (2 << 30, "--max-memory")
+        );
         assert!(detect_budget(MemoryLimit::Auto, "").bytes > 0);
     }
 }

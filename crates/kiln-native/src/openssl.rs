@@ -3,7 +3,7 @@
 //! drives `openssl-src`, so the same C compiler flags as the user's build apply).
 
 use kiln_diagnostics::{Error, IoContext, Result};
-use kiln_fs::{lock, temp_path, write_atomic, LockMode};
+use kiln_fs::{lock, write_atomic, LockMode};
 use kiln_toolchain::Target;
 use std::path::Path;
 use std::process::Command;
@@ -86,42 +86,42 @@ pub fn provision_openssl(
     write_atomic(&helper.join("Cargo.lock"), OPENSSL_LOCK.as_bytes())?;
     write_atomic(&helper.join("build.rs"), BUILD_RS.as_bytes())?;
     write_atomic(&helper.join("src/lib.rs"), b"")?;
-    let staging = temp_path(prefix);
-    let out = Command::new(kiln_toolchain::cargo_program())
-        .args([
-            "zigbuild",
-            "--release",
-            "--locked",
-            "--target",
-            &target.triple,
-            "--manifest-path",
-        ])
-        .arg(helper.join("Cargo.toml"))
-        .args(jobs.map(|j| format!("--jobs={j}")))
-        .env("CARGO_TARGET_DIR", root.join("openssl-build"))
-        .env("KILN_OPENSSL_PREFIX", &staging)
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("RUSTFLAGS")
-        .output()
-        .map_err(|e| {
-            Error::environment("failed to run `cargo zigbuild` to build OpenSSL").with_source(e)
-        })?;
-    if !out.status.success() {
-        let _ = std::fs::remove_dir_all(&staging);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = stderr
-            .lines()
-            .rev()
-            .take(25)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        return Err(Error::environment(format!("building OpenSSL for {} failed:\n{}", target.triple, tail.join("\n")))
-            .hint("enable the `vendored` feature of openssl-sys to build it within your own build instead"));
-    }
-    crate::seal(&staging)?;
-    std::fs::rename(&staging, prefix).io_context("rename into", prefix)?;
+    // The prefix appears whole (sealed) or not at all.
+    kiln_fs::install_dir(prefix, |staging| {
+        let out = Command::new(kiln_toolchain::cargo_program())
+            .args([
+                "zigbuild",
+                "--release",
+                "--locked",
+                "--target",
+                &target.triple,
+                "--manifest-path",
+            ])
+            .arg(helper.join("Cargo.toml"))
+            .args(jobs.map(|j| format!("--jobs={j}")))
+            .env("CARGO_TARGET_DIR", root.join("openssl-build"))
+            .env("KILN_OPENSSL_PREFIX", staging)
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("RUSTFLAGS")
+            .output()
+            .map_err(|e| {
+                Error::environment("failed to run `cargo zigbuild` to build OpenSSL").with_source(e)
+            })?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let tail: Vec<&str> = stderr
+                .lines()
+                .rev()
+                .take(25)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            return Err(Error::environment(format!("building OpenSSL for {} failed:\n{}", target.triple, tail.join("\n")))
+                .hint("enable the `vendored` feature of openssl-sys to build it within your own build instead"));
+        }
+        crate::seal(staging)
+    })?;
     // The build tree (~100 MB per target) is not needed once the prefix is installed.
     let _ = std::fs::remove_dir_all(root.join("openssl-build").join(&target.triple));
     Ok(true)

@@ -1,8 +1,9 @@
 //! Read-through and write-back between the local cache and a [`Remote`].
 
 use crate::Remote;
-use kiln_cache::{printable, Entry, Learned, LocalCache, Origin, Wanted};
+use kiln_cache::{Entry, Learned, LocalCache, Origin, Wanted};
 use kiln_diagnostics::{Error, Kind, Result};
+use kiln_schema::Warning;
 use kiln_trust::{Domain, SecretKey, TrustedKeys};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,7 +27,7 @@ pub struct RemoteCache {
     vouch: bool,
     alive: AtomicBool,
     skipped: Mutex<Option<String>>,
-    warnings: Mutex<Vec<String>>,
+    warnings: Mutex<Vec<Warning>>,
     /// Records refused or held back, by reason: one warning each at the end.
     refused: Mutex<BTreeMap<Refusal, BTreeSet<String>>>,
     hits: AtomicU64,
@@ -51,30 +52,24 @@ enum Refusal {
 }
 
 impl Refusal {
-    fn sentence(self, remote: &str, what: &BTreeSet<String>) -> String {
-        let list = what.iter().cloned().collect::<Vec<_>>().join(", ");
-        let n = what.len();
+    /// The warning for the records refused for this reason.
+    fn warning(self, remote: String, what: &BTreeSet<String>) -> Warning {
+        let list: Vec<String> = what.iter().cloned().collect();
         match self {
-            Refusal::UnsignedEntry => format!(
-                "{n} remote entr{} from {remote} carr{} no signature of a trusted key ({list}); rebuilt instead",
-                if n == 1 { "y" } else { "ies" },
-                if n == 1 { "ies" } else { "y" }
-            ),
-            Refusal::UnsignedLearned => format!(
-                "{n} learned build-script record(s) from {remote} carry no signature of a trusted key ({list}); ignored"
-            ),
-            Refusal::CredentialName => format!(
-                "learned build-script records from {remote} named credential-like variables ({list}); such names are never learned from a remote"
-            ),
-            Refusal::UnvouchedEntry => format!(
-                "{n} cached entr{} restored without a trusted signature {} not uploaded to {remote} ({list}): this machine can't vouch for {}",
-                if n == 1 { "y" } else { "ies" },
-                if n == 1 { "was" } else { "were" },
-                if n == 1 { "it" } else { "them" }
-            ),
-            Refusal::UnvouchedLearned => format!(
-                "{n} learned build-script record(s) holding names from an unverified remote were not uploaded to {remote} ({list})"
-            ),
+            Refusal::UnsignedEntry => Warning::UnsignedEntries {
+                remote,
+                entries: list,
+            },
+            Refusal::UnsignedLearned => Warning::UnsignedRecords { remote, ids: list },
+            Refusal::CredentialName => Warning::CredentialNames {
+                remote,
+                names: list,
+            },
+            Refusal::UnvouchedEntry => Warning::UnvouchedEntries {
+                remote,
+                entries: list,
+            },
+            Refusal::UnvouchedLearned => Warning::UnvouchedRecords { remote, ids: list },
         }
     }
 }
@@ -94,8 +89,9 @@ pub struct RemoteStats {
     pub bytes_up: u64,
     /// Why it was skipped, when it was.
     pub skipped: Option<String>,
-    /// Entries rejected or failed uploads, one line each.
-    pub warnings: Vec<String>,
+    /// Entries rejected, failed uploads: one warning each (one per reason for
+    /// refused signatures).
+    pub warnings: Vec<Warning>,
 }
 
 impl RemoteCache {
@@ -202,7 +198,7 @@ impl RemoteCache {
         }
     }
 
-    fn warn(&self, w: String) {
+    fn warn(&self, w: Warning) {
         self.warnings.lock().expect("lock").push(w);
     }
 
@@ -218,7 +214,11 @@ impl RemoteCache {
                 None
             }
             Err(e) => {
-                self.warn(format!("{what}: {e}"));
+                self.warn(Warning::RemoteOperationFailed {
+                    remote: self.remote.describe(),
+                    operation: what.to_string(),
+                    error: e.to_string(),
+                });
                 None
             }
         }
@@ -238,10 +238,10 @@ impl RemoteCache {
                 continue;
             };
             let Ok(theirs) = serde_json::from_slice::<Learned>(&bytes) else {
-                self.warn(format!(
-                    "learned inputs {id} from {} are unreadable; ignored",
-                    self.remote.describe()
-                ));
+                self.warn(Warning::RemoteRecordUnreadable {
+                    remote: self.remote.describe(),
+                    id: id.clone(),
+                });
                 continue;
             };
             let signed = self
@@ -260,14 +260,19 @@ impl RemoteCache {
             // variable names: a planted record must not make kiln read outside it
             // or publish a hash of a secret.
             let (theirs, dropped) = theirs.from_outside();
+            let mut names = Vec::new();
             for d in dropped {
                 match d.strip_prefix("credential-like variable ") {
                     Some(name) => self.refuse(Refusal::CredentialName, name),
-                    None => self.warn(format!(
-                        "learned inputs {id} from {} named {d}; ignored",
-                        self.remote.describe()
-                    )),
+                    None => names.push(d),
                 }
+            }
+            if !names.is_empty() {
+                self.warn(Warning::RemoteNamesDropped {
+                    remote: self.remote.describe(),
+                    id: id.clone(),
+                    names,
+                });
             }
             let mut merged = local.learned(&id).unwrap_or_default();
             let before = merged.clone();
@@ -311,7 +316,7 @@ impl RemoteCache {
                 let Some(origin) = self.origin_of(&e) else {
                     self.refuse(
                         Refusal::UnsignedEntry,
-                        format!("{} {}", want.binary, short(key)),
+                        format!("{} {}", want.subject.name(), short(key)),
                     );
                     return false;
                 };
@@ -321,11 +326,11 @@ impl RemoteCache {
                 }
             }
             _ => {
-                self.warn(format!(
-                    "the remote entry for {} {} is unreadable or not the one asked for; rebuilt instead",
-                    want.binary,
-                    short(key)
-                ));
+                self.warn(Warning::RemoteEntryRefused {
+                    remote: self.remote.describe(),
+                    binary: want.subject.name().into(),
+                    key: short(key).into(),
+                });
                 return false;
             }
         };
@@ -340,22 +345,22 @@ impl RemoteCache {
                     match local.put(entry.clone(), &staging) {
                         Ok(_) => true,
                         Err(e) => {
-                            self.warn(format!(
-                                "storing {} from the remote failed: {e}",
-                                entry.binary
-                            ));
+                            self.warn(Warning::RemoteOperationFailed {
+                                remote: self.remote.describe(),
+                                operation: format!("storing {} locally", entry.name()),
+                                error: e.to_string(),
+                            });
                             false
                         }
                     }
                 }
                 _ => {
-                    self.warn(format!(
-                        "{} for {} from {} does not match its digest {}; rejected and rebuilt",
-                        printable(&entry.binary),
-                        printable(&entry.target),
-                        self.remote.describe(),
-                        short(&entry.sha256)
-                    ));
+                    self.warn(Warning::RemoteDigestMismatch {
+                        remote: self.remote.describe(),
+                        binary: entry.name().into(),
+                        target: entry.target.clone(),
+                        digest: short(&entry.sha256).into(),
+                    });
                     false
                 }
             },
@@ -432,14 +437,14 @@ impl RemoteCache {
         let Some(shared) = self.to_upload(entry) else {
             self.refuse(
                 Refusal::UnvouchedEntry,
-                format!("{} {}", entry.binary, printable(&entry.target)),
+                format!("{} {}", entry.name(), entry.target),
             );
             return;
         };
         let Some(blob) = local.blob(&entry.sha256) else {
             return;
         };
-        let done = self.guard(&format!("uploading {}", entry.binary), || {
+        let done = self.guard(&format!("uploading {}", entry.name()), || {
             if !self.remote.has_blob(&entry.sha256)? {
                 self.remote.put_blob(&entry.sha256, entry.size, &blob)?;
                 self.bytes_up.fetch_add(entry.size, Ordering::SeqCst);
@@ -469,7 +474,7 @@ impl RemoteCache {
                         .lock()
                         .expect("lock")
                         .iter()
-                        .map(|(why, what)| why.sentence(&remote, what)),
+                        .map(|(why, what)| why.warning(remote.clone(), what)),
                 );
                 w
             },

@@ -22,6 +22,9 @@ pub enum Event {
         /// The command, as a shell would run it (environment first).
         #[serde(default)]
         command: String,
+        /// Crates cargo will compile at most (for progress).
+        #[serde(default)]
+        crates: usize,
     },
     /// A note: kiln acted on the user's behalf.
     Note(Note),
@@ -91,6 +94,17 @@ pub enum Event {
         /// CPU seconds.
         cpu_secs: f64,
     },
+    /// `kiln image` starts: what it assembles, from where.
+    ImageStarted {
+        /// The image's name.
+        name: String,
+        /// `linux/amd64`, ...
+        platforms: Vec<String>,
+        /// The artifact store it reads.
+        store: String,
+        /// The base image pulled first, if not scratch.
+        base: Option<String>,
+    },
     /// `kiln image` wrote an image.
     ImageWritten {
         /// Index digest.
@@ -103,6 +117,18 @@ pub enum Event {
         outputs: Vec<String>,
         /// References pushed.
         pushed: Vec<String>,
+        /// Digests of the layers that came from kiln's layer cache.
+        #[serde(default)]
+        cached_layers: Vec<String>,
+        /// Attachments: `(artifact type, platform, manifest digest)`.
+        #[serde(default)]
+        attached: Vec<(String, String, String)>,
+        /// A push: blobs uploaded, their bytes, and blobs already there.
+        #[serde(default)]
+        uploaded: (usize, u64, usize),
+        /// The tag of the cosign signature, when the image was signed.
+        #[serde(default)]
+        signed: Option<String>,
     },
     /// `kiln plan`: one binary's state on some architectures.
     PlanUnit {
@@ -341,10 +367,12 @@ pub enum Reason {
     CorruptEntry,
     /// Its entry came from a remote and no trusted key signed it.
     UntrustedEntry,
+    /// Its inputs are those of a cached build that was evicted since.
+    Evicted,
     /// An input differs from the newest cached build's.
     Changed {
         /// Which, and how.
-        change: Change,
+        change: Box<Change>,
     },
 }
 
@@ -395,6 +423,38 @@ pub enum BudgetSource {
     Physical,
     /// 4 GiB: the machine's memory is unknown.
     Fallback,
+}
+
+impl std::fmt::Display for JobLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JobLimit::Cores { cores } => write!(f, "{cores} cores"),
+            JobLimit::JobsFlag => f.write_str("-j"),
+            JobLimit::CargoJobs { source } => f.write_str(source),
+            JobLimit::MemoryBudget => f.write_str("the memory budget"),
+        }
+    }
+}
+
+impl std::fmt::Display for EstimateSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EstimateSource::Measured => "measured in the last build",
+            EstimateSource::Default => "default estimate",
+        })
+    }
+}
+
+impl std::fmt::Display for BudgetSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BudgetSource::Setting { origin } => f.write_str(origin),
+            BudgetSource::Cgroup => f.write_str("the cgroup memory limit"),
+            BudgetSource::Available => f.write_str("75% of available memory"),
+            BudgetSource::Physical => f.write_str("75% of physical memory"),
+            BudgetSource::Fallback => f.write_str("a 4 GiB default (memory size unknown)"),
+        }
+    }
 }
 
 /// A toolchain backend, as events and records name it.
@@ -562,10 +622,16 @@ mod tests {
     fn change() -> Change {
         Change {
             id: crate::InputId::File {
-                path: crate::RelPath::new(std::path::Path::new("crates/chronik-storage/src/lib.rs")),
+                path: crate::RelPath::new(std::path::Path::new(
+                    "crates/chronik-storage/src/lib.rs",
+                )),
             },
-            old: Some(crate::InputValue::Digest { sha256: "aa".into() }),
-            new: Some(crate::InputValue::Digest { sha256: "bb".into() }),
+            old: Some(crate::InputValue::Digest {
+                sha256: "aa".into(),
+            }),
+            new: Some(crate::InputValue::Digest {
+                sha256: "bb".into(),
+            }),
         }
     }
 
@@ -581,30 +647,106 @@ mod tests {
                     blob: "ab".into(),
                 },
             },
-            Warning::SharedTargetDir { target_dir: "/t".into(), other: "/other".into() },
-            Warning::RetryingWithFewerJobs { package: "chronik-server".into(), jobs: 2, fewer: 1 },
-            Warning::SccacheOff { why: "no free port".into() },
-            Warning::NativeUnusable { library: "OpenSSL".into(), target: "t".into(), error: "e".into() },
-            Warning::NativeNotCached { library: "OpenSSL".into(), target: "t".into(), error: "e".into() },
-            Warning::EditedDuringBuild { binary: "chronik-server".into(), changes: vec![change()] },
-            Warning::NotCached { binary: "b".into(), target: "t".into(), error: "e".into() },
-            Warning::RemoteSkipped { remote: r(), why: "timed out".into() },
-            Warning::RemoteFailed { remote: r(), why: "timed out".into() },
-            Warning::RemoteOperationFailed { remote: r(), operation: "uploading".into(), error: "e".into() },
-            Warning::RemoteEntryRefused { remote: r(), binary: "b".into(), key: "0123".into() },
-            Warning::RemoteDigestMismatch { remote: r(), binary: "b".into(), target: "t".into(), digest: "ab".into() },
-            Warning::RemoteRecordUnreadable { remote: r(), id: "pkg-1".into() },
-            Warning::RemoteNamesDropped { remote: r(), id: "pkg-1".into(), names: vec!["file `/etc`".into()] },
-            Warning::UnsignedEntries { remote: r(), entries: vec!["chronik-cli 0123".into()] },
-            Warning::UnsignedRecords { remote: r(), ids: vec!["pkg-1".into()] },
-            Warning::CredentialNames { remote: r(), names: vec!["REGISTRY_PASSWORD".into()] },
-            Warning::UnvouchedEntries { remote: r(), entries: vec!["chronik-cli t".into()] },
-            Warning::UnvouchedRecords { remote: r(), ids: vec!["pkg-1".into()] },
-            Warning::MetricsNotWritten { error: "disk full".into() },
+            Warning::SharedTargetDir {
+                target_dir: "/t".into(),
+                other: "/other".into(),
+            },
+            Warning::RetryingWithFewerJobs {
+                package: "chronik-server".into(),
+                jobs: 2,
+                fewer: 1,
+            },
+            Warning::SccacheOff {
+                why: "no free port".into(),
+            },
+            Warning::NativeUnusable {
+                library: "OpenSSL".into(),
+                target: "t".into(),
+                error: "e".into(),
+            },
+            Warning::NativeNotCached {
+                library: "OpenSSL".into(),
+                target: "t".into(),
+                error: "e".into(),
+            },
+            Warning::EditedDuringBuild {
+                binary: "chronik-server".into(),
+                changes: vec![change()],
+            },
+            Warning::NotCached {
+                binary: "b".into(),
+                target: "t".into(),
+                error: "e".into(),
+            },
+            Warning::RemoteSkipped {
+                remote: r(),
+                why: "timed out".into(),
+            },
+            Warning::RemoteFailed {
+                remote: r(),
+                why: "timed out".into(),
+            },
+            Warning::RemoteOperationFailed {
+                remote: r(),
+                operation: "uploading".into(),
+                error: "e".into(),
+            },
+            Warning::RemoteEntryRefused {
+                remote: r(),
+                binary: "b".into(),
+                key: "0123".into(),
+            },
+            Warning::RemoteDigestMismatch {
+                remote: r(),
+                binary: "b".into(),
+                target: "t".into(),
+                digest: "ab".into(),
+            },
+            Warning::RemoteRecordUnreadable {
+                remote: r(),
+                id: "pkg-1".into(),
+            },
+            Warning::RemoteNamesDropped {
+                remote: r(),
+                id: "pkg-1".into(),
+                names: vec!["file `/etc`".into()],
+            },
+            Warning::UnsignedEntries {
+                remote: r(),
+                entries: vec!["chronik-cli 0123".into()],
+            },
+            Warning::UnsignedRecords {
+                remote: r(),
+                ids: vec!["pkg-1".into()],
+            },
+            Warning::CredentialNames {
+                remote: r(),
+                names: vec!["REGISTRY_PASSWORD".into()],
+            },
+            Warning::UnvouchedEntries {
+                remote: r(),
+                entries: vec!["chronik-cli t".into()],
+            },
+            Warning::UnvouchedRecords {
+                remote: r(),
+                ids: vec!["pkg-1".into()],
+            },
+            Warning::MetricsNotWritten {
+                error: "disk full".into(),
+            },
             Warning::RemoteWithoutTrustedKeys,
-            Warning::ActionVersionBumped { file: ".github/workflows/kiln.yml".into(), uses: "actions/checkout@v7".into() },
-            Warning::ToolMissing { tool: "zig".into(), install: "pip install ziglang".into() },
-            Warning::NoBrowser { page: "target/kiln/report.html".into(), error: "no xdg-open".into() },
+            Warning::ActionVersionBumped {
+                file: ".github/workflows/kiln.yml".into(),
+                uses: "actions/checkout@v7".into(),
+            },
+            Warning::ToolMissing {
+                tool: "zig".into(),
+                install: "pip install ziglang".into(),
+            },
+            Warning::NoBrowser {
+                page: "target/kiln/report.html".into(),
+                error: "no xdg-open".into(),
+            },
         ];
         for w in &all {
             match w {
@@ -641,7 +783,9 @@ mod tests {
     /// One example of every note (as for warnings).
     fn notes() -> Vec<Note> {
         let all = vec![
-            Note::MuslMalloc { binaries: vec!["chronik-server".into()] },
+            Note::MuslMalloc {
+                binaries: vec!["chronik-server".into()],
+            },
             Note::Override {
                 change: Override {
                     target: Some("aarch64-unknown-linux-musl".into()),
@@ -652,15 +796,24 @@ mod tests {
                     reason: "zig links for the target".into(),
                 },
             },
-            Note::RustTargetInstalled { target: "aarch64-unknown-linux-musl".into() },
+            Note::RustTargetInstalled {
+                target: "aarch64-unknown-linux-musl".into(),
+            },
             Note::ProvisioningNative {
                 library: "OpenSSL".into(),
                 target: "aarch64-unknown-linux-musl".into(),
                 chain: vec!["app".into(), "openssl-sys".into()],
             },
-            Note::NativeRestored { library: "OpenSSL".into(), target: "t".into() },
+            Note::NativeRestored {
+                library: "OpenSSL".into(),
+                target: "t".into(),
+            },
             Note::NoAuditSection,
-            Note::AlreadyCached { package: "p".into(), platform: "linux-amd64".into(), remote: "oci://r/c".into() },
+            Note::AlreadyCached {
+                package: "p".into(),
+                platform: "linux-amd64".into(),
+                remote: "oci://r/c".into(),
+            },
         ];
         for n in &all {
             match n {
@@ -693,19 +846,26 @@ mod tests {
                 backend: BackendKind::Zig,
                 version: "0.3.1".into(),
                 command: "cargo zigbuild --release".into(),
+                crates: 12,
             },
             Event::CrateCompiled {
                 name: "chronik-storage".into(),
                 target: "host".into(),
             },
-            Event::StepFinished { package: "chronik-server".into(), elapsed_secs: 2.5 },
+            Event::StepFinished {
+                package: "chronik-server".into(),
+                elapsed_secs: 2.5,
+            },
             Event::ArtifactWritten {
                 artifact: Box::new(crate::tests::record("linux/amd64/chronik-server")),
                 built: true,
             },
             Event::Units {
                 state: UnitState::Restore,
-                units: vec![UnitGroup { binary: "chronik-cli".into(), arches: vec!["amd64".into()] }],
+                units: vec![UnitGroup {
+                    binary: "chronik-cli".into(),
+                    arches: vec!["amd64".into()],
+                }],
             },
             Event::SccacheStats { hits: 3, misses: 1 },
             Event::RemoteUsed {
@@ -723,18 +883,37 @@ mod tests {
                 retries: 0,
                 cpu_secs: 4.5,
             },
+            Event::ImageStarted {
+                name: "chronik".into(),
+                platforms: vec!["linux/amd64".into()],
+                store: "artifacts".into(),
+                base: None,
+            },
             Event::ImageWritten {
                 digest: "sha256:00".into(),
                 platforms: vec![("linux/amd64".into(), "sha256:01".into())],
                 layers: vec![("sha256:02".into(), 10, "linux/amd64 binaries".into())],
                 outputs: vec!["oci:target/kiln/image".into()],
-                pushed: vec![],
+                pushed: vec!["127.0.0.1:5000/chronik:v1".into()],
+                cached_layers: vec!["sha256:02".into()],
+                attached: vec![(
+                    "application/spdx+json".into(),
+                    "linux/amd64".into(),
+                    "sha256:03".into(),
+                )],
+                uploaded: (3, 1000, 1),
+                signed: Some("sha256-00.sig".into()),
             },
             Event::PlanUnit {
                 binary: "chronik-server".into(),
                 state: UnitState::Rebuild,
                 arches: vec!["amd64".into()],
-                because: vec![Reason::Changed { change: change() }, Reason::NotBuiltBefore],
+                because: vec![
+                    Reason::Changed {
+                        change: Box::new(change()),
+                    },
+                    Reason::NotBuiltBefore,
+                ],
             },
             Event::PlanStep {
                 package: "chronik-server".into(),
@@ -749,13 +928,17 @@ mod tests {
             },
             Event::PlanResources {
                 budget_bytes: 4 << 30,
-                budget_source: BudgetSource::Setting { origin: "--max-memory".into() },
+                budget_source: BudgetSource::Setting {
+                    origin: "--max-memory".into(),
+                },
                 jobs: 2,
                 limited_by: JobLimit::Cores { cores: 2 },
                 per_job_bytes: 768 << 20,
                 estimate_source: EstimateSource::Default,
             },
-            Event::NativeNeeded { native: vec![native] },
+            Event::NativeNeeded {
+                native: vec![native],
+            },
             Event::VerifyFinished {
                 checked: 2,
                 problems: vec![VerifyProblem {
@@ -769,8 +952,14 @@ mod tests {
                 entries: 4,
                 ..CacheStats::default()
             }),
-            Event::CacheCollected { entries_removed: 2, bytes_freed: 100, bytes_left: 1000 },
-            Event::CacheCleared { root: "/cache/v1".into() },
+            Event::CacheCollected {
+                entries_removed: 2,
+                bytes_freed: 100,
+                bytes_left: 1000,
+            },
+            Event::CacheCleared {
+                root: "/cache/v1".into(),
+            },
             Event::CacheSynced {
                 direction: SyncDirection::Push,
                 moved: 4,
@@ -805,8 +994,16 @@ mod tests {
                     origin: "KILN_CACHE_UPLOAD".into(),
                 }],
             },
-            Event::Tool { name: "zig".into(), state: ToolState::Found { version: "0.17.1".into() } },
-            Event::Installing { what: "zig".into(), how: "pip install ziglang".into() },
+            Event::Tool {
+                name: "zig".into(),
+                state: ToolState::Found {
+                    version: "0.17.1".into(),
+                },
+            },
+            Event::Installing {
+                what: "zig".into(),
+                how: "pip install ziglang".into(),
+            },
             Event::Ready,
             Event::DockerfileWritten {
                 dockerfile: "Dockerfile".into(),
@@ -829,7 +1026,11 @@ mod tests {
                 elapsed_secs: 0.5,
                 artifacts: 4,
                 error: None,
-                counts: Counts { built: 1, restored: 2, fresh: 1 },
+                counts: Counts {
+                    built: 1,
+                    restored: 2,
+                    fresh: 1,
+                },
                 store: "artifacts".into(),
                 cached: true,
             },
@@ -848,6 +1049,7 @@ mod tests {
                 | Event::SccacheStats { .. }
                 | Event::RemoteUsed { .. }
                 | Event::BuildResources { .. }
+                | Event::ImageStarted { .. }
                 | Event::ImageWritten { .. }
                 | Event::PlanUnit { .. }
                 | Event::PlanStep { .. }

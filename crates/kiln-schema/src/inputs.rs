@@ -340,4 +340,3 @@ fn config_change(old: &Option<InputValue>, new: &Option<InputValue>) -> String {
         list => format!("cargo configuration changed: {}", list.join(", ")),
     }
 }
-

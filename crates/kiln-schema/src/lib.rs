@@ -192,9 +192,7 @@ mod tests {
 
     #[test]
     fn events_are_tagged_by_reason() {
-        let e = Event::Note(Note::RustTargetInstalled {
-            target: "t".into(),
-        });
+        let e = Event::Note(Note::RustTargetInstalled { target: "t".into() });
         assert_eq!(
             serde_json::to_string(&e).unwrap(),
             r#"{"reason":"note","kind":"rust-target-installed","target":"t"}"#

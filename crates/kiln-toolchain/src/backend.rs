@@ -29,10 +29,15 @@ impl Backend {
 
     /// The name used in output and `checksums.json`.
     pub fn name(self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// The backend as records and events name it.
+    pub fn kind(self) -> kiln_schema::BackendKind {
         match self {
-            Backend::Cargo => "cargo",
-            Backend::Zig => "zig",
-            Backend::Cross => "cross",
+            Backend::Cargo => kiln_schema::BackendKind::Cargo,
+            Backend::Zig => kiln_schema::BackendKind::Zig,
+            Backend::Cross => kiln_schema::BackendKind::Cross,
         }
     }
 
@@ -105,7 +110,13 @@ pub struct Invocation {
 impl Invocation {
     /// The command line as a user would type it, env first.
     pub fn display(&self) -> String {
-        let env = self.env.iter().map(|(k, v)| format!("{k}={v} "));
+        self.display_with(&self.env)
+    }
+
+    /// [`Invocation::display`] with `env` in place of the invocation's environment
+    /// (the same one, with what is known only when it runs filled in).
+    pub fn display_with(&self, env: &[(String, String)]) -> String {
+        let env = env.iter().map(|(k, v)| format!("{k}={v} "));
         format!(
             "{}{} {}",
             env.collect::<String>(),

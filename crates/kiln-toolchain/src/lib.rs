@@ -11,12 +11,12 @@ pub mod wrapper;
 mod zig;
 
 pub use backend::{Backend, Invocation};
+pub use cargo_config::{fix_rustflags, CargoConfig, LinkerOverride, RustflagsFix};
+pub use cfg::matches as cfg_matches;
 pub use kiln_config::{Target, DEFAULT_GLIBC};
 pub use kiln_workspace::{
     cargo_program, classify, explain, explain_seen, without_backtrace, CargoFailure,
 };
-pub use cargo_config::{fix_rustflags, CargoConfig, LinkerOverride, RustflagsFix};
-pub use cfg::matches as cfg_matches;
 pub use probe::{
     ensure_rust_targets, missing_toolchain, rustc_version, target_cpus, toolchain_install,
     zig_version, Install, Prerequisite, Probe, ZIG_VERSION,

@@ -5,8 +5,8 @@ mod failure;
 mod git;
 mod lock;
 
-pub use git::{git, git_bytes, git_line, source_date_epoch, without_credentials};
 pub use failure::{classify, explain, explain_seen, without_backtrace, CargoFailure};
+pub use git::{git, git_bytes, git_line, source_date_epoch, without_credentials};
 pub use lock::{lock_entries, parse_lock, LockEntry};
 
 /// The cargo kiln runs: `$CARGO` (set when kiln itself runs under cargo), else

@@ -9,7 +9,7 @@ use kiln_schema::{Event, GithubMatrix, MatrixEntry};
 use std::process::ExitCode;
 
 pub(crate) fn affected(cli: &Cli, args: &AffectedArgs, r: &Reporter) -> Result<ExitCode> {
-    let ws = load_workspace(cli)?;
+    let ws = load_workspace(cli, args.build.flags(&cli.global))?;
     let sel = args.build.request().resolve(&ws)?;
     // Native libraries are only named here, never built.
     let plan = Plan::new(&ws, &sel, &kiln_build::native_root(&ws, None))?;
@@ -23,45 +23,30 @@ pub(crate) fn affected(cli: &Cli, args: &AffectedArgs, r: &Reporter) -> Result<E
             let m = matrix(&a.units, per_platform);
             r.output(&serde_json::to_string(&m).expect("matrix serializes"));
         }
-        AffectedFormat::Json => r.output_event(&Event::Affected {
-            merge_base: a.merge_base.clone(),
-            files: a.files.clone(),
-            changed_packages: a.changed.iter().cloned().collect(),
-            everything: a.everything,
-            affected: a
-                .units
-                .iter()
-                .map(|u| kiln_schema::AffectedUnit {
-                    package: u.package.clone(),
-                    bins: u.bins.clone(),
-                    target: u.triple.clone(),
-                    platform: u.platform.clone(),
-                    because: u.because.clone(),
-                })
-                .collect(),
-        }),
-        AffectedFormat::Text => {
-            for u in &a.units {
-                r.output(&format!(
-                    "{} {} (because {} changed)",
-                    u.package,
-                    u.platform,
-                    u.because.join(", ")
-                ));
-            }
-            let since = if a.merge_base.is_empty() {
-                "(everything)".to_string()
-            } else {
-                format!("since {}", &a.merge_base[..12.min(a.merge_base.len())])
+        AffectedFormat::Json | AffectedFormat::Text => {
+            let event = Event::Affected {
+                merge_base: a.merge_base.clone(),
+                files: a.files.clone(),
+                changed_packages: a.changed.iter().cloned().collect(),
+                everything: a.everything,
+                affected: a
+                    .units
+                    .iter()
+                    .map(|u| kiln_schema::AffectedUnit {
+                        package: u.package.clone(),
+                        bins: u.bins.clone(),
+                        target: u.triple.clone(),
+                        platform: u.platform.clone(),
+                        because: u.because.clone(),
+                    })
+                    .collect(),
+                total: plan.steps.iter().map(|s| s.targets.len()).sum(),
             };
-            r.info(
-                "Affected",
-                &format!(
-                    "{} of {} binary packages x targets {since}",
-                    a.units.len(),
-                    plan.steps.iter().map(|s| s.targets.len()).sum::<usize>(),
-                ),
-            );
+            // `--format json` is the output asked for, whatever `--message-format`.
+            match args.format {
+                AffectedFormat::Json => r.output_event(&event),
+                _ => r.emit(&event),
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -130,15 +115,11 @@ fn skip_cached(
             .collect();
         let cached = !keys.is_empty() && keys.iter().all(|k| remote.has(k));
         if cached {
-            r.info(
-                "Cached",
-                &format!(
-                    "{} {} is in {}",
-                    u.package,
-                    u.platform,
-                    remote.stats().remote
-                ),
-            );
+            r.emit(&Event::Note(kiln_schema::Note::AlreadyCached {
+                package: u.package.clone(),
+                platform: u.platform.clone(),
+                remote: remote.stats().remote,
+            }));
         }
         !cached
     });

@@ -7,7 +7,7 @@ use kiln_artifacts::Store;
 use kiln_build::{analyze, execute, NativeLib, Plan, UnitPlan, UnitState};
 use kiln_cache::LocalCache;
 use kiln_diagnostics::Result;
-use kiln_schema::Event;
+use kiln_schema::{Counts, Event, UnitGroup, Warning};
 use kiln_workspace::Workspace;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -16,23 +16,42 @@ use std::time::Instant;
 pub(crate) fn build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCode> {
     let start = Instant::now();
     let result = run_build(cli, args, r);
+    // From kiln's start to its end: loading the workspace included.
     let elapsed_secs = start.elapsed().as_secs_f64();
-    let finished = match &result {
-        Ok(n) => Event::Finished {
+    let finished = match result {
+        Ok(summary) => Ok(Event::Finished {
             success: true,
             elapsed_secs,
-            artifacts: *n,
+            artifacts: summary.artifacts,
             error: None,
-        },
-        Err(e) => Event::Finished {
-            success: false,
-            elapsed_secs,
-            artifacts: 0,
-            error: Some(e.to_string()),
-        },
+            counts: summary.counts,
+            store: summary.store,
+            cached: summary.cached,
+        }),
+        Err(e) => {
+            // Machines get the failure as the last event too; people get the error.
+            r.emit(&Event::Finished {
+                success: false,
+                elapsed_secs,
+                artifacts: 0,
+                error: Some(e.to_string()),
+                counts: Counts::default(),
+                store: String::new(),
+                cached: false,
+            });
+            Err(e)
+        }
     };
-    r.event(&finished);
-    result.map(|_| ExitCode::SUCCESS)
+    r.emit(&finished?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What a successful build reports at the end.
+struct Summary {
+    artifacts: usize,
+    counts: Counts,
+    store: String,
+    cached: bool,
 }
 
 type Prepared = (Workspace, Plan, Store, Option<LocalCache>);
@@ -40,7 +59,7 @@ type Prepared = (Workspace, Plan, Store, Option<LocalCache>);
 /// What `build` and `plan` share: the workspace, the resolved request, its plan, the
 /// store and the cache.
 fn prepare(cli: &Cli, args: &BuildArgs) -> Result<Prepared> {
-    let ws = load_workspace(cli)?;
+    let ws = load_workspace(cli, args.flags(&cli.global))?;
     let sel = args.request().resolve(&ws)?;
     let cache = if args.no_cache {
         None
@@ -52,7 +71,7 @@ fn prepare(cli: &Cli, args: &BuildArgs) -> Result<Prepared> {
     Ok((ws, plan, store, cache))
 }
 
-fn run_build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<usize> {
+fn run_build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<Summary> {
     let (ws, plan, store, cache) = prepare(cli, args)?;
     let remote = if cache.is_some() {
         super::open_remote(&ws, r)?
@@ -62,61 +81,33 @@ fn run_build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<usize> {
     let outcome = execute(&ws, &plan, &store, cache.as_ref(), remote.as_ref(), r)?;
     let sccache = outcome.sccache;
     if let Some((hits, misses)) = sccache.filter(|(h, m)| h + m > 0) {
-        r.info(
-            "sccache",
-            &format!(
-                "{hits} hits, {misses} misses over {} compiler calls",
-                hits + misses
-            ),
-        );
+        r.emit(&Event::SccacheStats { hits, misses });
     }
+    let state = |u: &UnitPlan, s: UnitState| u.state == s;
     for rec in &outcome.records {
-        r.event(&Event::ArtifactWritten {
+        let built = outcome.units.iter().any(|u| {
+            state(u, UnitState::Rebuild) && rec.binary == u.bin && rec.target == u.target.triple
+        });
+        r.emit(&Event::ArtifactWritten {
             artifact: Box::new(rec.clone()),
+            built,
         });
     }
     let count = |s: UnitState| outcome.units.iter().filter(|u| u.state == s).count();
-    let (fresh, restored, built) = (
-        count(UnitState::Fresh),
-        count(UnitState::Restore),
-        count(UnitState::Build),
-    );
-    if fresh > 0 {
-        r.status("Fresh", &grouped(&outcome.units, UnitState::Fresh));
-    }
-    if restored > 0 {
-        r.status(
-            "Restored",
-            &format!(
-                "{restored} binaries from cache: {}",
-                grouped(&outcome.units, UnitState::Restore)
-            ),
-        );
-    }
-    for rec in outcome.records.iter().filter(|rec| {
-        outcome.units.iter().any(|u| {
-            u.state == UnitState::Build && rec.binary == u.bin && rec.target == u.target.triple
-        })
-    }) {
-        r.status(
-            "Installed",
-            &format!(
-                "{} ({}, sha256 {})",
-                rec.path,
-                human_size(rec.size),
-                &rec.sha256[..12]
-            ),
-        );
+    let counts = Counts {
+        built: count(UnitState::Rebuild),
+        restored: count(UnitState::Restore),
+        fresh: count(UnitState::Fresh),
+    };
+    for s in [UnitState::Fresh, UnitState::Restore] {
+        let units = grouped(&outcome.units, s);
+        if !units.is_empty() {
+            r.emit(&Event::Units { state: s, units });
+        }
     }
     if let Some(rs) = &outcome.remote {
         report_remote(rs, r);
     }
-    let total = outcome.units.len();
-    let cache_note = if cache.is_some() {
-        format!(" [cache: {}/{total} hits]", fresh + restored)
-    } else {
-        String::new()
-    };
     let mut metrics = metrics(&plan, &outcome, &store);
     metrics.sccache_hits = sccache.map(|s| s.0);
     metrics.sccache_misses = sccache.map(|s| s.1);
@@ -125,39 +116,26 @@ fn run_build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<usize> {
         .clone()
         .unwrap_or_else(|| ws.target_dir.join("kiln/metrics"));
     if let Err(e) = metrics.write(&dir) {
-        r.warn(&format!("could not write the build metrics: {e}"));
+        r.emit(&Event::Warning(Warning::MetricsNotWritten {
+            error: e.to_string(),
+        }));
     }
     if !outcome.steps.is_empty() {
-        let retries = if metrics.retries > 0 {
-            format!(", {} retried after an OOM kill", metrics.retries)
-        } else {
-            String::new()
-        };
-        r.info(
-            "Memory",
-            &format!(
-                "peak {} of a {} budget, {} job(s){}{retries}; CPU {:.1}s; `kiln report` for the timeline",
-                human_size(metrics.peak_bytes),
-                human_size(metrics.budget_bytes),
-                metrics.jobs,
-                if outcome.throttled > 0 {
-                    format!(", work held back {} time(s) near the budget", outcome.throttled)
-                } else {
-                    String::new()
-                },
-                metrics.cpu_secs
-            ),
-        );
+        r.emit(&Event::BuildResources {
+            peak_bytes: metrics.peak_bytes,
+            budget_bytes: metrics.budget_bytes,
+            jobs: metrics.jobs,
+            throttled: outcome.throttled,
+            retries: metrics.retries,
+            cpu_secs: metrics.cpu_secs,
+        });
     }
-    r.status(
-        "Finished",
-        &format!(
-            "{total} binaries ({built} built, {restored} restored, {fresh} fresh) in {:.2}s into {}{cache_note}",
-            outcome.elapsed.as_secs_f64(),
-            short(store.root())
-        ),
-    );
-    Ok(outcome.records.len())
+    Ok(Summary {
+        artifacts: outcome.records.len(),
+        counts,
+        store: short(store.root()),
+        cached: cache.is_some(),
+    })
 }
 
 /// The metrics of a finished build.
@@ -180,12 +158,17 @@ fn metrics(
                 .iter()
                 .rev()
                 .find(|s| s.package == u.package && s.targets.contains(&u.target.triple));
-            let built = u.state == UnitState::Build;
+            let built = u.state == UnitState::Rebuild;
             kiln_metrics::UnitMetrics {
                 package: u.package.clone(),
                 binary: u.bin.clone(),
                 target: u.target.triple.clone(),
-                state: u.state.label().replace("rebuild", "build"),
+                state: match u.state {
+                    UnitState::Fresh => "fresh",
+                    UnitState::Restore => "restore",
+                    UnitState::Rebuild => "build",
+                }
+                .into(),
                 cache_hit: !built,
                 wall_secs: step.filter(|_| built).map_or(0.0, |s| s.wall_secs),
                 cpu_secs: step.filter(|_| built).map_or(0.0, |s| s.cpu_secs),
@@ -214,7 +197,7 @@ fn metrics(
         wall_secs: outcome.elapsed.as_secs_f64(),
         cpu_secs: outcome.steps.iter().map(|s| s.cpu_secs).sum(),
         budget_bytes: plan.resources.budget.bytes,
-        budget_source: plan.resources.budget.source.clone(),
+        budget_source: plan.resources.budget.source.to_string(),
         peak_bytes: outcome.samples.iter().map(|s| s.rss).max().unwrap_or(0),
         retries: outcome.steps.iter().filter(|s| s.retried).count() as u32,
         jobs: plan.resources.jobs,
@@ -229,175 +212,121 @@ fn metrics(
     }
 }
 
-/// One line on what the remote cache did; its warnings and why it was skipped.
+/// What the remote cache did: its warnings, then why it stopped or what it moved.
 fn report_remote(rs: &kiln_remote::RemoteStats, r: &Reporter) {
     for w in &rs.warnings {
-        r.warn(w);
+        r.emit(&Event::Warning(w.clone()));
     }
     if let Some(why) = &rs.skipped {
         if rs.hits == 0 && rs.uploaded == 0 {
-            // Already said when it was opened, unless it failed later.
-            r.info("Remote", &format!("{} skipped ({why})", rs.remote));
+            // Already said when it was opened.
             return;
         }
-        r.warn(&format!(
-            "remote cache {} failed during the build: {why}",
-            rs.remote
-        ));
+        r.emit(&Event::Warning(Warning::RemoteFailed {
+            remote: rs.remote.clone(),
+            why: why.clone(),
+        }));
     }
-    r.info(
-        "Remote",
-        &format!(
-            "{}: {} restored ({} down), {} uploaded ({} up)",
-            rs.remote,
-            rs.hits,
-            human_size(rs.bytes_down),
-            rs.uploaded,
-            human_size(rs.bytes_up)
-        ),
-    );
+    r.emit(&Event::RemoteUsed {
+        remote: rs.remote.clone(),
+        hits: rs.hits,
+        bytes_down: rs.bytes_down,
+        uploaded: rs.uploaded,
+        bytes_up: rs.bytes_up,
+    });
 }
 
-/// `chronik-server (amd64, arm64), chronik-cli (amd64)` for the units in `state`.
-fn grouped(units: &[UnitPlan], state: UnitState) -> String {
-    let mut by_bin: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+/// Each binary in `state` with its architectures.
+fn grouped(units: &[UnitPlan], state: UnitState) -> Vec<UnitGroup> {
+    let mut by_bin: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for u in units.iter().filter(|u| u.state == state) {
-        by_bin.entry(&u.bin).or_default().push(&u.target.arch);
+        by_bin
+            .entry(&u.bin)
+            .or_default()
+            .push(u.target.arch.clone());
     }
     by_bin
-        .iter()
-        .map(|(b, a)| format!("{b} ({})", a.join(", ")))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .into_iter()
+        .map(|(b, arches)| UnitGroup {
+            binary: b.into(),
+            arches,
+        })
+        .collect()
 }
 
 pub(crate) fn plan(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCode> {
     let (ws, plan, store, cache) = prepare(cli, args)?;
     let analysis = analyze(&ws, &plan, &store, cache.as_ref(), None, r)?;
     // One line per binary and state, with the architectures it covers.
-    let mut lines: BTreeMap<(String, &str, Vec<String>), Vec<&str>> = BTreeMap::new();
+    let mut lines: Vec<(String, UnitState, Vec<kiln_schema::Reason>, Vec<String>)> = Vec::new();
     for u in &analysis.units {
-        lines
-            .entry((u.bin.clone(), u.state.label(), u.reasons.clone()))
-            .or_default()
-            .push(&u.target.arch);
-    }
-    for ((bin, state, reasons), arches) in &lines {
-        if r.is_json() {
-            r.event(&Event::PlanUnit {
-                binary: bin.clone(),
-                state: state.to_string(),
-                arches: arches.iter().map(|a| a.to_string()).collect(),
-                because: reasons.clone(),
-            });
-        } else {
-            let because = if reasons.is_empty() {
-                String::new()
-            } else {
-                format!("   because {}", reasons.join(", "))
-            };
-            r.line_plain(&format!(
-                "   {state:<8}{bin:<24}{}{because}",
-                arches.join(",")
-            ));
+        match lines
+            .iter_mut()
+            .find(|(b, s, why, _)| *b == u.bin && *s == u.state && *why == u.reasons)
+        {
+            Some((_, _, _, arches)) => arches.push(u.target.arch.clone()),
+            None => lines.push((
+                u.bin.clone(),
+                u.state,
+                u.reasons.clone(),
+                vec![u.target.arch.clone()],
+            )),
         }
     }
-    for step in &plan.steps {
-        let why = match (step.c_deps.is_empty(), plan.workspace_c_deps.is_empty()) {
-            (false, _) => format!("compiles C via {}", step.c_deps.join(", ")),
-            (true, true) => "pure Rust".to_string(),
-            (true, false) => format!(
-                "pure Rust, but the workspace compiles C via {}: one backend keeps shared crates built once",
-                plan.workspace_c_deps.join(", ")
-            ),
-        };
-        let arches: Vec<&str> = step.targets.iter().map(|t| t.arch.as_str()).collect();
-        if r.is_json() {
-            r.event(&Event::PlanStep {
-                package: step.package.clone(),
-                bins: step.bins.clone(),
-                targets: step.targets.iter().map(|t| t.triple.clone()).collect(),
-                backend: step.invocation.backend.name().into(),
-                c_deps: step.c_deps.clone(),
-                command: step.invocation.display(),
-                overrides: step.invocation.overrides.clone(),
-                native: step
-                    .native
-                    .iter()
-                    .map(|n| kiln_schema::NativeRecord {
-                        library: n.provision.library.to_string(),
-                        krate: n.provision.krate.to_string(),
-                        target: n.target.triple.clone(),
-                        chain: n.provision.chain.clone(),
-                    })
-                    .collect(),
-            });
-            continue;
-        }
-        r.info(
-            "Backend",
-            &format!(
-                "{} ({}) with {} ({why})",
-                step.package,
-                arches.join(", "),
-                step.invocation.backend.name()
-            ),
-        );
-        for o in &step.invocation.overrides {
-            r.info("Override", &o.to_string());
-        }
-        report_native(r, &step.native);
-        if r.verbose() {
-            r.info("Command", &step.invocation.display());
-        }
+    lines.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    for (binary, state, because, arches) in lines {
+        r.emit(&Event::PlanUnit {
+            binary,
+            state,
+            arches,
+            because,
+        });
+    }
+    // Each step's command as `kiln build` will run it: narrowed to the binaries and
+    // targets to build (the whole step when none is cached).
+    for (i, step) in plan.steps.iter().enumerate() {
+        let wanted: Vec<(&str, &kiln_toolchain::Target)> = analysis
+            .units
+            .iter()
+            .filter(|u| u.step == i && u.state == UnitState::Rebuild)
+            .map(|u| (u.bin.as_str(), &u.target))
+            .collect();
+        let runs =
+            kiln_build::narrowed_step(&ws, &plan, i, &wanted).unwrap_or_else(|| step.clone());
+        r.emit(&Event::PlanStep {
+            package: step.package.clone(),
+            bins: step.bins.clone(),
+            targets: step.targets.iter().map(|t| t.triple.clone()).collect(),
+            backend: step.invocation.backend.kind(),
+            c_deps: step.c_deps.clone(),
+            workspace_c_deps: plan.workspace_c_deps.clone(),
+            command: runs.invocation.display(),
+            overrides: step.invocation.overrides.clone(),
+            native: native_records(&step.native),
+        });
     }
     let res = &plan.resources;
-    r.event(&Event::PlanResources {
+    r.emit(&Event::PlanResources {
         budget_bytes: res.budget.bytes,
         budget_source: res.budget.source.clone(),
         jobs: res.jobs,
         limited_by: res.limited_by.clone(),
         per_job_bytes: res.per_job,
-        estimate_source: res.estimate_source.clone(),
+        estimate_source: res.estimate_source,
     });
-    if !r.is_json() {
-        r.info(
-            "Memory",
-            &format!(
-                "budget {} ({}); {} job(s) at a time (limited by {}; ~{} per job, {}); cargo runs each package's targets in parallel under kiln's jobserver",
-                human_size(res.budget.bytes),
-                res.budget.source,
-                res.jobs,
-                res.limited_by,
-                human_size(res.per_job),
-                res.estimate_source
-            ),
-        );
-    }
     Ok(ExitCode::SUCCESS)
 }
 
-/// One line per native library kiln provides: which, for what, and who needs it.
-pub(crate) fn report_native(r: &Reporter, native: &[NativeLib]) {
-    for n in native {
-        let state = if n.prefix.join("lib").is_dir() {
-            "built already"
-        } else {
-            "kiln builds it once"
-        };
-        r.info(
-            "Native",
-            &format!(
-                "{} for {} ({state}), for {} via {}",
-                n.provision.library,
-                n.target.arch,
-                n.provision.krate,
-                n.provision.chain.join(" -> ")
-            ),
-        );
-    }
-}
-
-pub(crate) fn human_size(bytes: u64) -> String {
-    kiln_metrics::human_bytes(bytes)
+/// The native libraries kiln provides, as records.
+pub(crate) fn native_records(native: &[NativeLib]) -> Vec<kiln_schema::NativeRecord> {
+    native
+        .iter()
+        .map(|n| kiln_schema::NativeRecord {
+            library: n.provision.library.to_string(),
+            krate: n.provision.krate.to_string(),
+            target: n.target.triple.clone(),
+            chain: n.provision.chain.clone(),
+            ready: kiln_native::is_intact(&n.prefix),
+        })
+        .collect()
 }

@@ -1,9 +1,10 @@
 //! `kiln cache stats | gc | clear`.
 
-use super::{build::human_size, load_workspace, open_cache};
+use super::{load_workspace, open_cache};
 use crate::args::{CacheAction, CacheArgs, Cli};
 use crate::reporter::Reporter;
 use kiln_diagnostics::{Error, Result};
+use kiln_schema::{Event, SyncDirection};
 use std::process::ExitCode;
 
 pub(crate) fn cache(cli: &Cli, args: &CacheArgs, r: &Reporter) -> Result<ExitCode> {
@@ -18,84 +19,32 @@ pub(crate) fn cache(cli: &Cli, args: &CacheArgs, r: &Reporter) -> Result<ExitCod
         || std::env::current_dir()
             .ok()
             .is_some_and(|d| d.ancestors().any(|a| a.join("Cargo.toml").is_file()));
-    let cache = match load_workspace(cli) {
+    let cache = match load_workspace(cli, cli.global.flags()) {
         Ok(ws) => open_cache(&ws)?,
         Err(e) if in_workspace => return Err(e),
         Err(_) => {
             let cwd = std::env::current_dir().unwrap_or_default();
-            let s = kiln_config::Settings::resolve(
-                &kiln_config::Config::default(),
-                &cwd,
-                kiln_config::env(),
-                cli.global.flags(),
-            )?;
+            let s = kiln_config::Settings::outside_workspace(&cwd, cli.global.flags())?;
             kiln_cache::LocalCache::open(s.cache_dir.value)?
         }
     };
     match &args.action {
-        CacheAction::Stats => {
-            let s = cache.stats();
-            if r.is_json() {
-                r.event(&kiln_schema::Event::CacheStats(s));
-            } else {
-                let lookups = s.recent_hits + s.recent_misses;
-                let rate = if lookups == 0 {
-                    "no builds yet".to_string()
-                } else {
-                    format!("{:.0}%", 100.0 * s.recent_hits as f64 / lookups as f64)
-                };
-                r.info("Cache", &s.root);
-                r.info(
-                    "Entries",
-                    &format!("{} ({})", s.entries, human_size(s.bytes)),
-                );
-                r.info(
-                    "Hit rate",
-                    &format!(
-                        "{rate} ({} hits, {} misses over the last {} builds)",
-                        s.recent_hits,
-                        s.recent_misses,
-                        s.builds.min(50)
-                    ),
-                );
-                if s.recent_remote_hits + s.recent_bytes_up > 0 {
-                    let remote_rate = if lookups == 0 {
-                        "0%".to_string()
-                    } else {
-                        format!(
-                            "{:.0}%",
-                            100.0 * s.recent_remote_hits as f64 / lookups as f64
-                        )
-                    };
-                    r.info(
-                        "Remote",
-                        &format!(
-                            "{remote_rate} of lookups served remotely ({} hits); {} down, {} up",
-                            s.recent_remote_hits,
-                            human_size(s.recent_bytes_down),
-                            human_size(s.recent_bytes_up)
-                        ),
-                    );
-                }
-            }
-        }
+        CacheAction::Stats => r.emit(&Event::CacheStats(cache.stats())),
         CacheAction::Gc { max_size } => {
             let max = kiln_config::parse_size(max_size)?;
             let g = cache.gc(max)?;
             let native = kiln_native::clean_build_dirs(&cache.native_dir())?;
-            r.status(
-                "Collected",
-                &format!(
-                    "{} entries, {} freed, {} left",
-                    g.entries_removed,
-                    human_size(g.bytes_freed + native),
-                    human_size(g.bytes_left)
-                ),
-            );
+            r.emit(&Event::CacheCollected {
+                entries_removed: g.entries_removed,
+                bytes_freed: g.bytes_freed + native,
+                bytes_left: g.bytes_left,
+            });
         }
         CacheAction::Clear => {
             cache.clear()?;
-            r.status("Cleared", &cache.root().display().to_string());
+            r.emit(&Event::CacheCleared {
+                root: cache.root().display().to_string(),
+            });
         }
         CacheAction::Push(build) => sync(cli, build, Sync::Push, &cache, r)?,
         CacheAction::Pull(pull) => {
@@ -116,18 +65,11 @@ pub(crate) fn cache(cli: &Cli, args: &CacheArgs, r: &Reporter) -> Result<ExitCod
 fn keygen(name: &str, out: &std::path::Path, r: &Reporter) -> Result<ExitCode> {
     let (key, secret) = kiln_trust::SecretKey::generate(name)?;
     kiln_trust::write_secret_file(out, &secret)?;
-    let public = key.public().to_string();
-    r.status(
-        "Generated",
-        &format!(
-            "key `{name}`: secret key in `{}` (store it as the CI secret KILN_CACHE_SIGNING_KEY; never commit it)",
-            out.display()
-        ),
-    );
-    r.line_plain(&format!(
-        "add the public key to Cargo.toml:\n\n[workspace.metadata.kiln.cache]\ntrusted-keys = [\"{public}\"]\n"
-    ));
-    r.output(&public);
+    r.emit(&Event::KeyGenerated {
+        name: name.into(),
+        public_key: key.public().to_string(),
+        secret_file: out.display().to_string(),
+    });
     Ok(ExitCode::SUCCESS)
 }
 
@@ -149,7 +91,7 @@ fn sync(
     r: &Reporter,
 ) -> Result<()> {
     let push = how == Sync::Push;
-    let ws = load_workspace(cli)?;
+    let ws = load_workspace(cli, args.flags(&cli.global))?;
     // Like a build, a sync holds the cache's shared lock: `gc` waits for it.
     let _lock = cache.lock_shared()?;
     let remote = super::open_remote(&ws, r)?.map(|rc| {
@@ -197,7 +139,7 @@ fn sync(
     }
     let s = remote.stats();
     for w in &s.warnings {
-        r.warn(w);
+        r.emit(&Event::Warning(w.clone()));
     }
     if let Some(why) = &s.skipped {
         return Err(Error::remote(format!(
@@ -215,26 +157,22 @@ fn sync(
             false => u.cached().is_none(),
         })
         .count();
-    let verb = if push { "Pushed" } else { "Pulled" };
-    let (n, bytes) = if push {
+    let (moved, bytes) = if push {
         (s.uploaded, s.bytes_up)
     } else {
         (s.hits, s.bytes_down)
     };
-    r.status(
-        verb,
-        &format!(
-            "{n} of {} binaries ({}) {} {}{}",
-            analysis.units.len(),
-            human_size(bytes),
-            if push { "to" } else { "from" },
-            s.remote,
-            if missing > 0 {
-                format!("; {missing} not cached anywhere yet (run `kiln build`)")
-            } else {
-                String::new()
-            }
-        ),
-    );
+    r.emit(&Event::CacheSynced {
+        direction: if push {
+            SyncDirection::Push
+        } else {
+            SyncDirection::Pull
+        },
+        moved,
+        total: analysis.units.len(),
+        bytes,
+        remote: s.remote,
+        missing,
+    });
     Ok(())
 }

@@ -4,12 +4,13 @@ use super::{load_workspace, short};
 use crate::args::{CiArgs, CiProvider, Cli};
 use crate::reporter::Reporter;
 use kiln_diagnostics::{Error, Result};
+use kiln_schema::{Event, Warning, WorkflowState};
 use std::process::ExitCode;
 
 pub(crate) fn ci(cli: &Cli, args: &CiArgs, r: &Reporter) -> Result<ExitCode> {
-    let ws = load_workspace(cli)?;
+    let ws = load_workspace(cli, cli.global.flags())?;
     let CiProvider::Github = args.provider;
-    let artifacts = kiln_build::artifact_dir(&ws, None);
+    let artifacts = &ws.settings.artifact_dir.value;
     let artifact_dir = artifacts
         .strip_prefix(&ws.root)
         .map_err(|_| {
@@ -25,11 +26,12 @@ pub(crate) fn ci(cli: &Cli, args: &CiArgs, r: &Reporter) -> Result<ExitCode> {
         remote: ws.config.cache.as_ref().and_then(|c| c.remote.clone()),
         artifact_dir,
         pin_actions: args.pin_actions,
-        platforms: kiln_build::BuildRequest::default()
-            .resolve(&ws)?
+        platforms: ws
+            .settings
             .targets
+            .value
             .iter()
-            .map(|t| format!("{}/{}", t.os, t.arch))
+            .map(|t| t.platform())
             .collect(),
         version: env!("CARGO_PKG_VERSION").into(),
     };
@@ -40,31 +42,33 @@ pub(crate) fn ci(cli: &Cli, args: &CiArgs, r: &Reporter) -> Result<ExitCode> {
         .as_ref()
         .is_some_and(|c| c.trusted_keys.as_ref().is_some_and(|k| !k.is_empty()));
     if options.remote.is_some() && !trusts {
-        r.warn("the remote cache has no `trusted-keys`: readers can't check who wrote what they restore; `kiln cache keygen NAME --out FILE` makes a key (docs/remote-cache.md, \"A signed team cache\")");
+        r.emit(&Event::Warning(Warning::RemoteWithoutTrustedKeys));
     }
     let path = args
         .output
         .clone()
         .unwrap_or_else(|| ws.root.join(".github/workflows/kiln.yml"));
+    let written = |state| {
+        r.emit(&Event::WorkflowWritten {
+            path: short(&path),
+            state,
+        })
+    };
     if args.check {
         let current = std::fs::read_to_string(&path).unwrap_or_default();
         if current == yaml {
-            r.status("Fresh", &format!("{} is up to date", short(&path)));
+            written(WorkflowState::Fresh);
             return Ok(ExitCode::SUCCESS);
         }
         // A Dependabot bump of an action is not drift: accepted, with how to record it.
         if let Some(bumped) = kiln_ci::only_action_versions_differ(&current, &yaml) {
             for uses in &bumped {
-                r.warn(&format!(
-                    "{} uses `{}` where kiln writes another version; record it in [workspace.metadata.kiln.ci.actions] (e.g. `checkout = \"actions/checkout@v7\"`) or `kiln ci github` will write kiln's back",
-                    short(&path),
-                    kiln_diagnostics::printable(uses, 120)
-                ));
+                r.emit(&Event::Warning(Warning::ActionVersionBumped {
+                    file: short(&path),
+                    uses: kiln_diagnostics::printable(uses, 120),
+                }));
             }
-            r.status(
-                "Fresh",
-                &format!("{} is up to date but for action versions", short(&path)),
-            );
+            written(WorkflowState::FreshButActions);
             return Ok(ExitCode::SUCCESS);
         }
         return Err(Error::new(
@@ -82,6 +86,6 @@ pub(crate) fn ci(cli: &Cli, args: &CiArgs, r: &Reporter) -> Result<ExitCode> {
         .hint("run `kiln ci github` and commit the result"));
     }
     kiln_fs::write_atomic(&path, yaml.as_bytes())?;
-    r.status("Wrote", &short(&path));
+    written(WorkflowState::Written);
     Ok(ExitCode::SUCCESS)
 }

@@ -8,23 +8,18 @@ use kiln_schema::{Event, SettingRecord};
 use std::process::ExitCode;
 
 pub(crate) fn config(cli: &Cli, r: &Reporter) -> Result<ExitCode> {
-    let ws = load_workspace(cli)?;
-    let rows = ws.settings.rows();
-    if r.is_json() {
-        r.event(&Event::Settings {
-            settings: rows
-                .into_iter()
-                .map(|(key, value, origin)| SettingRecord {
-                    key: key.into(),
-                    value,
-                    origin,
-                })
-                .collect(),
-        });
-    } else {
-        for (key, value, origin) in rows {
-            r.output(&format!("{key:<18} {value:<24} ({origin})"));
-        }
-    }
+    let ws = load_workspace(cli, cli.global.flags())?;
+    r.emit(&Event::Settings {
+        settings: ws
+            .settings
+            .rows(&ws.config)
+            .into_iter()
+            .map(|row| SettingRecord {
+                key: row.key.into(),
+                value: row.value,
+                origin: row.origin,
+            })
+            .collect(),
+    });
     Ok(ExitCode::SUCCESS)
 }

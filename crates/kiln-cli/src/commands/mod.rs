@@ -33,8 +33,10 @@ pub(crate) fn run(cli: &Cli, reporter: &Reporter) -> Result<ExitCode> {
     }
 }
 
-fn load_workspace(cli: &Cli) -> Result<Workspace> {
-    Workspace::load(cli.global.manifest_path.as_deref(), cli.global.flags())
+/// The workspace, its settings resolved with `flags` (the command's own over the
+/// global ones: see `args`).
+fn load_workspace(cli: &Cli, flags: kiln_config::Flags) -> Result<Workspace> {
+    Workspace::load(cli.global.manifest_path.as_deref(), flags)
 }
 
 /// The local cache, where the settings put it (`KILN_CACHE_DIR`, `cache-dir`, the
@@ -52,21 +54,22 @@ fn open_remote(ws: &Workspace, r: &Reporter) -> Result<Option<kiln_remote::Remot
     let Some(url) = &s.remote.value else {
         return Ok(None);
     };
-    let remote = kiln_remote::open(url, s.insecure.value, s.remote_timeout.value)?;
+    let remote = kiln_remote::open(url, s.insecure.value, s.remote_timeout.value, &s.access)?;
     // The signing key comes from the environment only (a CI secret), never a file.
     let cache = kiln_remote::RemoteCache::new(remote, s.uploads())
         .with_trust(s.trust.keys.value.clone(), s.trust.signer.clone());
     if let Some(why) = cache.stats().skipped {
-        r.warn(&format!("remote cache skipped, building locally: {why}"));
+        r.emit(&kiln_schema::Event::Warning(
+            kiln_schema::Warning::RemoteSkipped {
+                remote: url.to_string(),
+                why,
+            },
+        ));
     }
     Ok(Some(cache))
 }
 
 /// A path relative to the current directory when it is below it, for shorter output.
 fn short(path: &std::path::Path) -> String {
-    let cwd = std::env::current_dir().unwrap_or_default();
-    path.strip_prefix(&cwd)
-        .unwrap_or(path)
-        .display()
-        .to_string()
+    kiln_fs::display_path(path)
 }

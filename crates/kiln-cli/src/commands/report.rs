@@ -3,11 +3,12 @@
 use super::{load_workspace, short};
 use crate::args::{Cli, ReportArgs};
 use crate::reporter::Reporter;
-use kiln_diagnostics::{Error, IoContext, Result};
+use kiln_diagnostics::{Error, Result};
+use kiln_schema::{Event, Warning};
 use std::process::ExitCode;
 
 pub(crate) fn report(cli: &Cli, args: &ReportArgs, r: &Reporter) -> Result<ExitCode> {
-    let ws = load_workspace(cli)?;
+    let ws = load_workspace(cli, cli.global.flags())?;
     let source = args
         .metrics
         .clone()
@@ -27,27 +28,33 @@ pub(crate) fn report(cli: &Cli, args: &ReportArgs, r: &Reporter) -> Result<ExitC
         .unwrap_or_else(|| ws.target_dir.join("kiln/report.html"));
     kiln_fs::write_atomic(&out, kiln_metrics::report_html(&metrics).as_bytes())?;
     // The time breakdown in the terminal too: where a cold build went.
-    for (what, wall, cpu, idle) in kiln_metrics::breakdown_rows(&metrics) {
-        let detail = match (cpu, idle) {
-            (Some(c), Some(i)) => format!(", CPU {c:.1}s, cores {:.0}% idle", i * 100.0),
-            _ => String::new(),
-        };
-        r.info("Time", &format!("{wall:.1}s {what}{detail}"));
-    }
-    for (what, secs) in kiln_metrics::slowest_crates(&metrics, 10) {
-        r.info("Slowest", &format!("{secs:>7.1}s {what}"));
-    }
-    r.status("Wrote", &short(&out));
+    r.emit(&Event::ReportWritten {
+        path: short(&out),
+        breakdown: kiln_metrics::breakdown_rows(&metrics),
+        slowest: kiln_metrics::slowest_crates(&metrics, 10),
+    });
     if args.open {
         let opener = if cfg!(target_os = "macos") {
             "open"
         } else {
             "xdg-open"
         };
-        std::process::Command::new(opener)
+        let opened = std::process::Command::new(opener)
             .arg(&out)
-            .spawn()
-            .io_context("run", std::path::Path::new(opener))?;
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        match opened {
+            Ok(s) if s.success() => {}
+            Ok(s) => r.emit(&Event::Warning(Warning::NoBrowser {
+                page: short(&out),
+                error: format!("{opener} exited with {s}"),
+            })),
+            Err(e) => r.emit(&Event::Warning(Warning::NoBrowser {
+                page: short(&out),
+                error: format!("{opener}: {e}"),
+            })),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

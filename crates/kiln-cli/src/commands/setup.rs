@@ -6,7 +6,8 @@ use crate::reporter::Reporter;
 use kiln_build::{BuildRequest, Plan};
 use kiln_config::BackendChoice;
 use kiln_diagnostics::{Error, Result};
-use kiln_toolchain::{Prerequisite, Probe, Target};
+use kiln_schema::{Event, ToolState, Warning};
+use kiln_toolchain::{Prerequisite, Probe};
 use std::process::ExitCode;
 
 pub(crate) fn setup(cli: &Cli, args: &SetupArgs, r: &Reporter) -> Result<ExitCode> {
@@ -21,7 +22,14 @@ pub(crate) fn setup(cli: &Cli, args: &SetupArgs, r: &Reporter) -> Result<ExitCod
         .map_or_else(|| std::env::current_dir().unwrap_or_default(), Into::into);
     pinned_toolchain(&here, args, r)?;
     // Inside a workspace, prepare for what it builds; elsewhere, for the defaults.
-    let ws = load_workspace(cli).ok();
+    let ws = load_workspace(
+        cli,
+        kiln_config::Flags {
+            targets: args.targets.clone(),
+            ..cli.global.flags()
+        },
+    )
+    .ok();
     let dir = ws.as_ref().map_or_else(
         || std::env::current_dir().unwrap_or_default(),
         |w| w.root.clone(),
@@ -29,11 +37,7 @@ pub(crate) fn setup(cli: &Cli, args: &SetupArgs, r: &Reporter) -> Result<ExitCod
     let mut native = Vec::new();
     let (targets, needs_zig) = match &ws {
         Some(ws) => {
-            let req = BuildRequest {
-                targets: args.targets.clone(),
-                ..Default::default()
-            };
-            let sel = req.resolve(ws)?;
+            let sel = BuildRequest::default().resolve(ws)?;
             // The plan names the native libraries the graph needs (and fails on one
             // kiln can't provide).
             let cache = super::open_cache(ws)?;
@@ -48,24 +52,21 @@ pub(crate) fn setup(cli: &Cli, args: &SetupArgs, r: &Reporter) -> Result<ExitCod
             };
             (sel.targets, zig)
         }
-        None if args.targets.is_empty() => (Target::defaults(), true),
-        None => (
-            args.targets
-                .iter()
-                .map(|t| Target::parse(t))
-                .collect::<Result<_>>()?,
-            true,
-        ),
+        None => (kiln_config::parse_targets(&args.targets)?, true),
     };
     let list = Probe::check(&dir, &targets, needs_zig);
     report(r, &list);
-    super::build::report_native(r, &native);
+    if !native.is_empty() {
+        r.emit(&Event::NativeNeeded {
+            native: super::build::native_records(&native),
+        });
+    }
     let missing: Vec<&Prerequisite> = list
         .iter()
         .filter(|p| p.required && p.found.is_none())
         .collect();
     if missing.is_empty() {
-        r.status("Ready", "everything kiln needs is installed");
+        r.emit(&Event::Ready);
         return Ok(ExitCode::SUCCESS);
     }
     if args.check {
@@ -86,12 +87,18 @@ pub(crate) fn setup(cli: &Cli, args: &SetupArgs, r: &Reporter) -> Result<ExitCod
         .iter()
         .filter(|p| matches!(p.install, kiln_toolchain::Install::Command(_)))
     {
-        r.status("Installing", &format!("{} (`{}`)", p.name, p.install));
+        r.emit(&Event::Installing {
+            what: p.name.clone(),
+            how: format!("`{}`", p.install),
+        });
         Probe::install(&dir, p)?;
     }
     if !python.is_empty() {
         let install = kiln_toolchain::Install::Python(python.clone());
-        r.status("Installing", &format!("{} ({install})", python.join(", ")));
+        r.emit(&Event::Installing {
+            what: python.join(", "),
+            how: install.to_string(),
+        });
         kiln_toolchain::install_python_tools(&python)?;
     }
     let after = Probe::check(&dir, &targets, needs_zig);
@@ -101,23 +108,27 @@ pub(crate) fn setup(cli: &Cli, args: &SetupArgs, r: &Reporter) -> Result<ExitCod
                 .hint(format!("install it by hand: {}", p.install)),
         );
     }
-    r.status("Ready", "everything kiln needs is installed");
+    r.emit(&Event::Ready);
     Ok(ExitCode::SUCCESS)
 }
 
 fn report(r: &Reporter, list: &[Prerequisite]) {
     for p in list {
-        match (&p.found, p.required) {
-            (Some(v), _) => r.status("Found", &format!("{} ({})", p.name, first_line(v))),
-            (None, true) => r.warn(&format!("{} is missing (install: {})", p.name, p.install)),
-            (None, false) => r.info(
-                "Optional",
-                &format!(
-                    "{} is not installed; this workspace doesn't need it",
-                    p.name
-                ),
-            ),
+        let state = match (&p.found, p.required) {
+            (Some(v), _) => ToolState::Found { version: v.clone() },
+            (None, true) => ToolState::Missing,
+            (None, false) => ToolState::NotNeeded,
+        };
+        if state == ToolState::Missing {
+            r.emit(&Event::Warning(Warning::ToolMissing {
+                tool: p.name.clone(),
+                install: p.install.to_string(),
+            }));
         }
+        r.emit(&Event::Tool {
+            name: p.name.clone(),
+            state,
+        });
     }
 }
 
@@ -130,14 +141,7 @@ fn pinned_toolchain(dir: &std::path::Path, args: &SetupArgs, r: &Reporter) -> Re
     let Some(name) = kiln_toolchain::missing_toolchain(dir) else {
         return Ok(());
     };
-    let targets = if args.targets.is_empty() {
-        Target::defaults()
-    } else {
-        args.targets
-            .iter()
-            .map(|t| Target::parse(t))
-            .collect::<Result<_>>()?
-    };
+    let targets = kiln_config::parse_targets(&args.targets)?;
     let install = kiln_toolchain::toolchain_install(&pinned, &targets);
     if args.check {
         return Err(Error::environment(format!(
@@ -146,14 +150,10 @@ fn pinned_toolchain(dir: &std::path::Path, args: &SetupArgs, r: &Reporter) -> Re
         ))
         .hint("run `kiln setup` to install it"));
     }
-    r.status(
-        "Installing",
-        &format!(
-            "rust toolchain {} (`{}`)",
-            pinned.channel,
-            install.join(" ")
-        ),
-    );
+    r.emit(&Event::Installing {
+        what: format!("rust toolchain {}", pinned.channel),
+        how: format!("`{}`", install.join(" ")),
+    });
     let p = Prerequisite {
         name: format!("rust toolchain {}", pinned.channel),
         found: None,
@@ -171,8 +171,4 @@ fn pinned_toolchain(dir: &std::path::Path, args: &SetupArgs, r: &Reporter) -> Re
         )));
     }
     Ok(())
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or_default()
 }

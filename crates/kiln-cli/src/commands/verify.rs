@@ -11,7 +11,11 @@ pub(crate) fn verify(cli: &Cli, args: &VerifyArgs, r: &Reporter) -> Result<ExitC
     // Without `--out` the store is the workspace's; with it, no workspace is needed.
     let root = match &args.out {
         Some(out) => out.clone(),
-        None => kiln_build::artifact_dir(&load_workspace(cli)?, None),
+        None => load_workspace(cli, cli.global.flags())?
+            .settings
+            .artifact_dir
+            .value
+            .clone(),
     };
     let store = Store::new(&root);
     if !root.join("checksums.json").is_file() {
@@ -22,7 +26,7 @@ pub(crate) fn verify(cli: &Cli, args: &VerifyArgs, r: &Reporter) -> Result<ExitC
         .hint("run `kiln build` first, or pass `--out DIR` to verify another store"));
     }
     let report = store.verify()?;
-    r.event(&kiln_schema::Event::VerifyFinished {
+    r.emit(&kiln_schema::Event::VerifyFinished {
         checked: report.checked,
         problems: report
             .problems
@@ -32,16 +36,10 @@ pub(crate) fn verify(cli: &Cli, args: &VerifyArgs, r: &Reporter) -> Result<ExitC
                 detail: p.detail.clone(),
             })
             .collect(),
+        store: short(&root),
     });
     if report.problems.is_empty() {
-        r.status(
-            "Verified",
-            &format!("{} artifacts in {}", report.checked, short(&root)),
-        );
         return Ok(ExitCode::SUCCESS);
-    }
-    for p in &report.problems {
-        r.error(&Error::new(Kind::VerifyFailed, p.to_string()));
     }
     Err(Error::new(
         Kind::VerifyFailed,

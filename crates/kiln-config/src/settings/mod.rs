@@ -169,10 +169,6 @@ pub struct Settings {
     pub access: Access,
     /// `KILN_IMAGE_SIGNING_KEY`: the key `kiln image --push` signs with.
     pub image_signing_key: Option<Secret>,
-    /// How often a build says it is alive in a CI log.
-    pub heartbeat: Duration,
-    /// Where `kiln setup` keeps the tools it installs for kiln.
-    pub tools_dir: Option<PathBuf>,
     /// Whether this process runs in CI.
     pub in_ci: bool,
     /// The user set `RUSTC_WRAPPER`, which wins over sccache.
@@ -252,7 +248,11 @@ impl Settings {
             "--out",
         );
         let max_memory = layered(None, config.max_memory, "max-memory")?.or_flag(
-            flags.max_memory.as_deref().map(MemoryLimit::parse).transpose()?,
+            flags
+                .max_memory
+                .as_deref()
+                .map(MemoryLimit::parse)
+                .transpose()?,
             "--max-memory",
         );
         if flags.jobs == Some(0) {
@@ -290,8 +290,6 @@ impl Settings {
             trust: Trust::resolve(env, cache.trusted_keys.clone())?,
             access: env.access(),
             image_signing_key: env.image_signing_key.clone(),
-            heartbeat: env.heartbeat.unwrap_or(Duration::from_secs(30)),
-            tools_dir: env.tools_dir(),
             in_ci: env.in_ci,
             rustc_wrapper: env.rustc_wrapper,
             locked: switch(
@@ -337,7 +335,6 @@ impl Settings {
         self.upload.value.enabled(self.in_ci)
     }
 }
-
 
 /// Targets as typed, parsed; two targets that would write the same store path (musl
 /// and glibc for one arch) are an error; a target named twice counts once.
@@ -390,7 +387,6 @@ fn default_cache_dir(env: &Env) -> Option<PathBuf> {
         home.join(".cache/kiln")
     })
 }
-
 
 #[cfg(test)]
 mod tests;

@@ -25,7 +25,12 @@ fn row<T>(key: &'static str, s: &Setting<T>, value: String) -> SettingRow {
 }
 
 /// A key of the config file only: its value, or the default's words.
-fn file<T>(key: &'static str, v: Option<T>, show: impl Fn(T) -> String, default: &str) -> SettingRow {
+fn file<T>(
+    key: &'static str,
+    v: Option<T>,
+    show: impl Fn(T) -> String,
+    default: &str,
+) -> SettingRow {
     let (value, origin) = match v {
         Some(v) => (show(v), Origin::Config(key)),
         None => (default.to_string(), Origin::Default),
@@ -55,12 +60,27 @@ impl Settings {
                     .collect::<Vec<_>>()
                     .join(", "),
             ),
-            file("packages", config.packages.as_deref(), list, "every member with a binary"),
-            file("binaries", config.binaries.as_deref(), list, "every binary of those packages"),
+            file(
+                "packages",
+                config.packages.as_deref(),
+                list,
+                "every member with a binary",
+            ),
+            file(
+                "binaries",
+                config.binaries.as_deref(),
+                list,
+                "every binary of those packages",
+            ),
             file("exclude", config.exclude.as_deref(), list, "none"),
             row("profile", &self.profile, self.profile.value.clone()),
             file("features", config.features.as_deref(), list, "none"),
-            file("all-features", config.all_features, |b| b.to_string(), "false"),
+            file(
+                "all-features",
+                config.all_features,
+                |b| b.to_string(),
+                "false",
+            ),
             file(
                 "no-default-features",
                 config.no_default_features,
@@ -132,7 +152,11 @@ impl Settings {
                     .as_ref()
                     .map_or("none".into(), |r| r.to_string()),
             ),
-            row("cache.upload", &self.upload, self.upload.value.name().into()),
+            row(
+                "cache.upload",
+                &self.upload,
+                self.upload.value.name().into(),
+            ),
             row(
                 "cache.sccache",
                 &self.sccache,
@@ -198,9 +222,19 @@ fn image_rows(config: &Config) -> Vec<SettingRow> {
             .join(", ")
     };
     vec![
-        file("image.name", i.name, |n| n, "the workspace directory's name"),
+        file(
+            "image.name",
+            i.name,
+            |n| n,
+            "the workspace directory's name",
+        ),
         file("image.base", i.base, |b| b, "scratch"),
-        file("image.binaries", i.binaries, |b| list(&b), "every binary in the store"),
+        file(
+            "image.binaries",
+            i.binaries,
+            |b| list(&b),
+            "every binary in the store",
+        ),
         file(
             "image.entrypoint",
             i.entrypoint,
@@ -221,7 +255,12 @@ fn image_rows(config: &Config) -> Vec<SettingRow> {
             "none",
         ),
         file("image.volumes", i.volumes, |v| list(&v), "none"),
-        file("image.workdir", i.workdir, |w| w, "the first volume, else /"),
+        file(
+            "image.workdir",
+            i.workdir,
+            |w| w,
+            "the first volume, else /",
+        ),
         file("image.env", i.env, map, "none"),
         file("image.labels", i.labels, map, "none"),
         file("image.annotations", i.annotations, map, "none"),
@@ -231,6 +270,11 @@ fn image_rows(config: &Config) -> Vec<SettingRow> {
             |b| b.to_string(),
             "true",
         ),
-        file("image.source", i.source, |s| s, "the workspace's `repository`"),
+        file(
+            "image.source",
+            i.source,
+            |s| s,
+            "the workspace's `repository`",
+        ),
     ]
 }

@@ -87,8 +87,8 @@ fn cargo_flags_from_flag_env_or_file() {
         frozen: true,
         ..Flags::default()
     };
-    let s = Settings::resolve(&c, Path::new("/"), &env(&[("KILN_LOCKED", "false")]), flags)
-        .unwrap();
+    let s =
+        Settings::resolve(&c, Path::new("/"), &env(&[("KILN_LOCKED", "false")]), flags).unwrap();
     assert_eq!(s.cargo_flags(), ["--frozen"]);
     assert!(Settings::resolve(
         &c,
@@ -142,8 +142,13 @@ fn flags_win_and_typed_values_are_checked_when_read() {
     assert_eq!(s.artifact_dir.value, PathBuf::from("/elsewhere"));
     assert_eq!(s.profile.origin, Origin::Flag("--profile"));
     for (top, cache) in [("targets = [\"sparc\"]", ""), ("", "remote = \"ftp://x\"")] {
-        let e = Settings::resolve(&config(top, cache), Path::new("/ws"), &env(&[]), Flags::default())
-            .unwrap_err();
+        let e = Settings::resolve(
+            &config(top, cache),
+            Path::new("/ws"),
+            &env(&[]),
+            Flags::default(),
+        )
+        .unwrap_err();
         assert_eq!(e.kind().exit_code(), 2, "{e}");
     }
     let jobs = Flags {

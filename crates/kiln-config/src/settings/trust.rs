@@ -54,4 +54,3 @@ impl Trust {
         Ok(Self { keys, signer })
     }
 }
-

@@ -68,7 +68,7 @@ fn musl_malloc_is_noted_once_per_binary_and_mimalloc_replaces_it_in_both_arches(
     }
     let plan = ws.kiln(&["plan"]);
     assert!(
-        plan.stderr.contains("because kiln's allocator added"),
+        plan.stderr.contains("because the allocator added"),
         "{}",
         plan.stderr
     );

@@ -1,0 +1,61 @@
+//! Before cargo runs: the target dir is locked and claimed for this checkout, the
+//! rustup targets installed, the backends checked.
+
+use super::{BuildContext, Wanted};
+use crate::plan::Plan;
+use kiln_diagnostics::Result;
+use kiln_schema::Note;
+use kiln_toolchain::{ensure_rust_targets, Backend, Target};
+use kiln_workspace::Workspace;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Holds the target dir for this build (released when the file is dropped).
+pub(super) fn lock_target_dir(target_dir: &Path) -> Result<std::fs::File> {
+    kiln_fs::lock(
+        &target_dir.join("kiln/build.lock"),
+        kiln_fs::LockMode::Exclusive,
+    )
+}
+
+/// Records this workspace as the target dir's user; returns the previous user when
+/// it was another checkout (cargo compares mtimes, not contents, so two checkouts of
+/// the same packages in one target dir can be served each other's outputs).
+pub(super) fn claim_target_dir(ws: &Workspace, plan: &Plan) -> Option<PathBuf> {
+    // Unrelated workspaces may share a target dir safely (their packages differ); it is
+    // another checkout of the same packages that cargo can't tell apart.
+    let names: Vec<&str> = ws.members.iter().map(|m| m.name.as_str()).collect();
+    let id = &kiln_fs::sha256_hex(names.join("\n").as_bytes())[..16];
+    let path = plan.target_dir.join("kiln/owners").join(id);
+    let previous = std::fs::read_to_string(&path).ok().map(PathBuf::from);
+    let _ = kiln_fs::write_atomic(&path, ws.root.to_string_lossy().as_bytes());
+    previous.filter(|p| *p != ws.root)
+}
+
+/// Installs missing rustup targets and checks the backends, for the units to build.
+pub(super) fn toolchains(cx: &BuildContext<'_>, wanted: &[Wanted<'_>]) -> Result<()> {
+    let targets: Vec<&Target> = wanted
+        .iter()
+        .map(|w| w.target)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let backends: BTreeSet<Backend> = wanted
+        .iter()
+        .map(|w| cx.plan.steps[w.step].invocation.backend)
+        .collect();
+    let (installed, backends_ok) = std::thread::scope(|s| {
+        let backends_ok = s.spawn(|| backends.iter().try_for_each(|b| b.check_available()));
+        (
+            ensure_rust_targets(&cx.ws.root, &targets),
+            backends_ok.join().expect("probe thread"),
+        )
+    });
+    backends_ok?;
+    for t in installed? {
+        cx.observer.note(Note::RustTargetInstalled {
+            target: t.triple.clone(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! The real cargo: started as the plan's invocation says, its JSON messages read
+//! for the binaries it built and the crates it finished, its stderr passed through
+//! (and kept for naming the cause when it fails before compiling).
+
+use super::cargo::{Built, CargoCall, CargoRunner, StepError};
+use crate::plan::Step;
+use cargo_metadata::Message;
+use kiln_diagnostics::{Error, Kind};
+use kiln_schema::Event;
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Starts the real cargo (or cargo-zigbuild, cross) as the plan says.
+pub(crate) struct ProcessRunner;
+
+impl CargoRunner for ProcessRunner {
+    fn run(&self, call: &CargoCall<'_>) -> std::result::Result<Vec<Built>, StepError> {
+        let step = call.step;
+        let inv = &step.invocation;
+        let mut cmd = Command::new(&inv.program);
+        cmd.args(&inv.args)
+            .envs(call.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(call.root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // cargo and rustc take their parallelism from this jobserver, which the memory
+        // governor can drain.
+        call.jobserver.configure(&mut cmd);
+        let mut child = cmd.spawn().map_err(|e| {
+            Error::environment(format!("failed to start `{}`", inv.program))
+                .with_source(e)
+                .hint("make sure cargo is installed and on PATH")
+        })?;
+        let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        let killed = std::sync::atomic::AtomicBool::new(false);
+        // The start of cargo's stderr, for naming the cause when the build fails before
+        // compiling (rustup, the network, the lockfile, the MSRV).
+        let tool_errors = std::sync::Mutex::new(String::new());
+        let mut built = Vec::new();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for line in BufReader::new(stderr)
+                    .lines()
+                    .map_while(std::io::Result::ok)
+                {
+                    if line.contains("signal: 9") || line.contains("SIGKILL") {
+                        killed.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    let mut t = tool_errors.lock().unwrap();
+                    if t.len() < 64 << 10 {
+                        t.push_str(&line);
+                        t.push('\n');
+                    }
+                    call.observer.cargo_stderr(&line);
+                }
+            });
+            for msg in Message::parse_stream(BufReader::new(stdout)).flatten() {
+                if let Message::CompilerArtifact(a) = msg {
+                    let triple = a
+                        .filenames
+                        .first()
+                        .and_then(|f| triple_of(f.as_std_path(), call.target_dir, step));
+                    call.observer.event(Event::CrateCompiled {
+                        name: a.target.name.clone(),
+                        target: triple.clone().unwrap_or_else(|| "host".into()),
+                    });
+                    let is_bin = a.target.is_bin() && step.bins.contains(&a.target.name);
+                    if let (true, Some(exe), Some(triple)) = (is_bin, a.executable, triple) {
+                        built.push(Built {
+                            step: call.index,
+                            bin: a.target.name.clone(),
+                            triple,
+                            path: exe.into_std_path_buf(),
+                        });
+                    }
+                }
+            }
+        });
+        let status = child
+            .wait()
+            .map_err(|e| Error::internal("failed to wait for cargo").with_source(e))?;
+        if !status.success() {
+            if killed.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StepError::Killed(killed_error(&step.package)));
+            }
+            let seen = tool_errors.into_inner().unwrap_or_default();
+            return Err(StepError::Failed(
+                inv.backend
+                    .diagnose_failure()
+                    .or_else(|| {
+                        kiln_toolchain::explain_seen(&format!("build `{}`", step.package), &seen)
+                    })
+                    .unwrap_or_else(|| step_failure(step, status)),
+            ));
+        }
+        expect_every_binary(step, built)
+    }
+}
+
+/// The error of a step whose compiler was killed.
+pub(crate) fn killed_error(package: &str) -> Error {
+    Error::environment(format!(
+        "a compiler building `{package}` was killed (signal 9), most likely out of memory"
+    ))
+    .hint("lower `--max-memory` (kiln then runs fewer jobs) or `--jobs`, or build one target at a time (`--target amd64`)")
+}
+
+/// Every binary x target of `step`, or an error naming how many cargo reported.
+fn expect_every_binary(
+    step: &Step,
+    built: Vec<Built>,
+) -> std::result::Result<Vec<Built>, StepError> {
+    let expected = step.bins.len() * step.targets.len();
+    let distinct: BTreeSet<(&str, &str)> = built
+        .iter()
+        .map(|b| (b.bin.as_str(), b.triple.as_str()))
+        .collect();
+    if distinct.len() != expected {
+        return Err(StepError::Failed(Error::internal(format!(
+            "cargo reported {} of the {expected} binaries expected from `{}`",
+            distinct.len(),
+            step.package
+        ))));
+    }
+    Ok(built)
+}
+
+fn step_failure(step: &Step, status: std::process::ExitStatus) -> Error {
+    let arches: Vec<&str> = step.targets.iter().map(|t| t.arch.as_str()).collect();
+    let what = format!("`{}` ({})", step.package, arches.join(", "));
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if status.signal() == Some(9) || status.code() == Some(137) {
+            return Error::environment(format!(
+                "the build of {what} was killed (signal 9), most likely out of memory"
+            ))
+            .hint("build fewer targets at once (`--target amd64`) or lower `--jobs`");
+        }
+    }
+    Error::new(Kind::BuildFailed, format!("failed to build {what}"))
+        .hint("fix the errors cargo printed above; the artifact store was left as it was")
+}
+
+/// The target triple an output file was built for, from its path under the target dir.
+fn triple_of(file: &Path, target_dir: &Path, step: &Step) -> Option<String> {
+    let rel = file.strip_prefix(target_dir).ok()?;
+    let first = rel.components().next()?.as_os_str().to_str()?;
+    step.targets
+        .iter()
+        .find(|t| t.triple == first)
+        .map(|t| t.triple.clone())
+}

@@ -1,0 +1,174 @@
+//! The build's rooms with fakes for what they drive: a cargo that "builds" by
+//! writing files (or gets killed), and a clock that moves only when told. The
+//! workspace is real (a one-package crate in a temp dir, read by `cargo metadata`);
+//! nothing compiles.
+
+use super::*;
+use crate::build::cargo::{CargoCall, StepError};
+use crate::observer::Recorder;
+use crate::BuildRequest;
+use kiln_schema::{Event, Warning};
+use std::sync::atomic::AtomicU32;
+use std::sync::Mutex;
+
+/// A clock the fake cargo moves forward.
+#[derive(Default)]
+struct FakeClock(Mutex<Duration>);
+
+impl FakeClock {
+    fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+}
+
+impl Clock for FakeClock {
+    fn now(&self) -> Duration {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// A cargo that takes `secs` on the fake clock, is killed the first `killed` times,
+/// and otherwise writes each binary it is asked for.
+struct FakeCargo<'c> {
+    clock: &'c FakeClock,
+    secs: u64,
+    killed: AtomicU32,
+    calls: Mutex<Vec<usize>>,
+}
+
+impl CargoRunner for FakeCargo<'_> {
+    fn run(&self, call: &CargoCall<'_>) -> std::result::Result<Vec<Built>, StepError> {
+        self.calls.lock().unwrap().push(call.index);
+        self.clock.advance(Duration::from_secs(self.secs));
+        if self.killed.load(Ordering::SeqCst) > 0 {
+            self.killed.fetch_sub(1, Ordering::SeqCst);
+            return Err(StepError::Killed(process::killed_error(&call.step.package)));
+        }
+        let mut built = Vec::new();
+        for t in &call.step.targets {
+            for bin in &call.step.bins {
+                let path = call.target_dir.join(&t.triple).join("release").join(bin);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, format!("{bin} for {}", t.triple)).unwrap();
+                built.push(Built {
+                    step: call.index,
+                    bin: bin.clone(),
+                    triple: t.triple.clone(),
+                    path,
+                });
+            }
+        }
+        Ok(built)
+    }
+}
+
+/// A one-package workspace (`app`, one binary) for amd64, without kiln's cache.
+fn workspace(dir: &std::path::Path) -> (Workspace, Plan) {
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"app\"\nversion = \"1.2.3\"\nedition = \"2021\"\n\n[workspace.metadata.kiln]\nsbom = []\nauditable = false\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/main.rs"), "fn main() {}\n").unwrap();
+    let flags = kiln_config::Flags {
+        targets: vec!["amd64".into()],
+        out: Some(dir.join("artifacts")),
+        max_memory: Some("1GiB".into()),
+        jobs: Some(4),
+        ..Default::default()
+    };
+    let ws = Workspace::load(Some(&dir.join("Cargo.toml")), flags).unwrap();
+    let sel = BuildRequest::default().resolve(&ws).unwrap();
+    let plan = Plan::new(&ws, &sel, &dir.join("native")).unwrap();
+    (ws, plan)
+}
+
+fn run(
+    dir: &std::path::Path,
+    cargo: &FakeCargo<'_>,
+    clock: &FakeClock,
+) -> (Result<BuildOutcome>, Vec<Event>) {
+    let (ws, plan) = workspace(dir);
+    let store = Store::new(dir.join("artifacts"));
+    let seen = Recorder::default();
+    let outcome = execute_with(&ws, &plan, &store, (None, None), &seen, cargo, clock);
+    (outcome, seen.0.into_inner().unwrap())
+}
+
+#[test]
+fn a_cold_build_installs_what_cargo_built_and_measures_it_by_the_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::default();
+    let cargo = FakeCargo {
+        clock: &clock,
+        secs: 7,
+        killed: AtomicU32::new(0),
+        calls: Mutex::default(),
+    };
+    let (outcome, events) = run(dir.path(), &cargo, &clock);
+    let outcome = outcome.unwrap();
+    assert_eq!(outcome.records.len(), 1);
+    let rec = &outcome.records[0];
+    assert_eq!(
+        (rec.binary.as_str(), rec.version.as_str()),
+        ("app", "1.2.3")
+    );
+    let installed = std::fs::read(dir.path().join("artifacts/linux/amd64/app")).unwrap();
+    assert_eq!(installed, b"app for x86_64-unknown-linux-musl");
+    assert_eq!(outcome.steps.len(), 1);
+    assert_eq!(
+        outcome.steps[0].wall_secs, 7.0,
+        "the fake clock's seven seconds"
+    );
+    assert_eq!(outcome.elapsed, Duration::from_secs(7));
+    assert!(events.iter().any(
+        |e| matches!(e, Event::BuildStarted { command, .. } if command.contains("--timings"))
+    ));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::StepFinished { elapsed_secs, .. } if *elapsed_secs == 7.0)));
+}
+
+#[test]
+fn a_killed_compiler_is_retried_once_with_half_the_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::default();
+    let cargo = FakeCargo {
+        clock: &clock,
+        secs: 1,
+        killed: AtomicU32::new(1),
+        calls: Mutex::default(),
+    };
+    let (outcome, events) = run(dir.path(), &cargo, &clock);
+    let outcome = outcome.unwrap();
+    let retry = events.iter().find_map(|e| match e {
+        Event::Warning(Warning::RetryingWithFewerJobs { jobs, fewer, .. }) => Some((*jobs, *fewer)),
+        _ => None,
+    });
+    let (jobs, fewer) = retry.expect("a retry warning");
+    assert_eq!(fewer, (jobs / 2).max(1));
+    assert!(outcome.steps[0].retried);
+    assert_eq!(outcome.steps[0].jobs, fewer);
+    assert_eq!(*cargo.calls.lock().unwrap(), [0, 0], "the step, twice");
+    assert_eq!(outcome.steps[0].wall_secs, 2.0, "both tries count");
+}
+
+#[test]
+fn killed_twice_fails_and_leaves_the_store_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("artifacts/linux/amd64");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(store.join("app"), b"the good one").unwrap();
+    let clock = FakeClock::default();
+    let cargo = FakeCargo {
+        clock: &clock,
+        secs: 1,
+        killed: AtomicU32::new(2),
+        calls: Mutex::default(),
+    };
+    let (outcome, _) = run(dir.path(), &cargo, &clock);
+    let e = outcome.unwrap_err();
+    assert!(e.to_string().contains("was killed (signal 9)"), "{e}");
+    assert_eq!(std::fs::read(store.join("app")).unwrap(), b"the good one");
+}

@@ -1,0 +1,426 @@
+//! What the other commands say: plan, verify, cache, affected, config, setup, image,
+//! dockerfile, ci, report.
+
+use super::{arch_of, line, notices, Line, Style, View};
+use kiln_metrics::human_bytes as size;
+use kiln_schema::{Event, SyncDirection, ToolState, WorkflowState};
+
+/// The words for a command's event.
+pub(super) fn render(e: &Event, v: View) -> Vec<Line> {
+    match e {
+        Event::PlanUnit {
+            binary,
+            state,
+            arches,
+            because,
+        } => {
+            let because = if because.is_empty() {
+                String::new()
+            } else {
+                format!("   because {}", notices::reasons(because))
+            };
+            let state = match state {
+                kiln_schema::UnitState::Fresh => "fresh",
+                kiln_schema::UnitState::Restore => "restore",
+                kiln_schema::UnitState::Rebuild => "rebuild",
+            };
+            vec![line(
+                Style::Plain,
+                format!("   {state:<8}{binary:<24}{}{because}", arches.join(",")),
+            )]
+        }
+        Event::PlanStep {
+            package,
+            targets,
+            backend,
+            c_deps,
+            workspace_c_deps,
+            command,
+            overrides,
+            native,
+            ..
+        } => {
+            let why = match (c_deps.is_empty(), workspace_c_deps.is_empty()) {
+                (false, _) => format!("compiles C via {}", c_deps.join(", ")),
+                (true, true) => "pure Rust".to_string(),
+                (true, false) => format!(
+                    "pure Rust, but the workspace compiles C via {}: one backend keeps shared crates built once",
+                    workspace_c_deps.join(", ")
+                ),
+            };
+            let arches: Vec<&str> = targets.iter().map(|t| arch_of(t)).collect();
+            let mut out = vec![line(
+                Style::Info("Backend"),
+                format!(
+                    "{package} ({}) with {} ({why})",
+                    arches.join(", "),
+                    backend.name()
+                ),
+            )];
+            out.extend(
+                overrides
+                    .iter()
+                    .map(|o| line(Style::Info("Override"), o.to_string())),
+            );
+            out.extend(natives(native));
+            if v.verbose {
+                out.push(line(Style::Info("Command"), command.clone()));
+            }
+            out
+        }
+        Event::PlanResources {
+            budget_bytes,
+            budget_source,
+            jobs,
+            limited_by,
+            per_job_bytes,
+            estimate_source,
+        } => vec![line(
+            Style::Info("Memory"),
+            format!(
+                "budget {} ({budget_source}); {jobs} job(s) at a time (limited by {limited_by}; ~{} per job, {estimate_source}); cargo runs each package's targets in parallel under kiln's jobserver",
+                size(*budget_bytes),
+                size(*per_job_bytes)
+            ),
+        )],
+        Event::NativeNeeded { native } => natives(native),
+        Event::VerifyFinished {
+            checked,
+            problems,
+            store,
+        } => {
+            if problems.is_empty() {
+                return vec![line(
+                    Style::Status("Verified"),
+                    format!("{checked} artifacts in {store}"),
+                )];
+            }
+            problems
+                .iter()
+                .map(|p| line(Style::Error, format!("{}: {}", p.path, p.detail)))
+                .collect()
+        }
+        Event::CacheStats(s) => cache_stats(s),
+        Event::CacheCollected {
+            entries_removed,
+            bytes_freed,
+            bytes_left,
+        } => vec![line(
+            Style::Status("Collected"),
+            format!(
+                "{entries_removed} entries, {} freed, {} left",
+                size(*bytes_freed),
+                size(*bytes_left)
+            ),
+        )],
+        Event::CacheCleared { root } => vec![line(Style::Status("Cleared"), root.clone())],
+        Event::CacheSynced {
+            direction,
+            moved,
+            total,
+            bytes,
+            remote,
+            missing,
+        } => {
+            let (verb, way) = synced(*direction);
+            let missing = match (missing, direction) {
+                (0, _) => String::new(),
+                (n, SyncDirection::Push) => format!("; {n} not in the local cache (run `kiln build`)"),
+                (n, SyncDirection::Pull) => {
+                    format!("; {n} not cached anywhere yet (run `kiln build`)")
+                }
+            };
+            vec![line(
+                Style::Status(verb),
+                format!("{moved} of {total} binaries ({}) {way} {remote}{missing}", size(*bytes)),
+            )]
+        }
+        Event::KeyGenerated {
+            name,
+            public_key,
+            secret_file,
+        } => vec![
+            line(
+                Style::Status("Generated"),
+                format!(
+                    "key `{name}`: secret key in `{secret_file}` (store it as the CI secret KILN_CACHE_SIGNING_KEY; never commit it)"
+                ),
+            ),
+            line(
+                Style::Plain,
+                format!("add the public key to Cargo.toml:\n\n[workspace.metadata.kiln.cache]\ntrusted-keys = [\"{public_key}\"]\n"),
+            ),
+            line(Style::Data, public_key.clone()),
+        ],
+        Event::Affected {
+            merge_base,
+            affected,
+            total,
+            ..
+        } => {
+            let mut out: Vec<Line> = affected
+                .iter()
+                .map(|u| {
+                    line(
+                        Style::Data,
+                        format!("{} {} (because {} changed)", u.package, u.platform, u.because.join(", ")),
+                    )
+                })
+                .collect();
+            let since = if merge_base.is_empty() {
+                "(everything)".to_string()
+            } else {
+                format!("since {}", &merge_base[..12.min(merge_base.len())])
+            };
+            out.push(line(
+                Style::Info("Affected"),
+                format!("{} of {total} binary packages x targets {since}", affected.len()),
+            ));
+            out
+        }
+        Event::Settings { settings } => settings
+            .iter()
+            .map(|s| line(Style::Data, format!("{:<18} {:<24} ({})", s.key, s.value, s.origin)))
+            .collect(),
+        Event::Tool { name, state } => tool(name, state).into_iter().collect(),
+        Event::Installing { what, how } => {
+            vec![line(Style::Status("Installing"), format!("{what} ({how})"))]
+        }
+        Event::Ready => vec![line(
+            Style::Status("Ready"),
+            "everything kiln needs is installed",
+        )],
+        Event::ImageStarted {
+            name,
+            platforms,
+            store,
+            base,
+        } => {
+            let mut out = Vec::new();
+            if let Some(b) = base {
+                out.push(line(Style::Status("Pulling"), format!("base image {b}")));
+            }
+            out.push(line(
+                Style::Status("Assembling"),
+                format!("{name} ({}) from {store}", platforms.join(", ")),
+            ));
+            out
+        }
+        Event::ImageWritten { .. } => image(e),
+        Event::DockerfileWritten {
+            dockerfile,
+            dockerignore,
+            rootfs,
+            base,
+            next,
+        } => vec![
+            line(
+                Style::Status("Wrote"),
+                format!(
+                    "{dockerfile}, {dockerignore}{} (base {base})",
+                    rootfs.as_ref().map(|r| format!(", {r}/")).unwrap_or_default()
+                ),
+            ),
+            line(Style::Info("Next"), next.clone()),
+        ],
+        Event::WorkflowWritten { path, state } => vec![workflow(path, state)],
+        Event::ReportWritten {
+            path,
+            breakdown,
+            slowest,
+        } => {
+            let mut out: Vec<Line> = breakdown
+                .iter()
+                .map(|(what, wall, cpu, idle)| {
+                    let detail = match (cpu, idle) {
+                        (Some(c), Some(i)) => format!(", CPU {c:.1}s, cores {:.0}% idle", i * 100.0),
+                        _ => String::new(),
+                    };
+                    line(Style::Info("Time"), format!("{wall:.1}s {what}{detail}"))
+                })
+                .collect();
+            out.extend(
+                slowest
+                    .iter()
+                    .map(|(what, secs)| line(Style::Info("Slowest"), format!("{secs:>7.1}s {what}"))),
+            );
+            out.push(line(Style::Status("Wrote"), path.clone()));
+            out
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// One line per native library kiln provides: which, for what, and who needs it.
+fn natives(native: &[kiln_schema::NativeRecord]) -> Vec<Line> {
+    native
+        .iter()
+        .map(|n| {
+            let state = if n.ready {
+                "built already"
+            } else {
+                "kiln builds it once"
+            };
+            line(
+                Style::Info("Native"),
+                format!(
+                    "{} for {} ({state}), for {} via {}",
+                    n.library,
+                    arch_of(&n.target),
+                    n.krate,
+                    n.chain.join(" -> ")
+                ),
+            )
+        })
+        .collect()
+}
+
+fn cache_stats(s: &kiln_schema::CacheStats) -> Vec<Line> {
+    let lookups = s.recent_hits + s.recent_misses;
+    let rate = |n: u64| {
+        if lookups == 0 {
+            "no builds yet".to_string()
+        } else {
+            format!("{:.0}%", 100.0 * n as f64 / lookups as f64)
+        }
+    };
+    let mut out = vec![
+        line(Style::Info("Cache"), s.root.clone()),
+        line(
+            Style::Info("Entries"),
+            format!("{} ({})", s.entries, size(s.bytes)),
+        ),
+        line(
+            Style::Info("Hit rate"),
+            format!(
+                "{} ({} hits, {} misses over the last {} builds)",
+                rate(s.recent_hits),
+                s.recent_hits,
+                s.recent_misses,
+                s.builds.min(50)
+            ),
+        ),
+    ];
+    if s.recent_remote_hits + s.recent_bytes_up > 0 {
+        out.push(line(
+            Style::Info("Remote"),
+            format!(
+                "{} of lookups served remotely ({} hits); {} down, {} up",
+                if lookups == 0 {
+                    "0%".into()
+                } else {
+                    rate(s.recent_remote_hits)
+                },
+                s.recent_remote_hits,
+                size(s.recent_bytes_down),
+                size(s.recent_bytes_up)
+            ),
+        ));
+    }
+    out
+}
+
+fn image(e: &Event) -> Vec<Line> {
+    let Event::ImageWritten {
+        digest,
+        platforms,
+        layers,
+        outputs,
+        pushed,
+        cached_layers,
+        attached,
+        uploaded,
+        signed,
+    } = e
+    else {
+        return Vec::new();
+    };
+    let short = |d: &str| {
+        d.trim_start_matches("sha256:")
+            .chars()
+            .take(12)
+            .collect::<String>()
+    };
+    let mut out: Vec<Line> = layers
+        .iter()
+        .map(|(d, bytes, what)| {
+            let cached = if cached_layers.contains(d) {
+                " (cached)"
+            } else {
+                ""
+            };
+            line(
+                Style::Info("Layer"),
+                format!("{} {:>9}  {what}{cached}", short(d), size(*bytes)),
+            )
+        })
+        .collect();
+    out.extend(
+        platforms
+            .iter()
+            .map(|(p, d)| line(Style::Info("Manifest"), format!("{p} {d}"))),
+    );
+    out.extend(attached.iter().map(|(kind, platform, d)| {
+        line(Style::Info("Attached"), format!("{kind} to {platform} {d}"))
+    }));
+    out.push(line(
+        Style::Status("Wrote"),
+        format!("{} {digest}", outputs.join(", ")),
+    ));
+    if !pushed.is_empty() {
+        let (blobs, bytes, there) = uploaded;
+        out.push(line(
+            Style::Status("Pushed"),
+            format!(
+                "{} ({blobs} blobs uploaded, {}; {there} already there) {digest}",
+                pushed.join(", "),
+                size(*bytes)
+            ),
+        ));
+        if !attached.is_empty() {
+            out.push(line(
+                Style::Status("Referred"),
+                format!("{} attachments to their platform manifests", attached.len()),
+            ));
+        }
+    }
+    if let Some(s) = signed {
+        out.push(line(Style::Status("Signed"), format!("{digest} as {s}")));
+    }
+    out
+}
+
+/// `kiln cache push|pull`: what moved.
+fn synced(direction: SyncDirection) -> (&'static str, &'static str) {
+    match direction {
+        SyncDirection::Push => ("Pushed", "to"),
+        SyncDirection::Pull => ("Pulled", "from"),
+    }
+}
+
+/// `kiln setup`: a tool's line.
+fn tool(name: &str, state: &ToolState) -> Option<Line> {
+    match state {
+        ToolState::Found { version } => Some(line(
+            Style::Status("Found"),
+            format!("{name} ({})", version.lines().next().unwrap_or_default()),
+        )),
+        ToolState::Missing => None,
+        ToolState::NotNeeded => Some(line(
+            Style::Info("Optional"),
+            format!("{name} is not installed; this workspace doesn't need it"),
+        )),
+    }
+}
+
+/// `kiln ci github`: the workflow's line.
+fn workflow(path: &str, state: &WorkflowState) -> Line {
+    match state {
+        WorkflowState::Written => line(Style::Status("Wrote"), path),
+        WorkflowState::Fresh => line(Style::Status("Fresh"), format!("{path} is up to date")),
+        WorkflowState::FreshButActions => line(
+            Style::Status("Fresh"),
+            format!("{path} is up to date but for action versions"),
+        ),
+    }
+}
