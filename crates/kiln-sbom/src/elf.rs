@@ -71,9 +71,9 @@ pub(crate) fn object_with_section(machine: u16, name: &str, data: &[u8]) -> Vec<
     out.extend_from_slice(&shstrtab);
     out.resize(shoff, 0);
 
-    #[allow(clippy::too_many_arguments)]
-    fn shdr(
-        out: &mut Vec<u8>,
+    // One section header: name, type, where and how long, link, info, alignment,
+    // entry size (flags and address are 0 for these sections).
+    struct Shdr {
         name: u32,
         kind: u32,
         offset: usize,
@@ -82,54 +82,74 @@ pub(crate) fn object_with_section(machine: u16, name: &str, data: &[u8]) -> Vec<
         info: u32,
         align: u64,
         entsize: u64,
-    ) {
-        out.extend_from_slice(&name.to_le_bytes());
-        out.extend_from_slice(&kind.to_le_bytes());
+    }
+    let sections = [
+        Shdr {
+            name: 0,
+            kind: 0,
+            offset: 0,
+            size: 0,
+            link: 0,
+            info: 0,
+            align: 0,
+            entsize: 0,
+        },
+        // SHT_PROGBITS
+        Shdr {
+            name: data_name,
+            kind: 1,
+            offset: data_off,
+            size: data.len(),
+            link: 0,
+            info: 0,
+            align: 1,
+            entsize: 0,
+        },
+        // SHT_SYMTAB: linked to .strtab (3); info = index of the first non-local symbol.
+        Shdr {
+            name: symtab_name,
+            kind: 2,
+            offset: symtab_off,
+            size: symtab.len(),
+            link: 3,
+            info: 1,
+            align: 8,
+            entsize: 24,
+        },
+        // SHT_STRTAB
+        Shdr {
+            name: strtab_name,
+            kind: 3,
+            offset: strtab_off,
+            size: strtab.len(),
+            link: 0,
+            info: 0,
+            align: 1,
+            entsize: 0,
+        },
+        Shdr {
+            name: shstrtab_name,
+            kind: 3,
+            offset: shstrtab_off,
+            size: shstrtab.len(),
+            link: 0,
+            info: 0,
+            align: 1,
+            entsize: 0,
+        },
+    ];
+    for h in sections {
+        out.extend_from_slice(&h.name.to_le_bytes());
+        out.extend_from_slice(&h.kind.to_le_bytes());
         out.extend_from_slice(&0u64.to_le_bytes()); // sh_flags
         out.extend_from_slice(&0u64.to_le_bytes()); // sh_addr
-        out.extend_from_slice(&(offset as u64).to_le_bytes());
-        out.extend_from_slice(&(size as u64).to_le_bytes());
-        out.extend_from_slice(&link.to_le_bytes());
-        out.extend_from_slice(&info.to_le_bytes());
-        out.extend_from_slice(&align.to_le_bytes());
-        out.extend_from_slice(&entsize.to_le_bytes());
+        out.extend_from_slice(&(h.offset as u64).to_le_bytes());
+        out.extend_from_slice(&(h.size as u64).to_le_bytes());
+        out.extend_from_slice(&h.link.to_le_bytes());
+        out.extend_from_slice(&h.info.to_le_bytes());
+        out.extend_from_slice(&h.align.to_le_bytes());
+        out.extend_from_slice(&h.entsize.to_le_bytes());
     }
-    shdr(&mut out, 0, 0, 0, 0, 0, 0, 0, 0);
-    shdr(&mut out, data_name, 1, data_off, data.len(), 0, 0, 1, 0); // SHT_PROGBITS
-                                                                    // SHT_SYMTAB: linked to .strtab (3); info = index of the first non-local symbol.
-    shdr(
-        &mut out,
-        symtab_name,
-        2,
-        symtab_off,
-        symtab.len(),
-        3,
-        1,
-        8,
-        24,
-    );
-    shdr(
-        &mut out,
-        strtab_name,
-        3,
-        strtab_off,
-        strtab.len(),
-        0,
-        0,
-        1,
-        0,
-    ); // SHT_STRTAB
-    shdr(
-        &mut out,
-        shstrtab_name,
-        3,
-        shstrtab_off,
-        shstrtab.len(),
-        0,
-        0,
-        1,
-        0,
-    );
     out
 }
 

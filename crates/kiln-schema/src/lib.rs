@@ -7,12 +7,14 @@
 
 mod events;
 mod inputs;
+mod kinds;
 mod notices;
 mod overrides;
 mod path;
 
 pub use events::*;
 pub use inputs::{Change, InputId, InputValue};
+pub use kinds::*;
 pub use notices::{CacheProblem, Note, Warning};
 pub use overrides::{ConfigSource, Override, Setting};
 pub use path::RelPath;

@@ -104,6 +104,9 @@ impl Workspace {
         let settings = Settings::load(&config, &root, flags)?;
         let mut cmd = MetadataCommand::new();
         cmd.manifest_path(&manifest);
+        // Cargo reads `.cargo/config.toml` from the current directory up; builds run
+        // at the root, so metadata (target dir, ...) must be read from there too.
+        cmd.current_dir(&root);
         cmd.other_options(
             settings
                 .cargo_flags()

@@ -169,3 +169,46 @@ impl About {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn about(link_dir: Option<PathBuf>) -> About {
+        About {
+            formats: vec![kiln_config::SbomFormat::Spdx],
+            created: "2026-01-01T00:00:00Z".into(),
+            auditable: true,
+            allocator: None,
+            native_root: PathBuf::from("/native"),
+            link_dir,
+        }
+    }
+
+    #[test]
+    fn objects_are_ready_for_the_wrapper_even_when_analysis_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("link");
+        let a = about(Some(link.clone()));
+        std::fs::create_dir_all(link.join("stale")).unwrap();
+        a.reset();
+        assert!(!link.exists(), "an earlier build's objects are gone");
+        // No units known (the analysis failed): the wrapper must not wait for ever.
+        a.write_objects(None, true).unwrap();
+        assert!(link.join("ready").is_file());
+        // Without a link dir there is nothing to write, and no error.
+        about(None).write_objects(None, true).unwrap();
+    }
+
+    #[test]
+    fn mimalloc_is_for_the_musl_binaries_configured() {
+        let mut a = about(None);
+        a.allocator = Some(kiln_config::AllocatorConfig::All(
+            kiln_config::Allocator::Mimalloc,
+        ));
+        let musl = Target::parse("amd64").unwrap();
+        let gnu = Target::parse("amd64-gnu").unwrap();
+        assert!(a.mimalloc_for("app", &musl));
+        assert!(!a.mimalloc_for("app", &gnu));
+    }
+}

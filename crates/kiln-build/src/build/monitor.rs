@@ -232,3 +232,32 @@ pub(crate) fn cargo_timings(target_dir: &Path, since: Instant) -> Vec<kiln_metri
         .map(|h| kiln_metrics::CrateTiming::from_cargo_html(&h))
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timings_are_this_runs_and_cargos_dated_copies_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let timings = dir.path().join("cargo-timings");
+        std::fs::create_dir_all(&timings).unwrap();
+        let since = Instant::now();
+        assert!(cargo_timings(dir.path(), since).is_empty(), "no report yet");
+        let html = r#"<script>const UNIT_DATA = [{"name":"app","version":"1.0.0","target":" (bin)","start":0.5,"duration":2.0}];</script>"#;
+        std::fs::write(timings.join("cargo-timing.html"), html).unwrap();
+        std::fs::write(timings.join("cargo-timing-20261202T000000Z.html"), html).unwrap();
+        let crates = cargo_timings(dir.path(), since);
+        assert_eq!(crates.len(), 1);
+        assert_eq!((crates[0].name.as_str(), crates[0].duration), ("app", 2.0));
+        assert!(!timings.join("cargo-timing-20261202T000000Z.html").exists());
+    }
+
+    #[test]
+    fn the_system_clock_moves_forward() {
+        let c = SystemClock::new();
+        let a = c.now();
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(c.now() > a);
+    }
+}

@@ -210,3 +210,60 @@ fn share(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gate_closes_before_cargo_and_opens_either_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let gate = NativeGate {
+            path: dir.path().join("kiln/native-gate"),
+            gated: "openssl-sys".into(),
+        };
+        std::fs::create_dir_all(dir.path().join("kiln")).unwrap();
+        std::fs::write(gate.path.with_extension("done"), b"").unwrap();
+        close_gate(&gate);
+        assert!(
+            !gate.path.with_extension("done").exists(),
+            "a stale gate is shut"
+        );
+        open_gate(&gate, false);
+        assert!(gate.path.with_extension("failed").exists());
+        close_gate(&gate);
+        open_gate(&gate, true);
+        assert!(gate.path.with_extension("done").exists());
+        assert!(!gate.path.with_extension("failed").exists());
+    }
+
+    #[test]
+    fn a_library_is_wanted_by_its_crate_library_and_target() {
+        let n = NativeLib {
+            provision: kiln_native::Provision {
+                krate: "openssl-sys".into(),
+                library: "OpenSSL".into(),
+                chain: vec!["app".into(), "openssl-sys".into()],
+            },
+            target: kiln_toolchain::Target::parse("arm64").unwrap(),
+            prefix: "/anywhere".into(),
+        };
+        let w = wanted(&n, "zig 0.17.1");
+        assert_eq!(w.target, "aarch64-unknown-linux-musl");
+        assert_eq!(w.subject.name(), "OpenSSL");
+        assert_ne!(
+            w.key,
+            wanted(&n, "zig 0.18.0").key,
+            "the compiler is in the key"
+        );
+        let elsewhere = NativeLib {
+            prefix: "/elsewhere".into(),
+            ..n.clone()
+        };
+        assert_eq!(
+            w.key,
+            wanted(&elsewhere, "zig 0.17.1").key,
+            "never the path"
+        );
+    }
+}

@@ -63,7 +63,7 @@ impl CargoRunner for FakeCargo<'_> {
 }
 
 /// A one-package workspace (`app`, one binary) for amd64, without kiln's cache.
-fn workspace(dir: &std::path::Path) -> (Workspace, Plan) {
+pub(super) fn workspace(dir: &std::path::Path) -> (Workspace, Plan) {
     std::fs::write(
         dir.join("Cargo.toml"),
         "[package]\nname = \"app\"\nversion = \"1.2.3\"\nedition = \"2021\"\n\n[workspace.metadata.kiln]\nsbom = []\nauditable = false\n",
@@ -171,4 +171,37 @@ fn killed_twice_fails_and_leaves_the_store_as_it_was() {
     let e = outcome.unwrap_err();
     assert!(e.to_string().contains("was killed (signal 9)"), "{e}");
     assert_eq!(std::fs::read(store.join("app")).unwrap(), b"the good one");
+}
+
+#[test]
+fn a_target_dir_another_checkout_used_is_claimed_with_a_warning() {
+    let shared = tempfile::tempdir().unwrap();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for d in [a.path(), b.path()] {
+        std::fs::create_dir_all(d.join(".cargo")).unwrap();
+        std::fs::write(
+            d.join(".cargo/config.toml"),
+            format!("[build]\ntarget-dir = \"{}\"\n", shared.path().display()),
+        )
+        .unwrap();
+    }
+    let clock = FakeClock::default();
+    let cargo = FakeCargo {
+        clock: &clock,
+        secs: 1,
+        killed: AtomicU32::new(0),
+        calls: Mutex::default(),
+    };
+    let (first, events) = run(a.path(), &cargo, &clock);
+    first.unwrap();
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, Event::Warning(Warning::SharedTargetDir { .. }))));
+    let (second, events) = run(b.path(), &cargo, &clock);
+    second.unwrap();
+    let warned = events.iter().find_map(|e| match e {
+        Event::Warning(Warning::SharedTargetDir { other, .. }) => Some(other.clone()),
+        _ => None,
+    });
+    assert_eq!(warned.as_deref(), Some(a.path().to_str().unwrap()));
 }

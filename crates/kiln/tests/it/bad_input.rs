@@ -294,7 +294,10 @@ fn settings_come_from_flag_env_file_default_in_that_order() {
         .find(|e| e["reason"] == "plan-resources")
         .expect("plan-resources event");
     assert_eq!(res["budget_bytes"], 3u64 << 30);
-    assert_eq!(res["budget_source"], "--max-memory");
+    assert_eq!(
+        res["budget_source"],
+        serde_json::json!({"from": "setting", "origin": "--max-memory"})
+    );
 
     let mut cmd = common::kiln_command(ws.root());
     cmd.args(["plan"])

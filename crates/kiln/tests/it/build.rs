@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use common::{built_example, tool, TempWorkspace};
+use common::{built_example, tool, Run, TempWorkspace};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
@@ -253,4 +253,42 @@ fn chronik_server_serves_kafka_and_http() {
         data.path().join("server.log").is_file(),
         "server writes its segment under --data-dir"
     );
+}
+
+/// `kiln plan -v` shows each cargo invocation exactly as `kiln build -v` runs it:
+/// program, arguments and kiln's environment (the plan owns the whole command).
+#[test]
+fn plan_shows_the_commands_build_runs() {
+    let ws = TempWorkspace::chronik();
+    let commands = |run: &Run, reason: &str| -> std::collections::BTreeMap<String, String> {
+        run.success();
+        run.stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|e| e["reason"] == reason)
+            .map(|e| {
+                let package = match reason {
+                    "plan-step" => e["package"].as_str().unwrap().to_string(),
+                    _ => e["packages"][0].as_str().unwrap().to_string(),
+                };
+                (package, e["command"].as_str().unwrap().to_string())
+            })
+            .collect()
+    };
+    let planned = commands(
+        &ws.kiln(&["plan", "-v", "--message-format", "json"]),
+        "plan-step",
+    );
+    let ran = commands(
+        &ws.kiln(&["build", "-v", "--message-format", "json"]),
+        "build-started",
+    );
+    assert_eq!(planned.len(), 2, "{planned:?}");
+    assert_eq!(planned, ran);
+    for command in planned.values() {
+        assert!(
+            command.contains("--timings") && command.contains("--target"),
+            "{command}"
+        );
+    }
 }

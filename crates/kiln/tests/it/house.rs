@@ -179,3 +179,67 @@ fn every_crate_is_publishable() {
         );
     }
 }
+
+/// crates/README.md's table of who depends on whom is exactly what the manifests say
+/// (cargo-dist's `--check` idea: the picture can't drift from the code).
+#[test]
+fn crates_depend_only_as_the_readme_says() {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(repo_root())
+        .output()
+        .expect("cargo metadata");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut actual = std::collections::BTreeMap::new();
+    for p in meta["packages"].as_array().unwrap() {
+        let deps: std::collections::BTreeSet<String> = p["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["kind"].is_null() && d["name"].as_str().unwrap().starts_with("kiln-"))
+            .map(|d| d["name"].as_str().unwrap().to_string())
+            .collect();
+        actual.insert(p["name"].as_str().unwrap().to_string(), deps);
+    }
+    let readme = std::fs::read_to_string(repo_root().join("crates/README.md")).unwrap();
+    let table = readme
+        .split("| crate | depends on |")
+        .nth(1)
+        .expect("the dependency table");
+    let mut drawn = std::collections::BTreeMap::new();
+    for row in table.lines().skip(2).take_while(|l| l.starts_with('|')) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let name = cells[1].trim_matches('`').to_string();
+        let deps: std::collections::BTreeSet<String> = cells[2]
+            .split_whitespace()
+            .map(|d| d.trim_matches('`').to_string())
+            .collect();
+        drawn.insert(name, deps);
+    }
+    assert_eq!(
+        drawn, actual,
+        "crates/README.md's dependency table differs from the manifests"
+    );
+    // And the picture has no cycle and keeps the image side out of the build core.
+    for core in [
+        "kiln-build",
+        "kiln-cache",
+        "kiln-remote",
+        "kiln-fingerprint",
+    ] {
+        for side in ["kiln-image", "kiln-ship"] {
+            assert!(!actual[core].contains(side), "{core} depends on {side}");
+        }
+    }
+}

@@ -264,7 +264,7 @@ fn openssl_without_vendored_is_provisioned_once_and_reused() {
     let entries = files_under(&cache.join("v1/entries"));
     let native: Vec<_> = entries
         .iter()
-        .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("native-openssl-sys")))
+        .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("\"kind\": \"native\"")))
         .collect();
     assert!(!native.is_empty(), "the local cache held the built OpenSSL");
     for p in native {

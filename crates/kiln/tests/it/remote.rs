@@ -637,7 +637,7 @@ fn a_hostile_remote_cannot_write_files_or_capture_secrets() {
     let mut planted = 0;
     for (path, bytes) in common::snapshot_dir(&dir.path().join("entries")) {
         let mut e: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        e["binary"] = format!("../../../../../../..{}", escape.display()).into();
+        e["artifact"]["binary"] = format!("../../../../../../..{}", escape.display()).into();
         std::fs::write(&path, serde_json::to_vec(&e).unwrap()).unwrap();
         planted += 1;
     }
@@ -764,7 +764,7 @@ fn signed_entries_restore_only_for_readers_trusting_the_key() {
     // A signed entry changed after signing (here: its version) is refused.
     for (path, bytes) in common::snapshot_dir(&dir.path().join("entries")) {
         let mut e: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        e["version"] = "9.9.9".into();
+        e["artifact"]["version"] = "9.9.9".into();
         std::fs::write(path, serde_json::to_vec(&e).unwrap()).unwrap();
     }
     all_refused(

@@ -652,3 +652,53 @@ fn a_bad_signing_key_pushes_nothing() {
         "pushed anyway"
     );
 }
+
+/// `kiln image --out DIR` reads everything from that store: binaries and SBOMs alike
+/// (it used to read the SBOMs from the default store and fail with exit 101).
+#[test]
+fn an_image_of_a_store_elsewhere_carries_that_stores_sboms() {
+    let ws = TempWorkspace::chronik();
+    let out = ws.path("elsewhere");
+    let out_arg = out.to_str().unwrap();
+    ws.kiln(&["build", "--out", out_arg]).success();
+    assert!(
+        !ws.path("artifacts").exists(),
+        "built into the default store"
+    );
+    let layout = ws.path("layout");
+    ws.kiln(&[
+        "image",
+        "--out",
+        out_arg,
+        "--output",
+        &format!("oci:{}", layout.display()),
+    ])
+    .success();
+    let top: Value =
+        serde_json::from_str(&std::fs::read_to_string(layout.join("index.json")).unwrap()).unwrap();
+    let index = layout_blob(&layout, top["manifests"][0]["digest"].as_str().unwrap());
+    let mut sboms = 0;
+    for a in common::attachments(&index).filter(|a| a["artifactType"] == "application/spdx+json") {
+        let manifest = layout_blob(&layout, a["digest"].as_str().unwrap());
+        for l in manifest["layers"].as_array().unwrap() {
+            let title = l["annotations"]["org.opencontainers.image.title"]
+                .as_str()
+                .unwrap();
+            let blob = std::fs::read(
+                layout
+                    .join("blobs/sha256")
+                    .join(&l["digest"].as_str().unwrap()[7..]),
+            )
+            .unwrap();
+            let arch = if blob.windows(6).any(|w| w == b"x86_64") {
+                "amd64"
+            } else {
+                "arm64"
+            };
+            let file = std::fs::read(out.join("linux").join(arch).join(title)).unwrap();
+            assert_eq!(blob, file, "{title} is the one in the store read");
+            sboms += 1;
+        }
+    }
+    assert_eq!(sboms, 4, "two binaries' SBOMs per platform");
+}
