@@ -3,6 +3,7 @@
 use crate::{elf_info, Store};
 use kiln_diagnostics::Error;
 use kiln_diagnostics::Result;
+use kiln_schema::Mismatch;
 use std::fmt;
 
 /// One thing wrong with the store.
@@ -11,7 +12,7 @@ pub struct Problem {
     /// The file, relative to the store root.
     pub path: String,
     /// What is wrong with it.
-    pub detail: String,
+    pub detail: Mismatch,
 }
 
 impl fmt::Display for Problem {
@@ -40,50 +41,61 @@ impl Store {
         for a in &checksums.artifacts {
             report.checked += 1;
             let path = self.root().join(&a.path);
-            let mut problem = |detail: String| {
+            let mut problem = |detail: Mismatch| {
                 report.problems.push(Problem {
                     path: a.path.clone(),
                     detail,
                 })
             };
             let Ok(meta) = std::fs::metadata(&path) else {
-                problem("missing".into());
+                problem(Mismatch::Missing);
                 continue;
             };
             // Read once: hashed here, searched for the audit section below.
             let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
             let actual = kiln_fs::sha256_hex(&bytes);
             if actual != a.sha256 || meta.len() != a.size {
-                problem(format!(
-                    "sha256 {actual} ({} bytes) does not match recorded {} ({} bytes)",
-                    meta.len(),
-                    a.sha256,
-                    a.size
-                ));
+                problem(Mismatch::Digest {
+                    actual: actual.clone(),
+                    size: meta.len(),
+                    recorded: a.sha256.clone(),
+                    recorded_size: a.size,
+                });
             }
             let sidecar =
                 std::fs::read_to_string(path.with_file_name(format!("{}.sha256", a.binary)))
                     .unwrap_or_default();
             if sidecar != format!("{}  {}\n", a.sha256, a.binary) {
-                problem(format!("{}.sha256 does not match checksums.json", a.binary));
+                problem(Mismatch::Sidecar {
+                    file: format!("{}.sha256", a.binary),
+                });
             }
             let version =
                 std::fs::read_to_string(path.with_file_name(format!("{}.version", a.binary)))
                     .unwrap_or_default();
             if version != format!("v{}\n", a.version) {
-                problem(format!("{}.version does not say v{}", a.binary, a.version));
+                problem(Mismatch::VersionFile {
+                    file: format!("{}.version", a.binary),
+                    version: a.version.clone(),
+                });
             }
             for sbom in &a.sboms {
                 let file = self.root().join(&sbom.path);
                 match std::fs::read(&file) {
-                    Err(_) => problem(format!("{} is missing", sbom.path)),
+                    Err(_) => problem(Mismatch::SbomMissing {
+                        file: sbom.path.clone(),
+                    }),
                     Ok(bytes) if kiln_fs::sha256_hex(&bytes) != sbom.sha256 => {
-                        problem(format!("{} does not match checksums.json", sbom.path))
+                        problem(Mismatch::SbomChanged {
+                            file: sbom.path.clone(),
+                        })
                     }
                     Ok(bytes) => {
                         let text = String::from_utf8_lossy(&bytes);
                         if kiln_sbom::described_sha256(&text).as_deref() != Some(actual.as_str()) {
-                            problem(format!("{} describes another binary", sbom.path));
+                            problem(Mismatch::SbomOfAnotherBinary {
+                                file: sbom.path.clone(),
+                            });
                         }
                     }
                 }
@@ -91,18 +103,17 @@ impl Store {
             if a.auditable {
                 let root = kiln_sbom::read_audit(&bytes).and_then(|j| kiln_sbom::audit_root(&j));
                 if root.as_deref() != Some(a.package.as_str()) {
-                    problem(
-                        "its dependency list (.dep-v0) is missing or names another package".into(),
-                    );
+                    problem(Mismatch::AuditSection);
                 }
             }
             match elf_info(&path) {
-                None => problem("not a 64-bit ELF binary".into()),
-                Some(info) if info.arch != a.arch => {
-                    problem(format!("ELF machine is {}, expected {}", info.arch, a.arch))
-                }
+                None => problem(Mismatch::NotElf),
+                Some(info) if info.arch != a.arch => problem(Mismatch::Machine {
+                    actual: info.arch.to_string(),
+                    expected: a.arch.clone(),
+                }),
                 Some(info) if a.target.contains("musl") && !info.is_static => {
-                    problem("dynamically linked, expected a static musl binary".into())
+                    problem(Mismatch::NotStatic)
                 }
                 Some(_) => {}
             }

@@ -44,10 +44,10 @@ impl Resources {
     pub fn plan(
         limit: &Setting<MemoryLimit>,
         requested: Option<u32>,
-        configured: Option<(u32, String)>,
+        configured: Option<(u32, kiln_schema::ConfigSource)>,
         last: Option<&BuildMetrics>,
     ) -> Self {
-        let budget = detect_budget(limit.value, &limit.origin.to_string());
+        let budget = detect_budget(limit.value, limit.origin.into());
         let measured = last
             .into_iter()
             .flat_map(|m| m.steps.iter())
@@ -225,14 +225,18 @@ mod tests {
         // The workspace's `jobs` lowers the count, never raises it past the cores;
         // `-j` is the user's explicit word.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-        let many = Some((cores + 6, "build.jobs in .cargo/config.toml".to_string()));
+        let file = kiln_schema::ConfigSource::Workspace {
+            path: ".cargo/config.toml".into(),
+            table: None,
+        };
+        let many = Some((cores + 6, file.clone()));
         let r = Resources::plan(&flag(64 << 30), None, many.clone(), None);
         assert_eq!(r.jobs, cores);
-        let one = Some((1, "build.jobs in .cargo/config.toml".to_string()));
+        let one = Some((1, file));
         let r = Resources::plan(&flag(64 << 30), None, one, None);
         assert_eq!(
             (r.jobs, r.limited_by.to_string().as_str()),
-            (1, "build.jobs in .cargo/config.toml")
+            (1, "build.jobs in `.cargo/config.toml`")
         );
         let r = Resources::plan(&flag(64 << 30), Some(cores + 1), many, None);
         assert_eq!(

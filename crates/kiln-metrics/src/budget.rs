@@ -1,7 +1,7 @@
 //! The memory budget: what a build may use, from the flag, the config, or the machine.
 
 use kiln_config::MemoryLimit;
-use kiln_schema::BudgetSource;
+use kiln_schema::{BudgetSource, SettingOrigin};
 
 /// A memory budget and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,13 +15,11 @@ pub struct Budget {
 /// The budget for `limit` (parsed and bounded by kiln-config); `auto` is the cgroup
 /// limit when the build runs in one (v2 `memory.max`, v1 `memory.limit_in_bytes`),
 /// else three quarters of the memory available now.
-pub fn detect_budget(limit: MemoryLimit, source: &str) -> Budget {
+pub fn detect_budget(limit: MemoryLimit, origin: SettingOrigin) -> Budget {
     match limit {
         MemoryLimit::Bytes(bytes) => Budget {
             bytes,
-            source: BudgetSource::Setting {
-                origin: source.to_string(),
-            },
+            source: BudgetSource::Setting { origin },
         },
         MemoryLimit::Auto => auto(),
     }
@@ -62,11 +60,16 @@ mod tests {
 
     #[test]
     fn a_fixed_budget_keeps_its_source_and_auto_finds_memory() {
-        let b = detect_budget(MemoryLimit::Bytes(2 << 30), "--max-memory");
+        let b = detect_budget(
+            MemoryLimit::Bytes(2 << 30),
+            SettingOrigin::Flag {
+                flag: "--max-memory".into(),
+            },
+        );
         assert_eq!(
             (b.bytes, b.source.to_string().as_str()),
             (2 << 30, "--max-memory")
         );
-        assert!(detect_budget(MemoryLimit::Auto, "").bytes > 0);
+        assert!(detect_budget(MemoryLimit::Auto, SettingOrigin::Default).bytes > 0);
     }
 }

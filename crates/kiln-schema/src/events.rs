@@ -1,8 +1,9 @@
 //! The `--message-format json` event stream: every line kiln prints is one of these.
 
 use crate::{
-    ArtifactRecord, BackendKind, BudgetSource, Counts, EstimateSource, JobLimit, Note, Override,
-    Reason, SyncDirection, ToolState, UnitGroup, UnitState, Warning, WorkflowState,
+    ArtifactRecord, BackendKind, BudgetSource, Counts, EstimateSource, JobLimit, LayerRole,
+    Mismatch, Note, Override, Reason, SettingOrigin, SyncDirection, ToolState, UnitGroup,
+    UnitState, Warning, WorkflowState,
 };
 use serde::{Deserialize, Serialize};
 
@@ -115,7 +116,7 @@ pub enum Event {
         /// Platforms (`linux/amd64`) with their manifest digests.
         platforms: Vec<(String, String)>,
         /// Layers: digest, compressed size, what they hold.
-        layers: Vec<(String, u64, String)>,
+        layers: Vec<(String, u64, LayerRole)>,
         /// Local outputs written (layout directory, archive).
         outputs: Vec<String>,
         /// References pushed.
@@ -349,7 +350,7 @@ pub struct VerifyProblem {
     /// Path in the store.
     pub path: String,
     /// What is wrong.
-    pub detail: String,
+    pub detail: Mismatch,
 }
 
 /// The local cache's size and recent hit rate.
@@ -397,8 +398,8 @@ pub struct SettingRecord {
     pub key: String,
     /// The value, rendered (secrets show only `set`/`unset`).
     pub value: String,
-    /// Where it came from: `default`, a config key, an environment variable, a flag.
-    pub origin: String,
+    /// Where it came from: kiln's default, a config key, an environment variable, a flag.
+    pub origin: SettingOrigin,
 }
 
 /// `kiln affected --format github-matrix`: a GitHub Actions `strategy.matrix`.

@@ -162,6 +162,53 @@ fn warnings() -> Vec<Warning> {
     all
 }
 
+/// One example of everything `kiln verify` can find (as for warnings).
+fn mismatches() -> Vec<Mismatch> {
+    let file = || "linux/arm64/chronik-cli.spdx.json".to_string();
+    let all = vec![
+        Mismatch::Missing,
+        Mismatch::Digest {
+            actual: "ab".into(),
+            size: 1,
+            recorded: "cd".into(),
+            recorded_size: 2,
+        },
+        Mismatch::Sidecar {
+            file: "chronik-cli.sha256".into(),
+        },
+        Mismatch::VersionFile {
+            file: "chronik-cli.version".into(),
+            version: "0.1.0".into(),
+        },
+        Mismatch::SbomMissing { file: file() },
+        Mismatch::SbomChanged { file: file() },
+        Mismatch::SbomOfAnotherBinary { file: file() },
+        Mismatch::AuditSection,
+        Mismatch::NotElf,
+        Mismatch::Machine {
+            actual: "amd64".into(),
+            expected: "arm64".into(),
+        },
+        Mismatch::NotStatic,
+    ];
+    for m in &all {
+        match m {
+            Mismatch::Missing
+            | Mismatch::Digest { .. }
+            | Mismatch::Sidecar { .. }
+            | Mismatch::VersionFile { .. }
+            | Mismatch::SbomMissing { .. }
+            | Mismatch::SbomChanged { .. }
+            | Mismatch::SbomOfAnotherBinary { .. }
+            | Mismatch::AuditSection
+            | Mismatch::NotElf
+            | Mismatch::Machine { .. }
+            | Mismatch::NotStatic => {}
+        }
+    }
+    all
+}
+
 /// One example of every note (as for warnings).
 fn notes() -> Vec<Note> {
     let all = vec![
@@ -274,7 +321,17 @@ fn examples() -> Vec<Event> {
         Event::ImageWritten {
             digest: "sha256:00".into(),
             platforms: vec![("linux/amd64".into(), "sha256:01".into())],
-            layers: vec![("sha256:02".into(), 10, "linux/amd64 binaries".into())],
+            layers: vec![
+                ("sha256:00".into(), 30, LayerRole::Base { n: 1 }),
+                ("sha256:01".into(), 20, LayerRole::System),
+                (
+                    "sha256:02".into(),
+                    10,
+                    LayerRole::Binaries {
+                        arch: "amd64".into(),
+                    },
+                ),
+            ],
             outputs: vec!["oci:target/kiln/image".into()],
             pushed: vec!["127.0.0.1:5000/chronik:v1".into()],
             cached_layers: vec!["sha256:02".into()],
@@ -311,7 +368,9 @@ fn examples() -> Vec<Event> {
         Event::PlanResources {
             budget_bytes: 4 << 30,
             budget_source: BudgetSource::Setting {
-                origin: "--max-memory".into(),
+                origin: SettingOrigin::Flag {
+                    flag: "--max-memory".into(),
+                },
             },
             jobs: 2,
             limited_by: JobLimit::Cores { cores: 2 },
@@ -323,10 +382,13 @@ fn examples() -> Vec<Event> {
         },
         Event::VerifyFinished {
             checked: 2,
-            problems: vec![VerifyProblem {
-                path: "linux/arm64/chronik-cli".into(),
-                detail: "sha256 mismatch".into(),
-            }],
+            problems: mismatches()
+                .into_iter()
+                .map(|detail| VerifyProblem {
+                    path: "linux/arm64/chronik-cli".into(),
+                    detail,
+                })
+                .collect(),
             store: "artifacts".into(),
         },
         Event::CacheStats(CacheStats {
@@ -370,11 +432,34 @@ fn examples() -> Vec<Event> {
             total: 4,
         },
         Event::Settings {
-            settings: vec![SettingRecord {
-                key: "cache.upload".into(),
-                value: "never".into(),
-                origin: "KILN_CACHE_UPLOAD".into(),
-            }],
+            settings: vec![
+                SettingRecord {
+                    key: "cache.upload".into(),
+                    value: "never".into(),
+                    origin: SettingOrigin::Env {
+                        name: "KILN_CACHE_UPLOAD".into(),
+                    },
+                },
+                SettingRecord {
+                    key: "targets".into(),
+                    value: "linux/amd64".into(),
+                    origin: SettingOrigin::Flag {
+                        flag: "--target".into(),
+                    },
+                },
+                SettingRecord {
+                    key: "cache.sccache".into(),
+                    value: "true".into(),
+                    origin: SettingOrigin::Config {
+                        key: "cache.sccache".into(),
+                    },
+                },
+                SettingRecord {
+                    key: "jobs".into(),
+                    value: "2".into(),
+                    origin: SettingOrigin::Default,
+                },
+            ],
         },
         Event::Tool {
             name: "zig".into(),
@@ -469,12 +554,24 @@ fn every_event_is_documented_stable_and_round_trips() {
             doc.contains(&format!("| `{reason}` |")),
             "docs/message-format.md lacks `{reason}`"
         );
-        // Notes and warnings: each kind in its table.
-        if let Some(kind) = v["kind"].as_str() {
+        // Notes, warnings and verify problems: each kind in its table.
+        let problems = v["problems"].as_array().into_iter().flatten();
+        let kinds = std::iter::once(&v).chain(problems.map(|p| &p["detail"]));
+        for kind in kinds.filter_map(|k| k["kind"].as_str()) {
             assert!(
                 doc.contains(&format!("| `{reason}` | `{kind}` |")),
                 "docs/message-format.md lacks the {reason} kind `{kind}`"
             );
+        }
+        // Where settings come from: each in the `settings` row.
+        for s in v["settings"].as_array().into_iter().flatten() {
+            let from = s["origin"]["from"].as_str().unwrap();
+            let row = doc
+                .lines()
+                .find(|l| l.starts_with("| `settings` |"))
+                .unwrap();
+            let documented = format!("\"from\": \"{from}\"");
+            assert!(row.contains(&documented), "settings row lacks {documented}");
         }
         assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), e);
         lines.push_str(&json);

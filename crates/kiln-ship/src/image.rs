@@ -6,7 +6,7 @@ use kiln_config::{ImageOutput, Target};
 use kiln_diagnostics::{Error, Result};
 use kiln_image::{BlobDir, ImageSpec, LayerCache, PlatformImage};
 use kiln_registry::{Client, Reference};
-use kiln_schema::Event;
+use kiln_schema::{Event, LayerRole};
 use kiln_workspace::Workspace;
 use std::path::PathBuf;
 
@@ -146,7 +146,13 @@ pub fn image(ws: &Workspace, req: &ImageRequest, emit: &dyn Fn(Event)) -> Result
             layers.push((
                 l.descriptor.digest.clone(),
                 l.descriptor.size,
-                l.role.to_string(),
+                match &l.role {
+                    kiln_oci::LayerRole::Base(n) => LayerRole::Base { n: *n },
+                    kiln_oci::LayerRole::System => LayerRole::System,
+                    kiln_oci::LayerRole::Binaries(arch) => {
+                        LayerRole::Binaries { arch: arch.clone() }
+                    }
+                },
             ));
             if l.cached {
                 cached_layers.push(l.descriptor.digest.clone());

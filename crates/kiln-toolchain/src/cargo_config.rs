@@ -118,17 +118,20 @@ impl CargoConfig {
 
     /// `build.jobs` as cargo reads it (`CARGO_BUILD_JOBS`, else the nearest file that
     /// sets it; a negative value counts down from `cores`), and where it came from.
-    pub fn jobs(&self, cores: u32) -> Option<(u32, String)> {
+    pub fn jobs(&self, cores: u32) -> Option<(u32, ConfigSource)> {
         let resolve = |n: i64| -> Option<u32> {
             let n = if n < 0 { i64::from(cores) + n } else { n };
             u32::try_from(n.max(1)).ok()
         };
         if let Ok(v) = std::env::var("CARGO_BUILD_JOBS") {
-            return resolve(v.trim().parse().ok()?).map(|n| (n, "CARGO_BUILD_JOBS".into()));
+            let env = ConfigSource::Env {
+                name: "CARGO_BUILD_JOBS".into(),
+            };
+            return resolve(v.trim().parse().ok()?).map(|n| (n, env));
         }
         self.files.iter().find_map(|f| {
             let n = f.table.get("build")?.get("jobs")?.as_integer()?;
-            resolve(n).map(|n| (n, format!("build.jobs in {}", f.level)))
+            resolve(n).map(|n| (n, f.level.clone()))
         })
     }
 

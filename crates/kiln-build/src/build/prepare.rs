@@ -59,3 +59,40 @@ pub(super) fn toolchains(cx: &BuildContext<'_>, wanted: &[Wanted<'_>]) -> Result
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_checkout_claims_its_target_dir_again_quietly() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ws, plan) = super::super::tests::workspace(dir.path());
+        assert_eq!(claim_target_dir(&ws, &plan), None, "first claim");
+        assert_eq!(claim_target_dir(&ws, &plan), None, "same checkout again");
+        let owners = plan.target_dir.join("kiln/owners");
+        let recorded: Vec<_> = std::fs::read_dir(&owners).unwrap().collect();
+        assert_eq!(recorded.len(), 1);
+    }
+
+    #[test]
+    fn one_build_at_a_time_holds_the_target_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_target_dir(dir.path()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = dir.path().to_path_buf();
+        let waiter = std::thread::spawn(move || {
+            let lock = lock_target_dir(&path);
+            tx.send(()).unwrap();
+            lock.map(drop)
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(300))
+                .is_err(),
+            "a second build waits while the first holds the lock"
+        );
+        drop(held);
+        rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+        waiter.join().unwrap().unwrap();
+    }
+}

@@ -155,3 +155,67 @@ fn triple_of(file: &Path, target_dir: &Path, step: &Step) -> Option<String> {
         .find(|t| t.triple == first)
         .map(|t| t.triple.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn built(bin: &str, triple: &str) -> Built {
+        Built {
+            step: 0,
+            bin: bin.into(),
+            triple: triple.into(),
+            path: std::path::PathBuf::from(format!("/t/{triple}/release/{bin}")),
+        }
+    }
+
+    #[test]
+    fn a_step_must_report_each_binary_for_each_target_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, plan) = super::super::tests::workspace(dir.path());
+        let step = &plan.steps[0];
+        let triple = &step.targets[0].triple;
+        assert!(expect_every_binary(step, vec![built("app", triple)]).is_ok());
+        // cargo may report a binary twice (fresh, then copied); that is still one.
+        assert!(
+            expect_every_binary(step, vec![built("app", triple), built("app", triple)]).is_ok()
+        );
+        let Err(StepError::Failed(e)) = expect_every_binary(step, Vec::new()) else {
+            panic!("nothing built must fail");
+        };
+        assert!(e.to_string().contains("0 of the 1"), "{e}");
+    }
+
+    #[test]
+    fn outputs_are_placed_by_the_triple_directory_they_were_written_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, plan) = super::super::tests::workspace(dir.path());
+        let step = &plan.steps[0];
+        let td = Path::new("/t");
+        let triple = step.targets[0].triple.clone();
+        let inside = td.join(&triple).join("release/app");
+        assert_eq!(triple_of(&inside, td, step), Some(triple));
+        assert_eq!(
+            triple_of(&td.join("release/app"), td, step),
+            None,
+            "host build"
+        );
+        assert_eq!(triple_of(Path::new("/elsewhere/app"), td, step), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_killed_cargo_is_told_apart_from_a_compile_error() {
+        use std::os::unix::process::ExitStatusExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (_, plan) = super::super::tests::workspace(dir.path());
+        let step = &plan.steps[0];
+        let killed = step_failure(step, std::process::ExitStatus::from_raw(9));
+        assert!(killed.to_string().contains("out of memory"), "{killed}");
+        let failed = step_failure(step, std::process::ExitStatus::from_raw(101 << 8));
+        assert!(
+            failed.to_string().contains("failed to build `app` (amd64)"),
+            "{failed}"
+        );
+    }
+}

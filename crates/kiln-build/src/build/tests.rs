@@ -205,3 +205,163 @@ fn a_target_dir_another_checkout_used_is_claimed_with_a_warning() {
     });
     assert_eq!(warned.as_deref(), Some(a.path().to_str().unwrap()));
 }
+
+/// A remote held in memory (shared between the "machines" of a test), or one that
+/// never answers.
+#[derive(Default, Clone)]
+struct FakeRemote {
+    store: std::sync::Arc<Mutex<std::collections::BTreeMap<String, Vec<u8>>>>,
+    down: bool,
+}
+
+impl FakeRemote {
+    fn op<T>(
+        &self,
+        f: impl FnOnce(&mut std::collections::BTreeMap<String, Vec<u8>>) -> T,
+    ) -> Result<T> {
+        if self.down {
+            return Err(kiln_diagnostics::Error::environment("connection refused"));
+        }
+        Ok(f(&mut self.store.lock().unwrap()))
+    }
+
+    fn names(&self, prefix: &str) -> Vec<String> {
+        let store = self.store.lock().unwrap();
+        store
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+}
+
+impl kiln_remote::Remote for FakeRemote {
+    fn describe(&self) -> String {
+        "memory://test".into()
+    }
+    fn ping(&self) -> Result<()> {
+        self.op(|_| ())
+    }
+    fn get_entry(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.op(|s| s.get(&format!("entry/{key}")).cloned())
+    }
+    fn put_entry(&self, key: &str, json: &[u8]) -> Result<()> {
+        self.op(|s| drop(s.insert(format!("entry/{key}"), json.to_vec())))
+    }
+    fn get_blob(&self, sha256: &str, size: u64, dest: &std::path::Path) -> Result<bool> {
+        let blob = self.op(|s| s.get(&format!("blob/{sha256}")).cloned())?;
+        Ok(blob
+            .filter(|b| b.len() as u64 <= size)
+            .map(|b| std::fs::write(dest, b).unwrap())
+            .is_some())
+    }
+    fn has_blob(&self, sha256: &str) -> Result<bool> {
+        self.op(|s| s.contains_key(&format!("blob/{sha256}")))
+    }
+    fn put_blob(&self, sha256: &str, _size: u64, src: &std::path::Path) -> Result<()> {
+        let bytes = std::fs::read(src).unwrap();
+        self.op(|s| drop(s.insert(format!("blob/{sha256}"), bytes)))
+    }
+    fn learned_ids(&self) -> Result<Vec<String>> {
+        self.op(|_| ())?;
+        Ok(self
+            .names("learned/")
+            .iter()
+            .map(|n| n["learned/".len()..].to_string())
+            .collect())
+    }
+    fn get_learned(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        self.op(|s| s.get(&format!("learned/{id}")).cloned())
+    }
+    fn put_learned(&self, id: &str, json: &[u8]) -> Result<()> {
+        self.op(|s| drop(s.insert(format!("learned/{id}"), json.to_vec())))
+    }
+}
+
+/// Builds the one-package workspace in `dir` with its own local cache and `remote`.
+fn run_with_remote(
+    dir: &std::path::Path,
+    remote: &FakeRemote,
+    cargo: &FakeCargo<'_>,
+    clock: &FakeClock,
+) -> (Result<BuildOutcome>, Vec<Event>) {
+    let (ws, plan) = workspace(dir);
+    let store = Store::new(dir.join("artifacts"));
+    let cache = LocalCache::open(Some(dir.join("cache"))).unwrap();
+    let remote = RemoteCache::new(Box::new(remote.clone()), true);
+    let seen = Recorder::default();
+    let outcome = execute_with(
+        &ws,
+        &plan,
+        &store,
+        (Some(&cache), Some(&remote)),
+        &seen,
+        cargo,
+        clock,
+    );
+    (outcome, seen.0.into_inner().unwrap())
+}
+
+#[test]
+fn a_binary_another_machine_built_is_restored_from_the_remote_without_cargo() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let remote = FakeRemote::default();
+    let clock = FakeClock::default();
+    let cargo = FakeCargo {
+        clock: &clock,
+        secs: 3,
+        killed: AtomicU32::new(0),
+        calls: Mutex::default(),
+    };
+    let (first, _) = run_with_remote(a.path(), &remote, &cargo, &clock);
+    let first = first.unwrap();
+    assert_eq!(cargo.calls.lock().unwrap().len(), 1);
+    assert_eq!(first.remote.as_ref().unwrap().uploaded, 1);
+    assert_eq!(remote.names("entry/").len(), 1, "one entry uploaded");
+    assert_eq!(remote.names("blob/").len(), 1, "with its binary");
+
+    let (second, _) = run_with_remote(b.path(), &remote, &cargo, &clock);
+    let second = second.unwrap();
+    assert_eq!(
+        cargo.calls.lock().unwrap().len(),
+        1,
+        "cargo never ran again"
+    );
+    assert_eq!(second.units[0].state, UnitState::Restore);
+    assert_eq!(second.remote.as_ref().unwrap().hits, 1);
+    assert_eq!(
+        std::fs::read(b.path().join("artifacts/linux/amd64/app")).unwrap(),
+        b"app for x86_64-unknown-linux-musl"
+    );
+    assert_eq!(second.records[0].sha256, first.records[0].sha256);
+}
+
+#[test]
+fn a_remote_that_never_answers_costs_a_warning_not_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = FakeRemote {
+        down: true,
+        ..Default::default()
+    };
+    let clock = FakeClock::default();
+    let cargo = FakeCargo {
+        clock: &clock,
+        secs: 1,
+        killed: AtomicU32::new(0),
+        calls: Mutex::default(),
+    };
+    let (outcome, _) = run_with_remote(dir.path(), &remote, &cargo, &clock);
+    let outcome = outcome.unwrap();
+    assert_eq!(cargo.calls.lock().unwrap().len(), 1);
+    assert_eq!(outcome.records.len(), 1);
+    let stats = outcome.remote.unwrap();
+    assert_eq!(stats.uploaded, 0);
+    assert!(
+        stats
+            .skipped
+            .as_deref()
+            .is_some_and(|s| s.contains("connection refused")),
+        "{:?}",
+        stats.skipped
+    );
+}

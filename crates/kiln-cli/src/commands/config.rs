@@ -17,7 +17,7 @@ pub(crate) fn config(cli: &Cli, r: &Reporter) -> Result<ExitCode> {
             .map(|row| SettingRecord {
                 key: row.key.into(),
                 value: row.value,
-                origin: row.origin,
+                origin: row.origin.into(),
             })
             .collect(),
     });

@@ -39,6 +39,18 @@ impl std::fmt::Display for Origin {
     }
 }
 
+impl From<Origin> for kiln_schema::SettingOrigin {
+    fn from(o: Origin) -> Self {
+        use kiln_schema::SettingOrigin as S;
+        match o {
+            Origin::Default => S::Default,
+            Origin::Config(key) => S::Config { key: key.into() },
+            Origin::Env(name) => S::Env { name: name.into() },
+            Origin::Flag(flag) => S::Flag { flag: flag.into() },
+        }
+    }
+}
+
 /// A value and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting<T> {

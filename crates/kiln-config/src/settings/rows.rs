@@ -13,14 +13,14 @@ pub struct SettingRow {
     /// The value, in words.
     pub value: String,
     /// Where it came from.
-    pub origin: String,
+    pub origin: Origin,
 }
 
 fn row<T>(key: &'static str, s: &Setting<T>, value: String) -> SettingRow {
     SettingRow {
         key,
         value,
-        origin: s.origin.to_string(),
+        origin: s.origin,
     }
 }
 
@@ -35,11 +35,7 @@ fn file<T>(
         Some(v) => (show(v), Origin::Config(key)),
         None => (default.to_string(), Origin::Default),
     };
-    SettingRow {
-        key,
-        value,
-        origin: origin.to_string(),
-    }
+    SettingRow { key, value, origin }
 }
 
 fn list(v: &[String]) -> String {
@@ -196,11 +192,10 @@ impl Settings {
                     None => "unset".into(),
                 },
                 origin: if self.trust.signer.is_some() {
-                    "KILN_CACHE_SIGNING_KEY"
+                    Origin::Env("KILN_CACHE_SIGNING_KEY")
                 } else {
-                    "default"
-                }
-                .into(),
+                    Origin::Default
+                },
             },
             row("ci.matrix", &self.matrix, self.matrix.value.name().into()),
             row("locked", &self.locked, self.locked.value.to_string()),

@@ -276,11 +276,15 @@ fn settings_come_from_flag_env_file_default_in_that_order() {
             .clone()
     };
     assert_eq!(get("cache.upload")["value"], "never");
-    assert_eq!(get("cache.upload")["origin"], "KILN_CACHE_UPLOAD");
+    let env = |name: &str| serde_json::json!({"from": "env", "name": name});
+    assert_eq!(get("cache.upload")["origin"], env("KILN_CACHE_UPLOAD"));
     assert_eq!(get("cache.remote")["value"], "oci://127.0.0.1:1/c");
     assert_eq!(get("max-memory")["value"], "2147483648 bytes");
-    assert_eq!(get("cache.sccache")["origin"], "KILN_SCCACHE");
-    assert_eq!(get("backend")["origin"], "default");
+    assert_eq!(get("cache.sccache")["origin"], env("KILN_SCCACHE"));
+    assert_eq!(
+        get("backend")["origin"],
+        serde_json::json!({"from": "default"})
+    );
     assert_eq!(get("cache.signing-key")["value"], "ci-key (set)");
     assert_eq!(get("cache.trusted-keys")["value"], "ci-key");
 
@@ -296,7 +300,7 @@ fn settings_come_from_flag_env_file_default_in_that_order() {
     assert_eq!(res["budget_bytes"], 3u64 << 30);
     assert_eq!(
         res["budget_source"],
-        serde_json::json!({"from": "setting", "origin": "--max-memory"})
+        serde_json::json!({"from": "setting", "origin": {"from": "flag", "flag": "--max-memory"}})
     );
 
     let mut cmd = common::kiln_command(ws.root());
