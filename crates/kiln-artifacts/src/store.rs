@@ -74,7 +74,7 @@ impl Store {
         let unwritable = |e: std::io::Error| {
             Error::environment(format!("the artifact directory `{}` is not writable", self.root.display()))
                 .with_source(e)
-                .hint("pass `--out DIR` (or set `artifact-dir` in `[workspace.metadata.kiln]`) to a writable directory")
+                .hint("pass `--artifact-dir DIR` (or set `artifact-dir` in `[workspace.metadata.kiln]`) to a writable directory")
         };
         fs::create_dir_all(&self.root).map_err(unwritable)?;
         let probe = self

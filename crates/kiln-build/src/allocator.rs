@@ -69,12 +69,16 @@ const ALLOCATOR_CRATES: &[&str] = &[
 ];
 
 /// The note for binaries that will run on musl's `malloc`: once per binary, however
-/// many musl targets it has.
+/// many musl targets it has; none once the workspace chose an allocator (even
+/// `"system"`: a choice made knowingly needs no reminder).
 pub(crate) fn musl_malloc_note(
     ws: &Workspace,
     plan: &Plan,
     ctx: &KeyContext,
 ) -> Option<kiln_schema::Note> {
+    if ws.config.allocator.is_some() {
+        return None;
+    }
     let mut bins = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
         for bin in &step.bins {

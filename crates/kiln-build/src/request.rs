@@ -90,6 +90,7 @@ impl BuildRequest {
     /// binaries and targets with the valid choices named.
     pub fn resolve(&self, ws: &Workspace) -> Result<Selection> {
         let (cfg, s) = (&ws.config, &ws.settings);
+        check_profile(ws, &s.profile.value)?;
         let units = resolve_units(
             ws,
             &pick(&self.packages, &cfg.packages),
@@ -110,6 +111,42 @@ impl BuildRequest {
             max_memory: s.max_memory.clone(),
         })
     }
+}
+
+/// The profile must be cargo's own or defined in the root manifest or a cargo config
+/// file: said up front (exit 2), not by cargo after seconds of work.
+fn check_profile(ws: &Workspace, profile: &str) -> Result<()> {
+    const BUILT_IN: [&str; 4] = ["dev", "release", "test", "bench"];
+    let in_manifest = |name: &str| {
+        ws.root_manifest
+            .get("profile")
+            .and_then(|p| p.get(name))
+            .is_some()
+    };
+    if BUILT_IN.contains(&profile) || in_manifest(profile) {
+        return Ok(());
+    }
+    let config = kiln_toolchain::CargoConfig::discover(&ws.root);
+    if config.defines_profile(profile) {
+        return Ok(());
+    }
+    let mut known: Vec<String> = BUILT_IN.iter().map(|s| s.to_string()).collect();
+    if let Some(t) = ws.root_manifest.get("profile").and_then(|p| p.as_table()) {
+        known.extend(
+            t.keys()
+                .filter(|k| !BUILT_IN.contains(&k.as_str()))
+                .cloned(),
+        );
+    }
+    Err(Error::usage(format!(
+        "profile `{}` is not defined",
+        kiln_diagnostics::printable(profile, 60)
+    ))
+    .hint(format!(
+        "use one of: {}; or define [profile.{}] (with `inherits = \"release\"`) in the root Cargo.toml",
+        known.join(", "),
+        kiln_diagnostics::printable(profile, 60)
+    )))
 }
 
 /// Whether `name` matches the cargo-style glob `pattern` (`*`, `?`, `[abc]`).
@@ -219,9 +256,10 @@ fn resolve_units(
     }
     for b in bins {
         if !units.iter().any(|(_, bs)| bs.contains(b)) {
-            let all: Vec<&str> = units
+            let all: Vec<&str> = chosen
                 .iter()
-                .flat_map(|(p, _)| ws.member(p).unwrap().bins.iter().map(String::as_str))
+                .filter_map(|p| ws.member(p))
+                .flat_map(|p| p.bins.iter().map(String::as_str))
                 .collect();
             return Err(
                 Error::usage(format!("no selected package has a binary named `{b}`")).hint(

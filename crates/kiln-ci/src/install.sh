@@ -1,16 +1,19 @@
 #!/bin/sh
-# Installs kiln $KILN_VERSION: the prebuilt binary for this OS and CPU from that
-# release's assets, checked against the release's .sha256 for it; a checksum that
-# doesn't match stops here. With no asset for this machine, it builds that version
-# with `cargo install --locked`.
-#   KILN_VERSION      the version (required), as `kiln --version` prints it
+# Installs kiln: the prebuilt binary for this OS and CPU from a release's assets,
+# checked against the release's .sha256 for it; a checksum that doesn't match stops
+# here. With no asset for this machine, it builds kiln with `cargo install --locked`.
+#   KILN_VERSION      the version, as `kiln --version` prints it (default: the latest release)
 #   KILN_INSTALL_URL  where the assets are (default: the GitHub release of that version)
 #   KILN_INSTALL_DIR  where kiln goes (default: ~/.cargo/bin)
 set -eu
-version="${KILN_VERSION:?set KILN_VERSION to the kiln version to install}"
-base="${KILN_INSTALL_URL:-https://github.com/kiln-build/kiln/releases/download/v$version}"
+version="${KILN_VERSION:-latest}"
+if [ "$version" = latest ]; then
+  base="${KILN_INSTALL_URL:-https://github.com/kiln-build/kiln/releases/latest/download}"
+else
+  base="${KILN_INSTALL_URL:-https://github.com/kiln-build/kiln/releases/download/v$version}"
+fi
 dir="${KILN_INSTALL_DIR:-$HOME/.cargo/bin}"
-if [ -x "$dir/kiln" ] && [ "$("$dir/kiln" --version 2>/dev/null)" = "kiln $version" ]; then
+if [ "$version" != latest ] && [ -x "$dir/kiln" ] && [ "$("$dir/kiln" --version 2>/dev/null)" = "kiln $version" ]; then
   echo "kiln $version is already installed in $dir"
   exit 0
 fi
@@ -58,7 +61,11 @@ if [ "$rc" = 0 ]; then
   mv "$tmp/kiln" "$dir/kiln"
 else
   echo "kiln install: no prebuilt kiln $version for $(uname -s)-$(uname -m); building it with cargo" >&2
-  cargo install --locked --version "$version" --root "$tmp/root" kiln
+  if [ "$version" = latest ]; then
+    cargo install --locked --root "$tmp/root" kiln
+  else
+    cargo install --locked --version "$version" --root "$tmp/root" kiln
+  fi
   mv "$tmp/root/bin/kiln" "$dir/kiln"
 fi
 if [ -n "${GITHUB_PATH:-}" ]; then echo "$dir" >>"$GITHUB_PATH"; fi

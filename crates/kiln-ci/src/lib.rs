@@ -199,12 +199,49 @@ pub fn only_action_versions_differ(current: &str, generated: &str) -> Option<Vec
         }
         match (uses(x), uses(y)) {
             (Some((px, vx)), Some((py, _))) if px == py => {
-                bumped.push(format!("{}@{vx}", px.trim_start()));
+                let b = format!("{}@{vx}", px.trim_start());
+                // One action is often used by several jobs: one mention each.
+                if !bumped.contains(&b) {
+                    bumped.push(b);
+                }
             }
             _ => return None,
         }
     }
     Some(bumped)
+}
+
+/// How `current` differs from `generated`, for a `--check` failure: the changed
+/// region between their common first and last lines, `-` current and `+` generated,
+/// with its line number and three lines of context, at most `max` lines of each side.
+pub fn drift(current: &str, generated: &str, max: usize) -> String {
+    let (a, b): (Vec<&str>, Vec<&str>) = (current.lines().collect(), generated.lines().collect());
+    let head = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let tail = a[head..]
+        .iter()
+        .rev()
+        .zip(b[head..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let (old, new) = (&a[head..a.len() - tail], &b[head..b.len() - tail]);
+    if old.is_empty() && new.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("@@ line {} @@\n", head + 1);
+    for l in &a[head.saturating_sub(3)..head] {
+        out.push_str(&format!("  {l}\n"));
+    }
+    let side = |out: &mut String, lines: &[&str], mark: char| {
+        for l in lines.iter().take(max) {
+            out.push_str(&format!("{mark} {l}\n"));
+        }
+        if lines.len() > max {
+            out.push_str(&format!("{mark} ... {} more lines\n", lines.len() - max));
+        }
+    };
+    side(&mut out, old, '-');
+    side(&mut out, new, '+');
+    out
 }
 
 /// What every job shares.
@@ -753,4 +790,34 @@ fn install_lines() -> Vec<String> {
         .filter(|l| !l.trim_start().starts_with('#'))
         .map(String::from)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drift_shows_the_changed_region_with_context_and_a_cap() {
+        let old = "a\nb\nc\nd\nold1\nold2\nz\n";
+        let new = "a\nb\nc\nd\nnew1\nz\n";
+        assert_eq!(
+            drift(old, new, 10),
+            "@@ line 5 @@\n  b\n  c\n  d\n- old1\n- old2\n+ new1\n"
+        );
+        assert_eq!(drift(old, old, 10), "");
+        let long: String = (0..30).map(|i| format!("{i}\n")).collect();
+        let d = drift("", &long, 5);
+        assert!(d.ends_with("+ ... 25 more lines\n"), "{d}");
+        assert_eq!(drift("", "x\n", 5), "@@ line 1 @@\n+ x\n");
+    }
+
+    #[test]
+    fn an_action_bumped_in_several_jobs_is_named_once() {
+        let old = "  - uses: actions/checkout@v4\n  - uses: actions/checkout@v4\n";
+        let new = "  - uses: actions/checkout@v5\n  - uses: actions/checkout@v5\n";
+        assert_eq!(
+            only_action_versions_differ(old, new).unwrap(),
+            ["- uses: actions/checkout@v4".replace("- uses: ", "")]
+        );
+    }
 }

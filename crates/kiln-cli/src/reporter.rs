@@ -175,6 +175,8 @@ impl Reporter {
             source = s.source();
         }
         for h in err.hints() {
+            // A hint of several lines (a diff) stays indented under its label.
+            let h = h.replace('\n', "\n        ");
             text.push_str(&format!("\n  {CYAN}hint{CYAN:#}: {h}"));
         }
         self.line(&text);

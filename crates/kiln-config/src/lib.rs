@@ -230,8 +230,10 @@ pub struct ImageUser {
 #[derive(Deserialize)]
 struct Manifest {
     workspace: Option<WorkspaceTable>,
+    package: Option<WorkspaceTable>,
 }
 
+/// `[workspace]` or `[package]`: kiln reads only their `metadata.kiln`.
 #[derive(Deserialize)]
 struct WorkspaceTable {
     metadata: Option<MetadataTable>,
@@ -248,26 +250,36 @@ impl Config {
     pub fn load(manifest: &Path) -> Result<(Self, toml::Table)> {
         let text = std::fs::read_to_string(manifest).io_context("read", manifest)?;
         let config = Self::parse(&text).map_err(|e| {
-            Error::usage(format!(
-                "invalid `[workspace.metadata.kiln]` in `{}`",
-                manifest.display()
-            ))
-            .with_source(e)
-            .hint("fix the key named above; `docs/configuration.md` lists every key kiln reads")
+            let table = if text.contains("package.metadata.kiln") {
+                "[package.metadata.kiln]"
+            } else {
+                "[workspace.metadata.kiln]"
+            };
+            Error::usage(format!("invalid `{table}` in `{}`", manifest.display()))
+                .with_source(e)
+                .hint(format!(
+                    "fix the key named above; {} lists every key kiln reads",
+                    kiln_diagnostics::docs_url("configuration.md")
+                ))
         })?;
         // It parsed as a manifest just above, so it parses as a table.
         let table = text.parse::<toml::Table>().unwrap_or_default();
         Ok((config, table))
     }
 
-    /// Parses the kiln table out of a manifest's text.
+    /// Parses the kiln table out of a root manifest's text: `[workspace.metadata.kiln]`,
+    /// or for a root package (a single-package project) `[package.metadata.kiln]`, as
+    /// cargo-dist reads both; both at once is an error.
     pub fn parse(manifest_text: &str) -> Result<Self, toml::de::Error> {
         let manifest: Manifest = toml::from_str(manifest_text)?;
-        Ok(manifest
-            .workspace
-            .and_then(|w| w.metadata)
-            .and_then(|m| m.kiln)
-            .unwrap_or_default())
+        let kiln = |t: Option<WorkspaceTable>| t.and_then(|w| w.metadata).and_then(|m| m.kiln);
+        match (kiln(manifest.workspace), kiln(manifest.package)) {
+            (Some(_), Some(_)) => Err(serde::de::Error::custom(
+                "both [workspace.metadata.kiln] and [package.metadata.kiln] are set; keep one (kiln reads the root manifest's)",
+            )),
+            (Some(c), None) | (None, Some(c)) => Ok(c),
+            (None, None) => Ok(Config::default()),
+        }
     }
 }
 

@@ -171,6 +171,12 @@ pub fn printable(text: &str, max: usize) -> String {
     out
 }
 
+/// Where a page of kiln's documentation is published (`docs_url("allocator.md")`):
+/// hints link there, since a binary install has no `docs/` beside it.
+pub fn docs_url(page: &str) -> String {
+    format!("https://github.com/kiln-build/kiln/blob/main/docs/{page}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,15 +4,16 @@
 //! and runs as the configured non-root user.
 
 use crate::image::ImageSpec;
+use crate::tar::{Content, Entry};
 
 /// What the Dockerfile starts from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DockerBase {
-    /// `FROM scratch`: users, CA bundle and directories come from `kiln-rootfs/`.
+    /// `FROM scratch`: users, CA bundle and directories come from `kiln-rootfs.tar`.
     Scratch,
     /// A Debian or Ubuntu image: users via `useradd`, CA bundle via apt.
     Debian(String),
-    /// Any other image: directories from `kiln-rootfs/`, numeric user only.
+    /// Any other image: directories from `kiln-rootfs.tar`, numeric user only.
     Other(String),
 }
 
@@ -40,12 +41,15 @@ pub struct DockerFiles {
     pub dockerfile: String,
     /// `.dockerignore`.
     pub dockerignore: String,
-    /// Files under `kiln-rootfs/` (path, mode, bytes; empty bytes + mode with 0o40000 = dir).
-    pub rootfs: Vec<(String, u32, Vec<u8>)>,
+    /// `kiln-rootfs.tar`, which the Dockerfile `ADD`s at `/`: users, CA bundle, `/tmp`
+    /// and the volumes with their modes and owners. A tar because git keeps neither
+    /// empty directories nor modes like `/tmp`'s 1777, so a committed Dockerfile must
+    /// not need them. `None` when there is nothing to add.
+    pub rootfs: Option<Vec<u8>>,
 }
 
-/// Mode bit marking a `rootfs` entry as a directory.
-pub const DIR: u32 = 0o40000;
+/// The name of the root filesystem archive beside the Dockerfile.
+pub const ROOTFS_TAR: &str = "kiln-rootfs.tar";
 
 /// Generates the Dockerfile for `spec` on `base`; `artifacts` is the artifact store
 /// relative to the context (`artifacts`).
@@ -66,21 +70,20 @@ pub fn dockerfile(spec: &ImageSpec, base: &DockerBase, artifacts: &str) -> Docke
         "#   kiln build && docker buildx build --platform linux/amd64,linux/arm64 -t {} .\n",
         spec.name
     ));
-    let mut rootfs: Vec<(String, u32, Vec<u8>)> = Vec::new();
+    let mut rootfs: Vec<Entry> = Vec::new();
+    let file = |path: &str, bytes: Vec<u8>| Entry::file(path, 0o644, Content::Bytes(bytes));
     match base {
         DockerBase::Scratch => {
             d.push_str("FROM scratch\n");
-            rootfs.push(("etc/passwd".into(), 0o644, spec.passwd().into_bytes()));
-            rootfs.push(("etc/group".into(), 0o644, spec.group().into_bytes()));
+            rootfs.push(file("etc/passwd", spec.passwd().into_bytes()));
+            rootfs.push(file("etc/group", spec.group().into_bytes()));
             if spec.ca_certificates {
-                rootfs.push((
-                    "etc/ssl/certs/ca-certificates.crt".into(),
-                    0o644,
+                rootfs.push(file(
+                    "etc/ssl/certs/ca-certificates.crt",
                     crate::certs::ca_bundle(),
                 ));
             }
-            rootfs.push(("tmp".into(), DIR | 0o1777, Vec::new()));
-            d.push_str("COPY kiln-rootfs/base/ /\n");
+            rootfs.push(Entry::dir("tmp", 0o1777));
         }
         DockerBase::Debian(image) => {
             d.push_str(&format!("FROM {image}\n"));
@@ -99,16 +102,11 @@ pub fn dockerfile(spec: &ImageSpec, base: &DockerBase, artifacts: &str) -> Docke
         }
         DockerBase::Other(image) => d.push_str(&format!("FROM {image}\n")),
     }
-    rootfs
-        .iter_mut()
-        .for_each(|(p, _, _)| *p = format!("base/{p}"));
-    if !spec.volumes.is_empty() {
-        rootfs.push(("volume".into(), DIR | 0o755, Vec::new()));
-        for v in &spec.volumes {
-            d.push_str(&format!(
-                "COPY --chown={uid}:{gid} kiln-rootfs/volume/ {v}/\n"
-            ));
-        }
+    for v in &spec.volumes {
+        rootfs.push(Entry::owned_dir(v, 0o755, uid, gid));
+    }
+    if !rootfs.is_empty() {
+        d.push_str(&format!("ADD {ROOTFS_TAR} /\n"));
     }
     d.push_str("ARG TARGETARCH\n");
     let sources: Vec<String> = spec
@@ -153,9 +151,12 @@ pub fn dockerfile(spec: &ImageSpec, base: &DockerBase, artifacts: &str) -> Docke
     for b in &spec.binaries {
         ignore.push_str(&format!("!{artifacts}/linux/*/{b}\n"));
     }
-    if !rootfs.is_empty() {
-        ignore.push_str("!kiln-rootfs\n");
-    }
+    let rootfs = (!rootfs.is_empty()).then(|| {
+        ignore.push_str(&format!("!{ROOTFS_TAR}\n"));
+        let mut tar = Vec::new();
+        crate::tar::write(&rootfs, 0, &mut tar).expect("in-memory entries always write");
+        tar
+    });
     DockerFiles {
         dockerfile: d,
         dockerignore: ignore,

@@ -16,7 +16,7 @@ mod oci;
 mod tar;
 
 pub use attach::{attachments, Source};
-pub use dockerfile::{dockerfile, DockerBase, DockerFiles, DIR};
+pub use dockerfile::{dockerfile, DockerBase, DockerFiles, ROOTFS_TAR};
 pub use image::{
     assemble, write_archive, write_layout, Attach, ImageSpec, PlatformImage, Provenance, User,
 };

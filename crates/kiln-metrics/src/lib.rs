@@ -10,7 +10,8 @@ mod sampler;
 
 pub use budget::{detect_budget, Budget};
 pub use metrics::{
-    BuildMetrics, CrateTiming, ProvisionMetrics, StepMetrics, UnitMetrics, SCHEMA_VERSION,
+    BuildMetrics, CrateMark, CrateTiming, ProvisionMetrics, StepMetrics, UnitKind, UnitMetrics,
+    SCHEMA_VERSION,
 };
 pub use report::{breakdown_rows, report_html, slowest_crates};
 pub use sampler::{tree_rss, Sample, Sampler};

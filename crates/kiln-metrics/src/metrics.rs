@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 /// Version of the metrics JSON format.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// How many builds' metrics a target dir keeps.
+pub(crate) const KEPT: usize = 50;
+
 /// One build.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BuildMetrics {
@@ -94,6 +97,13 @@ pub struct UnitMetrics {
     pub peak_bytes: u64,
     /// Artifact size.
     pub size_bytes: u64,
+    /// Seconds compiling and linking the binary's own crate for this target (cargo's
+    /// timing of its `bin` unit): the binary's figure, not its invocation's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_secs: Option<f64>,
+    /// Peak memory of the whole build while that crate compiled and linked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_peak_bytes: Option<u64>,
 }
 
 /// One cargo invocation.
@@ -132,6 +142,93 @@ pub struct CrateTiming {
     pub start: f64,
     /// Seconds it took.
     pub duration: f64,
+    /// `linux/amd64` for a crate built for a target, `host` for build scripts and
+    /// proc macros; absent when cargo's messages didn't say (older metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+}
+
+/// A crate cargo said it finished (a `compiler-artifact` or `build-script-executed`
+/// message), with when: what places cargo's timings on their platform.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrateMark {
+    /// Package name.
+    pub name: String,
+    /// Which of the package's units.
+    pub unit: UnitKind,
+    /// `linux/amd64`, or `host`.
+    pub platform: String,
+    /// Seconds after the invocation started.
+    pub at: f64,
+}
+
+/// What a compilation unit of a package is, as cargo's timings tell them apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnitKind {
+    /// The library (or proc macro).
+    Lib,
+    /// A binary, by name.
+    Bin(String),
+    /// The build script's compilation.
+    BuildScript,
+    /// The build script's run.
+    BuildScriptRun,
+}
+
+impl UnitKind {
+    /// The kind of a timing's `target` field (`""`, `x "bin"`, `build-script`,
+    /// `build-script (run)`).
+    fn of_timing(target: &str) -> Self {
+        let t = target.trim();
+        if t.contains("(run)") {
+            UnitKind::BuildScriptRun
+        } else if t.starts_with("build-script") || t.starts_with("build script") {
+            UnitKind::BuildScript
+        } else if let Some(name) = t.strip_suffix(" \"bin\"") {
+            UnitKind::Bin(name.to_string())
+        } else if let Some(name) = t.strip_prefix("bin \"").and_then(|r| r.strip_suffix('"')) {
+            UnitKind::Bin(name.to_string())
+        } else {
+            UnitKind::Lib
+        }
+    }
+}
+
+/// `chronik-common` and `chronik_common` are the same crate to cargo.
+fn same_crate(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .all(|(x, y)| x == y || (x == b'-' && y == b'_') || (x == b'_' && y == b'-'))
+}
+
+impl CrateTiming {
+    /// Sets each timing's platform from the mark of the same crate and kind whose time
+    /// is nearest its end (cargo's timings name no target: with two targets every
+    /// crate appears twice). Each mark is used once.
+    pub fn place(timings: &mut [CrateTiming], marks: &[CrateMark]) {
+        let mut used = vec![false; marks.len()];
+        let mut order: Vec<usize> = (0..timings.len()).collect();
+        order.sort_by(|a, b| {
+            let end = |i: usize| timings[i].start + timings[i].duration;
+            end(*a).total_cmp(&end(*b))
+        });
+        for i in order {
+            let t = &timings[i];
+            let kind = UnitKind::of_timing(&t.target);
+            let end = t.start + t.duration;
+            let best = marks
+                .iter()
+                .enumerate()
+                .filter(|(j, m)| !used[*j] && m.unit == kind && same_crate(&m.name, &t.name))
+                .min_by(|(_, a), (_, b)| (a.at - end).abs().total_cmp(&(b.at - end).abs()))
+                .map(|(j, _)| j);
+            if let Some(j) = best {
+                used[j] = true;
+                timings[i].platform = Some(marks[j].platform.clone());
+            }
+        }
+    }
 }
 
 impl CrateTiming {
@@ -153,19 +250,57 @@ impl CrateTiming {
                 target: u["target"].as_str().unwrap_or_default().trim().into(),
                 start: u["start"].as_f64().unwrap_or_default(),
                 duration: u["duration"].as_f64().unwrap_or_default(),
+                platform: None,
             })
             .collect()
     }
 }
 
+impl StepMetrics {
+    /// Cargo's timing of binary `bin`'s own crate on `platform` (`linux/amd64`).
+    pub fn bin_timing(&self, bin: &str, platform: &str) -> Option<&CrateTiming> {
+        let unit = format!("{bin} \"bin\"");
+        self.crates.iter().find(|c| {
+            (c.target == unit || c.target == format!("bin \"{bin}\""))
+                && c.platform.as_deref() == Some(platform)
+        })
+    }
+}
+
 impl BuildMetrics {
-    /// Writes `<dir>/<started>.json`, `<dir>/last.json` and `<dir>/kiln.prom`.
+    /// The highest memory sampled between `from` and `to` seconds into the build.
+    pub fn peak_between(samples: &[Sample], from: f64, to: f64) -> Option<u64> {
+        samples
+            .iter()
+            .filter(|s| {
+                let t = s.ms as f64 / 1000.0;
+                t >= from && t <= to
+            })
+            .map(|s| s.rss)
+            .max()
+    }
+
+    /// Writes `<dir>/<started>.json`, `<dir>/last.json` and `<dir>/kiln.prom`, and
+    /// keeps only the newest [`KEPT`] timestamped files.
     pub fn write(&self, dir: &Path) -> Result<PathBuf> {
         let json = serde_json::to_vec_pretty(self).expect("metrics serialize");
         let path = dir.join(format!("{}.json", self.started));
         kiln_fs::write_atomic(&path, &json)?;
         kiln_fs::write_atomic(&dir.join("last.json"), &json)?;
         kiln_fs::write_atomic(&dir.join("kiln.prom"), self.prometheus().as_bytes())?;
+        let mut stamped: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                Some((name.strip_suffix(".json")?.parse().ok()?, e.path()))
+            })
+            .collect();
+        stamped.sort_by_key(|s| std::cmp::Reverse(s.0));
+        for (_, old) in stamped.iter().skip(KEPT) {
+            let _ = std::fs::remove_file(old);
+        }
         Ok(path)
     }
 
@@ -298,6 +433,53 @@ mod tests {
             ("a", "build script", 1.25)
         );
         assert!(CrateTiming::from_cargo_html("<html>").is_empty());
+    }
+
+    #[test]
+    fn twin_timings_are_placed_on_their_platforms_by_when_cargo_said_they_ended() {
+        let t = |name: &str, target: &str, start: f64, duration: f64| CrateTiming {
+            name: name.into(),
+            target: target.into(),
+            start,
+            duration,
+            ..Default::default()
+        };
+        let mut timings = vec![
+            t("chronik-common", "", 0.0, 1.0),
+            t("chronik-common", "", 0.0, 2.0),
+            t("cc", "", 0.0, 0.5),
+            t("app", "build-script (run)", 2.0, 0.2),
+            // Same name, same end: told apart by the unit's kind.
+            t("app", "build-script", 1.0, 0.0),
+            t("app", "app \"bin\"", 1.0, 0.0),
+        ];
+        let m = |name: &str, unit: UnitKind, platform: &str, at: f64| CrateMark {
+            name: name.into(),
+            unit,
+            platform: platform.into(),
+            at,
+        };
+        let marks = [
+            m("chronik_common", UnitKind::Lib, "linux/arm64", 2.01),
+            m("chronik_common", UnitKind::Lib, "linux/amd64", 1.02),
+            m("cc", UnitKind::Lib, "host", 0.51),
+            m("app", UnitKind::Bin("app".into()), "linux/arm64", 1.0),
+            m("app", UnitKind::BuildScript, "host", 1.0),
+            m("app", UnitKind::BuildScriptRun, "linux/amd64", 2.21),
+        ];
+        CrateTiming::place(&mut timings, &marks);
+        let platforms: Vec<Option<&str>> = timings.iter().map(|t| t.platform.as_deref()).collect();
+        assert_eq!(
+            platforms,
+            [
+                Some("linux/amd64"),
+                Some("linux/arm64"),
+                Some("host"),
+                Some("linux/amd64"),
+                Some("host"),
+                Some("linux/arm64")
+            ]
+        );
     }
 
     #[test]

@@ -43,8 +43,9 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for `reference`'s repository. Plain HTTP is used only when `insecure`
-    /// is set and the registry is on this machine or listed in
+    /// A client for `reference`'s repository. A registry on this machine is spoken to
+    /// in plain HTTP (as ko and crane do: a local registry rarely has a certificate);
+    /// any other only when `insecure` is set and it is listed in
     /// `KILN_INSECURE_REGISTRIES` (comma-separated hosts).
     pub fn new(reference: &Reference, insecure: bool, access: &Access) -> Result<Self> {
         Self::with_purpose(reference, insecure, Purpose::Destination, access)
@@ -67,7 +68,11 @@ impl Client {
             return Err(Error::usage(format!("`--insecure` is refused for `{}`: plain HTTP is only used for registries on this machine", reference.registry))
                 .hint(format!("set KILN_INSECURE_REGISTRIES={} to allow it for this host explicitly", reference.registry)));
         }
-        let scheme = if insecure { "http" } else { "https" };
+        let scheme = if insecure || reference.is_loopback() {
+            "http"
+        } else {
+            "https"
+        };
         Ok(Client {
             agent: agent(Duration::from_secs(10), Duration::from_secs(120)),
             attempts: ATTEMPTS,
@@ -197,6 +202,18 @@ impl Client {
                 Ok(r) => r,
                 Err(ureq::Error::Status(_, r)) => r,
                 Err(ureq::Error::Transport(t)) => {
+                    // A failed TLS handshake fails the same way every time.
+                    if self.base.starts_with("https://") && is_tls_failure(&t.to_string()) {
+                        return Err(Error::remote(format!(
+                            "TLS with registry `{}` failed ({method} {}): {t}",
+                            self.registry,
+                            redact(url)
+                        ))
+                        .hint(format!(
+                            "if `{}` serves plain HTTP, allow it with KILN_INSECURE_REGISTRIES={} and pass `--insecure`",
+                            self.registry, self.registry
+                        )));
+                    }
                     if attempt < attempts {
                         self.wait(attempt);
                         continue;
@@ -396,6 +413,22 @@ fn redact(url: &str) -> &str {
     url.split('?').next().unwrap_or(url)
 }
 
+/// Whether a transport error is a TLS failure (a plain-HTTP server, a bad
+/// certificate) rather than a network one worth retrying.
+fn is_tls_failure(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "tls",
+        "certificate",
+        "handshake",
+        "corrupt message",
+        "invalidcontenttype",
+        "wrong version number",
+    ]
+    .iter()
+    .any(|k| m.contains(k))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,5 +471,45 @@ mod tests {
             .bounded(Duration::from_secs(10), 1);
         let e = client.manifest_bytes("tag").unwrap_err();
         assert!(e.to_string().contains("more than 16 MiB"), "{e}");
+    }
+
+    #[test]
+    fn a_loopback_registry_is_plain_http_without_asking() {
+        let reference = Reference::parse("127.0.0.1:5000/repo:tag").unwrap();
+        let client = Client::new(&reference, false, &Access::default()).unwrap();
+        assert!(client
+            .url("tags/list")
+            .starts_with("http://127.0.0.1:5000/"));
+        let remote = Reference::parse("ghcr.io/o/r:tag").unwrap();
+        let client = Client::new(&remote, false, &Access::default()).unwrap();
+        assert!(client.url("tags/list").starts_with("https://ghcr.io/"));
+    }
+
+    #[test]
+    fn tls_to_a_plain_http_server_fails_once_and_names_the_way_out() {
+        // A plain HTTP server, counting connections; spoken to in TLS.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = connections.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut conn = conn;
+                let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        let reference = Reference::parse(&format!("127.0.0.1:{port}/repo:tag")).unwrap();
+        let mut client = Client::new(&reference, false, &Access::default()).unwrap();
+        client.base = format!("https://127.0.0.1:{port}");
+        let e = client.manifest_bytes("tag").unwrap_err();
+        let text = format!("{e} {}", e.hints().join(" "));
+        assert!(text.contains("TLS with registry"), "{text}");
+        assert!(text.contains("KILN_INSECURE_REGISTRIES"), "{text}");
+        assert_eq!(
+            connections.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "not retried"
+        );
     }
 }

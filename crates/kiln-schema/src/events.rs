@@ -295,10 +295,34 @@ pub enum Event {
         /// Written, or found up to date.
         state: WorkflowState,
     },
+    /// `kiln init`: the settings block and the ignore entries written.
+    Initialized {
+        /// The manifest written to.
+        manifest: String,
+        /// The table written (`[workspace.metadata.kiln]` or `[package.metadata.kiln]`).
+        table: String,
+        /// The binaries the image packages.
+        binaries: Vec<String>,
+        /// Lines added to `.gitignore` (none when it had them).
+        gitignore: Vec<String>,
+    },
+    /// `kiln man`: the pages written.
+    ManWritten {
+        /// The directory.
+        dir: String,
+        /// File names, `kiln.1` first.
+        pages: Vec<String>,
+    },
     /// `kiln report` wrote its page.
     ReportWritten {
         /// The page.
         path: String,
+        /// When the build reported on started (unix seconds).
+        started: u64,
+        /// Binaries it compiled.
+        compiled: usize,
+        /// Later builds passed over because they compiled nothing.
+        skipped: usize,
         /// Where the time went: `(what, wall seconds, CPU seconds, idle share)`.
         breakdown: Vec<(String, f64, Option<f64>, Option<f64>)>,
         /// The slowest crates: `(what, seconds)`.

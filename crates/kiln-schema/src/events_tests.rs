@@ -129,6 +129,16 @@ fn warnings() -> Vec<Warning> {
             page: "target/kiln/report.html".into(),
             error: "no xdg-open".into(),
         },
+        Warning::DeprecatedFlag {
+            flag: "--out".into(),
+            instead: "--artifact-dir".into(),
+        },
+        Warning::StaleStore {
+            units: vec![crate::UnitGroup {
+                binary: "chronik-server".into(),
+                arches: vec!["amd64".into()],
+            }],
+        },
     ];
     for w in &all {
         match w {
@@ -156,7 +166,9 @@ fn warnings() -> Vec<Warning> {
             | Warning::RemoteWithoutTrustedKeys
             | Warning::ActionVersionBumped { .. }
             | Warning::ToolMissing { .. }
-            | Warning::NoBrowser { .. } => {}
+            | Warning::NoBrowser { .. }
+            | Warning::DeprecatedFlag { .. }
+            | Warning::StaleStore { .. } => {}
         }
     }
     all
@@ -431,6 +443,16 @@ fn examples() -> Vec<Event> {
             }],
             total: 4,
         },
+        Event::Initialized {
+            manifest: "Cargo.toml".into(),
+            table: "[workspace.metadata.kiln]".into(),
+            binaries: vec!["chronik-server".into()],
+            gitignore: vec!["/artifacts/".into()],
+        },
+        Event::ManWritten {
+            dir: "man".into(),
+            pages: vec!["kiln.1".into(), "kiln-build.1".into()],
+        },
         Event::Settings {
             settings: vec![
                 SettingRecord {
@@ -485,6 +507,9 @@ fn examples() -> Vec<Event> {
         },
         Event::ReportWritten {
             path: "target/kiln/report.html".into(),
+            started: 1_796_199_674,
+            compiled: 4,
+            skipped: 1,
             breakdown: vec![("cargo".into(), 10.0, Some(18.0), Some(0.1))],
             slowest: vec![("chronik-server (x86_64-unknown-linux-musl)".into(), 4.0)],
         },
@@ -536,6 +561,8 @@ fn examples() -> Vec<Event> {
             | Event::DockerfileWritten { .. }
             | Event::WorkflowWritten { .. }
             | Event::ReportWritten { .. }
+            | Event::Initialized { .. }
+            | Event::ManWritten { .. }
             | Event::Finished { .. } => {}
         }
     }

@@ -243,6 +243,18 @@ pub enum Warning {
         /// Why.
         error: String,
     },
+    /// `kiln image`: binaries in the store are not what the sources build now.
+    StaleStore {
+        /// The binaries and their architectures.
+        units: Vec<crate::UnitGroup>,
+    },
+    /// A flag was given by an old name that still works.
+    DeprecatedFlag {
+        /// The old name.
+        flag: String,
+        /// The name to use.
+        instead: String,
+    },
 }
 
 /// What is wrong with a damaged local cache entry.

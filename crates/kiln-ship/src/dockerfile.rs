@@ -19,7 +19,7 @@ pub struct DockerfileRequest {
     pub output: Option<PathBuf>,
 }
 
-/// Writes the Dockerfile, `.dockerignore` and `kiln-rootfs/` (replaced whole), and
+/// Writes the Dockerfile, `.dockerignore` and `kiln-rootfs.tar`, and
 /// says what it wrote.
 pub fn dockerfile(ws: &Workspace, req: &DockerfileRequest) -> Result<Event> {
     let store = Store::new(&ws.settings.artifact_dir.value);
@@ -64,11 +64,17 @@ pub fn dockerfile(ws: &Workspace, req: &DockerfileRequest) -> Result<Event> {
     std::fs::create_dir_all(&out).io_context("create", &out)?;
     kiln_fs::write_atomic(&out.join("Dockerfile"), files.dockerfile.as_bytes())?;
     kiln_fs::write_atomic(&out.join(".dockerignore"), files.dockerignore.as_bytes())?;
-    let rootfs = out.join("kiln-rootfs");
-    if files.rootfs.is_empty() {
-        let _ = std::fs::remove_dir_all(&rootfs);
-    } else {
-        kiln_fs::install_dir(&rootfs, |staging| write_rootfs(staging, &files.rootfs))?;
+    let rootfs = out.join(kiln_image::ROOTFS_TAR);
+    match &files.rootfs {
+        Some(tar) => kiln_fs::write_atomic(&rootfs, tar)?,
+        None => {
+            let _ = std::fs::remove_file(&rootfs);
+        }
+    }
+    // The directory earlier versions wrote: generated, and no longer used.
+    let old = out.join("kiln-rootfs");
+    if old.join("base").is_dir() || old.join("volume").is_dir() {
+        let _ = std::fs::remove_dir_all(&old);
     }
     let context = match short(&out) {
         s if s.is_empty() => ".".to_string(),
@@ -77,31 +83,11 @@ pub fn dockerfile(ws: &Workspace, req: &DockerfileRequest) -> Result<Event> {
     Ok(Event::DockerfileWritten {
         dockerfile: short(&out.join("Dockerfile")),
         dockerignore: short(&out.join(".dockerignore")),
-        rootfs: (!files.rootfs.is_empty()).then(|| short(&rootfs)),
+        rootfs: files.rootfs.is_some().then(|| short(&rootfs)),
         base: spec.base.clone().unwrap_or_else(|| "scratch".into()),
         next: format!(
             "kiln build && docker buildx build --platform linux/amd64,linux/arm64 -t {} {context}",
             spec.name
         ),
     })
-}
-
-/// The rootfs entries (path, mode, bytes) under `dir`, with their modes.
-fn write_rootfs(dir: &std::path::Path, entries: &[(String, u32, Vec<u8>)]) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir).io_context("create", dir)?;
-    for (path, mode, bytes) in entries {
-        let p = dir.join(path);
-        if mode & kiln_image::DIR != 0 {
-            std::fs::create_dir_all(&p).io_context("create", &p)?;
-        } else {
-            if let Some(parent) = p.parent() {
-                std::fs::create_dir_all(parent).io_context("create", parent)?;
-            }
-            std::fs::write(&p, bytes).io_context("write", &p)?;
-        }
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode & 0o7777))
-            .io_context("set permissions of", &p)?;
-    }
-    Ok(())
 }

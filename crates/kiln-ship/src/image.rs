@@ -99,11 +99,11 @@ pub fn image(ws: &Workspace, req: &ImageRequest, emit: &dyn Fn(Event)) -> Result
         let base = match &spec.base {
             Some(b) => {
                 let reference = Reference::parse(b)?;
-                let client = Client::for_pull(
-                    &reference,
-                    req.insecure && reference.is_loopback(),
-                    &ws.settings.access,
-                )?;
+                // `--insecure` is for the destination; the base may share it only
+                // when its host is listed too (a loopback one is plain HTTP anyway).
+                let access = &ws.settings.access;
+                let listed = access.insecure_registries.contains(&reference.registry);
+                let client = Client::for_pull(&reference, req.insecure && listed, access)?;
                 let arches: Vec<String> = targets.iter().map(|t| t.arch.clone()).collect();
                 Some(client.pull_base(&reference, &arches, &blobs)?)
             }

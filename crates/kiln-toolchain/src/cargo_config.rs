@@ -98,6 +98,17 @@ impl CargoConfig {
         })
     }
 
+    /// Whether a config file defines `[profile.<name>]` (cargo accepts custom
+    /// profiles from config files as from the manifest).
+    pub fn defines_profile(&self, profile: &str) -> bool {
+        self.files.iter().any(|f| {
+            f.table
+                .get("profile")
+                .and_then(|p| p.get(profile))
+                .is_some()
+        })
+    }
+
     /// Whether `profile.<name>.<key>` is set in any config file or by
     /// `CARGO_PROFILE_<NAME>_<KEY>`.
     pub fn profile_sets(&self, profile: &str, key: &str) -> bool {

@@ -157,7 +157,7 @@ fn explain_inner(what: &str, stderr: &str, verbose: bool, attach: bool) -> Error
         CargoFailure::Msrv => Error::new(Kind::Environment, message)
             .hint("use a newer toolchain: `rustup update`, or raise the channel in rust-toolchain.toml to at least the package's `rust-version`"),
         CargoFailure::Manifest => Error::usage(message)
-            .hint("fix the manifest cargo names above; run kiln inside a Cargo workspace, or pass `--manifest-path path/to/Cargo.toml`"),
+            .hint("fix the manifest cargo names above"),
         CargoFailure::Other => Error::usage(message)
             .hint("fix the problem cargo reports above (run the same cargo command to see it in full)"),
     };

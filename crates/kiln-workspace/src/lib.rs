@@ -122,6 +122,23 @@ impl Workspace {
                 .with_source(other)
                 .hint("make sure `cargo` is installed and on PATH"),
         })?;
+        // kiln reads one table, the root manifest's: a member's own is a mistake
+        // that would otherwise do nothing.
+        let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let root_manifest_path = canonical(&manifest);
+        if let Some(p) = metadata.workspace_packages().into_iter().find(|p| {
+            p.metadata.get("kiln").is_some()
+                && canonical(p.manifest_path.as_std_path()) != root_manifest_path
+        }) {
+            return Err(Error::usage(format!(
+                "`{}` has a [package.metadata.kiln] table, which kiln doesn't read: settings apply to the whole workspace",
+                p.manifest_path
+            ))
+            .hint(format!(
+                "move it to [workspace.metadata.kiln] in `{}`",
+                manifest.display()
+            )));
+        }
         let mut members: Vec<Package> = metadata
             .workspace_packages()
             .into_iter()
@@ -390,6 +407,24 @@ fn compiles_c(name: &str, deps: &[cargo_metadata::Dependency]) -> bool {
 /// of cargo before anything else: it reads no lockfile and needs no network, so the
 /// settings (`--locked`, ...) are known before `cargo metadata` runs.
 fn locate_root(manifest_path: Option<&Path>, verbose: bool) -> Result<PathBuf> {
+    // The two plain mistakes, said in kiln's words before cargo's.
+    match manifest_path {
+        Some(p) if !p.is_file() => {
+            return Err(Error::usage(format!("`{}` does not exist", p.display()))
+                .hint("pass `--manifest-path` the path of a workspace's Cargo.toml"));
+        }
+        None => {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            if !cwd.ancestors().any(|d| d.join("Cargo.toml").is_file()) {
+                return Err(Error::usage(format!(
+                    "`{}` is not in a Cargo workspace (no Cargo.toml here or in any parent directory)",
+                    cwd.display()
+                ))
+                .hint("run kiln inside a Cargo workspace, or pass `--manifest-path path/to/Cargo.toml`"));
+            }
+        }
+        Some(_) => {}
+    }
     let mut cmd = std::process::Command::new(cargo_program());
     cmd.args(["locate-project", "--workspace", "--message-format", "plain"]);
     if let Some(p) = manifest_path {

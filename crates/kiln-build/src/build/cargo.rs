@@ -59,6 +59,9 @@ pub(crate) struct CargoCall<'a> {
     pub(crate) env: Vec<(String, String)>,
     pub(crate) jobserver: &'a jobserver::Client,
     pub(crate) observer: &'a dyn Observer,
+    /// The crates cargo said it finished, and when: what places its timings on
+    /// their platforms.
+    pub(crate) marks: &'a std::sync::Mutex<Vec<kiln_metrics::CrateMark>>,
 }
 
 /// Starts cargo for one step and reports what it built.
@@ -183,6 +186,7 @@ pub(super) fn run_steps(
             crates: step.graph_size * step.targets.len(),
         });
         let measure = cx.monitor.step_started(i);
+        let marks = std::sync::Mutex::new(Vec::new());
         let mut jobs = cx.plan.resources.jobs;
         let mut retried = false;
         let outcome = loop {
@@ -199,6 +203,7 @@ pub(super) fn run_steps(
                 env: env.clone(),
                 jobserver: &client,
                 observer: cx.observer,
+                marks: &marks,
             };
             match cx.runner.run(&call) {
                 Err(StepError::Killed(_)) if !retried => {
@@ -210,13 +215,18 @@ pub(super) fn run_steps(
                     });
                     jobs = fewer;
                     retried = true;
+                    marks.lock().expect("marks").clear();
                 }
                 other => break other.map_err(StepError::into_error),
             }
         };
-        let elapsed =
-            cx.monitor
-                .step_finished(measure, &step, (jobs, retried), &cx.plan.target_dir);
+        let marks = marks.into_inner().expect("marks");
+        let elapsed = cx.monitor.step_finished(
+            measure,
+            &step,
+            (jobs, retried),
+            (&cx.plan.target_dir, &marks),
+        );
         built.extend(outcome?);
         cx.observer.event(Event::StepFinished {
             package: step.package.clone(),

@@ -126,7 +126,7 @@ impl<'c> Monitor<'c> {
         start: StepStart,
         step: &Step,
         (jobs, retried): (u32, bool),
-        target_dir: &Path,
+        (target_dir, marks): (&Path, &[kiln_metrics::CrateMark]),
     ) -> Duration {
         self.governor.release();
         self.sampler.set_step(None);
@@ -143,7 +143,11 @@ impl<'c> Monitor<'c> {
                 peak_bytes: self.sampler.peak(Some(start.index)),
                 retried,
                 offset_secs: start.at.as_secs_f64(),
-                crates: cargo_timings(target_dir, start.wall),
+                crates: {
+                    let mut crates = cargo_timings(target_dir, start.wall);
+                    kiln_metrics::CrateTiming::place(&mut crates, marks);
+                    crates
+                },
             });
         wall
     }

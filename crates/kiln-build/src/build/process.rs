@@ -6,6 +6,7 @@ use super::cargo::{Built, CargoCall, CargoRunner, StepError};
 use crate::plan::Step;
 use cargo_metadata::Message;
 use kiln_diagnostics::{Error, Kind};
+use kiln_metrics::UnitKind;
 use kiln_schema::Event;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -58,12 +59,38 @@ impl CargoRunner for ProcessRunner {
                     call.observer.cargo_stderr(&line);
                 }
             });
+            let started = std::time::Instant::now();
+            let mark = |id: &cargo_metadata::PackageId, unit: UnitKind, triple: Option<&str>| {
+                call.marks
+                    .lock()
+                    .expect("marks")
+                    .push(kiln_metrics::CrateMark {
+                        name: package_name(&id.repr),
+                        unit,
+                        platform: triple
+                            .and_then(|t| step.targets.iter().find(|x| x.triple == t))
+                            .map_or_else(|| "host".to_string(), |t| t.platform()),
+                        at: started.elapsed().as_secs_f64(),
+                    });
+            };
             for msg in Message::parse_stream(BufReader::new(stdout)).flatten() {
+                if let Message::BuildScriptExecuted(b) = &msg {
+                    let triple = triple_of(b.out_dir.as_std_path(), call.target_dir, step);
+                    mark(&b.package_id, UnitKind::BuildScriptRun, triple.as_deref());
+                }
                 if let Message::CompilerArtifact(a) = msg {
                     let triple = a
                         .filenames
                         .first()
                         .and_then(|f| triple_of(f.as_std_path(), call.target_dir, step));
+                    let unit = if a.target.is_custom_build() {
+                        UnitKind::BuildScript
+                    } else if a.target.is_bin() {
+                        UnitKind::Bin(a.target.name.clone())
+                    } else {
+                        UnitKind::Lib
+                    };
+                    mark(&a.package_id, unit, triple.as_deref());
                     call.observer.event(Event::CrateCompiled {
                         name: a.target.name.clone(),
                         target: triple.clone().unwrap_or_else(|| "host".into()),
@@ -130,8 +157,8 @@ fn expect_every_binary(
 }
 
 fn step_failure(step: &Step, status: std::process::ExitStatus) -> Error {
-    let arches: Vec<&str> = step.targets.iter().map(|t| t.arch.as_str()).collect();
-    let what = format!("`{}` ({})", step.package, arches.join(", "));
+    let platforms: Vec<String> = step.targets.iter().map(|t| t.platform()).collect();
+    let what = format!("`{}` ({})", step.package, platforms.join(", "));
     #[cfg(unix)]
     {
         use std::os::unix::process::ExitStatusExt;
@@ -144,6 +171,25 @@ fn step_failure(step: &Step, status: std::process::ExitStatus) -> Error {
     }
     Error::new(Kind::BuildFailed, format!("failed to build {what}"))
         .hint("fix the errors cargo printed above; the artifact store was left as it was")
+}
+
+/// The package name in a cargo package id: `registry+https://…#cc@1.2.3` gives `cc`,
+/// `path+file:///w/chronik-common#0.3.1` gives `chronik-common`, and the old
+/// `cc 1.2.3 (registry+…)` form gives `cc`.
+fn package_name(id: &str) -> String {
+    if let Some((url, fragment)) = id.rsplit_once('#') {
+        if let Some((name, _)) = fragment.split_once('@') {
+            return name.to_string();
+        }
+        let path = url.split(['?', '#']).next().unwrap_or(url);
+        return path
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or(path)
+            .to_string();
+    }
+    id.split(' ').next().unwrap_or(id).to_string()
 }
 
 /// The target triple an output file was built for, from its path under the target dir.
@@ -187,6 +233,28 @@ mod tests {
     }
 
     #[test]
+    fn package_ids_of_every_cargo_form_give_the_name() {
+        for (id, name) in [
+            (
+                "registry+https://github.com/rust-lang/crates.io-index#cc@1.2.3",
+                "cc",
+            ),
+            (
+                "path+file:///w/crates/chronik-common#0.3.1",
+                "chronik-common",
+            ),
+            ("path+file:///w/x#other-name@0.1.0", "other-name"),
+            ("git+https://github.com/o/r?rev=abc#dep@0.2.0", "dep"),
+            (
+                "cc 1.2.3 (registry+https://github.com/rust-lang/crates.io-index)",
+                "cc",
+            ),
+        ] {
+            assert_eq!(package_name(id), name, "{id}");
+        }
+    }
+
+    #[test]
     fn outputs_are_placed_by_the_triple_directory_they_were_written_to() {
         let dir = tempfile::tempdir().unwrap();
         let (_, plan) = super::super::tests::workspace(dir.path());
@@ -214,7 +282,9 @@ mod tests {
         assert!(killed.to_string().contains("out of memory"), "{killed}");
         let failed = step_failure(step, std::process::ExitStatus::from_raw(101 << 8));
         assert!(
-            failed.to_string().contains("failed to build `app` (amd64)"),
+            failed
+                .to_string()
+                .contains("failed to build `app` (linux/amd64)"),
             "{failed}"
         );
     }

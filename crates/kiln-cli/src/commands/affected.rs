@@ -1,16 +1,16 @@
 //! `kiln affected`: the binaries x platforms a change touches, for CI matrices.
 
 use super::load_workspace;
-use crate::args::{AffectedArgs, AffectedFormat, Cli};
+use crate::args::{AffectedArgs, AffectedFormat, GlobalArgs};
 use crate::reporter::Reporter;
 use kiln_build::{affected as compute, Plan};
 use kiln_diagnostics::Result;
 use kiln_schema::{Event, GithubMatrix, MatrixEntry};
 use std::process::ExitCode;
 
-pub(crate) fn affected(cli: &Cli, args: &AffectedArgs, r: &Reporter) -> Result<ExitCode> {
-    let ws = load_workspace(cli, args.build.flags(&cli.global))?;
-    let sel = args.build.request().resolve(&ws)?;
+pub(crate) fn affected(g: &GlobalArgs, args: &AffectedArgs, r: &Reporter) -> Result<ExitCode> {
+    let ws = load_workspace(&args.sync.manifest, args.sync.flags(g))?;
+    let sel = args.sync.request().resolve(&ws)?;
     // Native libraries are only named here, never built.
     let plan = Plan::new(&ws, &sel, &kiln_build::native_root(&ws, None))?;
     let mut a = compute(&ws, &plan, args.base.as_deref(), args.head.as_deref())?;

@@ -1,7 +1,7 @@
 //! `kiln build` and `kiln plan`.
 
 use super::{load_workspace, open_cache, short};
-use crate::args::{BuildArgs, Cli};
+use crate::args::{BuildArgs, BuildOptions, GlobalArgs};
 use crate::reporter::Reporter;
 use kiln_artifacts::Store;
 use kiln_build::{analyze, execute, NativeLib, Plan, UnitPlan, UnitState};
@@ -13,9 +13,19 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Instant;
 
-pub(crate) fn build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCode> {
+pub(crate) fn build(g: &GlobalArgs, args: &BuildArgs, r: &Reporter) -> Result<ExitCode> {
+    build_with(g, &args.options, args.metrics_out.as_deref(), r)
+}
+
+/// `kiln build` with these options (also what `kiln image --build` runs first).
+pub(crate) fn build_with(
+    g: &GlobalArgs,
+    options: &BuildOptions,
+    metrics_out: Option<&std::path::Path>,
+    r: &Reporter,
+) -> Result<ExitCode> {
     let start = Instant::now();
-    let result = run_build(cli, args, r);
+    let result = run_build(g, options, metrics_out, r);
     // From kiln's start to its end: loading the workspace included.
     let elapsed_secs = start.elapsed().as_secs_f64();
     let finished = match result {
@@ -58,8 +68,9 @@ type Prepared = (Workspace, Plan, Store, Option<LocalCache>);
 
 /// What `build` and `plan` share: the workspace, the resolved request, its plan, the
 /// store and the cache.
-fn prepare(cli: &Cli, args: &BuildArgs) -> Result<Prepared> {
-    let ws = load_workspace(cli, args.flags(&cli.global))?;
+fn prepare(g: &GlobalArgs, args: &BuildOptions, r: &Reporter) -> Result<Prepared> {
+    super::warn_deprecated_out(&args.store, r);
+    let ws = load_workspace(&args.manifest, args.flags(g))?;
     let sel = args.request().resolve(&ws)?;
     let cache = if args.no_cache {
         None
@@ -71,8 +82,13 @@ fn prepare(cli: &Cli, args: &BuildArgs) -> Result<Prepared> {
     Ok((ws, plan, store, cache))
 }
 
-fn run_build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<Summary> {
-    let (ws, plan, store, cache) = prepare(cli, args)?;
+fn run_build(
+    g: &GlobalArgs,
+    args: &BuildOptions,
+    metrics_out: Option<&std::path::Path>,
+    r: &Reporter,
+) -> Result<Summary> {
+    let (ws, plan, store, cache) = prepare(g, args, r)?;
     let remote = if cache.is_some() {
         super::open_remote(&ws, r)?
     } else {
@@ -111,10 +127,7 @@ fn run_build(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<Summary> {
     let mut metrics = metrics(&plan, &outcome, &store);
     metrics.sccache_hits = sccache.map(|s| s.0);
     metrics.sccache_misses = sccache.map(|s| s.1);
-    let dir = args
-        .metrics_out
-        .clone()
-        .unwrap_or_else(|| ws.target_dir.join("kiln/metrics"));
+    let dir = metrics_out.map_or_else(|| ws.target_dir.join("kiln/metrics"), Into::into);
     if let Err(e) = metrics.write(&dir) {
         r.emit(&Event::Warning(Warning::MetricsNotWritten {
             error: e.to_string(),
@@ -159,6 +172,10 @@ fn metrics(
                 .rev()
                 .find(|s| s.package == u.package && s.targets.contains(&u.target.triple));
             let built = u.state == UnitState::Rebuild;
+            // The binary's own figures: its crate's compile and link on its target.
+            let own = step
+                .filter(|_| built)
+                .and_then(|s| Some((s, s.bin_timing(&u.bin, &u.target.platform())?)));
             kiln_metrics::UnitMetrics {
                 package: u.package.clone(),
                 binary: u.bin.clone(),
@@ -178,6 +195,15 @@ fn metrics(
                     .iter()
                     .find(|a| a.binary == u.bin && a.target == u.target.triple)
                     .map_or(0, |a| a.size),
+                own_secs: own.map(|(_, c)| c.duration),
+                own_peak_bytes: own.and_then(|(s, c)| {
+                    let from = s.offset_secs + c.start;
+                    kiln_metrics::BuildMetrics::peak_between(
+                        &outcome.samples,
+                        from,
+                        from + c.duration,
+                    )
+                }),
             }
         })
         .collect();
@@ -254,8 +280,8 @@ fn grouped(units: &[UnitPlan], state: UnitState) -> Vec<UnitGroup> {
         .collect()
 }
 
-pub(crate) fn plan(cli: &Cli, args: &BuildArgs, r: &Reporter) -> Result<ExitCode> {
-    let (ws, plan, store, cache) = prepare(cli, args)?;
+pub(crate) fn plan(g: &GlobalArgs, args: &BuildOptions, r: &Reporter) -> Result<ExitCode> {
+    let (ws, plan, store, cache) = prepare(g, args, r)?;
     let analysis = analyze(&ws, &plan, &store, cache.as_ref(), None, r)?;
     // One line per binary and state, with the architectures it covers.
     let mut lines: Vec<(String, UnitState, Vec<kiln_schema::Reason>, Vec<String>)> = Vec::new();

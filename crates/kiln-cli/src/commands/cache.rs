@@ -1,36 +1,38 @@
 //! `kiln cache stats | gc | clear`.
 
 use super::{load_workspace, open_cache};
-use crate::args::{CacheAction, CacheArgs, Cli};
+use crate::args::{CacheAction, CacheArgs, GlobalArgs, SyncArgs};
 use crate::reporter::Reporter;
 use kiln_diagnostics::{Error, Result};
 use kiln_schema::{Event, SyncDirection};
 use std::process::ExitCode;
 
-pub(crate) fn cache(cli: &Cli, args: &CacheArgs, r: &Reporter) -> Result<ExitCode> {
-    if let CacheAction::Keygen { name, out } = &args.action {
-        return keygen(name, out, r);
-    }
+pub(crate) fn cache(g: &GlobalArgs, args: &CacheArgs, r: &Reporter) -> Result<ExitCode> {
+    let manifest = match (&args.action, args.action.manifest()) {
+        (CacheAction::Keygen { name, output }, _) => return keygen(name, output, r),
+        (_, Some(m)) => m,
+        (_, None) => unreachable!("every other action reads a workspace"),
+    };
     // Outside a workspace the cache is still reachable through KILN_CACHE_DIR or the
     // default. Inside one, a workspace that can't be read (a broken config) is an
     // error: `gc` or `clear` must never fall back to another directory than the one
     // configured.
-    let in_workspace = cli.global.manifest_path.is_some()
+    let in_workspace = manifest.manifest_path.is_some()
         || std::env::current_dir()
             .ok()
             .is_some_and(|d| d.ancestors().any(|a| a.join("Cargo.toml").is_file()));
-    let cache = match load_workspace(cli, cli.global.flags()) {
+    let cache = match load_workspace(manifest, g.flags()) {
         Ok(ws) => open_cache(&ws)?,
         Err(e) if in_workspace => return Err(e),
         Err(_) => {
             let cwd = std::env::current_dir().unwrap_or_default();
-            let s = kiln_config::Settings::outside_workspace(&cwd, cli.global.flags())?;
+            let s = kiln_config::Settings::outside_workspace(&cwd, g.flags())?;
             kiln_cache::LocalCache::open(s.cache_dir.value)?
         }
     };
     match &args.action {
-        CacheAction::Stats => r.emit(&Event::CacheStats(cache.stats())),
-        CacheAction::Gc { max_size } => {
+        CacheAction::Stats { .. } => r.emit(&Event::CacheStats(cache.stats())),
+        CacheAction::Gc { max_size, .. } => {
             let max = kiln_config::parse_size(max_size)?;
             let g = cache.gc(max)?;
             let native = kiln_native::clean_build_dirs(&cache.native_dir())?;
@@ -40,20 +42,20 @@ pub(crate) fn cache(cli: &Cli, args: &CacheArgs, r: &Reporter) -> Result<ExitCod
                 bytes_left: g.bytes_left,
             });
         }
-        CacheAction::Clear => {
+        CacheAction::Clear { .. } => {
             cache.clear()?;
             r.emit(&Event::CacheCleared {
                 root: cache.root().display().to_string(),
             });
         }
-        CacheAction::Push(build) => sync(cli, build, Sync::Push, &cache, r)?,
+        CacheAction::Push(s) => sync(g, s, Sync::Push, &cache, r)?,
         CacheAction::Pull(pull) => {
             let how = if pull.vouch {
                 Sync::PullVouching
             } else {
                 Sync::Pull
             };
-            sync(cli, &pull.build, how, &cache, r)?;
+            sync(g, &pull.sync, how, &cache, r)?;
         }
         CacheAction::Keygen { .. } => unreachable!("handled before the cache is opened"),
     }
@@ -84,14 +86,14 @@ enum Sync {
 
 /// `kiln cache push|pull`: the current plan's binaries, local -> remote or back.
 fn sync(
-    cli: &Cli,
-    args: &crate::args::BuildArgs,
+    g: &GlobalArgs,
+    args: &SyncArgs,
     how: Sync,
     cache: &kiln_cache::LocalCache,
     r: &Reporter,
 ) -> Result<()> {
     let push = how == Sync::Push;
-    let ws = load_workspace(cli, args.flags(&cli.global))?;
+    let ws = load_workspace(&args.manifest, args.flags(g))?;
     // Like a build, a sync holds the cache's shared lock: `gc` waits for it.
     let _lock = cache.lock_shared()?;
     let remote = super::open_remote(&ws, r)?.map(|rc| {

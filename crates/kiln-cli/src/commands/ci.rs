@@ -1,15 +1,15 @@
 //! `kiln ci github [--check]`.
 
 use super::{load_workspace, short};
-use crate::args::{CiArgs, CiProvider, Cli};
+use crate::args::{CiArgs, CiProvider, GlobalArgs};
 use crate::reporter::Reporter;
 use kiln_diagnostics::{Error, Result};
 use kiln_schema::{Event, Warning, WorkflowState};
 use std::process::ExitCode;
 
-pub(crate) fn ci(cli: &Cli, args: &CiArgs, r: &Reporter) -> Result<ExitCode> {
-    let ws = load_workspace(cli, cli.global.flags())?;
-    let CiProvider::Github = args.provider;
+pub(crate) fn ci(g: &GlobalArgs, args: &CiArgs, r: &Reporter) -> Result<ExitCode> {
+    let CiProvider::Github(args) = &args.provider;
+    let ws = load_workspace(&args.manifest, g.flags())?;
     let artifacts = &ws.settings.artifact_dir.value;
     let artifact_dir = artifacts
         .strip_prefix(&ws.root)
@@ -83,7 +83,10 @@ pub(crate) fn ci(cli: &Cli, args: &CiArgs, r: &Reporter) -> Result<ExitCode> {
                 }
             ),
         )
-        .hint("run `kiln ci github` and commit the result"));
+        .hint(format!(
+            "run `kiln ci github` and commit the result; the difference:\n{}",
+            kiln_ci::drift(&current, &yaml, 20).trim_end()
+        )));
     }
     kiln_fs::write_atomic(&path, yaml.as_bytes())?;
     written(WorkflowState::Written);

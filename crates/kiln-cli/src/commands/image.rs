@@ -2,14 +2,31 @@
 //! which does the work and says what it did.
 
 use super::{load_workspace, open_cache};
-use crate::args::{Cli, DockerfileArgs, ImageArgs};
+use crate::args::{BuildOptions, DockerfileArgs, GlobalArgs, ImageArgs};
 use crate::reporter::Reporter;
 use kiln_diagnostics::Result;
+use kiln_schema::{Event, Reason, UnitGroup, UnitState, Warning};
 use kiln_ship::{DockerfileRequest, ImageRequest};
+use kiln_workspace::Workspace;
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-pub(crate) fn image(cli: &Cli, args: &ImageArgs, r: &Reporter) -> Result<ExitCode> {
-    let ws = load_workspace(cli, args.flags(&cli.global))?;
+pub(crate) fn image(g: &GlobalArgs, args: &ImageArgs, r: &Reporter) -> Result<ExitCode> {
+    super::warn_deprecated_out(&args.store, r);
+    if args.build {
+        // The same platforms, store and workspace as the image.
+        let options = BuildOptions {
+            platforms: args.platforms.clone(),
+            store: args.store.clone(),
+            manifest: args.manifest.clone(),
+            ..Default::default()
+        };
+        super::build::build_with(g, &options, None, r)?;
+    }
+    let ws = load_workspace(&args.manifest, args.flags(g))?;
+    if !args.build {
+        warn_if_stale(&ws, r);
+    }
     let req = ImageRequest {
         output: args.output.clone(),
         push: args.push.clone(),
@@ -24,8 +41,67 @@ pub(crate) fn image(cli: &Cli, args: &ImageArgs, r: &Reporter) -> Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn dockerfile(cli: &Cli, args: &DockerfileArgs, r: &Reporter) -> Result<ExitCode> {
-    let ws = load_workspace(cli, cli.global.flags())?;
+/// Hears nothing: the staleness check's analysis has nothing to tell the user.
+struct Quiet;
+
+impl kiln_build::Observer for Quiet {
+    fn event(&self, _: Event) {}
+    fn cargo_stderr(&self, _: &str) {}
+}
+
+/// Warns when binaries in the store are not what the sources build now (an edit
+/// since `kiln build`, or sources that no longer compile): the image would ship
+/// them silently otherwise. The same keys as `kiln plan` (the local cache holds what
+/// build scripts declared, which the keys include); nothing is restored.
+fn warn_if_stale(ws: &Workspace, r: &Reporter) {
+    let stale = (|| -> Result<Vec<UnitGroup>> {
+        let sel = kiln_build::BuildRequest::default().resolve(ws)?;
+        let store = kiln_artifacts::Store::new(&sel.out);
+        let recorded = store.read_checksums()?.artifacts;
+        let cache = open_cache(ws).ok();
+        let plan = kiln_build::Plan::new(ws, &sel, &kiln_build::native_root(ws, cache.as_ref()))?;
+        let analysis = kiln_build::analyze(ws, &plan, &store, cache.as_ref(), None, &Quiet)?;
+        let mut by_bin: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for u in analysis
+            .units
+            .iter()
+            .filter(|u| u.state != UnitState::Fresh)
+        {
+            let Some(record) = recorded
+                .iter()
+                .find(|a| a.binary == u.bin && a.target == u.target.triple)
+            else {
+                continue;
+            };
+            // Stale for sure when a build would restore another binary, or when the
+            // cache remembers the last build and an input changed since; a cache
+            // without that history can't tell (no false alarm then).
+            let changed = u
+                .reasons
+                .iter()
+                .any(|r| matches!(r, Reason::Changed { .. }));
+            let known = u.state == UnitState::Restore || changed;
+            if known && record.key.as_deref() != Some(u.key.as_str()) {
+                by_bin
+                    .entry(u.bin.clone())
+                    .or_default()
+                    .push(u.target.arch.clone());
+            }
+        }
+        Ok(by_bin
+            .into_iter()
+            .map(|(binary, arches)| UnitGroup { binary, arches })
+            .collect())
+    })();
+    if let Ok(units) = stale {
+        if !units.is_empty() {
+            r.emit(&Event::Warning(Warning::StaleStore { units }));
+        }
+    }
+}
+
+pub(crate) fn dockerfile(g: &GlobalArgs, args: &DockerfileArgs, r: &Reporter) -> Result<ExitCode> {
+    let ws = load_workspace(&args.manifest, g.flags())?;
     let req = DockerfileRequest {
         base: args.base.clone(),
         output: args.output.clone(),

@@ -5,38 +5,55 @@ mod build;
 mod cache;
 mod ci;
 mod config;
+mod docs;
 mod image;
+mod init;
 mod report;
 mod setup;
 mod verify;
 
-use crate::args::{Cli, Command};
+use crate::args::{Cli, Command, ManifestArgs, StoreArgs};
 use crate::reporter::Reporter;
 use kiln_diagnostics::Result;
+use kiln_schema::{Event, Warning};
 use kiln_workspace::Workspace;
 use std::process::ExitCode;
 
-pub(crate) fn run(cli: &Cli, reporter: &Reporter) -> Result<ExitCode> {
+pub(crate) fn run(cli: &Cli, r: &Reporter) -> Result<ExitCode> {
+    let g = &cli.global;
     match &cli.command {
-        Command::Build(a) if a.dry_run => build::plan(cli, a, reporter),
-        Command::Build(a) => build::build(cli, a, reporter),
-        Command::Plan(a) => build::plan(cli, a, reporter),
-        Command::Verify(a) => verify::verify(cli, a, reporter),
-        Command::Setup(a) => setup::setup(cli, a, reporter),
-        Command::Affected(a) => affected::affected(cli, a, reporter),
-        Command::Cache(a) => cache::cache(cli, a, reporter),
-        Command::Image(a) => image::image(cli, a, reporter),
-        Command::Dockerfile(a) => image::dockerfile(cli, a, reporter),
-        Command::Ci(a) => ci::ci(cli, a, reporter),
-        Command::Report(a) => report::report(cli, a, reporter),
-        Command::Config => config::config(cli, reporter),
+        Command::Init(a) => init::init(a, r),
+        Command::Build(a) if a.dry_run => build::plan(g, &a.options, r),
+        Command::Build(a) => build::build(g, a, r),
+        Command::Plan(a) => build::plan(g, &a.options, r),
+        Command::Verify(a) => verify::verify(g, a, r),
+        Command::Setup(a) => setup::setup(g, a, r),
+        Command::Affected(a) => affected::affected(g, a, r),
+        Command::Cache(a) => cache::cache(g, a, r),
+        Command::Image(a) => image::image(g, a, r),
+        Command::Dockerfile(a) => image::dockerfile(g, a, r),
+        Command::Ci(a) => ci::ci(g, a, r),
+        Command::Report(a) => report::report(g, a, r),
+        Command::Config(a) => config::config(g, a, r),
+        Command::Completions(a) => docs::completions(a, r),
+        Command::Man(a) => docs::man(a, r),
     }
 }
 
 /// The workspace, its settings resolved with `flags` (the command's own over the
 /// global ones: see `args`).
-fn load_workspace(cli: &Cli, flags: kiln_config::Flags) -> Result<Workspace> {
-    Workspace::load(cli.global.manifest_path.as_deref(), flags)
+fn load_workspace(manifest: &ManifestArgs, flags: kiln_config::Flags) -> Result<Workspace> {
+    Workspace::load(manifest.manifest_path.as_deref(), flags)
+}
+
+/// Says so when the store was named with the old `--out`.
+fn warn_deprecated_out(store: &StoreArgs, r: &Reporter) {
+    if store.dir().1 {
+        r.emit(&Event::Warning(Warning::DeprecatedFlag {
+            flag: "--out".into(),
+            instead: "--artifact-dir".into(),
+        }));
+    }
 }
 
 /// The local cache, where the settings put it (`KILN_CACHE_DIR`, `cache-dir`, the

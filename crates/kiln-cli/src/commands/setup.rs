@@ -1,7 +1,7 @@
 //! `kiln setup`: check, and install, what cross-compiling needs.
 
 use super::load_workspace;
-use crate::args::{Cli, SetupArgs};
+use crate::args::{GlobalArgs, SetupArgs};
 use crate::reporter::Reporter;
 use kiln_build::{BuildRequest, Plan};
 use kiln_config::BackendChoice;
@@ -10,11 +10,11 @@ use kiln_schema::{Event, ToolState, Warning};
 use kiln_toolchain::{Prerequisite, Probe};
 use std::process::ExitCode;
 
-pub(crate) fn setup(cli: &Cli, args: &SetupArgs, r: &Reporter) -> Result<ExitCode> {
+pub(crate) fn setup(g: &GlobalArgs, args: &SetupArgs, r: &Reporter) -> Result<ExitCode> {
     // The toolchain the workspace pins comes first: without it cargo can't even read
     // the workspace.
-    let here = cli
-        .global
+    let here = args
+        .manifest
         .manifest_path
         .as_deref()
         .and_then(|m| m.parent())
@@ -22,14 +22,7 @@ pub(crate) fn setup(cli: &Cli, args: &SetupArgs, r: &Reporter) -> Result<ExitCod
         .map_or_else(|| std::env::current_dir().unwrap_or_default(), Into::into);
     pinned_toolchain(&here, args, r)?;
     // Inside a workspace, prepare for what it builds; elsewhere, for the defaults.
-    let ws = load_workspace(
-        cli,
-        kiln_config::Flags {
-            targets: args.targets.clone(),
-            ..cli.global.flags()
-        },
-    )
-    .ok();
+    let ws = load_workspace(&args.manifest, args.flags(g)).ok();
     let dir = ws.as_ref().map_or_else(
         || std::env::current_dir().unwrap_or_default(),
         |w| w.root.clone(),
@@ -52,7 +45,7 @@ pub(crate) fn setup(cli: &Cli, args: &SetupArgs, r: &Reporter) -> Result<ExitCod
             };
             (sel.targets, zig)
         }
-        None => (kiln_config::parse_targets(&args.targets)?, true),
+        None => (kiln_config::parse_targets(&args.platforms.targets)?, true),
     };
     let list = Probe::check(&dir, &targets, needs_zig);
     report(r, &list);
@@ -141,7 +134,7 @@ fn pinned_toolchain(dir: &std::path::Path, args: &SetupArgs, r: &Reporter) -> Re
     let Some(name) = kiln_toolchain::missing_toolchain(dir) else {
         return Ok(());
     };
-    let targets = kiln_config::parse_targets(&args.targets)?;
+    let targets = kiln_config::parse_targets(&args.platforms.targets)?;
     let install = kiln_toolchain::toolchain_install(&pinned, &targets);
     if args.check {
         return Err(Error::environment(format!(

@@ -1,17 +1,19 @@
 //! `kiln verify`: re-hash the artifact store.
 
 use super::{load_workspace, short};
-use crate::args::{Cli, VerifyArgs};
+use crate::args::{GlobalArgs, VerifyArgs};
 use crate::reporter::Reporter;
 use kiln_artifacts::Store;
 use kiln_diagnostics::{Error, Kind, Result};
 use std::process::ExitCode;
 
-pub(crate) fn verify(cli: &Cli, args: &VerifyArgs, r: &Reporter) -> Result<ExitCode> {
-    // Without `--out` the store is the workspace's; with it, no workspace is needed.
-    let root = match &args.out {
-        Some(out) => out.clone(),
-        None => load_workspace(cli, cli.global.flags())?
+pub(crate) fn verify(g: &GlobalArgs, args: &VerifyArgs, r: &Reporter) -> Result<ExitCode> {
+    super::warn_deprecated_out(&args.store, r);
+    // Without `--artifact-dir` the store is the workspace's; with it, no workspace
+    // is needed.
+    let root = match args.store.dir().0 {
+        Some(dir) => dir,
+        None => load_workspace(&args.manifest, g.flags())?
             .settings
             .artifact_dir
             .value
@@ -23,7 +25,7 @@ pub(crate) fn verify(cli: &Cli, args: &VerifyArgs, r: &Reporter) -> Result<ExitC
             "no artifact store at `{}` (no checksums.json)",
             root.display()
         ))
-        .hint("run `kiln build` first, or pass `--out DIR` to verify another store"));
+        .hint("run `kiln build` first, or pass `--artifact-dir DIR` to verify another store"));
     }
     let report = store.verify()?;
     r.emit(&kiln_schema::Event::VerifyFinished {
@@ -41,11 +43,18 @@ pub(crate) fn verify(cli: &Cli, args: &VerifyArgs, r: &Reporter) -> Result<ExitC
     if report.problems.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
+    // Artifacts, not problems: one binary can have several.
+    let failed: std::collections::BTreeSet<&str> =
+        report.problems.iter().map(|p| p.path.as_str()).collect();
+    let problems = match report.problems.len() {
+        1 => "1 problem".to_string(),
+        n => format!("{n} problems"),
+    };
     Err(Error::new(
         Kind::VerifyFailed,
         format!(
-            "{} of {} artifacts failed verification",
-            report.problems.len(),
+            "{} of {} artifacts failed verification ({problems})",
+            failed.len(),
             report.checked
         ),
     )

@@ -1,6 +1,6 @@
 //! What `kiln build` says: steps, artifacts, the cache, resources, the summary.
 
-use super::{arch_of, grouped, line, notices, Line, Style, View};
+use super::{arch_of, count, grouped, line, notices, platforms, Line, Style, View};
 use kiln_metrics::human_bytes as size;
 use kiln_schema::{Event, UnitState};
 
@@ -21,7 +21,7 @@ pub(super) fn render(e: &Event, v: View) -> Option<Vec<Line>> {
                 format!(
                     "{} v{version} ({}) with {}",
                     packages.join(", "),
-                    arches.join(", "),
+                    platforms(&arches),
                     backend.name()
                 ),
             )];
@@ -56,8 +56,12 @@ pub(super) fn render(e: &Event, v: View) -> Option<Vec<Line>> {
             _ => vec![line(
                 Style::Status("Restored"),
                 format!(
-                    "{} binaries from cache: {}",
-                    units.iter().map(|u| u.arches.len()).sum::<usize>(),
+                    "{} from cache: {}",
+                    count(
+                        units.iter().map(|u| u.arches.len()).sum::<usize>(),
+                        "binary",
+                        "binaries"
+                    ),
                     grouped(units)
                 ),
             )],
@@ -124,11 +128,26 @@ pub(super) fn render(e: &Event, v: View) -> Option<Vec<Line>> {
             } else {
                 String::new()
             };
+            // Only what happened: `(4 restored)`, `(1 built, 3 fresh)`.
+            let parts: Vec<String> = [
+                (counts.built, "built"),
+                (counts.restored, "restored"),
+                (counts.fresh, "fresh"),
+            ]
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect();
+            let parts = if parts.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", parts.join(", "))
+            };
             vec![line(
                 Style::Status("Finished"),
                 format!(
-                    "{total} binaries ({} built, {} restored, {} fresh) in {elapsed_secs:.2}s into {store}{note}",
-                    counts.built, counts.restored, counts.fresh
+                    "{}{parts} in {elapsed_secs:.2}s into {store}{note}",
+                    count(total, "binary", "binaries")
                 ),
             )]
         }

@@ -1,7 +1,7 @@
 //! What the other commands say: plan, verify, cache, affected, config, setup, image,
 //! dockerfile, ci, report.
 
-use super::{arch_of, line, notices, Line, Style, View};
+use super::{arch_of, count, line, notices, platforms, Line, Style, View};
 use kiln_metrics::human_bytes as size;
 use kiln_schema::{Event, SyncDirection, ToolState, WorkflowState};
 
@@ -24,9 +24,10 @@ pub(super) fn render(e: &Event, v: View) -> Vec<Line> {
                 kiln_schema::UnitState::Restore => "restore",
                 kiln_schema::UnitState::Rebuild => "rebuild",
             };
+            // Data (stdout): `kiln plan | grep rebuild` finds the binaries to build.
             vec![line(
-                Style::Plain,
-                format!("   {state:<8}{binary:<24}{}{because}", arches.join(",")),
+                Style::Data,
+                format!("{state:<8} {binary:<24} {}{because}", platforms(arches)),
             )]
         }
         Event::PlanStep {
@@ -53,7 +54,7 @@ pub(super) fn render(e: &Event, v: View) -> Vec<Line> {
                 Style::Info("Backend"),
                 format!(
                     "{package} ({}) with {} ({why})",
-                    arches.join(", "),
+                    platforms(&arches),
                     backend.name()
                 ),
             )];
@@ -64,7 +65,8 @@ pub(super) fn render(e: &Event, v: View) -> Vec<Line> {
             );
             out.extend(natives(native));
             if v.verbose {
-                out.push(line(Style::Info("Command"), command.clone()));
+                // What `kiln build` runs, as a shell runs it: data.
+                out.push(line(Style::Data, command.clone()));
             }
             out
         }
@@ -163,7 +165,12 @@ pub(super) fn render(e: &Event, v: View) -> Vec<Line> {
                 .map(|u| {
                     line(
                         Style::Data,
-                        format!("{} {} (because {} changed)", u.package, u.platform, u.because.join(", ")),
+                        format!(
+                            "{} {} (because {} changed)",
+                            u.package,
+                            platforms(&[arch_of(&u.target)]),
+                            u.because.join(", ")
+                        ),
                     )
                 })
                 .collect();
@@ -178,10 +185,22 @@ pub(super) fn render(e: &Event, v: View) -> Vec<Line> {
             ));
             out
         }
-        Event::Settings { settings } => settings
-            .iter()
-            .map(|s| line(Style::Data, format!("{:<18} {:<24} ({})", s.key, s.value, s.origin)))
-            .collect(),
+        Event::Settings { settings } => {
+            let key = settings.iter().map(|s| s.key.len()).max().unwrap_or(0);
+            let value = settings
+                .iter()
+                .map(|s| s.value.len())
+                .filter(|n| *n <= 40)
+                .max()
+                .unwrap_or(0);
+            settings
+                .iter()
+                .map(|s| {
+                    let text = format!("{:<key$}  {:<value$}  ({})", s.key, s.value, s.origin);
+                    line(Style::Data, text)
+                })
+                .collect()
+        }
         Event::Tool { name, state } => tool(name, state).into_iter().collect(),
         Event::Installing { what, how } => {
             vec![line(Style::Status("Installing"), format!("{what} ({how})"))]
@@ -218,7 +237,7 @@ pub(super) fn render(e: &Event, v: View) -> Vec<Line> {
                 Style::Status("Wrote"),
                 format!(
                     "{dockerfile}, {dockerignore}{} (base {base})",
-                    rootfs.as_ref().map(|r| format!(", {r}/")).unwrap_or_default()
+                    rootfs.as_ref().map(|r| format!(", {r}")).unwrap_or_default()
                 ),
             ),
             line(Style::Info("Next"), next.clone()),
@@ -226,10 +245,29 @@ pub(super) fn render(e: &Event, v: View) -> Vec<Line> {
         Event::WorkflowWritten { path, state } => vec![workflow(path, state)],
         Event::ReportWritten {
             path,
+            started,
+            compiled,
+            skipped,
             breakdown,
             slowest,
         } => {
-            let mut out: Vec<Line> = breakdown
+            let which = match (compiled, skipped) {
+                (0, _) => "compiled nothing (every binary was fresh or restored)".to_string(),
+                (_, 0) => format!("compiled {}", count(*compiled, "binary", "binaries")),
+                (_, 1) => format!(
+                    "compiled {}; the build after it compiled nothing",
+                    count(*compiled, "binary", "binaries")
+                ),
+                (_, n) => format!(
+                    "compiled {}; the {n} builds after it compiled nothing",
+                    count(*compiled, "binary", "binaries")
+                ),
+            };
+            let mut out = vec![line(
+                Style::Info("Report"),
+                format!("the build of {} {which}", kiln_fs::rfc3339(*started)),
+            )];
+            out.extend(breakdown
                 .iter()
                 .map(|(what, wall, cpu, idle)| {
                     let detail = match (cpu, idle) {
@@ -237,8 +275,7 @@ pub(super) fn render(e: &Event, v: View) -> Vec<Line> {
                         _ => String::new(),
                     };
                     line(Style::Info("Time"), format!("{wall:.1}s {what}{detail}"))
-                })
-                .collect();
+                }));
             out.extend(
                 slowest
                     .iter()
@@ -247,7 +284,41 @@ pub(super) fn render(e: &Event, v: View) -> Vec<Line> {
             out.push(line(Style::Status("Wrote"), path.clone()));
             out
         }
-        _ => Vec::new(),
+        Event::Initialized {
+            manifest,
+            table,
+            binaries,
+            gitignore,
+        } => {
+            let mut out = vec![line(
+                Style::Status("Wrote"),
+                format!("{table} into {manifest} (the image packages {})", binaries.join(", ")),
+            )];
+            if !gitignore.is_empty() {
+                out.push(line(
+                    Style::Status("Ignored"),
+                    format!("{} in .gitignore", gitignore.join(", ")),
+                ));
+            }
+            out.push(line(Style::Info("Next"), "kiln setup && kiln build"));
+            out
+        }
+        Event::ManWritten { dir, pages } => vec![line(
+            Style::Status("Wrote"),
+            format!("{} into {dir}", count(pages.len(), "man page", "man pages")),
+        )],
+        // The build's events are worded in `build`; these only feed progress.
+        Event::BuildStarted { .. }
+        | Event::CrateCompiled { .. }
+        | Event::StepFinished { .. }
+        | Event::Note(_)
+        | Event::Warning(_)
+        | Event::ArtifactWritten { .. }
+        | Event::Units { .. }
+        | Event::SccacheStats { .. }
+        | Event::RemoteUsed { .. }
+        | Event::BuildResources { .. }
+        | Event::Finished { .. } => Vec::new(),
     }
 }
 
@@ -264,7 +335,7 @@ fn natives(native: &[kiln_schema::NativeRecord]) -> Vec<Line> {
             line(
                 Style::Info("Native"),
                 format!(
-                    "{} for {} ({state}), for {} via {}",
+                    "{} for linux/{} ({state}), for {} via {}",
                     n.library,
                     arch_of(&n.target),
                     n.krate,
@@ -277,40 +348,33 @@ fn natives(native: &[kiln_schema::NativeRecord]) -> Vec<Line> {
 
 fn cache_stats(s: &kiln_schema::CacheStats) -> Vec<Line> {
     let lookups = s.recent_hits + s.recent_misses;
-    let rate = |n: u64| {
-        if lookups == 0 {
-            "no builds yet".to_string()
-        } else {
-            format!("{:.0}%", 100.0 * n as f64 / lookups as f64)
-        }
-    };
+    let rate = |n: u64| format!("{:.0}%", 100.0 * n as f64 / lookups.max(1) as f64);
+    // Data (stdout), `key  value` lines a script can read.
+    let row = |k: &str, v: String| line(Style::Data, format!("{k:<9} {v}"));
     let mut out = vec![
-        line(Style::Info("Cache"), s.root.clone()),
-        line(
-            Style::Info("Entries"),
-            format!("{} ({})", s.entries, size(s.bytes)),
-        ),
-        line(
-            Style::Info("Hit rate"),
-            format!(
-                "{} ({} hits, {} misses over the last {} builds)",
-                rate(s.recent_hits),
-                s.recent_hits,
-                s.recent_misses,
-                s.builds.min(50)
-            ),
-        ),
+        row("cache", s.root.clone()),
+        row("entries", format!("{} ({})", s.entries, size(s.bytes))),
     ];
+    if lookups == 0 {
+        out.push(row("hit rate", "no builds yet".into()));
+        return out;
+    }
+    out.push(row(
+        "hit rate",
+        format!(
+            "{} ({} hits, {} misses over the last {})",
+            rate(s.recent_hits),
+            s.recent_hits,
+            s.recent_misses,
+            count(s.builds.min(50), "build", "builds")
+        ),
+    ));
     if s.recent_remote_hits + s.recent_bytes_up > 0 {
-        out.push(line(
-            Style::Info("Remote"),
+        out.push(row(
+            "remote",
             format!(
                 "{} of lookups served remotely ({} hits); {} down, {} up",
-                if lookups == 0 {
-                    "0%".into()
-                } else {
-                    rate(s.recent_remote_hits)
-                },
+                rate(s.recent_remote_hits),
                 s.recent_remote_hits,
                 size(s.recent_bytes_down),
                 size(s.recent_bytes_up)
@@ -386,6 +450,21 @@ fn image(e: &Event) -> Vec<Line> {
     }
     if let Some(s) = signed {
         out.push(line(Style::Status("Signed"), format!("{digest} as {s}")));
+    }
+    // Data (stdout), as `ko build` prints it: each pushed repository by digest, or
+    // the digest of what was written.
+    if pushed.is_empty() {
+        out.push(line(Style::Data, digest.clone()));
+    }
+    for reference in pushed {
+        let repo = reference
+            .rsplit_once(':')
+            .filter(|(_, tag)| !tag.contains('/'))
+            .map_or(reference.as_str(), |(repo, _)| repo);
+        let by_digest = format!("{repo}@{digest}");
+        if !out.iter().any(|l| l.text == by_digest) {
+            out.push(line(Style::Data, by_digest));
+        }
     }
     out
 }

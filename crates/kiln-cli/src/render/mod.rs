@@ -52,13 +52,28 @@ pub(crate) struct View {
     pub(crate) log: bool,
 }
 
-/// `chronik-server (amd64, arm64), chronik-cli (amd64)`.
+/// `chronik-server (linux/amd64, linux/arm64), chronik-cli (linux/amd64)`.
 fn grouped(units: &[UnitGroup]) -> String {
     units
         .iter()
-        .map(|u| format!("{} ({})", u.binary, u.arches.join(", ")))
+        .map(|u| format!("{} ({})", u.binary, platforms(&u.arches)))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `linux/amd64, linux/arm64`: platforms spelled as `--target` takes them, in every
+/// command's output.
+fn platforms<S: AsRef<str>>(arches: &[S]) -> String {
+    arches
+        .iter()
+        .map(|a| format!("linux/{}", a.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `1 binary`, `4 binaries`.
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// The words for an event: nothing for events that only feed progress.

@@ -31,10 +31,9 @@ pub(crate) fn note(n: &Note) -> String {
         Note::MuslMalloc { binaries } => {
             let names: Vec<String> = binaries.iter().map(|b| format!("`{b}`")).collect();
             format!(
-                "{} will use musl's malloc, which is slow under multi-threaded allocation (see docs/allocator.md); \
-                 for no code change set `allocator = \"mimalloc\"` in [workspace.metadata.kiln], \
-                 or add a global allocator crate (mimalloc, tikv-jemallocator), or build glibc targets (`amd64-gnu`, `arm64-gnu`)",
-                names.join(", ")
+                "{} use musl's malloc, slow under many threads: set `allocator = \"mimalloc\"` (or `\"system\"` to keep it) in the kiln settings; {}",
+                names.join(", "),
+                kiln_diagnostics::docs_url("allocator.md")
             )
         }
         Note::Override { change } => change.to_string(),
@@ -190,7 +189,10 @@ pub(crate) fn warning(w: &Warning) -> String {
         Warning::MetricsNotWritten { error } => {
             format!("could not write the build metrics: {error}")
         }
-        Warning::RemoteWithoutTrustedKeys => "the remote cache has no `trusted-keys`: readers can't check who wrote what they restore; `kiln cache keygen NAME --out FILE` makes a key (docs/remote-cache.md, \"A signed team cache\")".into(),
+        Warning::RemoteWithoutTrustedKeys => format!(
+            "the remote cache has no `trusted-keys`: readers can't check who wrote what they restore; `kiln cache keygen NAME --output FILE` makes a key ({}#a-signed-team-cache-step-by-step)",
+            kiln_diagnostics::docs_url("remote-cache.md")
+        ),
         Warning::ActionVersionBumped { file, uses } => format!(
             "{file} uses `{uses}` where kiln writes another version; record it in [workspace.metadata.kiln.ci.actions] (e.g. `checkout = \"actions/checkout@v7\"`) or `kiln ci github` will write kiln's back"
         ),
@@ -199,6 +201,13 @@ pub(crate) fn warning(w: &Warning) -> String {
         }
         Warning::NoBrowser { page, error } => {
             format!("could not open a browser ({error}); open {page} yourself")
+        }
+        Warning::StaleStore { units } => format!(
+            "the artifact store's {} predate the current sources (edited since `kiln build`, or no longer compiling): the image holds the old binaries; `kiln image --build` rebuilds first",
+            super::grouped(units)
+        ),
+        Warning::DeprecatedFlag { flag, instead } => {
+            format!("`{flag}` is deprecated; use `{instead}` (the old name will go in a future release)")
         }
     }
 }

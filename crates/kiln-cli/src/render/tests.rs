@@ -29,6 +29,19 @@ fn a_build_summary_counts_and_names_the_store() {
         w,
         ["4 binaries (1 built, 2 restored, 1 fresh) in 1.50s into artifacts [cache: 3/4 hits]"]
     );
+    let one = words(Event::Finished {
+        success: true,
+        elapsed_secs: 0.2,
+        artifacts: 1,
+        error: None,
+        counts: Counts {
+            fresh: 1,
+            ..Counts::default()
+        },
+        store: "artifacts".into(),
+        cached: false,
+    });
+    assert_eq!(one, ["1 binary (1 fresh) in 0.20s into artifacts"]);
 }
 
 #[test]
@@ -68,7 +81,10 @@ fn progress_events_say_nothing_and_commands_only_with_verbose() {
         command: "cargo zigbuild --timings".into(),
         crates: 3,
     };
-    assert_eq!(words(started.clone()), ["app v1.0.0 (amd64) with zig"]);
+    assert_eq!(
+        words(started.clone()),
+        ["app v1.0.0 (linux/amd64) with zig"]
+    );
     let verbose = View {
         verbose: true,
         log: false,

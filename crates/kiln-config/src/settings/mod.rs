@@ -110,7 +110,7 @@ pub struct Flags {
     pub offline: bool,
     /// `-v`: show tools' full output (rustup's backtraces included).
     pub verbose: bool,
-    /// `--out`: the artifact store.
+    /// `--artifact-dir`: the artifact store.
     pub out: Option<PathBuf>,
     /// `--target` (`--platform`): targets as typed.
     pub targets: Vec<String>,
@@ -257,7 +257,7 @@ impl Settings {
                 .out
                 .as_ref()
                 .map(|o| std::env::current_dir().unwrap_or_default().join(o)),
-            "--out",
+            "--artifact-dir",
         );
         let max_memory = layered(None, config.max_memory, "max-memory")?.or_flag(
             flags
@@ -367,7 +367,7 @@ pub fn parse_targets(names: &[String]) -> Result<Vec<Target>> {
                     t.build_target(),
                     t.platform()
                 ))
-                .hint("build them in two runs with different `--out` directories"));
+                .hint("build them in two runs with different `--artifact-dir` directories"));
             }
             continue;
         }

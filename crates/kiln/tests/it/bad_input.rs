@@ -121,9 +121,20 @@ fn unwritable_artifact_dir() {
     let ws = TempWorkspace::built_chronik();
     ws.write("blocker", "a file where a directory should be\n");
     let out = ws.path("blocker/artifacts");
+    // The old flag name still works, with a deprecation warning.
     let run = ws.kiln(&["build", "--target", "amd64", "--out", out.to_str().unwrap()]);
     run.failure(4, "is not writable");
-    assert!(run.stderr.contains("--out"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("`--out` is deprecated; use `--artifact-dir`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("pass `--artifact-dir DIR`"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(ws.read("blocker"), "a file where a directory should be\n");
 }
 

@@ -59,7 +59,7 @@ fn nothing_changed_means_everything_fresh() {
     run.success();
     assert!(
         run.stderr
-            .contains("Fresh chronik-cli (amd64, arm64), chronik-server (amd64, arm64)"),
+            .contains("Fresh chronik-cli (linux/amd64, linux/arm64), chronik-server (linux/amd64, linux/arm64)"),
         "{}",
         run.stderr
     );

@@ -398,7 +398,7 @@ pub fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
     let secret = dir.join(format!("{name}.secret"));
     let run = Run::from(
         kiln_command(dir)
-            .args(["cache", "keygen", name, "--out"])
+            .args(["cache", "keygen", name, "--output"])
             .arg(&secret)
             .output()
             .unwrap(),

@@ -706,9 +706,37 @@ fn dockerfile_snapshots() {
     kiln(&ws, &["dockerfile"], &[]).success();
     insta::assert_snapshot!("dockerfile_scratch", ws.read("Dockerfile"));
     insta::assert_snapshot!("dockerignore", ws.read(".dockerignore"));
-    assert!(ws
-        .read("kiln-rootfs/base/etc/passwd")
-        .contains("chronik:x:1000:1000:chronik:/data:"));
+    let rootfs = ws.root().join("kiln-rootfs.tar");
+    let passwd = tool(
+        "tar",
+        &["-xOf", rootfs.to_str().unwrap(), "etc/passwd"],
+        ws.root(),
+    );
+    assert!(
+        passwd.contains("chronik:x:1000:1000:chronik:/data:"),
+        "{passwd}"
+    );
+    // Modes and owners travel in the tar: git keeps neither.
+    let listing = tool("tar", &["-tvf", rootfs.to_str().unwrap()], ws.root());
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("drwxrwxrwt 0/0") && l.ends_with(" tmp/")),
+        "{listing}"
+    );
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("drwxr-xr-x 1000/1000") && l.ends_with(" data/")),
+        "{listing}"
+    );
+    let again = std::fs::read(&rootfs).unwrap();
+    kiln(&ws, &["dockerfile"], &[]).success();
+    assert_eq!(
+        std::fs::read(&rootfs).unwrap(),
+        again,
+        "the same settings give the same bytes"
+    );
     kiln(&ws, &["dockerfile", "--base", "debian:bookworm-slim"], &[]).success();
     insta::assert_snapshot!("dockerfile_debian", ws.read("Dockerfile"));
 }
@@ -717,6 +745,40 @@ fn dockerfile_snapshots() {
 fn podman_builds_the_generated_dockerfile_for_both_platforms_and_it_runs() {
     let ws = TempWorkspace::built_chronik();
     kiln(&ws, &["dockerfile"], &[]).success();
+    // As a team that commits the generated files builds it: from a clean clone (git
+    // keeps no empty directories and no modes but the executable bit), with the
+    // artifacts CI downloaded beside it.
+    let git = |args: &[&str], dir: &Path| tool("git", args, dir);
+    git(&["init", "-q", "."], ws.root());
+    git(&["add", "-A", "."], ws.root());
+    git(
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "generated",
+        ],
+        ws.root(),
+    );
+    let clone = tempfile::tempdir().unwrap();
+    let context = clone.path().join("clone");
+    git(
+        &[
+            "clone",
+            "-q",
+            ws.root().to_str().unwrap(),
+            context.to_str().unwrap(),
+        ],
+        clone.path(),
+    );
+    common::copy_tree(
+        &ws.root().join("artifacts"),
+        &context.join("artifacts"),
+        &[],
+    );
     let name = format!("localhost/kiln-test-dockerfile-{}", free_port());
     podman(&[
         "build",
@@ -725,7 +787,7 @@ fn podman_builds_the_generated_dockerfile_for_both_platforms_and_it_runs() {
         "linux/amd64,linux/arm64",
         "--manifest",
         &name,
-        ws.root().to_str().unwrap(),
+        context.to_str().unwrap(),
     ]);
     let list: Value = serde_json::from_str(&podman(&["manifest", "inspect", &name])).unwrap();
     let mut arches: Vec<&str> = list["manifests"]

@@ -20,3 +20,4 @@ mod realworld;
 mod remote;
 mod setup;
 mod supply_chain;
+mod surface;

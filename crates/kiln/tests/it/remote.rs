@@ -52,11 +52,7 @@ fn all_refused(remote: &str, env: &[(&str, &str)], why: &str) -> TempWorkspace {
     let run = build(&ws, remote, env);
     run.success();
     assert!(run.stderr.contains(why), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("(4 built, 0 restored"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("(4 built)"), "{}", run.stderr);
     ws
 }
 
@@ -73,11 +69,7 @@ fn a_builds_b_restores(remote: &str, env: &[(&str, &str)]) {
     let run = build(&b, remote, env);
     run.success();
     assert!(run.stderr.contains("4 restored"), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("(0 built, 4 restored"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("(4 restored"), "{}", run.stderr);
     assert!(
         !common::cargo_ran_in(&b.path("target")),
         "cargo ran on machine B"
@@ -743,11 +735,7 @@ fn signed_entries_restore_only_for_readers_trusting_the_key() {
     };
     let run = trusting(&public);
     run.success();
-    assert!(
-        run.stderr.contains("(0 built, 4 restored"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("(4 restored"), "{}", run.stderr);
     all_refused(
         &remote,
         &[("KILN_CACHE_TRUSTED_KEYS", other_public.as_str())],
@@ -756,11 +744,7 @@ fn signed_entries_restore_only_for_readers_trusting_the_key() {
     // Rotation: a list with both keys accepts team-1's entries.
     let both = format!("{other_public},{public}");
     let run = trusting(&both);
-    assert!(
-        run.stderr.contains("(0 built, 4 restored"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("(4 restored"), "{}", run.stderr);
     // A signed entry changed after signing (here: its version) is refused.
     for (path, bytes) in common::snapshot_dir(&dir.path().join("entries")) {
         let mut e: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
@@ -791,11 +775,7 @@ fn unverified_entries_are_never_signed_and_trusted_readers_rebuild_them() {
     // C trusts nothing: it restores the unsigned entries (unverified)...
     let c = TempWorkspace::chronik_sources();
     let run = build(&c, &unsigned_url, &[]);
-    assert!(
-        run.stderr.contains("(0 built, 4 restored"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("(4 restored"), "{}", run.stderr);
     // ...and can't launder them: a signed push leaves nothing a trusted reader takes.
     let team = tempfile::tempdir().unwrap();
     let team_url = format!("file://{}", team.path().display());
@@ -825,11 +805,7 @@ fn unverified_entries_are_never_signed_and_trusted_readers_rebuild_them() {
     assert!(run.stderr.contains("Pushed 4 of 4"), "{}", run.stderr);
     let e = TempWorkspace::chronik_sources();
     let run = build(&e, &team_url, &trusted);
-    assert!(
-        run.stderr.contains("(0 built, 4 restored"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("(4 restored"), "{}", run.stderr);
     assert!(!common::cargo_ran_in(&e.path("target")), "cargo ran");
     assert!(store(&d) == store(&e));
 }

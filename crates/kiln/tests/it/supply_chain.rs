@@ -653,14 +653,14 @@ fn a_bad_signing_key_pushes_nothing() {
     );
 }
 
-/// `kiln image --out DIR` reads everything from that store: binaries and SBOMs alike
+/// `kiln image --artifact-dir DIR` reads everything from that store: binaries and SBOMs alike
 /// (it used to read the SBOMs from the default store and fail with exit 101).
 #[test]
 fn an_image_of_a_store_elsewhere_carries_that_stores_sboms() {
     let ws = TempWorkspace::chronik();
     let out = ws.path("elsewhere");
     let out_arg = out.to_str().unwrap();
-    ws.kiln(&["build", "--out", out_arg]).success();
+    ws.kiln(&["build", "--artifact-dir", out_arg]).success();
     assert!(
         !ws.path("artifacts").exists(),
         "built into the default store"
@@ -668,7 +668,7 @@ fn an_image_of_a_store_elsewhere_carries_that_stores_sboms() {
     let layout = ws.path("layout");
     ws.kiln(&[
         "image",
-        "--out",
+        "--artifact-dir",
         out_arg,
         "--output",
         &format!("oci:{}", layout.display()),
