@@ -69,19 +69,17 @@ const ALLOCATOR_CRATES: &[&str] = &[
 ];
 
 /// The note for binaries that will run on musl's `malloc`: once per binary, however
-/// many musl targets it has; none once the workspace chose an allocator (even
-/// `"system"`: a choice made knowingly needs no reminder).
+/// many musl targets it has; none for a binary whose allocator the workspace chose
+/// (even `"system"`: a choice made knowingly needs no reminder).
 pub(crate) fn musl_malloc_note(
     ws: &Workspace,
     plan: &Plan,
     ctx: &KeyContext,
 ) -> Option<kiln_schema::Note> {
-    if ws.config.allocator.is_some() {
-        return None;
-    }
+    let chosen = |bin: &str| ws.config.allocator.as_ref().is_some_and(|a| a.chooses(bin));
     let mut bins = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
-        for bin in &step.bins {
+        for bin in step.bins.iter().filter(|b| !chosen(b)) {
             let on_musl_malloc = step.targets.iter().any(|t| {
                 t.is_musl()
                     && !mimalloc_for(&ws.config.allocator, bin, t)

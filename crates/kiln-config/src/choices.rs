@@ -216,6 +216,15 @@ impl AllocatorConfig {
             AllocatorConfig::PerBinary(m) => m.get(bin).copied().unwrap_or_default(),
         }
     }
+
+    /// Whether the setting names `bin`'s allocator (one for all does): a choice
+    /// made, so no reminder of musl's malloc is due.
+    pub fn chooses(&self, bin: &str) -> bool {
+        match self {
+            AllocatorConfig::All(_) => true,
+            AllocatorConfig::PerBinary(m) => m.contains_key(bin),
+        }
+    }
 }
 
 /// sccache as `RUSTC_WRAPPER`.

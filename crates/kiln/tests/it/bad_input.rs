@@ -42,7 +42,10 @@ fn fails_untouched(
 fn not_a_cargo_workspace() {
     let ws = TempWorkspace::empty();
     let run = ws.kiln(&["build"]);
-    run.failure(2, "could not find `Cargo.toml`");
+    run.failure(
+        2,
+        "is not in a Cargo workspace (no Cargo.toml here or in any parent directory)",
+    );
     assert!(run.stderr.contains("--manifest-path"));
 }
 

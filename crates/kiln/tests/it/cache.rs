@@ -217,13 +217,14 @@ fn dry_run_says_what_would_happen_and_does_nothing() {
     let before = common::snapshot_dir(&ws.path("artifacts"));
     let run = ws.kiln(&["build", "--dry-run"]);
     run.success();
+    // What would happen is the answer: stdout.
     assert!(
-        run.stderr.contains("rebuild chronik-server")
+        run.stdout.contains("rebuild  chronik-server")
             && run
-                .stderr
+                .stdout
                 .contains("because crates/chronik-storage/src/lib.rs changed"),
         "{}",
-        run.stderr
+        run.stdout
     );
     assert_eq!(common::snapshot_dir(&ws.path("artifacts")), before);
 }
@@ -373,7 +374,7 @@ fn misses_are_explained_in_words() {
         cmd.args(["plan"]).envs(env.iter().copied());
         let run = Run::from(cmd.output().unwrap());
         run.success();
-        run.stderr
+        format!("{}{}", run.stdout, run.stderr)
     };
     let old = ws.read("crates/chronik-storage/src/lib.rs");
     ws.write(

@@ -234,7 +234,11 @@ fn openssl_without_vendored_is_provisioned_once_and_reused() {
     let (other, root) = TempWorkspace::relocated_clone(&first);
     let run = common::kiln_elsewhere(&root, other.root(), cache, &["build"]);
     run.success();
-    assert!(run.stderr.contains("Restored 1 binaries"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Restored 1 binary from cache"),
+        "{}",
+        run.stderr
+    );
     assert!(!common::cargo_ran_in(&other.path("other-target")));
     // Another workspace needing OpenSSL reuses the libraries built for the first.
     let second = fixture("ssl-sha-two", "openssl = \"0.10\"", OPENSSL_MAIN);
@@ -245,7 +249,8 @@ fn openssl_without_vendored_is_provisioned_once_and_reused() {
     let plan = Run::from(plan.output().unwrap());
     plan.success();
     assert!(
-        plan.stderr.contains("OpenSSL for arm64 (built already)"),
+        plan.stderr
+            .contains("OpenSSL for linux/arm64 (built already)"),
         "{}",
         plan.stderr
     );
