@@ -277,6 +277,23 @@ impl KeyContext {
             }
         }
         self.kiln_inputs(step, target, &mut i);
+        // Host programs that shape the output (protoc's generated code, nasm's
+        // objects): by version, only for the binaries whose build runs them.
+        for need in step.host_tools.iter().filter(|n| n.tool.keyed) {
+            let value = match &need.found {
+                Some(f) => InputValue::Tool {
+                    name: need.tool.name.clone(),
+                    version: f.version.clone(),
+                },
+                None => InputValue::Missing,
+            };
+            i.add(
+                InputId::HostTool {
+                    name: need.tool.name.clone(),
+                },
+                value,
+            );
+        }
         for node in &self.graph(index, &target.triple).nodes {
             self.node_inputs(node, &target.triple, &mut i, cache);
         }
@@ -684,6 +701,7 @@ mod tests {
                 target: t,
                 prefix,
             }],
+            host_tools: Vec::new(),
         }
     }
 

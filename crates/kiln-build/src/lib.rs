@@ -24,6 +24,6 @@ pub use analysis::{analyze, Analysis, UnitPlan, UnitState};
 pub use build::{execute, narrowed_step, native_entries, BuildOutcome};
 pub use git::git_info;
 pub use observer::Observer;
-pub use plan::{native_root, NativeGate, NativeLib, Plan, Step, SCCACHE_PORT};
+pub use plan::{native_root, HostToolNeed, NativeGate, NativeLib, Plan, Step, SCCACHE_PORT};
 pub use request::{BuildRequest, Selection};
 pub use resources::Resources;

@@ -84,7 +84,12 @@ pub struct Step {
     pub invocation: Invocation,
     /// Native libraries kiln provides for this step's targets.
     pub native: Vec<NativeLib>,
+    /// Host programs its build scripts run (protoc, cmake, ...), found or not.
+    pub host_tools: Vec<HostToolNeed>,
 }
+
+/// A host program a step's build scripts run.
+pub type HostToolNeed = kiln_toolchain::host_tools::Need;
 
 /// A native library kiln builds for a target and points the `-sys` crate at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,6 +213,7 @@ impl Plan {
                     graph_size: ws.build_graph_size(pkg),
                     invocation,
                     native,
+                    host_tools: kiln_toolchain::host_tools::needs(ws, pkg, targets),
                 });
             }
         }

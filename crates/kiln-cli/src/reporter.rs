@@ -30,6 +30,8 @@ pub(crate) struct Reporter {
     activity: Arc<Mutex<Activity>>,
     /// Inside rustup's backtrace in cargo's stderr (hidden without `-v`).
     in_backtrace: std::sync::atomic::AtomicBool,
+    /// Inside one of cargo's error messages (shown even with `-q`, whole).
+    in_error: std::sync::atomic::AtomicBool,
     /// The heartbeat thread, when stderr is not a terminal and a build runs.
     heartbeat: Mutex<Option<Heartbeat>>,
     /// How often the heartbeat speaks.
@@ -68,6 +70,7 @@ impl Reporter {
             progress: Mutex::new(None),
             activity: Arc::default(),
             in_backtrace: Default::default(),
+            in_error: Default::default(),
             heartbeat: Mutex::new(None),
             every: heartbeat,
         }
@@ -299,8 +302,20 @@ impl Observer for Reporter {
             }
         } else if self.json {
             eprintln!("{line}");
-        } else if !self.quiet || line.starts_with("error") {
+        } else if !self.quiet {
             self.line(line);
+        } else {
+            // Quiet, as `cargo -q`: errors still whole (a failed build script's output
+            // is its cause), from `error` to the next warning.
+            use std::sync::atomic::Ordering;
+            if line.starts_with("error") {
+                self.in_error.store(true, Ordering::SeqCst);
+            } else if line.starts_with("warning") {
+                self.in_error.store(false, Ordering::SeqCst);
+            }
+            if self.in_error.load(Ordering::SeqCst) {
+                self.line(line);
+            }
         }
     }
 }

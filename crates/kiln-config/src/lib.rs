@@ -80,6 +80,66 @@ pub struct Config {
     pub cache: Option<CacheConfig>,
     /// The CI pipeline `kiln ci github` writes.
     pub ci: Option<CiConfig>,
+    /// Host programs in-house build scripts run, by name (`flatc`), beside the ones
+    /// kiln knows (protoc, cmake, ...).
+    pub host_tools: Option<std::collections::BTreeMap<String, HostToolConfig>>,
+}
+
+/// `[workspace.metadata.kiln.host-tools.<name>]`: a program some build script runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HostToolConfig {
+    /// Packages (members or dependencies) whose presence in a binary's build graph
+    /// means the tool is needed: usually the member whose build script runs it.
+    pub packages: Vec<String>,
+    /// The variable that names the program instead of PATH (`FLATC`), if any.
+    pub env: Option<String>,
+    /// The argument that prints its version. Default: `--version`.
+    pub version_arg: Option<String>,
+    /// How to install it, shown when it is missing (`apt-get install flatbuffers-compiler`).
+    pub install: Option<String>,
+    /// Whether its version goes into the cache keys of the binaries that need it
+    /// (it generates code). Default: true.
+    pub keyed: Option<bool>,
+}
+
+/// A host tool's name (a program, `[A-Za-z0-9._+-]`) and variable (`[A-Z0-9_]`)
+/// must be safe as a file name and in messages.
+fn check_host_tools(
+    tools: &std::collections::BTreeMap<String, HostToolConfig>,
+) -> std::result::Result<(), String> {
+    for (name, t) in tools {
+        let program_ok = !name.is_empty()
+            && name.len() <= 64
+            && !name.starts_with('.')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c));
+        if !program_ok {
+            return Err(format!(
+                "host-tools: `{}` is not a program name (letters, digits, `._+-`)",
+                kiln_diagnostics::printable(name, 64)
+            ));
+        }
+        if let Some(env) = &t.env {
+            let ok = !env.is_empty()
+                && env
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            if !ok {
+                return Err(format!(
+                    "host-tools.{name}: env `{}` is not a variable name (A-Z, 0-9, _)",
+                    kiln_diagnostics::printable(env, 64)
+                ));
+            }
+        }
+        if t.packages.is_empty() {
+            return Err(format!(
+                "host-tools.{name}: `packages` names no package, so it would never be needed"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `[workspace.metadata.kiln.ci]`.
@@ -277,7 +337,12 @@ impl Config {
             (Some(_), Some(_)) => Err(serde::de::Error::custom(
                 "both [workspace.metadata.kiln] and [package.metadata.kiln] are set; keep one (kiln reads the root manifest's)",
             )),
-            (Some(c), None) | (None, Some(c)) => Ok(c),
+            (Some(c), None) | (None, Some(c)) => {
+                if let Some(tools) = &c.host_tools {
+                    check_host_tools(tools).map_err(serde::de::Error::custom)?;
+                }
+                Ok(c)
+            }
             (None, None) => Ok(Config::default()),
         }
     }

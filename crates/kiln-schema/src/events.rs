@@ -259,6 +259,22 @@ pub enum Event {
         /// Each setting, its value and where it came from.
         settings: Vec<SettingRecord>,
     },
+    /// `kiln plan`, `kiln setup`: a host program a package's build scripts run.
+    HostTool {
+        /// The workspace package whose build needs it.
+        package: String,
+        /// The tool (`protoc`).
+        tool: String,
+        /// The crates whose build scripts run it (`chronik-proto (via prost-build)`).
+        by: Vec<String>,
+        /// Found (with its version), or missing.
+        state: ToolState,
+        /// Whether the build can't go without it.
+        required: bool,
+        /// How to get it, when it is missing.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fix: Option<String>,
+    },
     /// `kiln setup`: a prerequisite and its state.
     Tool {
         /// The tool.

@@ -483,6 +483,14 @@ fn examples() -> Vec<Event> {
                 },
             ],
         },
+        Event::HostTool {
+            package: "chronik-server".into(),
+            tool: "protoc".into(),
+            by: vec!["chronik-proto (via prost-build)".into()],
+            state: ToolState::Missing,
+            required: true,
+            fix: Some("run `kiln setup`".into()),
+        },
         Event::Tool {
             name: "zig".into(),
             state: ToolState::Found {
@@ -556,6 +564,7 @@ fn examples() -> Vec<Event> {
             | Event::Affected { .. }
             | Event::Settings { .. }
             | Event::Tool { .. }
+            | Event::HostTool { .. }
             | Event::Installing { .. }
             | Event::Ready
             | Event::DockerfileWritten { .. }

@@ -81,6 +81,11 @@ pub enum InputId {
         /// Its absolute path, which is the same on every machine that has it.
         path: String,
     },
+    /// A host program a build script runs that shapes the output (protoc, nasm).
+    HostTool {
+        /// Its name.
+        name: String,
+    },
 }
 
 /// The value of an input. Nothing here is a sentence or a path of this machine.
@@ -285,6 +290,13 @@ impl fmt::Display for Change {
             },
             InputId::File { path } => write!(f, "{path} {how}"),
             InputId::External { path } => write!(f, "{path} (outside the workspace) {how}"),
+            InputId::HostTool { name } => match (&self.old, &self.new) {
+                (
+                    Some(InputValue::Tool { version: a, .. }),
+                    Some(InputValue::Tool { version: b, .. }),
+                ) => write!(f, "{name} changed: {a} -> {b}"),
+                _ => write!(f, "host tool {name} {how}"),
+            },
         }
     }
 }

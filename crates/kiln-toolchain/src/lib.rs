@@ -4,6 +4,7 @@
 mod backend;
 mod cargo_config;
 mod cfg;
+pub mod host_tools;
 mod probe;
 mod rustup;
 mod tools;

@@ -100,15 +100,25 @@ fn create_venv(venv: &Path) -> Result<()> {
         })?;
     }
     let python3 = kiln_fs::which("python3");
-    let by_venv = python3
-        .as_ref()
-        .map(|py| run(Command::new(py).args(["-m", "venv"]).arg(venv)));
+    // With the system's packages visible: the environment's `python3` comes first on
+    // PATH, and must not hide what the system Python has (a ziglang installed there,
+    // the modules build scripts import).
+    let by_venv = python3.as_ref().map(|py| {
+        run(Command::new(py)
+            .args(["-m", "venv", "--system-site-packages"])
+            .arg(venv))
+    });
     if let Some(Ok(())) = by_venv {
         return Ok(());
     }
     // A half-made environment (venv without ensurepip) would stop the next attempt.
     let _ = std::fs::remove_dir_all(venv);
-    if kiln_fs::which("uv").is_some() && run(Command::new("uv").arg("venv").arg(venv)).is_ok() {
+    if kiln_fs::which("uv").is_some()
+        && run(Command::new("uv")
+            .args(["venv", "--system-site-packages"])
+            .arg(venv))
+        .is_ok()
+    {
         return Ok(());
     }
     let why = match (python3, by_venv) {

@@ -92,6 +92,7 @@ pub(super) fn build_units(
         });
         cx.turn_cache_off();
     }
+    prepare::host_tools(cx, wanted)?;
     prepare::toolchains(cx, wanted)?;
     if cx.ws.config.auditable != Some(false) && cx.ws.settings.rustc_wrapper {
         cx.observer.note(Note::NoAuditSection);

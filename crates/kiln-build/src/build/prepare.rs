@@ -32,6 +32,52 @@ pub(super) fn claim_target_dir(ws: &Workspace, plan: &Plan) -> Option<PathBuf> {
     previous.filter(|p| *p != ws.root)
 }
 
+/// Stops before anything compiles when a build script of a step to build needs a
+/// host program that isn't here (it would fail minutes in otherwise), naming the
+/// package, the tool, who needs it and the fix.
+pub(super) fn host_tools(cx: &BuildContext<'_>, wanted: &[Wanted<'_>]) -> Result<()> {
+    let steps: BTreeSet<usize> = wanted.iter().map(|w| w.step).collect();
+    let mut missing = Vec::new();
+    for i in steps {
+        let step = &cx.plan.steps[i];
+        for need in &step.host_tools {
+            if need.tool.required && need.found.is_none() {
+                missing.push((step, need));
+            }
+        }
+    }
+    let Some((step, _)) = missing.first() else {
+        return Ok(());
+    };
+    let what: Vec<String> = missing
+        .iter()
+        .map(|(s, n)| {
+            format!(
+                "`{}` for `{}` (run by {})",
+                n.tool.name,
+                s.package,
+                n.by.join(", ")
+            )
+        })
+        .collect();
+    let mut e = kiln_diagnostics::Error::environment(format!(
+        "the build of `{}` needs host tools that are not installed: {}",
+        step.package,
+        what.join("; ")
+    ));
+    let mut fixes: Vec<String> = Vec::new();
+    for (_, n) in &missing {
+        let fix = format!("{}: {}", n.tool.name, n.fix());
+        if !fixes.contains(&fix) {
+            fixes.push(fix);
+        }
+    }
+    for f in fixes {
+        e = e.hint(f);
+    }
+    Err(e.hint("`kiln setup --check` lists what every build script needs"))
+}
+
 /// Installs missing rustup targets and checks the backends, for the units to build.
 pub(super) fn toolchains(cx: &BuildContext<'_>, wanted: &[Wanted<'_>]) -> Result<()> {
     let targets: Vec<&Target> = wanted

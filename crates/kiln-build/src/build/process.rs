@@ -121,6 +121,7 @@ impl CargoRunner for ProcessRunner {
                     .or_else(|| {
                         kiln_toolchain::explain_seen(&format!("build `{}`", step.package), &seen)
                     })
+                    .or_else(|| kiln_toolchain::host_tools::explain_build_failure(&seen))
                     .unwrap_or_else(|| step_failure(step, status)),
             ));
         }

@@ -330,6 +330,9 @@ pub(crate) fn plan(g: &GlobalArgs, args: &BuildOptions, r: &Reporter) -> Result<
             overrides: step.invocation.overrides.clone(),
             native: native_records(&step.native),
         });
+        for need in &step.host_tools {
+            r.emit(&host_tool_event(&step.package, need));
+        }
     }
     let res = &plan.resources;
     r.emit(&Event::PlanResources {
@@ -355,4 +358,21 @@ pub(crate) fn native_records(native: &[NativeLib]) -> Vec<kiln_schema::NativeRec
             ready: kiln_native::is_intact(&n.prefix),
         })
         .collect()
+}
+
+/// A host tool a package's build needs, as an event.
+pub(crate) fn host_tool_event(package: &str, need: &kiln_build::HostToolNeed) -> Event {
+    Event::HostTool {
+        package: package.to_string(),
+        tool: need.tool.name.clone(),
+        by: need.by.clone(),
+        state: match &need.found {
+            Some(f) => kiln_schema::ToolState::Found {
+                version: f.version.clone(),
+            },
+            None => kiln_schema::ToolState::Missing,
+        },
+        required: need.tool.required,
+        fix: need.found.is_none().then(|| need.fix()),
+    }
 }

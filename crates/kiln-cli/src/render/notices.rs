@@ -31,8 +31,9 @@ pub(crate) fn note(n: &Note) -> String {
         Note::MuslMalloc { binaries } => {
             let names: Vec<String> = binaries.iter().map(|b| format!("`{b}`")).collect();
             format!(
-                "{} use musl's malloc, slow under many threads: set `allocator = \"mimalloc\"` (or `\"system\"` to keep it) in the kiln settings; {}",
+                "{} {} musl's malloc, slow under many threads: set `allocator = \"mimalloc\"` (or `\"system\"` to keep it) in the kiln settings; {}",
                 names.join(", "),
+                if names.len() == 1 { "uses" } else { "use" },
                 kiln_diagnostics::docs_url("allocator.md")
             )
         }

@@ -202,6 +202,12 @@ impl Settings {
             row("frozen", &self.frozen, self.frozen.value.to_string()),
             row("offline", &self.offline, self.offline.value.to_string()),
         ];
+        rows.push(file(
+            "host-tools",
+            config.host_tools.as_ref(),
+            |t| t.keys().cloned().collect::<Vec<_>>().join(", "),
+            "the tools kiln knows (protoc, cmake, nasm, libclang, ...)",
+        ));
         rows.extend(image_rows(config));
         rows
     }

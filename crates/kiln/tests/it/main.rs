@@ -12,6 +12,7 @@ mod build;
 mod cache;
 mod cargo_config;
 mod ci;
+mod host_tools;
 mod house;
 mod image;
 mod memory;
