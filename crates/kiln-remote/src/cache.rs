@@ -25,6 +25,9 @@ pub struct RemoteCache {
     /// This remote holds this CI run's own builds (`kiln cache pull --vouch`):
     /// unsigned records from it are vouched for like local builds.
     vouch: bool,
+    /// Whether lookups copy hits into the local cache; off for a plan that only
+    /// asks what the remote has (`kiln affected --skip-cached`).
+    downloads: bool,
     alive: AtomicBool,
     skipped: Mutex<Option<String>>,
     warnings: Mutex<Vec<Warning>>,
@@ -104,6 +107,7 @@ impl RemoteCache {
             trusted: TrustedKeys::default(),
             signer: None,
             vouch: false,
+            downloads: true,
             alive: AtomicBool::new(true),
             skipped: Mutex::new(None),
             warnings: Mutex::new(Vec::new()),
@@ -124,6 +128,13 @@ impl RemoteCache {
     pub fn with_trust(mut self, trusted: TrustedKeys, signer: Option<SecretKey>) -> Self {
         self.trusted = trusted;
         self.signer = signer;
+        self
+    }
+
+    /// Reads only what keys need (the learned build-script records) and answers
+    /// [`has`](Self::has); downloads no binary.
+    pub fn keys_only(mut self) -> Self {
+        self.downloads = false;
         self
     }
 
@@ -289,6 +300,9 @@ impl RemoteCache {
     /// hit into `local`: an entry must be exactly the unit asked for, and its blob
     /// must match its digest. Returns the keys restored.
     pub fn fetch(&self, wanted: &[Wanted], local: &LocalCache) -> Vec<String> {
+        if !self.downloads {
+            return Vec::new();
+        }
         let queue = Mutex::new(wanted.to_vec());
         let found = Mutex::new(Vec::new());
         std::thread::scope(|s| {

@@ -824,6 +824,125 @@ fn pull_requests_get_read_only_tokens_and_never_write_the_shared_cache() {
         .contains("kiln cache push"));
 }
 
+/// The plan job's matrix (`kiln affected --skip-cached`) for a push from `before`
+/// (empty: a new branch, so every binary x platform is in scope), with a cache of its
+/// own as a fresh runner has, and how long the job took.
+fn plan_matrix(
+    jobs: &serde_yaml::Value,
+    ws: &TempWorkspace,
+    bin: &Path,
+    before: &str,
+) -> (Vec<String>, std::time::Duration) {
+    let head = git(ws.root(), &["rev-parse", "HEAD"]);
+    let fresh = tempfile::tempdir().unwrap();
+    let env = runner_env(bin, fresh.path(), &head);
+    let slice = tempfile::tempdir().unwrap();
+    let mut values: BTreeMap<&str, String> = BTreeMap::new();
+    values.insert("github.event_name", "push".into());
+    values.insert("github.event.pull_request.base.sha", String::new());
+    values.insert("github.event.before", before.to_string());
+    values.insert("github.ref_type", "branch".into());
+    values.insert("runner.temp", slice.path().display().to_string());
+    values.insert("secrets.GITHUB_TOKEN", "read-token".into());
+    values.insert("secrets.KILN_CACHE_SIGNING_KEY", String::new());
+    let started = std::time::Instant::now();
+    let output = run_job(&jobs["plan"], ws.root(), &env, &values);
+    let took = started.elapsed();
+    let matrix: Value = serde_json::from_str(
+        output
+            .lines()
+            .find_map(|l| l.strip_prefix("matrix="))
+            .expect(&output),
+    )
+    .unwrap();
+    let names = matrix["include"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>();
+    assert_eq!(output.contains("empty=true"), names.is_empty(), "{output}");
+    (names, took)
+}
+
+/// What the team has is not built again: after a push that built and published every
+/// binary, a push that changes nothing a binary is made of (a README) plans no build
+/// job — even when everything is in scope (a new branch, a tag), where only the
+/// remote cache can tell — and a one-line edit plans exactly the binaries it touches.
+#[test]
+fn a_push_that_changes_no_binary_plans_no_build_and_an_edit_exactly_its_binaries() {
+    let remote = tempfile::tempdir().unwrap();
+    let ws = TempWorkspace::chronik();
+    let manifest = ws.read("Cargo.toml");
+    ws.write(
+        "Cargo.toml",
+        &format!(
+            "{manifest}\n[workspace.metadata.kiln.cache]\nremote = \"file://{}\"\n",
+            remote.path().display()
+        ),
+    );
+    let jobs = jobs(&generate(&ws));
+    let (_, head) = history(&ws);
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kiln"), bin.path().join("kiln")).unwrap();
+    let zeros = "0000000000000000000000000000000000000000";
+    // The first push of the branch: everything, nothing cached yet.
+    let (all, _) = plan_matrix(&jobs, &ws, bin.path(), zeros);
+    assert_eq!(all.len(), 4, "{all:?}");
+    // Its build jobs, then publish: the remote holds every binary.
+    let slice = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let env = runner_env(bin.path(), cache.path(), &head);
+    let mut values: BTreeMap<&str, String> = BTreeMap::new();
+    values.insert("github.event_name", "push".into());
+    values.insert("github.event.pull_request.base.sha", String::new());
+    values.insert("github.event.before", zeros.into());
+    values.insert("github.ref_type", "branch".into());
+    values.insert("runner.temp", slice.path().display().to_string());
+    values.insert("secrets.GITHUB_TOKEN", "a-token".into());
+    values.insert("secrets.KILN_CACHE_SIGNING_KEY", String::new());
+    for (package, target) in [
+        ("chronik-cli", "amd64"),
+        ("chronik-cli", "arm64"),
+        ("chronik-server", "amd64"),
+        ("chronik-server", "arm64"),
+    ] {
+        let mut v = values.clone();
+        v.insert("matrix.packages", package.into());
+        v.insert("matrix.target", target.into());
+        run_job(&jobs["build"], ws.root(), &env, &v);
+    }
+    let publish_cache = tempfile::tempdir().unwrap();
+    let publish_env = runner_env(bin.path(), publish_cache.path(), &head);
+    run_job(&jobs["publish"], ws.root(), &publish_env, &values);
+
+    // A README: nothing to build, from the previous push or with everything in scope.
+    ws.write("README.md", "# chronik\n");
+    git(ws.root(), &["add", "README.md"]);
+    git(ws.root(), &["commit", "-qm", "docs"]);
+    let (since_push, _) = plan_matrix(&jobs, &ws, bin.path(), &head);
+    assert!(since_push.is_empty(), "{since_push:?}");
+    let (everything, took) = plan_matrix(&jobs, &ws, bin.path(), zeros);
+    assert!(
+        everything.is_empty(),
+        "the remote has them all: {everything:?}"
+    );
+    eprintln!("the no-change plan job took {took:?}");
+
+    // One line of chronik-cli: its two builds, nothing else.
+    let readme_commit = git(ws.root(), &["rev-parse", "HEAD"]);
+    let main = "crates/chronik-cli/src/main.rs";
+    ws.write(main, &format!("{}\n// one line\n", ws.read(main)));
+    git(ws.root(), &["commit", "-qam", "cli"]);
+    let (edit, _) = plan_matrix(&jobs, &ws, bin.path(), &readme_commit);
+    assert_eq!(edit, ["chronik-cli linux/amd64", "chronik-cli linux/arm64"]);
+    let (edit_all, _) = plan_matrix(&jobs, &ws, bin.path(), zeros);
+    assert_eq!(
+        edit_all,
+        ["chronik-cli linux/amd64", "chronik-cli linux/arm64"]
+    );
+}
+
 /// With a remote cache, a pull request's plan and builds read it but never write it;
 /// the publish job (pushes only) copies the run's binaries there, and the image job
 /// gets every binary from the run's slices, the remote, or a build.
