@@ -48,6 +48,10 @@ pub struct Affected {
     pub everything: bool,
     /// Affected units, sorted.
     pub units: Vec<AffectedUnit>,
+    /// Whether the container image changes: a binary in it or its settings
+    /// (`[workspace.metadata.kiln.image]`) did, or everything is in scope. Decided
+    /// before `--skip-cached`: a binary another run cached still changes the image.
+    pub image: bool,
 }
 
 fn commit_of(root: &Path, rev: &str) -> Result<String> {
@@ -80,6 +84,7 @@ pub fn affected(
             changed: BTreeSet::new(),
             everything: true,
             units: units(ws, plan, &BTreeSet::new(), true)?,
+            image: true,
         });
     };
     let root = &ws.root;
@@ -118,6 +123,7 @@ pub fn affected(
     }
     let mut changed = BTreeSet::new();
     let mut everything = false;
+    let mut image_settings = false;
     let old_text =
         |f: &str| git(root, &["show", &format!("{merge_base}:./{f}")]).unwrap_or_default();
     let new_text = |f: &str| match head {
@@ -136,6 +142,7 @@ pub fn affected(
                 everything |= shared.changes_every_binary(&old, &new);
                 if shared == SharedFile::RootManifest {
                     changed.extend(workspace_dependency_changes(&old, &new));
+                    image_settings |= image_table(&old) != image_table(&new);
                 }
             }
             None => {
@@ -145,12 +152,27 @@ pub fn affected(
             }
         }
     }
+    let units = units(ws, plan, &changed, everything)?;
     Ok(Affected {
         merge_base,
         files: files.into_iter().collect(),
-        units: units(ws, plan, &changed, everything)?,
+        image: image_settings || !units.is_empty(),
+        units,
         changed,
         everything,
+    })
+}
+
+/// The image settings of a root manifest's text (`[workspace.metadata.kiln.image]`,
+/// or a root package's), `None` when it has none or doesn't parse.
+fn image_table(manifest: &str) -> Option<toml::Value> {
+    let t: toml::Table = manifest.parse().ok()?;
+    ["workspace", "package"].iter().find_map(|section| {
+        t.get(*section)?
+            .get("metadata")?
+            .get("kiln")?
+            .get("image")
+            .cloned()
     })
 }
 

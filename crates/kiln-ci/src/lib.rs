@@ -329,6 +329,7 @@ fn plan_job(cx: &Ctx) -> Job {
     j.outputs = vec![
         kv("matrix", "${{ steps.affected.outputs.matrix }}"),
         kv("empty", "${{ steps.affected.outputs.empty }}"),
+        kv("image", "${{ steps.affected.outputs.image }}"),
     ];
     j.steps.push(checkout(&cx.a.checkout, true));
     j.steps.extend(setup_steps(cx, false));
@@ -356,9 +357,8 @@ fn plan_job(cx: &Ctx) -> Job {
                 "else",
                 "  scope=(--all)",
                 "fi",
-                "matrix=$(kiln affected \"${scope[@]}\" --skip-cached --format github-matrix)",
-                "echo \"matrix=$matrix\" >> \"$GITHUB_OUTPUT\"",
-                "if [ \"$matrix\" = '{\"include\":[]}' ]; then echo \"empty=true\" >> \"$GITHUB_OUTPUT\"; else echo \"empty=false\" >> \"$GITHUB_OUTPUT\"; fi",
+                "# matrix= (what the remote cache lacks), empty=, image= (a binary or the image settings changed)",
+                "kiln affected \"${scope[@]}\" --skip-cached --format github-outputs >> \"$GITHUB_OUTPUT\"",
                 "kiln affected \"${scope[@]}\" --format text",
             ]),
     );
@@ -525,10 +525,10 @@ fn image_job(cx: &Ctx, o: &Options, branch: &str) -> Job {
     let mut j = Job::new("image", title, &cx.runner);
     j.needs = vec!["plan", "build"];
     j.comment = Some(
-        "Also when nothing changed (build skipped): the image is still tagged for this commit.",
+        "Only when a binary or the image settings changed (tags always): a push that changes neither leaves `latest` as it is.",
     );
     j.condition = Some(ships(&format!(
-        "github.ref == 'refs/heads/{branch}' || startsWith(github.ref, 'refs/tags/v')"
+        "(github.ref == 'refs/heads/{branch}' && needs.plan.outputs.image == 'true') || startsWith(github.ref, 'refs/tags/v')"
     )));
     j.timeout = IMAGE_JOB_MINUTES;
     // Keyless attestations: GitHub's OIDC token and attestation store, in this job only.

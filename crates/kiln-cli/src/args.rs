@@ -381,7 +381,7 @@ pub(crate) struct AffectedArgs {
     /// Drop binaries the remote cache already holds (the keys are computed; needs a remote)
     #[arg(long)]
     pub(crate) skip_cached: bool,
-    /// Output: text, json, or a GitHub Actions matrix
+    /// Output: text, json, a GitHub Actions matrix, or the lines a workflow step appends to $GITHUB_OUTPUT (`matrix=`, `empty=`, `image=`)
     #[arg(long, value_enum, default_value_t = AffectedFormat::Text)]
     pub(crate) format: AffectedFormat,
     #[command(flatten)]
@@ -393,6 +393,7 @@ pub(crate) enum AffectedFormat {
     Text,
     Json,
     GithubMatrix,
+    GithubOutputs,
 }
 
 /// What a command computing the plan's keys takes (no memory, no store).

@@ -248,6 +248,10 @@ pub enum Event {
         changed_packages: Vec<String>,
         /// True when a change touches every binary (a lockfile, a toolchain file).
         everything: bool,
+        /// Whether the container image changes (a binary or its settings did), before
+        /// `--skip-cached` drops what another run cached.
+        #[serde(default)]
+        image: bool,
         /// Binary packages x targets to rebuild.
         affected: Vec<AffectedUnit>,
         /// Binary packages x targets considered.

@@ -434,6 +434,7 @@ fn examples() -> Vec<Event> {
             files: vec!["crates/chronik-storage/src/lib.rs".into()],
             changed_packages: vec!["chronik-storage".into()],
             everything: false,
+            image: true,
             affected: vec![AffectedUnit {
                 package: "chronik-server".into(),
                 bins: vec!["chronik-server".into()],

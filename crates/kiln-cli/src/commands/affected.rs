@@ -18,10 +18,18 @@ pub(crate) fn affected(g: &GlobalArgs, args: &AffectedArgs, r: &Reporter) -> Res
         skip_cached(&ws, &plan, &sel, &mut a, r)?;
     }
     match args.format {
-        AffectedFormat::GithubMatrix => {
+        AffectedFormat::GithubMatrix | AffectedFormat::GithubOutputs => {
             let per_platform = ws.settings.matrix.value == kiln_config::Matrix::Platform;
             let m = matrix(&a.units, per_platform);
-            r.output(&serde_json::to_string(&m).expect("matrix serializes"));
+            let json = serde_json::to_string(&m).expect("matrix serializes");
+            if args.format == AffectedFormat::GithubMatrix {
+                r.output(&json);
+            } else {
+                // Lines for $GITHUB_OUTPUT: the step's outputs, in one go.
+                r.output(&format!("matrix={json}"));
+                r.output(&format!("empty={}", m.include.is_empty()));
+                r.output(&format!("image={}", a.image));
+            }
         }
         AffectedFormat::Json | AffectedFormat::Text => {
             let event = Event::Affected {
@@ -29,6 +37,7 @@ pub(crate) fn affected(g: &GlobalArgs, args: &AffectedArgs, r: &Reporter) -> Res
                 files: a.files.clone(),
                 changed_packages: a.changed.iter().cloned().collect(),
                 everything: a.everything,
+                image: a.image,
                 affected: a
                     .units
                     .iter()

@@ -825,14 +825,14 @@ fn pull_requests_get_read_only_tokens_and_never_write_the_shared_cache() {
 }
 
 /// The plan job's matrix (`kiln affected --skip-cached`) for a push from `before`
-/// (empty: a new branch, so every binary x platform is in scope), with a cache of its
-/// own as a fresh runner has, and how long the job took.
+/// (zeros: a new branch, so every binary x platform is in scope), with a cache of its
+/// own as a fresh runner has; whether the image job would run; how long it took.
 fn plan_matrix(
     jobs: &serde_yaml::Value,
     ws: &TempWorkspace,
     bin: &Path,
     before: &str,
-) -> (Vec<String>, std::time::Duration) {
+) -> (Vec<String>, bool, std::time::Duration) {
     let head = git(ws.root(), &["rev-parse", "HEAD"]);
     let fresh = tempfile::tempdir().unwrap();
     let env = runner_env(bin, fresh.path(), &head);
@@ -862,7 +862,7 @@ fn plan_matrix(
         .map(|e| e["name"].as_str().unwrap().to_string())
         .collect::<Vec<_>>();
     assert_eq!(output.contains("empty=true"), names.is_empty(), "{output}");
-    (names, took)
+    (names, output.contains("image=true"), took)
 }
 
 /// What the team has is not built again: after a push that built and published every
@@ -887,8 +887,9 @@ fn a_push_that_changes_no_binary_plans_no_build_and_an_edit_exactly_its_binaries
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kiln"), bin.path().join("kiln")).unwrap();
     let zeros = "0000000000000000000000000000000000000000";
     // The first push of the branch: everything, nothing cached yet.
-    let (all, _) = plan_matrix(&jobs, &ws, bin.path(), zeros);
+    let (all, image, _) = plan_matrix(&jobs, &ws, bin.path(), zeros);
     assert_eq!(all.len(), 4, "{all:?}");
+    assert!(image);
     // Its build jobs, then publish: the remote holds every binary.
     let slice = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
@@ -920,23 +921,38 @@ fn a_push_that_changes_no_binary_plans_no_build_and_an_edit_exactly_its_binaries
     ws.write("README.md", "# chronik\n");
     git(ws.root(), &["add", "README.md"]);
     git(ws.root(), &["commit", "-qm", "docs"]);
-    let (since_push, _) = plan_matrix(&jobs, &ws, bin.path(), &head);
+    let (since_push, image, took) = plan_matrix(&jobs, &ws, bin.path(), &head);
     assert!(since_push.is_empty(), "{since_push:?}");
-    let (everything, took) = plan_matrix(&jobs, &ws, bin.path(), zeros);
+    assert!(
+        !image,
+        "no binary and no image setting changed: no image job"
+    );
+    eprintln!("the no-change plan job took {took:?}");
+    let (everything, _, _) = plan_matrix(&jobs, &ws, bin.path(), zeros);
     assert!(
         everything.is_empty(),
         "the remote has them all: {everything:?}"
     );
-    eprintln!("the no-change plan job took {took:?}");
+    // The image's own settings: no build, but an image.
+    let readme_commit = git(ws.root(), &["rev-parse", "HEAD"]);
+    let m = ws.read("Cargo.toml");
+    ws.write(
+        "Cargo.toml",
+        &m.replace("ports = [9092, 9093]", "ports = [9092, 9094]"),
+    );
+    git(ws.root(), &["commit", "-qam", "ports"]);
+    let (ports, image, _) = plan_matrix(&jobs, &ws, bin.path(), &readme_commit);
+    assert!(ports.is_empty() && image, "{ports:?} {image}");
 
     // One line of chronik-cli: its two builds, nothing else.
-    let readme_commit = git(ws.root(), &["rev-parse", "HEAD"]);
+    let ports_commit = git(ws.root(), &["rev-parse", "HEAD"]);
     let main = "crates/chronik-cli/src/main.rs";
     ws.write(main, &format!("{}\n// one line\n", ws.read(main)));
     git(ws.root(), &["commit", "-qam", "cli"]);
-    let (edit, _) = plan_matrix(&jobs, &ws, bin.path(), &readme_commit);
+    let (edit, image, _) = plan_matrix(&jobs, &ws, bin.path(), &ports_commit);
     assert_eq!(edit, ["chronik-cli linux/amd64", "chronik-cli linux/arm64"]);
-    let (edit_all, _) = plan_matrix(&jobs, &ws, bin.path(), zeros);
+    assert!(image);
+    let (edit_all, _, _) = plan_matrix(&jobs, &ws, bin.path(), zeros);
     assert_eq!(
         edit_all,
         ["chronik-cli linux/amd64", "chronik-cli linux/arm64"]
