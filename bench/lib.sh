@@ -1,8 +1,8 @@
 # Shared by the bench scripts: builds kiln (release), makes a scratch dir, and
 # defines the plain-cargo equivalent of `kiln build` on examples/chronik.
 set -euo pipefail
-# kiln would wrap rustc in sccache when installed; the plain cargo it is compared with does not.
-export KILN_SCCACHE=off
+# kiln runs with its defaults (sccache only with shared storage: bench/sccache.sh
+# measures it on and off).
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo build --release -q -p kiln
 kiln=$PWD/target/release/kiln

@@ -10,7 +10,6 @@ source "$(dirname "$0")/lib.sh"
 tarball=${1:-../shared/workloads/chronik-stream-058397e.tar.gz}
 pkg=${2:-chronik-server}
 [ -f "$tarball" ] || { echo "bench: no workload at $tarball" >&2; exit 2; }
-export KILN_SCCACHE=off
 export KILN_CACHE_DIR="$work/cache"
 triples=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 
@@ -37,6 +36,11 @@ ratio() { echo "scale=2; $1 / $2" | bc; }
 
 unpack "$work/ws"
 "$kiln" -q setup --manifest-path "$work/ws/Cargo.toml"
+# The host tools `kiln setup` installed (protoc for tonic-build) on PATH for plain cargo
+# too, as a user who installed them by hand would have them.
+tools=${KILN_TOOLS_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/kiln/tools}
+export PATH="$tools/venv/bin:$PATH"
+command -v protoc >/dev/null || { echo "bench: no protoc for plain cargo" >&2; exit 2; }
 
 # kiln, cold: empty cache, new target dir; OpenSSL provisioning included.
 m=$(measure "$kiln" build --manifest-path "$work/ws/Cargo.toml" -p "$pkg")
@@ -47,6 +51,7 @@ read -r k_wall k_cpu k_peak <<<"$m"
 # Provisioning beside cargo overlaps it; only what ran before cargo is on the critical path.
 prov=$(jq '[.provisioning[] | select(.beside_cargo | not) | .wall_secs] | add // 0' "$work/ws/target/kiln/metrics/last.json")
 prov_beside=$(jq '[.provisioning[] | select(.beside_cargo) | .wall_secs] | add // 0' "$work/ws/target/kiln/metrics/last.json")
+prov_each=$(jq -r '[.provisioning[] | "\(.target) \(.wall_secs * 10 | round / 10)s"] | join(", ")' "$work/ws/target/kiln/metrics/last.json")
 
 # Plain cargo-zigbuild, cold, one target at a time, pointed at the OpenSSL kiln built.
 env_for() {
@@ -97,6 +102,7 @@ printf '%-34s %10s %10s %12s\n' "" "wall s" "CPU s" "peak MiB"
 printf '%-34s %10s %10s %12s\n' "kiln cold (both arches)" "$k_wall" "$k_cpu" "$((k_peak / 1024))"
 printf '%-34s %10s %10s %12s\n' "  of which provisioning before cargo" "$prov" "" ""
 printf '%-34s %10s %10s %12s\n' "  provisioning beside cargo" "$prov_beside" "" ""
+echo "  provisioning per target: $prov_each"
 printf '%-34s %10s %10s %12s\n' "cargo-zigbuild cold (both arches)" "$c_wall" "$c_cpu" "$((c_peak / 1024))"
 echo "cold ratio kiln/cargo: $(ratio "$k_wall" "$c_wall") including provisioning, $(ratio "$(echo "$k_wall - $prov" | bc)" "$c_wall") excluding it"
 echo "one-line edit: kiln ${ke_wall}s, cargo ${ce_wall}s, ratio $(ratio "$ke_wall" "$ce_wall")"

@@ -15,6 +15,7 @@ use kiln_toolchain::{
 };
 use kiln_workspace::Workspace;
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// Everything `kiln build` will run, computed before anything runs.
@@ -374,13 +375,12 @@ impl Plan {
         if !cargo_config.profile_sets(&sel.profile, "strip")
             && !profile_sets_in_manifest(ws, &sel.profile, "strip")
         {
-            env.push((
-                format!(
-                    "CARGO_PROFILE_{}_STRIP",
-                    sel.profile.to_uppercase().replace('-', "_")
-                ),
-                "symbols".into(),
-            ));
+            // kiln strips; the debug info the profile asks for could never reach the
+            // binary, and generating it costs time in every crate and most in an LTO
+            // link. A profile that sets `strip` keeps both.
+            let profile = sel.profile.to_uppercase().replace('-', "_");
+            env.push((format!("CARGO_PROFILE_{profile}_STRIP"), "symbols".into()));
+            env.push((format!("CARGO_PROFILE_{profile}_DEBUG"), "false".into()));
         }
         let (linker_overrides, linker_env) =
             linker_settings(cargo_config, backend, targets, std::env::consts::ARCH);
@@ -395,6 +395,41 @@ impl Plan {
             overrides,
         }
     }
+}
+
+/// The `SCCACHE_*` variables that give sccache storage other machines or runs share
+/// (S3, Redis, the GitHub Actions cache, memcached, GCS, Azure, WebDAV, OSS, COS) or
+/// a config file of the user's.
+const SCCACHE_SHARED: &[&str] = &[
+    "SCCACHE_BUCKET",
+    "SCCACHE_REDIS",
+    "SCCACHE_REDIS_ENDPOINT",
+    "SCCACHE_REDIS_CLUSTER_ENDPOINTS",
+    "SCCACHE_GHA_ENABLED",
+    "SCCACHE_MEMCACHED",
+    "SCCACHE_MEMCACHED_ENDPOINT",
+    "SCCACHE_GCS_BUCKET",
+    "SCCACHE_AZURE_CONNECTION_STRING",
+    "SCCACHE_WEBDAV_ENDPOINT",
+    "SCCACHE_OSS_BUCKET",
+    "SCCACHE_COS_BUCKET",
+    "SCCACHE_CONF",
+];
+
+/// The variable that makes `sccache = "auto"` use sccache, if any. Measured on the
+/// example (bench/sccache.sh), a cold build through sccache with an empty local
+/// cache costs about a third more time than without, and kiln's own cache already
+/// restores every binary built before: sccache pays where its storage outlives the
+/// machine (CI runners, a team's shared backend), so `auto` asks for one. Only names
+/// are read, never values (`SCCACHE_GHA_ENABLED` counts unless it says off).
+fn shared_sccache_backend(var: impl Fn(&str) -> Option<OsString>) -> Option<&'static str> {
+    SCCACHE_SHARED.iter().copied().find(|name| match var(name) {
+        None => false,
+        Some(v) if *name == "SCCACHE_GHA_ENABLED" => {
+            !matches!(v.to_str(), Some("" | "0" | "false" | "off"))
+        }
+        Some(v) => !v.is_empty(),
+    })
 }
 
 /// The linkers kiln uses for `targets` on a `host_arch` machine: the overrides of the
@@ -550,17 +585,20 @@ fn profile_sets_in_manifest(ws: &Workspace, profile: &str, key: &str) -> bool {
         .is_some()
 }
 
-/// sccache to use as `RUSTC_WRAPPER`: with `auto` (the default) when it is on PATH,
-/// `on` requires it, `off` never. A `RUSTC_WRAPPER` the user set is left alone, and
-/// so are their `SCCACHE_*` settings (storage backend, size).
+/// sccache to use as `RUSTC_WRAPPER`: `on` requires it, `off` never, and `auto` (the
+/// default) uses it where it pays: installed and given a shared storage backend
+/// ([`shared_sccache_backend`]). A `RUSTC_WRAPPER` the user set is left alone, and so
+/// are their `SCCACHE_*` settings (storage backend, size).
 fn sccache(ws: &Workspace) -> Result<Option<PathBuf>> {
     if ws.settings.rustc_wrapper {
         return Ok(None);
     }
     let mode = &ws.settings.sccache;
+    let auto_pays = || shared_sccache_backend(|v| std::env::var_os(v)).is_some();
     match (mode.value, kiln_fs::which("sccache")) {
         (Sccache::Off, _) | (Sccache::Auto, None) => Ok(None),
-        (Sccache::Auto | Sccache::On, Some(p)) => Ok(Some(p)),
+        (Sccache::Auto, Some(p)) => Ok(auto_pays().then_some(p)),
+        (Sccache::On, Some(p)) => Ok(Some(p)),
         (Sccache::On, None) => Err(kiln_diagnostics::Error::environment(format!(
             "sccache is required ({}) but not installed",
             mode.origin
@@ -613,5 +651,33 @@ mod tests {
         // On an arm64 host, clang links arm64: nothing to override.
         let (o, _) = linker_settings(&c, Backend::Cargo, &targets, "aarch64");
         assert!(o.is_empty());
+    }
+
+    #[test]
+    fn auto_sccache_wants_storage_that_outlives_the_machine() {
+        let with = |pairs: &'static [(&'static str, &'static str)]| {
+            shared_sccache_backend(move |v| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == v)
+                    .map(|(_, val)| OsString::from(val))
+            })
+        };
+        assert_eq!(with(&[]), None, "a local disk cache alone");
+        assert_eq!(
+            with(&[("SCCACHE_DIR", "/x"), ("SCCACHE_CACHE_SIZE", "9G")]),
+            None
+        );
+        assert_eq!(with(&[("SCCACHE_GHA_ENABLED", "false")]), None);
+        assert_eq!(with(&[("SCCACHE_BUCKET", "")]), None);
+        assert_eq!(
+            with(&[("SCCACHE_GHA_ENABLED", "true")]),
+            Some("SCCACHE_GHA_ENABLED")
+        );
+        assert_eq!(
+            with(&[("SCCACHE_REDIS_ENDPOINT", "redis://127.0.0.1")]),
+            Some("SCCACHE_REDIS_ENDPOINT")
+        );
+        assert_eq!(with(&[("SCCACHE_BUCKET", "b")]), Some("SCCACHE_BUCKET"));
     }
 }

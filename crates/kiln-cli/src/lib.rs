@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 /// Runs kiln with the process arguments and returns its exit code.
 pub fn main() -> ExitCode {
+    let _ = STARTED.set(std::time::Instant::now());
     // Cargo runs kiln as its rustc wrapper when kiln fixes rustflags per target.
     if let Some(code) = kiln_toolchain::wrapper::run_if_wrapping() {
         return code;
@@ -33,6 +34,19 @@ pub fn main() -> ExitCode {
             exit_code(&err)
         }
     }
+}
+
+/// When this kiln process started: "Finished in" counts from here to the end, so
+/// the figure a user reads is the wall time they waited (argument parsing, loading
+/// the workspace and cargo metadata included).
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Seconds since this kiln process started.
+pub(crate) fn elapsed_secs() -> f64 {
+    STARTED
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs_f64()
 }
 
 fn exit_code(err: &Error) -> ExitCode {

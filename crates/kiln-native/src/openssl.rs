@@ -54,11 +54,13 @@ fn main() {
 
 /// Builds OpenSSL for `target` into `prefix` unless it is already there. `root` holds
 /// the helper crate and its target dir; concurrent kiln processes wait for each other.
+/// `jobserver` hands the helper's cargo (and through it OpenSSL's `make`) the
+/// jobserver kiln chose for it.
 pub fn provision_openssl(
     root: &Path,
     target: &Target,
     prefix: &Path,
-    jobs: Option<u32>,
+    jobserver: &dyn Fn(&mut Command),
 ) -> Result<bool> {
     if crate::is_intact(prefix) {
         return Ok(false);
@@ -88,25 +90,25 @@ pub fn provision_openssl(
     write_atomic(&helper.join("src/lib.rs"), b"")?;
     // The prefix appears whole (sealed) or not at all.
     kiln_fs::install_dir(prefix, |staging| {
-        let out = Command::new(kiln_toolchain::cargo_program())
-            .args([
-                "zigbuild",
-                "--release",
-                "--locked",
-                "--target",
-                &target.triple,
-                "--manifest-path",
-            ])
-            .arg(helper.join("Cargo.toml"))
-            .args(jobs.map(|j| format!("--jobs={j}")))
-            .env("CARGO_TARGET_DIR", root.join("openssl-build"))
-            .env("KILN_OPENSSL_PREFIX", staging)
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env_remove("RUSTFLAGS")
-            .output()
-            .map_err(|e| {
-                Error::environment("failed to run `cargo zigbuild` to build OpenSSL").with_source(e)
-            })?;
+        let mut cmd = Command::new(kiln_toolchain::cargo_program());
+        jobserver(&mut cmd);
+        cmd.args([
+            "zigbuild",
+            "--release",
+            "--locked",
+            "--target",
+            &target.triple,
+            "--manifest-path",
+        ])
+        .arg(helper.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", root.join("openssl-build"))
+        .env("KILN_OPENSSL_PREFIX", staging)
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS");
+        fixed_flags(&mut cmd, &target.triple);
+        let out = cmd.output().map_err(|e| {
+            Error::environment("failed to run `cargo zigbuild` to build OpenSSL").with_source(e)
+        })?;
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             let tail: Vec<&str> = stderr
@@ -125,6 +127,28 @@ pub fn provision_openssl(
     // The build tree (~100 MB per target) is not needed once the prefix is installed.
     let _ = std::fs::remove_dir_all(root.join("openssl-build").join(&target.triple));
     Ok(true)
+}
+
+/// The compiler flags of a provisioned OpenSSL, the same on every machine whatever its
+/// environment holds (the cache key doesn't read it): OpenSSL's own optimisation
+/// (`-O3`, through cc from the release profile) and no debug info, which kiln's
+/// stripped binaries would drop anyway and which makes the libraries three times the
+/// size to store and download (the zig wrapper passes `-g`; cc puts `-g0` after it).
+fn fixed_flags(cmd: &mut Command, triple: &str) {
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if k.starts_with("CARGO_PROFILE_")
+            || k.starts_with("CFLAGS")
+            || k.starts_with("TARGET_CFLAGS")
+            || k.starts_with("CC_")
+            || k == "OPT_LEVEL"
+        {
+            cmd.env_remove(k.as_ref());
+        }
+    }
+    cmd.env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "3")
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+        .env(format!("CFLAGS_{triple}"), "-g0");
 }
 
 /// Removes what OpenSSL builds left behind (an interrupted build's tree), unless a

