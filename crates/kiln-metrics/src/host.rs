@@ -270,12 +270,14 @@ impl Host for Darwin {
             .collect()
     }
 
+    // libc deprecates its Mach timebase items in favour of the mach2 crate; one
+    // call doesn't justify another dependency.
+    #[allow(deprecated)]
     fn cpu_secs(&self, pid: u32) -> Option<f64> {
         let info = Self::task_info(pid)?;
         // Times are in Mach absolute-time units: nanoseconds scaled by the timebase.
         let mut tb = libc::mach_timebase_info { numer: 0, denom: 0 };
         // SAFETY: writes the struct it is given.
-        #[allow(deprecated)]
         if unsafe { libc::mach_timebase_info(&mut tb) } != 0 || tb.denom == 0 {
             return None;
         }
