@@ -22,14 +22,17 @@ cargo fetch -q --manifest-path "$work/lock/Cargo.toml"
 run() {
     local ws=$work/ws-$2 t
     fixture "$ws"; cp "$work/lock/Cargo.lock" "$ws/"
-    t=$(KILN_CACHE_DIR="$work/cache-$2" timed "$1" -q build --manifest-path "$ws/Cargo.toml")
+    t=$(KILN_CACHE_DIR="$work/cache-$2" timed "$1" -q build --manifest-path "$ws/Cargo.toml") || return 1
     echo "$t $(jq -r '[.provisioning[] | select(.restored | not)] | sort_by(.target) | reverse | map(.wall_secs | tostring) | join(" ")' "$ws/target/kiln/metrics/last.json")"
 }
-read -r t a x <<<"$(run "$kiln" this)"
+# Assigned first: a failed build stops the bench (`read <<<` would hide its status).
+out=$(run "$kiln" this)
+read -r t a x <<<"$out"
 echo "cold build with OpenSSL provisioned for both targets"
 printf '  this kiln:   total %6.1fs   provisioning amd64 %6.1fs   arm64 %6.1fs\n' "$t" "$a" "$x"
 if [ -n "$other" ]; then
-    read -r ot oa ox <<<"$(run "$other" other)"
+    out=$(run "$other" other)
+    read -r ot oa ox <<<"$out"
     printf '  other kiln:  total %6.1fs   provisioning amd64 %6.1fs   arm64 %6.1fs\n' "$ot" "$oa" "$ox"
     r() { echo "scale=2; $1 / $2" | bc; }
     printf '  speedup (other/this): total %sx, amd64 %sx, arm64 %sx\n' "$(r "$ot" "$t")" "$(r "$oa" "$a")" "$(r "$ox" "$x")"

@@ -421,8 +421,8 @@ const SCCACHE_SHARED: &[&str] = &[
 /// without it with an empty sccache cache (1.19x with every compile a hit), and kiln's
 /// own cache already restores every binary built before: sccache pays where its
 /// storage outlives the machine (CI runners, a team's shared backend), so `auto` asks
-/// for one. Only names
-/// are read, never values (`SCCACHE_GHA_ENABLED` counts unless it says off).
+/// for one. Values are only tested for being set (`SCCACHE_GHA_ENABLED` counts unless
+/// it says off), never kept or shown.
 fn shared_sccache_backend(var: impl Fn(&str) -> Option<OsString>) -> Option<&'static str> {
     SCCACHE_SHARED.iter().copied().find(|name| match var(name) {
         None => false,

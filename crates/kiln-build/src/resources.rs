@@ -96,6 +96,12 @@ pub(crate) struct Governor {
     pub(crate) throttled: Arc<AtomicUsize>,
 }
 
+/// A jobserver allowing `jobs` concurrent jobs: its holder (cargo, make) keeps one
+/// implicit token, so the pool holds one fewer.
+pub(crate) fn jobserver(jobs: u32) -> std::io::Result<jobserver::Client> {
+    jobserver::Client::new(jobs.saturating_sub(1) as usize)
+}
+
 impl Governor {
     pub(crate) fn new(budget: u64) -> Self {
         Governor {
@@ -108,10 +114,10 @@ impl Governor {
         }
     }
 
-    /// A jobserver allowing `jobs` concurrent jobs (cargo keeps one implicit token).
+    /// A jobserver allowing `jobs` concurrent jobs, which this governor watches.
     pub(crate) fn client(&self, jobs: u32) -> std::io::Result<jobserver::Client> {
         self.release();
-        let client = jobserver::Client::new(jobs.saturating_sub(1) as usize)?;
+        let client = jobserver(jobs)?;
         *self.client.lock().expect("client") = Some(client.clone());
         Ok(client)
     }

@@ -81,8 +81,7 @@ pub(super) fn provision(
     // fixed job gave it; with cargo idle (a small workspace), it takes all of it.
     // Measured: bench/provision.sh (a fixture: twice as fast per target) and
     // bench/real.sh (the real workload, beside a busy cargo).
-    let jobs = cx.plan.resources.jobs.max(1);
-    let jobserver = jobserver::Client::new(jobs as usize - 1)
+    let jobserver = crate::resources::jobserver(cx.plan.resources.jobs)
         .map_err(|e| Error::internal("failed to create a jobserver").with_source(e))?;
     let compiler = kiln_toolchain::zig_version().unwrap_or_default();
     for n in pending {
