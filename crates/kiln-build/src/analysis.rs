@@ -327,7 +327,10 @@ fn zig_version_memo(cache: Option<&LocalCache>) -> Option<String> {
             stamp: stamp.into(),
             version: version.into(),
         };
-        probe.still_valid().then_some(probe.version)
+        probe.still_valid().then(|| {
+            probe.remember();
+            probe.version
+        })
     });
     if remembered.is_some() {
         return remembered;
@@ -336,6 +339,7 @@ fn zig_version_memo(cache: Option<&LocalCache>) -> Option<String> {
         Some(p) => {
             let text = format!("{}\n{}\n{}\n", p.exe.display(), p.stamp, p.version);
             cache.set_memo("zig", &key, text.as_bytes());
+            p.remember();
             Some(p.version)
         }
         None => zig_version(),

@@ -95,6 +95,12 @@ impl Step {
         }
     }
 
+    /// Makes a named step use `action` (a local action, after the checkout).
+    pub(crate) fn uses_local(mut self, action: &str) -> Self {
+        self.uses = Some(action.into());
+        self
+    }
+
     pub(crate) fn with(mut self, entries: impl IntoIterator<Item = Entry>) -> Self {
         self.with.extend(entries);
         self

@@ -83,6 +83,8 @@ pub(crate) enum Command {
     Image(ImageArgs),
     /// Write a Dockerfile (and .dockerignore) that packages the artifacts, for docker buildx
     Dockerfile(DockerfileArgs),
+    /// Write the release folder: archives per binary x target, SHA256SUMS, install.sh
+    Release(ReleaseArgs),
     /// Generate the CI pipeline that builds, caches and ships with kiln
     Ci(CiArgs),
     /// Write an HTML report of the last build that did work: timeline, memory, cache hits
@@ -527,6 +529,46 @@ impl ImageArgs {
     pub(crate) fn flags(&self, global: &GlobalArgs) -> kiln_config::Flags {
         kiln_config::Flags {
             out: self.store.dir().0,
+            targets: self.platforms.targets.clone(),
+            ..global.flags()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReleaseArgs {
+    /// The release folder, replaced whole [default: <target-dir>/kiln/dist]
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
+    /// Say what the folder would hold (names, sizes, digests) and write nothing
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Where install.sh downloads the archives from [default: the GitHub release of the tag, from the package's `repository`]
+    #[arg(long, value_name = "URL")]
+    pub(crate) base_url: Option<String>,
+    /// The release's tag [default: v<version>]
+    #[arg(long, value_name = "TAG")]
+    pub(crate) tag: Option<String>,
+    /// The image pushed for this release, by digest (`registry/repo@sha256:...`), recorded in release.json
+    #[arg(long, value_name = "REF")]
+    pub(crate) image: Option<String>,
+    /// Release the store as it is, without `kiln build` first (restores or builds what changed)
+    #[arg(long)]
+    pub(crate) no_build: bool,
+    /// The artifact store [default: `artifact-dir`, else <workspace>/artifacts]
+    #[arg(long, value_name = "DIR")]
+    pub(crate) artifact_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) platforms: PlatformArgs,
+    #[command(flatten)]
+    pub(crate) manifest: ManifestArgs,
+}
+
+impl ReleaseArgs {
+    /// The settings' flags: the store to read, the platforms.
+    pub(crate) fn flags(&self, global: &GlobalArgs) -> kiln_config::Flags {
+        kiln_config::Flags {
+            out: self.artifact_dir.clone(),
             targets: self.platforms.targets.clone(),
             ..global.flags()
         }

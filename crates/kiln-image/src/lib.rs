@@ -27,3 +27,18 @@ pub use kiln_oci::{
 };
 pub use layer::{write_layer, LayerCache};
 pub use tar::{Content, Entry};
+
+/// Writes `entries` as a gzipped tar with kiln's deterministic writer (sorted, every
+/// mtime `mtime`, numeric owners only, no name or time in the gzip header): the same
+/// entries give the same bytes on every machine, for release archives.
+pub fn write_tar_gz(
+    entries: &[Entry],
+    mtime: u64,
+    out: impl std::io::Write,
+) -> std::io::Result<()> {
+    let mut gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(out, flate2::Compression::new(9));
+    tar::write(entries, mtime, &mut gz)?;
+    std::io::Write::flush(&mut gz.finish()?)
+}

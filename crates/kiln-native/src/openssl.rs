@@ -92,6 +92,7 @@ pub fn provision_openssl(
     kiln_fs::install_dir(prefix, |staging| {
         let mut cmd = Command::new(kiln_toolchain::cargo_program());
         jobserver(&mut cmd);
+        kiln_toolchain::direct_zig(&mut cmd);
         cmd.args([
             "zigbuild",
             "--release",

@@ -33,6 +33,9 @@ impl S3Remote {
         access: &kiln_config::Access,
     ) -> Result<Self> {
         let location = format!("{bucket}/{prefix}");
+        // reqwest's TLS takes the process's rustls provider: ring (kiln's one crypto
+        // library). Installing twice (a second remote) keeps the first; both are ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let endpoint = std::env::var("AWS_ENDPOINT_URL")
             .or_else(|_| std::env::var("AWS_ENDPOINT"))
             .ok();

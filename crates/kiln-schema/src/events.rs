@@ -198,6 +198,22 @@ pub enum Event {
         #[serde(default)]
         store: String,
     },
+    /// `kiln release`: the release folder written (or, for `--dry-run`, what it would hold).
+    ReleaseWritten {
+        /// The folder.
+        out: String,
+        /// Nothing was written.
+        dry_run: bool,
+        /// The release's version and tag.
+        version: String,
+        /// `v1.2.3`.
+        tag: String,
+        /// Every file of the folder, by name, with its size and SHA-256.
+        files: Vec<ReleaseFile>,
+        /// `[package.metadata.binstall]` blocks matching the archive names, by package.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        binstall: Vec<BinstallBlock>,
+    },
     /// `kiln cache stats`.
     CacheStats(CacheStats),
     /// `kiln cache gc`.
@@ -472,3 +488,24 @@ pub struct MatrixEntry {
 #[cfg(test)]
 #[path = "events_tests.rs"]
 mod tests;
+
+/// A file of a release folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseFile {
+    /// Its name in the folder.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Hex SHA-256.
+    pub sha256: String,
+}
+
+/// The `[package.metadata.binstall]` block for a package, so `cargo binstall` finds
+/// its archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BinstallBlock {
+    /// The package.
+    pub package: String,
+    /// The TOML to add to its Cargo.toml.
+    pub toml: String,
+}

@@ -403,6 +403,21 @@ fn examples() -> Vec<Event> {
                 .collect(),
             store: "artifacts".into(),
         },
+        Event::ReleaseWritten {
+            out: "target/kiln/dist".into(),
+            dry_run: false,
+            version: "0.3.1".into(),
+            tag: "v0.3.1".into(),
+            files: vec![ReleaseFile {
+                name: "chronik-cli-0.3.1-x86_64-unknown-linux-musl.tar.gz".into(),
+                size: 1 << 20,
+                sha256: "ab".repeat(32),
+            }],
+            binstall: vec![BinstallBlock {
+                package: "chronik-cli".into(),
+                toml: "[package.metadata.binstall]\npkg-fmt = \"tgz\"\n".into(),
+            }],
+        },
         Event::CacheStats(CacheStats {
             root: "/cache/v1".into(),
             entries: 4,
@@ -557,6 +572,7 @@ fn examples() -> Vec<Event> {
             | Event::PlanResources { .. }
             | Event::NativeNeeded { .. }
             | Event::VerifyFinished { .. }
+            | Event::ReleaseWritten { .. }
             | Event::CacheStats(_)
             | Event::CacheCollected { .. }
             | Event::CacheCleared { .. }

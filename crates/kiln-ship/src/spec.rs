@@ -17,14 +17,7 @@ pub(crate) fn spec(
         config.base = Some(b.to_string());
     }
     let provenance = Provenance {
-        source: ws
-            .root_manifest
-            .get("workspace")
-            .and_then(|w| w.get("package"))
-            .or_else(|| ws.root_manifest.get("package"))
-            .and_then(|p| p.get("repository"))
-            .and_then(|r| r.as_str())
-            .map(String::from),
+        source: ws.root_repository(),
         revision: kiln_workspace::git_line(&ws.root, &["rev-parse", "--verify", "-q", "HEAD"]),
         version: None,
     };

@@ -24,4 +24,4 @@ pub use probe::{
 };
 pub use rustup::{is_toolchain_file, pinned, toolchain_file, Pinned};
 pub use tools::{activate as activate_tools, install_python_tools, tools_venv};
-pub use zig::{file_stamp, ZigProbe};
+pub use zig::{direct as direct_zig, file_stamp, ZigProbe};

@@ -48,6 +48,7 @@ impl ZigProbe {
             "VIRTUAL_ENV",
             "CONDA_PREFIX",
             "CARGO_ZIGBUILD_ZIG_PATH",
+            "CARGO_ZIGBUILD_PYTHON_PATH",
         ]
         .iter()
         .map(|v| format!("{v}={}", std::env::var(v).unwrap_or_default()))
@@ -104,6 +105,31 @@ impl ZigProbe {
     }
 }
 
+/// The zig binary this process found (by [`ZigProbe::locate`] or a remembered probe).
+static FOUND: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+
+impl ZigProbe {
+    /// Makes `exe` the zig [`direct`] hands cargo-zigbuild, when nothing was found yet.
+    pub fn remember(&self) {
+        let _ = FOUND.set(Some(self.exe.clone()));
+    }
+}
+
+/// Points cargo-zigbuild (and the compiler wrapper scripts it writes) at the zig binary
+/// itself. cargo-zigbuild otherwise prefers `python3 -m ziglang` whenever that imports,
+/// and every C file then starts a Python (~50 ms): a third of OpenSSL's build time.
+/// Its Python lookup is disabled with a path that cannot exist, so its fallback, the
+/// zig binary, is the one kiln probed (same zig, same version, same keys).
+pub fn direct(cmd: &mut Command) {
+    let exe = FOUND.get_or_init(|| ZigProbe::locate().map(|p| p.exe));
+    if let Some(exe) = exe {
+        cmd.env("CARGO_ZIGBUILD_ZIG_PATH", exe).env(
+            "CARGO_ZIGBUILD_PYTHON_PATH",
+            "/dev/null/kiln-runs-zig-directly",
+        );
+    }
+}
+
 /// The real binary behind a `zig` on PATH (which may be a wrapper script).
 fn zig_env_exe(zig: &Path) -> Option<PathBuf> {
     let out = Command::new(zig)
@@ -119,9 +145,11 @@ fn zig_env_exe(zig: &Path) -> Option<PathBuf> {
     Some(PathBuf::from(&after[start..end]))
 }
 
-/// The zig binary of pip's `ziglang` package for the `python3` on PATH.
+/// The zig binary of pip's `ziglang` package for the Python cargo-zigbuild asks
+/// (`CARGO_ZIGBUILD_PYTHON_PATH`, else `python3` on PATH).
 fn python_ziglang() -> Option<PathBuf> {
-    let out = Command::new("python3")
+    let python = std::env::var_os("CARGO_ZIGBUILD_PYTHON_PATH").unwrap_or_else(|| "python3".into());
+    let out = Command::new(python)
         .args([
             "-c",
             "import ziglang, os; print(os.path.dirname(ziglang.__file__))",

@@ -173,6 +173,28 @@ impl Workspace {
         })
     }
 
+    /// The `repository` of the package `name` as cargo resolved it, else the root
+    /// manifest's (`[workspace.package]` or `[package]`), which a member may not inherit.
+    pub fn repository(&self, name: &str) -> Option<String> {
+        self.metadata
+            .packages
+            .iter()
+            .find(|p| p.name.as_str() == name)
+            .and_then(|p| p.repository.clone())
+            .or_else(|| self.root_repository())
+    }
+
+    /// The root manifest's `repository` (`[workspace.package]`, else `[package]`).
+    pub fn root_repository(&self) -> Option<String> {
+        self.root_manifest
+            .get("workspace")
+            .and_then(|w| w.get("package"))
+            .or_else(|| self.root_manifest.get("package"))
+            .and_then(|p| p.get("repository"))
+            .and_then(|r| r.as_str())
+            .map(String::from)
+    }
+
     /// The member called `name`.
     pub fn member(&self, name: &str) -> Option<&Package> {
         self.members.iter().find(|p| p.name == name)
@@ -403,6 +425,41 @@ fn compiles_c(name: &str, deps: &[cargo_metadata::Dependency]) -> bool {
             .any(|d| d.kind == DependencyKind::Build && C_BUILD_TOOLS.contains(&d.name.as_str()))
 }
 
+/// The manifest cargo would start from, when it declares `[workspace]` itself: then it
+/// is the root and no `cargo locate-project` (a process through rustup's proxy, a fifth
+/// of a restore) is needed. Anything else, including a manifest that doesn't parse, is
+/// left to cargo and its error messages.
+fn declared_root(manifest_path: Option<&Path>) -> Option<PathBuf> {
+    let manifest = match manifest_path {
+        Some(p) => normalize(&std::path::absolute(p).ok()?),
+        None => std::env::current_dir()
+            .ok()?
+            .ancestors()
+            .map(|d| d.join("Cargo.toml"))
+            .find(|m| m.is_file())?,
+    };
+    let text = std::fs::read_to_string(&manifest).ok()?;
+    let doc: toml::Table = text.parse().ok()?;
+    doc.get("workspace")?.as_table()?;
+    Some(manifest)
+}
+
+/// `path` without `.` and `..` components, as cargo spells the paths it reports (the
+/// components are removed as written, like cargo does, not resolved through symlinks).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// The workspace root manifest for `manifest_path` (or the current directory), asked
 /// of cargo before anything else: it reads no lockfile and needs no network, so the
 /// settings (`--locked`, ...) are known before `cargo metadata` runs.
@@ -424,6 +481,9 @@ fn locate_root(manifest_path: Option<&Path>, verbose: bool) -> Result<PathBuf> {
             }
         }
         Some(_) => {}
+    }
+    if let Some(root) = declared_root(manifest_path) {
+        return Ok(root);
     }
     let mut cmd = std::process::Command::new(cargo_program());
     cmd.args(["locate-project", "--workspace", "--message-format", "plain"]);

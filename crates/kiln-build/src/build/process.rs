@@ -30,6 +30,9 @@ impl CargoRunner for ProcessRunner {
         // cargo and rustc take their parallelism from this jobserver, which the memory
         // governor can drain.
         call.jobserver.configure(&mut cmd);
+        if step.invocation.backend == kiln_toolchain::Backend::Zig {
+            kiln_toolchain::direct_zig(&mut cmd);
+        }
         let mut child = cmd.spawn().map_err(|e| {
             Error::environment(format!("failed to start `{}`", inv.program))
                 .with_source(e)

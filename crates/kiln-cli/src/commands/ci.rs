@@ -48,47 +48,73 @@ pub(crate) fn ci(g: &GlobalArgs, args: &CiArgs, r: &Reporter) -> Result<ExitCode
         .output
         .clone()
         .unwrap_or_else(|| ws.root.join(".github/workflows/kiln.yml"));
-    let written = |state| {
+    // The install action sits in the same `.github` directory as the workflow.
+    let github_dir = path
+        .parent()
+        .and_then(|workflows| workflows.parent())
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| ws.root.join(".github"));
+    let mut files = vec![(path, yaml)];
+    if let Some(action) = kiln_ci::install_action(&options) {
+        files.push((github_dir.join(kiln_ci::INSTALL_ACTION_PATH), action));
+    }
+    let written = |path: &std::path::Path, state| {
         r.emit(&Event::WorkflowWritten {
-            path: short(&path),
+            path: short(path),
             state,
         })
     };
     if args.check {
-        let current = std::fs::read_to_string(&path).unwrap_or_default();
-        if current == yaml {
-            written(WorkflowState::Fresh);
-            return Ok(ExitCode::SUCCESS);
+        for (path, text) in &files {
+            check(path, text, &written, r)?;
         }
-        // A Dependabot bump of an action is not drift: accepted, with how to record it.
-        if let Some(bumped) = kiln_ci::only_action_versions_differ(&current, &yaml) {
-            for uses in &bumped {
-                r.emit(&Event::Warning(Warning::ActionVersionBumped {
-                    file: short(&path),
-                    uses: kiln_diagnostics::printable(uses, 120),
-                }));
-            }
-            written(WorkflowState::FreshButActions);
-            return Ok(ExitCode::SUCCESS);
-        }
-        return Err(Error::new(
-            kiln_diagnostics::Kind::VerifyFailed,
-            format!(
-                "{} is {} what `kiln ci github` writes",
-                short(&path),
-                if current.is_empty() {
-                    "missing, not"
-                } else {
-                    "not"
-                }
-            ),
-        )
-        .hint(format!(
-            "run `kiln ci github` and commit the result; the difference:\n{}",
-            kiln_ci::drift(&current, &yaml, 20).trim_end()
-        )));
+        return Ok(ExitCode::SUCCESS);
     }
-    kiln_fs::write_atomic(&path, yaml.as_bytes())?;
-    written(WorkflowState::Written);
+    for (path, text) in &files {
+        kiln_fs::write_atomic(path, text.as_bytes())?;
+        written(path, WorkflowState::Written);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--check` of one generated file: fresh, fresh but for bumped action versions, or
+/// drifted (exit 3 with the difference).
+fn check(
+    path: &std::path::Path,
+    text: &str,
+    written: &dyn Fn(&std::path::Path, WorkflowState),
+    r: &Reporter,
+) -> Result<()> {
+    let current = std::fs::read_to_string(path).unwrap_or_default();
+    if current == text {
+        written(path, WorkflowState::Fresh);
+        return Ok(());
+    }
+    // A Dependabot bump of an action is not drift: accepted, with how to record it.
+    if let Some(bumped) = kiln_ci::only_action_versions_differ(&current, text) {
+        for uses in &bumped {
+            r.emit(&Event::Warning(Warning::ActionVersionBumped {
+                file: short(path),
+                uses: kiln_diagnostics::printable(uses, 120),
+            }));
+        }
+        written(path, WorkflowState::FreshButActions);
+        return Ok(());
+    }
+    Err(Error::new(
+        kiln_diagnostics::Kind::VerifyFailed,
+        format!(
+            "{} is {} what `kiln ci github` writes",
+            short(path),
+            if current.is_empty() {
+                "missing, not"
+            } else {
+                "not"
+            }
+        ),
+    )
+    .hint(format!(
+        "run `kiln ci github` and commit the result; the difference:\n{}",
+        kiln_ci::drift(&current, text, 20).trim_end()
+    )))
 }

@@ -8,6 +8,7 @@ mod config;
 mod docs;
 mod image;
 mod init;
+mod release;
 mod report;
 mod setup;
 mod verify;
@@ -32,6 +33,7 @@ pub(crate) fn run(cli: &Cli, r: &Reporter) -> Result<ExitCode> {
         Command::Cache(a) => cache::cache(g, a, r),
         Command::Image(a) => image::image(g, a, r),
         Command::Dockerfile(a) => image::dockerfile(g, a, r),
+        Command::Release(a) => release::release(g, a, r),
         Command::Ci(a) => ci::ci(g, a, r),
         Command::Report(a) => report::report(g, a, r),
         Command::Config(a) => config::config(g, a, r),

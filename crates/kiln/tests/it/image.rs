@@ -351,13 +351,28 @@ fn push_to_a_registry_then_pull_and_run_and_a_second_push_uploads_nothing() {
     let tagged = skopeo_raw(&format!("docker://{}/chronik/server:rev-abc", reg.host()));
     assert_eq!(tagged, raw, "both tags point at the same index");
 
-    let again = kiln(&ws, &["image", "--push", &reference, "--insecure"], &[]);
+    // A release tag of the same artifacts is a promotion by digest: nothing uploaded
+    // but the manifests, and the tag names the very index the first push made.
+    let again = kiln(
+        &ws,
+        &[
+            "image",
+            "--push",
+            &reference,
+            "--tag",
+            "0.3.1",
+            "--insecure",
+        ],
+        &[],
+    );
     again.success();
     assert!(
         again.stderr.contains("0 blobs uploaded"),
         "{}",
         again.stderr
     );
+    let released = skopeo_raw(&format!("docker://{}/chronik/server:0.3.1", reg.host()));
+    assert_eq!(released, raw, "the release tag is the same digest");
 
     let id = podman(&[
         "pull",

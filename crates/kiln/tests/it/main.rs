@@ -18,6 +18,7 @@ mod image;
 mod memory;
 mod native;
 mod realworld;
+mod release;
 mod remote;
 mod setup;
 mod supply_chain;
