@@ -588,14 +588,17 @@ fn profile_sets_in_manifest(ws: &Workspace, profile: &str, key: &str) -> bool {
 
 /// sccache to use as `RUSTC_WRAPPER`: `on` requires it, `off` never, and `auto` (the
 /// default) uses it where it pays: installed and given a shared storage backend
-/// ([`shared_sccache_backend`]). A `RUSTC_WRAPPER` the user set is left alone, and so
+/// ([`shared_sccache_backend`]) or a build farm (`cache.dist`). A `RUSTC_WRAPPER` the user set is left alone, and so
 /// are their `SCCACHE_*` settings (storage backend, size).
 fn sccache(ws: &Workspace) -> Result<Option<PathBuf>> {
     if ws.settings.rustc_wrapper {
         return Ok(None);
     }
     let mode = &ws.settings.sccache;
-    let auto_pays = || shared_sccache_backend(|v| std::env::var_os(v)).is_some();
+    let auto_pays = || {
+        ws.settings.dist.value.is_some()
+            || shared_sccache_backend(|v| std::env::var_os(v)).is_some()
+    };
     match (mode.value, kiln_fs::which("sccache")) {
         (Sccache::Off, _) | (Sccache::Auto, None) => Ok(None),
         (Sccache::Auto, Some(p)) => Ok(auto_pays().then_some(p)),

@@ -14,6 +14,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// What kiln's sccache server did in one build.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SccacheCounts {
+    /// Cache hits.
+    pub hits: u64,
+    /// Cache misses.
+    pub misses: u64,
+    /// Compiles run on distributed build servers.
+    pub remote: u64,
+    /// Compiles sent to a build server that failed there and ran here.
+    pub fell_back: u64,
+    /// Compiles that ran here by rule (bin crates and links; all without a farm).
+    pub local: u64,
+}
+
 /// A running private server.
 pub(crate) struct SccacheServer {
     exe: PathBuf,
@@ -75,8 +90,8 @@ impl SccacheServer {
         self.port
     }
 
-    /// (hits, misses) of this server: this build's, since the server is its own.
-    pub(crate) fn stats(&self) -> Option<(u64, u64)> {
+    /// This server's counts: this build's, since the server is its own.
+    pub(crate) fn stats(&self) -> Option<SccacheCounts> {
         let out = Command::new(&self.exe)
             .args(["--show-stats", "--stats-format", "json"])
             .env("SCCACHE_SERVER_PORT", self.port.to_string())
@@ -91,7 +106,22 @@ impl SccacheServer {
                 .as_object()
                 .map_or(0, |m| m.values().filter_map(|x| x.as_u64()).sum())
         };
-        Some((sum("cache_hits"), sum("cache_misses")))
+        let s = &v["stats"];
+        let remote: u64 = s["dist_compiles"]
+            .as_object()
+            .map_or(0, |m| m.values().filter_map(|x| x.as_u64()).sum());
+        let fell_back = s["dist_errors"].as_u64().unwrap_or(0);
+        // Compilations (cache misses, wherever they ran), and the calls sccache hands
+        // back to run here (bin crates with their link, cargo's probes).
+        let compiled = s["compilations"].as_u64().unwrap_or(0)
+            + s["requests_not_cacheable"].as_u64().unwrap_or(0);
+        Some(SccacheCounts {
+            hits: sum("cache_hits"),
+            misses: sum("cache_misses"),
+            remote,
+            fell_back,
+            local: compiled.saturating_sub(remote + fell_back),
+        })
     }
 }
 
@@ -118,5 +148,227 @@ impl Drop for SccacheServer {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
+    }
+}
+
+/// What a build farm's scheduler answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DistStatus {
+    /// It answered and has build servers.
+    Ready {
+        /// Build servers.
+        servers: u64,
+        /// Their cores.
+        cores: u64,
+    },
+    /// Nothing will compile remotely; why.
+    Unavailable(String),
+}
+
+/// A build farm kiln's server can join: the scheduler, the client token, and where
+/// sccache keeps the toolchain packages it uploads (made once per toolchain).
+pub(crate) struct Farm<'a> {
+    pub(crate) scheduler: &'a str,
+    pub(crate) token: Option<&'a [u8]>,
+    pub(crate) toolchains: PathBuf,
+}
+
+/// The sccache config file that makes a server a client of `farm`, in a fresh private
+/// directory (0700, file 0600): the caller removes it once the server has read it,
+/// since it holds the token.
+fn write_dist_config(farm: &Farm<'_>) -> Result<PathBuf, String> {
+    let token = match farm.token {
+        None => None,
+        Some(t) => Some(
+            std::str::from_utf8(t)
+                .ok()
+                .filter(|t| {
+                    t.chars()
+                        .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+                })
+                .ok_or("KILN_SCCACHE_DIST_TOKEN holds characters a config file can't carry")?,
+        ),
+    };
+    let toolchains = farm
+        .toolchains
+        .to_str()
+        .ok_or("the cache directory is not UTF-8")?;
+    if toolchains.contains(['"', '\\', '\n']) {
+        return Err("the cache directory's path can't go into sccache's config".into());
+    }
+    std::fs::create_dir_all(&farm.toolchains)
+        .map_err(|e| format!("can't create {toolchains}: {e}"))?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let dir = std::env::temp_dir().join(format!("kiln-sccache-{}-{nanos}", std::process::id()));
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(&dir)
+        .map_err(|e| format!("can't create a private directory: {e}"))?;
+    let mut text = format!(
+        "[dist]\nscheduler_url = \"{}\"\ntoolchains = []\ntoolchain_cache_size = {}\ncache_dir = \"{toolchains}\"\n",
+        farm.scheduler,
+        10u64 << 30
+    );
+    if let Some(t) = token {
+        text.push_str(&format!(
+            "\n[dist.auth]\ntype = \"token\"\ntoken = \"{t}\"\n"
+        ));
+    }
+    let path = dir.join("sccache.conf");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(format!("can't write sccache's config: {e}"));
+    }
+    Ok(path)
+}
+
+impl SccacheServer {
+    /// Starts `exe` as a client of `farm` and asks the scheduler for its servers. The
+    /// server is returned whatever the answer (a farm that doesn't answer leaves a
+    /// server that compiles here).
+    pub(crate) fn start_in_farm(
+        exe: &Path,
+        credentials: &[(&'static str, String)],
+        farm: &Farm<'_>,
+    ) -> Result<(Self, DistStatus), String> {
+        let config = match write_dist_config(farm) {
+            Ok(c) => c,
+            Err(why) => {
+                let server = Self::start(exe, credentials, |_| {})?;
+                return Ok((server, DistStatus::Unavailable(why)));
+            }
+        };
+        let started = Self::start(exe, credentials, |cmd| {
+            cmd.env("SCCACHE_CONF", &config);
+        });
+        // Read at start; the token goes with the file.
+        if let Some(dir) = config.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        let server = started?;
+        let status = server.dist_status();
+        Ok((server, status))
+    }
+
+    /// `sccache --dist-status` of this server: what its scheduler says.
+    fn dist_status(&self) -> DistStatus {
+        let out = Command::new(&self.exe)
+            .arg("--dist-status")
+            .env("SCCACHE_SERVER_PORT", self.port.to_string())
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output();
+        let out = match out {
+            Ok(o) if o.status.success() => o.stdout,
+            Ok(o) => {
+                return DistStatus::Unavailable(format!(
+                    "`sccache --dist-status` failed ({})",
+                    o.status
+                ))
+            }
+            Err(e) => return DistStatus::Unavailable(format!("can't run sccache: {e}")),
+        };
+        parse_dist_status(&out)
+    }
+}
+
+/// sccache's `--dist-status` JSON: `{"SchedulerStatus": [url, {"num_servers", "num_cpus", ..}]}`,
+/// `{"NotConnected": [url, why]}` or `{"Disabled": why}`. What it says of a failure
+/// is shortened and made printable: it comes from the network.
+fn parse_dist_status(json: &[u8]) -> DistStatus {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(json) else {
+        return DistStatus::Unavailable(
+            "sccache's answer isn't JSON (an sccache without dist support?)".into(),
+        );
+    };
+    if let Some(status) = v.get("SchedulerStatus").and_then(|s| s.get(1)) {
+        let servers = status["num_servers"].as_u64().unwrap_or(0);
+        let cores = status["num_cpus"].as_u64().unwrap_or(0);
+        if servers == 0 || cores == 0 {
+            return DistStatus::Unavailable("the scheduler has no build server".into());
+        }
+        return DistStatus::Ready { servers, cores };
+    }
+    let why = v
+        .get("NotConnected")
+        .and_then(|n| n.get(1))
+        .or_else(|| v.get("Disabled"))
+        .and_then(|w| w.as_str())
+        .unwrap_or("the scheduler didn't answer");
+    DistStatus::Unavailable(kiln_diagnostics::printable(why, 200))
+}
+
+/// Where sccache keeps the toolchain packages it uploads to a build farm: in kiln's
+/// cache directory, so each toolchain is packaged once per machine.
+pub fn dist_toolchains(ws: &kiln_workspace::Workspace) -> PathBuf {
+    ws.settings
+        .cache_dir
+        .value
+        .clone()
+        .unwrap_or_else(|| ws.target_dir.join("kiln"))
+        .join("sccache-dist")
+}
+
+/// Whether `scheduler` answers and what it offers, through a throwaway server of
+/// `exe` (for `kiln setup --check`).
+pub fn dist_status(
+    exe: &Path,
+    scheduler: &str,
+    token: Option<&[u8]>,
+    toolchains: &Path,
+) -> DistStatus {
+    let farm = Farm {
+        scheduler,
+        token,
+        toolchains: toolchains.to_path_buf(),
+    };
+    match SccacheServer::start_in_farm(exe, &[], &farm) {
+        Ok((_server, status)) => status,
+        Err(why) => DistStatus::Unavailable(why),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dist_status_answers_are_read_and_failures_stay_printable() {
+        let ready = br#"{"SchedulerStatus":["http://127.0.0.1:10600/",{"num_servers":2,"num_cpus":16,"in_progress":0}]}"#;
+        assert_eq!(
+            parse_dist_status(ready),
+            DistStatus::Ready {
+                servers: 2,
+                cores: 16
+            }
+        );
+        let empty =
+            br#"{"SchedulerStatus":["http://s/",{"num_servers":0,"num_cpus":0,"in_progress":0}]}"#;
+        assert!(
+            matches!(parse_dist_status(empty), DistStatus::Unavailable(w) if w.contains("no build server"))
+        );
+        let down = br#"{"NotConnected":["http://s/","error sending request\u001b[31m"]}"#;
+        let DistStatus::Unavailable(why) = parse_dist_status(down) else {
+            panic!()
+        };
+        assert!(
+            why.starts_with("error sending request") && !why.contains('\u{1b}'),
+            "{why}"
+        );
+        assert!(matches!(
+            parse_dist_status(b"not json"),
+            DistStatus::Unavailable(_)
+        ));
     }
 }

@@ -37,6 +37,8 @@ pub const VARIABLES: &[&str] = &[
     "KILN_CACHE_SIGNING_KEY",
     "KILN_IMAGE_SIGNING_KEY",
     "KILN_SCCACHE",
+    "KILN_SCCACHE_DIST_SCHEDULER",
+    "KILN_SCCACHE_DIST_TOKEN",
     "KILN_INSECURE_REGISTRIES",
     "KILN_REGISTRY",
     "KILN_REGISTRY_BACKOFF_MS",
@@ -67,6 +69,8 @@ pub const CREDENTIALS: &[(&str, Holder)] = &[
     ("REGISTRY_USERNAME", Holder::Kiln),
     ("REGISTRY_PASSWORD", Holder::Kiln),
     ("GITHUB_TOKEN", Holder::Kiln),
+    // Written into the private config file of kiln's sccache server, nowhere else.
+    ("KILN_SCCACHE_DIST_TOKEN", Holder::Kiln),
     // GitHub's OIDC token endpoint: whoever holds these can mint attestations.
     ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", Holder::Kiln),
     ("ACTIONS_ID_TOKEN_REQUEST_URL", Holder::Kiln),
@@ -102,6 +106,10 @@ pub struct Env {
     pub image_signing_key: Option<Secret>,
     /// `KILN_SCCACHE`: `auto`, `on`, `off`.
     pub sccache: Option<String>,
+    /// `KILN_SCCACHE_DIST_SCHEDULER`: the sccache-dist scheduler URL, `off` to disable.
+    pub dist_scheduler: Option<String>,
+    /// `KILN_SCCACHE_DIST_TOKEN`: the scheduler's client token.
+    pub dist_token: Option<Secret>,
     /// `KILN_INSECURE_REGISTRIES`: hosts allowed plain HTTP though not on this machine.
     pub insecure_registries: Vec<String>,
     /// `KILN_REGISTRY`: the host `REGISTRY_USERNAME`/`REGISTRY_PASSWORD` are meant for.
@@ -164,6 +172,10 @@ impl Env {
                     env.image_signing_key = Some(Secret(value.clone().into_encoded_bytes()))
                 }
                 "KILN_SCCACHE" => env.sccache = Some(text().unwrap_or_default()),
+                "KILN_SCCACHE_DIST_SCHEDULER" => env.dist_scheduler = text(),
+                "KILN_SCCACHE_DIST_TOKEN" => {
+                    env.dist_token = Some(Secret(value.clone().into_encoded_bytes()))
+                }
                 "KILN_INSECURE_REGISTRIES" => {
                     env.insecure_registries = text()
                         .unwrap_or_default()

@@ -23,7 +23,7 @@ pub use env::{env, seal_credentials, Access, Env, Holder, Secret, CREDENTIALS, V
 pub use settings::{parse_targets, Flags, Origin, Setting, SettingRow, Settings, Trust};
 pub use size::{parse_size, MemoryLimit, MIN_BUDGET};
 pub use target::{Target, DEFAULT_GLIBC};
-pub use values::{ImageOutput, RemoteUrl, Size};
+pub use values::{DistScheduler, ImageOutput, RemoteUrl, Size};
 
 /// The `[workspace.metadata.kiln]` table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -201,6 +201,18 @@ pub struct CacheConfig {
     /// Public keys (`NAME:<base64>`, from `kiln cache keygen`) whose signatures make
     /// a remote record usable. When set, every reader refuses what none of them signed.
     pub trusted_keys: Option<Vec<TrustedKey>>,
+    /// Distributed compilation through an sccache-dist build farm.
+    pub dist: Option<DistConfig>,
+}
+
+/// `[workspace.metadata.kiln.cache.dist]`: kiln's sccache server becomes a client of
+/// an sccache-dist scheduler. The token is never in the file: `KILN_SCCACHE_DIST_TOKEN`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DistConfig {
+    /// The scheduler's URL (`https://scheduler.example.com:10600`);
+    /// `KILN_SCCACHE_DIST_SCHEDULER` overrides it (`off` disables).
+    pub scheduler: Option<String>,
 }
 
 /// One entry of `trusted-keys`, parsed when the config is read (a typo is exit 2).

@@ -202,3 +202,51 @@ mod tests {
         assert!("docker:x".parse::<ImageOutput>().is_err());
     }
 }
+
+/// An sccache-dist scheduler URL: `http(s)://host[:port]`, no credentials in it (the
+/// token is `KILN_SCCACHE_DIST_TOKEN`), nothing a config file or a log line could
+/// misread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DistScheduler(String);
+
+impl DistScheduler {
+    /// Parses a scheduler URL; `origin` names where it came from in the error.
+    pub fn parse(url: &str, origin: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            Error::usage(format!(
+                "invalid sccache-dist scheduler `{}` ({origin}): {why}",
+                kiln_diagnostics::printable(url, 120)
+            ))
+            .hint("write `https://scheduler.example.com:10600` (the token goes in KILN_SCCACHE_DIST_TOKEN)")
+        };
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .ok_or_else(|| bad("not an http:// or https:// URL"))?;
+        let host = rest.trim_end_matches('/');
+        if host.is_empty() || host.contains('/') {
+            return Err(bad("a scheduler URL is a host and a port, no path"));
+        }
+        if host.contains('@') {
+            return Err(bad("credentials don't belong in the URL"));
+        }
+        if !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        {
+            return Err(bad("unexpected characters in the host"));
+        }
+        Ok(Self(url.trim_end_matches('/').to_string()))
+    }
+
+    /// The URL.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for DistScheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}

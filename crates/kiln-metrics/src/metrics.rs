@@ -49,6 +49,15 @@ pub struct BuildMetrics {
     /// sccache misses during this build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sccache_misses: Option<u64>,
+    /// Compiles sccache ran on distributed build servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sccache_remote: Option<u64>,
+    /// Compiles sent to a build server that failed there and ran here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sccache_fell_back: Option<u64>,
+    /// Compiles that ran here by rule (bin crates and links; everything without a farm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sccache_local: Option<u64>,
     /// Native libraries provisioned for the build (built, or restored from a cache).
     #[serde(default)]
     pub provisioning: Vec<ProvisionMetrics>,

@@ -76,6 +76,19 @@ th{background:#f3f3f3}.hit{color:#0a7a2f}.miss{color:#b35900}svg{background:#fcf
         "binaries compiled",
     );
     card(&mut h, m.jobs.to_string(), "jobs");
+    if let Some(remote) = m.sccache_remote {
+        card(&mut h, remote.to_string(), "compiles on build servers");
+        card(
+            &mut h,
+            m.sccache_fell_back.unwrap_or(0).to_string(),
+            "sent, failed there, compiled here",
+        );
+        card(
+            &mut h,
+            m.sccache_local.unwrap_or(0).to_string(),
+            "compiled here by rule (bin crates, links)",
+        );
+    }
     h.push_str("</div>\n");
     binaries(&mut h, m);
     breakdown(&mut h, m);

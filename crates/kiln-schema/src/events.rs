@@ -63,12 +63,22 @@ pub enum Event {
         /// Each binary with its architectures.
         units: Vec<UnitGroup>,
     },
-    /// sccache's hits and misses in this build.
+    /// sccache's hits and misses in this build, and where the compiles ran.
     SccacheStats {
         /// Hits.
         hits: u64,
         /// Misses.
         misses: u64,
+        /// Compiles that ran on a distributed build server.
+        #[serde(default)]
+        remote: u64,
+        /// Compiles sent to a build server that failed there and ran here instead.
+        #[serde(default)]
+        fell_back: u64,
+        /// Compiles that ran here by rule (bin crates and their link, what sccache
+        /// can't cache or distribute, everything when nothing is distributed).
+        #[serde(default)]
+        local: u64,
     },
     /// What the remote cache did during the build.
     RemoteUsed {

@@ -41,6 +41,10 @@ fn warnings() -> Vec<Warning> {
         Warning::SccacheOff {
             why: "no free port".into(),
         },
+        Warning::DistUnavailable {
+            scheduler: "https://scheduler:10600".into(),
+            why: "connection refused".into(),
+        },
         Warning::NativeUnusable {
             library: "OpenSSL".into(),
             target: "t".into(),
@@ -146,6 +150,7 @@ fn warnings() -> Vec<Warning> {
             | Warning::SharedTargetDir { .. }
             | Warning::RetryingWithFewerJobs { .. }
             | Warning::SccacheOff { .. }
+            | Warning::DistUnavailable { .. }
             | Warning::NativeUnusable { .. }
             | Warning::NativeNotCached { .. }
             | Warning::EditedDuringBuild { .. }
@@ -227,6 +232,11 @@ fn notes() -> Vec<Note> {
         Note::MuslMalloc {
             binaries: vec!["chronik-server".into()],
         },
+        Note::Distributed {
+            scheduler: "https://scheduler:10600".into(),
+            servers: 2,
+            cores: 32,
+        },
         Note::Override {
             change: Override {
                 target: Some("aarch64-unknown-linux-musl".into()),
@@ -259,6 +269,7 @@ fn notes() -> Vec<Note> {
     for n in &all {
         match n {
             Note::MuslMalloc { .. }
+            | Note::Distributed { .. }
             | Note::Override { .. }
             | Note::RustTargetInstalled { .. }
             | Note::ProvisioningNative { .. }
@@ -308,7 +319,13 @@ fn examples() -> Vec<Event> {
                 arches: vec!["amd64".into()],
             }],
         },
-        Event::SccacheStats { hits: 3, misses: 1 },
+        Event::SccacheStats {
+            hits: 3,
+            misses: 1,
+            remote: 6,
+            fell_back: 1,
+            local: 4,
+        },
         Event::RemoteUsed {
             remote: "oci://ghcr.io/org/cache".into(),
             hits: 1,

@@ -10,6 +10,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Note {
+    /// kiln's sccache server sends compiles to an sccache-dist build farm; the
+    /// build runs its local jobs plus the farm's cores.
+    Distributed {
+        /// The scheduler's URL.
+        scheduler: String,
+        /// Build servers the scheduler has.
+        servers: u64,
+        /// Their cores: the jobs added to the local ones.
+        cores: u64,
+    },
     /// These static musl binaries use musl's `malloc` (slow under threads).
     MuslMalloc {
         /// The binaries.
@@ -82,6 +92,14 @@ pub enum Warning {
     },
     /// kiln's sccache server didn't start; rustc runs without it.
     SccacheOff {
+        /// Why.
+        why: String,
+    },
+    /// Distributed compilation is configured but off for this build (the scheduler
+    /// doesn't answer, offers no server, or sccache is off): everything compiles here.
+    DistUnavailable {
+        /// The scheduler's URL.
+        scheduler: String,
         /// Why.
         why: String,
     },

@@ -188,7 +188,9 @@ pub(super) fn run_steps(
         });
         let measure = cx.monitor.step_started(i);
         let marks = std::sync::Mutex::new(Vec::new());
-        let mut jobs = cx.plan.resources.jobs;
+        // The local jobs the memory budget allows, plus the build farm's cores: a
+        // compile sent there costs this machine a waiting process, not a rustc.
+        let mut jobs = cx.plan.resources.jobs + cx.monitor.remote_slots();
         let mut retried = false;
         let outcome = loop {
             let client = cx

@@ -59,8 +59,8 @@ pub struct BuildOutcome {
     pub samples: Vec<kiln_metrics::Sample>,
     /// How many times work was held back near the memory budget.
     pub throttled: usize,
-    /// sccache's (hits, misses) in this build, when kiln ran it.
-    pub sccache: Option<(u64, u64)>,
+    /// What kiln's sccache server did in this build, when kiln ran it.
+    pub sccache: Option<crate::sccache::SccacheCounts>,
     /// Native libraries built or restored for this build.
     pub provisioning: Vec<kiln_metrics::ProvisionMetrics>,
 }

@@ -44,7 +44,7 @@ pub(crate) struct Measured {
     pub(crate) steps: Vec<kiln_metrics::StepMetrics>,
     pub(crate) samples: Vec<kiln_metrics::Sample>,
     pub(crate) throttled: usize,
-    pub(crate) sccache: Option<(u64, u64)>,
+    pub(crate) sccache: Option<crate::sccache::SccacheCounts>,
     pub(crate) provisioning: Vec<kiln_metrics::ProvisionMetrics>,
 }
 
@@ -61,6 +61,10 @@ pub(crate) struct Monitor<'c> {
     provisioning: Mutex<Vec<kiln_metrics::ProvisionMetrics>>,
     /// kiln's sccache server, started with the first cargo invocation.
     sccache: Mutex<Option<SccacheServer>>,
+    /// The build farm's cores, added to the local jobs while its scheduler answers.
+    remote_slots: std::sync::atomic::AtomicU32,
+    /// The build farm was said to be unusable (once per build).
+    dist_warned: std::sync::atomic::AtomicBool,
     sampler: kiln_metrics::Sampler,
     pub(crate) governor: std::sync::Arc<crate::resources::Governor>,
     steps: Mutex<Vec<kiln_metrics::StepMetrics>>,
@@ -76,6 +80,8 @@ impl<'c> Monitor<'c> {
         Monitor {
             provisioning: Mutex::new(Vec::new()),
             sccache: Mutex::new(None),
+            remote_slots: std::sync::atomic::AtomicU32::new(0),
+            dist_warned: std::sync::atomic::AtomicBool::new(false),
             sampler: kiln_metrics::Sampler::start(
                 Duration::from_millis(100),
                 Box::new(move |rss| g.on_sample(rss)),
@@ -94,11 +100,28 @@ impl<'c> Monitor<'c> {
     /// port cargo's wrapper talks to. A server that can't start is one warning, not
     /// a failure: the wrapper compiles locally.
     pub(crate) fn start_sccache(&self, cx: &BuildContext<'_>) -> Option<u16> {
-        let exe = cx.plan.sccache.as_ref()?;
+        let Some(exe) = cx.plan.sccache.as_ref() else {
+            if let Some(scheduler) = &cx.ws.settings.dist.value {
+                if !self
+                    .dist_warned
+                    .swap(true, std::sync::atomic::Ordering::SeqCst)
+                {
+                    cx.observer.warn(Warning::DistUnavailable {
+                        scheduler: scheduler.to_string(),
+                        why: "kiln runs without sccache (`sccache = \"off\"`, a RUSTC_WRAPPER of your own, or sccache not installed)".into(),
+                    });
+                }
+            }
+            return None;
+        };
         let mut slot = self.sccache.lock().expect("sccache");
         if slot.is_none() {
             let credentials = cx.ws.settings.access.sccache_server_credentials();
-            match SccacheServer::start(exe, &credentials, |_| {}) {
+            let started = match &cx.ws.settings.dist.value {
+                Some(scheduler) => self.join_farm(cx, exe, &credentials, scheduler.as_str()),
+                None => SccacheServer::start(exe, &credentials, |_| {}),
+            };
+            match started {
                 Ok(server) => *slot = Some(server),
                 Err(why) => {
                     cx.observer.warn(Warning::SccacheOff { why });
@@ -107,6 +130,51 @@ impl<'c> Monitor<'c> {
             }
         }
         slot.as_ref().map(SccacheServer::port)
+    }
+
+    /// Starts the server as a client of the build farm at `scheduler`: its cores join
+    /// the jobs when it answers; otherwise one warning, and a server that compiles here
+    /// (restarted without the farm, so no compile waits on a scheduler that is gone).
+    fn join_farm(
+        &self,
+        cx: &BuildContext<'_>,
+        exe: &std::path::Path,
+        credentials: &[(&'static str, String)],
+        scheduler: &str,
+    ) -> Result<SccacheServer, String> {
+        let settings = &cx.ws.settings;
+        let farm = crate::sccache::Farm {
+            scheduler,
+            token: settings.dist_token.as_ref().map(|t| t.expose()),
+            toolchains: crate::sccache::dist_toolchains(cx.ws),
+        };
+        let (server, status) = SccacheServer::start_in_farm(exe, credentials, &farm)?;
+        match status {
+            crate::sccache::DistStatus::Ready { servers, cores } => {
+                let slots = u32::try_from(cores).unwrap_or(u32::MAX);
+                self.remote_slots
+                    .store(slots, std::sync::atomic::Ordering::SeqCst);
+                cx.observer.note(kiln_schema::Note::Distributed {
+                    scheduler: scheduler.to_string(),
+                    servers,
+                    cores,
+                });
+                Ok(server)
+            }
+            crate::sccache::DistStatus::Unavailable(why) => {
+                cx.observer.warn(Warning::DistUnavailable {
+                    scheduler: scheduler.to_string(),
+                    why,
+                });
+                drop(server);
+                SccacheServer::start(exe, credentials, |_| {})
+            }
+        }
+    }
+
+    /// The build farm's cores while it takes compiles (0 without one).
+    pub(crate) fn remote_slots(&self) -> u32 {
+        self.remote_slots.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Starts measuring step `index`.

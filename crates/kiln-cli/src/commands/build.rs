@@ -94,8 +94,14 @@ fn run_build(
     };
     let outcome = execute(&ws, &plan, &store, cache.as_ref(), remote.as_ref(), r)?;
     let sccache = outcome.sccache;
-    if let Some((hits, misses)) = sccache.filter(|(h, m)| h + m > 0) {
-        r.emit(&Event::SccacheStats { hits, misses });
+    if let Some(s) = sccache.filter(|s| s.hits + s.misses + s.remote + s.local > 0) {
+        r.emit(&Event::SccacheStats {
+            hits: s.hits,
+            misses: s.misses,
+            remote: s.remote,
+            fell_back: s.fell_back,
+            local: s.local,
+        });
     }
     let state = |u: &UnitPlan, s: UnitState| u.state == s;
     for rec in &outcome.records {
@@ -123,8 +129,13 @@ fn run_build(
         report_remote(rs, r);
     }
     let mut metrics = metrics(&plan, &outcome, &store);
-    metrics.sccache_hits = sccache.map(|s| s.0);
-    metrics.sccache_misses = sccache.map(|s| s.1);
+    metrics.sccache_hits = sccache.map(|s| s.hits);
+    metrics.sccache_misses = sccache.map(|s| s.misses);
+    // Where compiles ran, once a build farm took part.
+    let dist = sccache.filter(|s| s.remote + s.fell_back > 0);
+    metrics.sccache_remote = dist.map(|s| s.remote);
+    metrics.sccache_fell_back = dist.map(|s| s.fell_back);
+    metrics.sccache_local = dist.map(|s| s.local);
     let dir = metrics_out.map_or_else(|| ws.target_dir.join("kiln/metrics"), Into::into);
     if let Err(e) = metrics.write(&dir) {
         r.emit(&Event::Warning(Warning::MetricsNotWritten {
@@ -229,6 +240,9 @@ fn metrics(
         cache_misses: units.len() as u32 - hits,
         sccache_hits: None,
         sccache_misses: None,
+        sccache_remote: None,
+        sccache_fell_back: None,
+        sccache_local: None,
         provisioning: outcome.provisioning.clone(),
         units,
         steps: outcome.steps.clone(),

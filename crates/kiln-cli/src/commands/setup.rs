@@ -60,6 +60,9 @@ pub(crate) fn setup(g: &GlobalArgs, args: &SetupArgs, r: &Reporter) -> Result<Ex
     };
     let list = Probe::check(&dir, &targets, needs_zig);
     report(r, &list);
+    if let Some(ws) = &ws {
+        report_farm(ws, r);
+    }
     if !native.is_empty() {
         r.emit(&Event::NativeNeeded {
             native: super::build::native_records(&native),
@@ -223,4 +226,37 @@ fn pinned_toolchain(dir: &std::path::Path, args: &SetupArgs, r: &Reporter) -> Re
         )));
     }
     Ok(())
+}
+
+/// With a build farm configured: whether its scheduler answers through the sccache
+/// kiln would use, and how many servers and cores it offers.
+fn report_farm(ws: &kiln_workspace::Workspace, r: &Reporter) {
+    let settings = &ws.settings;
+    let Some(scheduler) = &settings.dist.value else {
+        return;
+    };
+    let status = match kiln_fs::which("sccache") {
+        None => kiln_build::DistStatus::Unavailable("sccache is not installed".into()),
+        Some(exe) => kiln_build::dist_status(
+            &exe,
+            scheduler.as_str(),
+            settings.dist_token.as_ref().map(|t| t.expose()),
+            &kiln_build::dist_toolchains(ws),
+        ),
+    };
+    match status {
+        kiln_build::DistStatus::Ready { servers, cores } => {
+            r.emit(&Event::Note(kiln_schema::Note::Distributed {
+                scheduler: scheduler.to_string(),
+                servers,
+                cores,
+            }))
+        }
+        kiln_build::DistStatus::Unavailable(why) => {
+            r.emit(&Event::Warning(Warning::DistUnavailable {
+                scheduler: scheduler.to_string(),
+                why,
+            }))
+        }
+    }
 }

@@ -66,13 +66,24 @@ pub(super) fn render(e: &Event, v: View) -> Option<Vec<Line>> {
                 ),
             )],
         },
-        Event::SccacheStats { hits, misses } => vec![line(
-            Style::Info("sccache"),
-            format!(
+        Event::SccacheStats {
+            hits,
+            misses,
+            remote,
+            fell_back,
+            local,
+        } => {
+            let mut text = format!(
                 "{hits} hits, {misses} misses over {} compiler calls",
                 hits + misses
-            ),
-        )],
+            );
+            if remote + fell_back > 0 {
+                text.push_str(&format!(
+                    "; compiled {remote} on build servers, {fell_back} here after a server failed, {local} here by rule"
+                ));
+            }
+            vec![line(Style::Info("sccache"), text)]
+        }
         Event::RemoteUsed {
             remote,
             hits,

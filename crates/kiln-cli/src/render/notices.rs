@@ -37,6 +37,13 @@ pub(crate) fn note(n: &Note) -> String {
                 kiln_diagnostics::docs_url("allocator.md")
             )
         }
+        Note::Distributed {
+            scheduler,
+            servers,
+            cores,
+        } => format!(
+            "compiling on {servers} build server(s) of {scheduler} too: {cores} remote core(s) beside this machine's jobs"
+        ),
         Note::Override { change } => change.to_string(),
         Note::RustTargetInstalled { target } => {
             format!("installed the Rust target {target} with rustup")
@@ -103,6 +110,9 @@ pub(crate) fn warning(w: &Warning) -> String {
             "a compiler building `{package}` was killed (signal 9), most likely out of memory; retrying `{package}` once with {fewer} job(s) instead of {jobs}"
         ),
         Warning::SccacheOff { why } => format!("sccache is off for this build: {why}"),
+        Warning::DistUnavailable { scheduler, why } => format!(
+            "distributed compilation is off for this build ({scheduler}: {why}); everything compiles on this machine"
+        ),
         Warning::NativeUnusable {
             library,
             target,

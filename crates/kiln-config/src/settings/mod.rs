@@ -10,7 +10,7 @@ pub use trust::Trust;
 use crate::choices::{BackendChoice, Choice, Matrix, Sccache, Upload};
 use crate::env::{Access, Env, Secret};
 use crate::size::MemoryLimit;
-use crate::{Config, RemoteUrl, Target};
+use crate::{Config, DistScheduler, RemoteUrl, Target};
 use kiln_diagnostics::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -168,6 +168,10 @@ pub struct Settings {
     pub upload: Setting<Upload>,
     /// sccache as `RUSTC_WRAPPER`.
     pub sccache: Setting<Sccache>,
+    /// The sccache-dist scheduler kiln's sccache server sends compiles to.
+    pub dist: Setting<Option<DistScheduler>>,
+    /// `KILN_SCCACHE_DIST_TOKEN`: the scheduler's client token.
+    pub dist_token: Option<Secret>,
     /// How CI jobs are split.
     pub matrix: Setting<Matrix>,
     /// How long a remote operation may take before the remote is skipped.
@@ -230,6 +234,24 @@ impl Settings {
                 None => Setting::new(None, Origin::Default),
             },
         };
+        let file_dist = cache.dist.as_ref().and_then(|d| d.scheduler.as_deref());
+        let dist = match (&env.dist_scheduler, file_dist) {
+            (Some(v), _) if v == "off" => {
+                Setting::new(None, Origin::Env("KILN_SCCACHE_DIST_SCHEDULER"))
+            }
+            (Some(v), _) => Setting::new(
+                Some(DistScheduler::parse(v, "KILN_SCCACHE_DIST_SCHEDULER")?),
+                Origin::Env("KILN_SCCACHE_DIST_SCHEDULER"),
+            ),
+            (None, Some(url)) => Setting::new(
+                Some(DistScheduler::parse(
+                    url,
+                    "`cache.dist.scheduler` in [workspace.metadata.kiln]",
+                )?),
+                Origin::Config("cache.dist.scheduler"),
+            ),
+            (None, None) => Setting::new(None, Origin::Default),
+        };
         let cache_dir = match (&env.cache_dir, &config.cache_dir) {
             (Some(d), _) => Setting::new(Some(d.clone()), Origin::Env("KILN_CACHE_DIR")),
             (None, Some(d)) => Setting::new(
@@ -290,6 +312,8 @@ impl Settings {
                 cache.sccache,
                 "cache.sccache",
             )?,
+            dist,
+            dist_token: env.dist_token.clone(),
             matrix: layered(None, ci.matrix, "ci.matrix")?,
             remote_timeout: match cache.timeout {
                 Some(s) => Setting::new(

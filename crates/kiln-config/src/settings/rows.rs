@@ -159,6 +159,28 @@ impl Settings {
                 self.sccache.value.name().into(),
             ),
             row(
+                "cache.dist.scheduler",
+                &self.dist,
+                self.dist
+                    .value
+                    .as_ref()
+                    .map_or("none".into(), |d| d.to_string()),
+            ),
+            SettingRow {
+                key: "cache.dist.token",
+                value: if self.dist_token.is_some() {
+                    "set"
+                } else {
+                    "unset"
+                }
+                .into(),
+                origin: if self.dist_token.is_some() {
+                    Origin::Env("KILN_SCCACHE_DIST_TOKEN")
+                } else {
+                    Origin::Default
+                },
+            },
+            row(
                 "cache.timeout",
                 &self.remote_timeout,
                 format!("{}s", self.remote_timeout.value.as_secs()),

@@ -430,3 +430,12 @@ pub fn ci_tools() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/kiln-ci")))
         .expect("HOME or KILN_CI_TOOLS is set")
 }
+
+/// Every file under `dir` whose bytes contain `needle` (a secret that must not be there).
+pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    snapshot_dir(dir)
+        .into_iter()
+        .filter(|(_, b)| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        .map(|(p, _)| p)
+        .collect()
+}

