@@ -27,4 +27,4 @@ pub use observer::Observer;
 pub use plan::{native_root, HostToolNeed, NativeGate, NativeLib, Plan, Step, SCCACHE_PORT};
 pub use request::{BuildRequest, Selection};
 pub use resources::Resources;
-pub use sccache::{dist_status, dist_toolchains, DistStatus, SccacheCounts};
+pub use sccache::{dist_status, DistStatus, SccacheCounts};

@@ -101,15 +101,14 @@ impl SccacheServer {
             .ok()
             .filter(|o| o.status.success())?;
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        let sum = |k: &str| -> u64 {
-            v["stats"][k]["counts"]
-                .as_object()
+        // sccache counts some things per compiler or per server: an object of numbers.
+        let total = |m: &serde_json::Value| -> u64 {
+            m.as_object()
                 .map_or(0, |m| m.values().filter_map(|x| x.as_u64()).sum())
         };
         let s = &v["stats"];
-        let remote: u64 = s["dist_compiles"]
-            .as_object()
-            .map_or(0, |m| m.values().filter_map(|x| x.as_u64()).sum());
+        let sum = |k: &str| total(&s[k]["counts"]);
+        let remote = total(&s["dist_compiles"]);
         let fell_back = s["dist_errors"].as_u64().unwrap_or(0);
         // Compilations (cache misses, wherever they ran), and the calls sccache hands
         // back to run here (bin crates with their link, cargo's probes).
@@ -168,14 +167,37 @@ pub enum DistStatus {
 /// A build farm kiln's server can join: the scheduler, the client token, and where
 /// sccache keeps the toolchain packages it uploads (made once per toolchain).
 pub(crate) struct Farm<'a> {
-    pub(crate) scheduler: &'a str,
-    pub(crate) token: Option<&'a [u8]>,
-    pub(crate) toolchains: PathBuf,
+    scheduler: &'a str,
+    token: Option<&'a [u8]>,
+    toolchains: PathBuf,
+}
+
+impl<'a> Farm<'a> {
+    /// The farm `ws`'s settings name (`cache.dist.scheduler`), if any; its toolchain
+    /// packages live in kiln's cache directory, so each is made once per machine.
+    pub(crate) fn of(ws: &'a kiln_workspace::Workspace) -> Option<Self> {
+        let settings = &ws.settings;
+        Some(Farm {
+            scheduler: settings.dist.value.as_ref()?.as_str(),
+            token: settings.dist_token.as_ref().map(|t| t.expose()),
+            toolchains: settings
+                .cache_dir
+                .value
+                .clone()
+                .unwrap_or_else(|| ws.target_dir.join("kiln"))
+                .join("sccache-dist"),
+        })
+    }
+
+    /// The scheduler's URL.
+    pub(crate) fn scheduler(&self) -> &str {
+        self.scheduler
+    }
 }
 
 /// The sccache config file that makes a server a client of `farm`, in a fresh private
-/// directory (0700, file 0600): the caller removes it once the server has read it,
-/// since it holds the token.
+/// directory (0700; the file through kiln's secret-file writer, 0600): the caller
+/// removes the directory once the server has read it, since it holds the token.
 fn write_dist_config(farm: &Farm<'_>) -> Result<PathBuf, String> {
     let token = match farm.token {
         None => None,
@@ -198,10 +220,7 @@ fn write_dist_config(farm: &Farm<'_>) -> Result<PathBuf, String> {
     }
     std::fs::create_dir_all(&farm.toolchains)
         .map_err(|e| format!("can't create {toolchains}: {e}"))?;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let dir = std::env::temp_dir().join(format!("kiln-sccache-{}-{nanos}", std::process::id()));
+    let dir = kiln_fs::temp_path(&std::env::temp_dir().join("kiln-sccache"));
     let mut builder = std::fs::DirBuilder::new();
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
@@ -219,14 +238,7 @@ fn write_dist_config(farm: &Farm<'_>) -> Result<PathBuf, String> {
         ));
     }
     let path = dir.join("sccache.conf");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let written = options
-        .open(&path)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
-    if let Err(e) = written {
+    if let Err(e) = kiln_trust::write_secret_file(&path, &text) {
         let _ = std::fs::remove_dir_all(&dir);
         return Err(format!("can't write sccache's config: {e}"));
     }
@@ -234,21 +246,31 @@ fn write_dist_config(farm: &Farm<'_>) -> Result<PathBuf, String> {
 }
 
 impl SccacheServer {
-    /// Starts `exe` as a client of `farm` and asks the scheduler for its servers. The
-    /// server is returned whatever the answer (a farm that doesn't answer leaves a
-    /// server that compiles here).
+    /// Starts `exe` as a client of `farm` when the farm answers with build servers;
+    /// otherwise a server that compiles here (so no compile waits on a scheduler that
+    /// is gone), and why.
     pub(crate) fn start_in_farm(
         exe: &Path,
         credentials: &[(&'static str, String)],
         farm: &Farm<'_>,
     ) -> Result<(Self, DistStatus), String> {
-        let config = match write_dist_config(farm) {
-            Ok(c) => c,
-            Err(why) => {
-                let server = Self::start(exe, credentials, |_| {})?;
-                return Ok((server, DistStatus::Unavailable(why)));
-            }
-        };
+        match Self::joined(exe, credentials, farm) {
+            Ok((server, status)) => Ok((server, status)),
+            Err(why) => Ok((
+                Self::start(exe, credentials, |_| {})?,
+                DistStatus::Unavailable(why),
+            )),
+        }
+    }
+
+    /// A server of `exe` that is a client of `farm`, with what the scheduler offers;
+    /// `Err` says why the farm won't take compiles (the server is stopped then).
+    fn joined(
+        exe: &Path,
+        credentials: &[(&'static str, String)],
+        farm: &Farm<'_>,
+    ) -> Result<(Self, DistStatus), String> {
+        let config = write_dist_config(farm)?;
         let started = Self::start(exe, credentials, |cmd| {
             cmd.env("SCCACHE_CONF", &config);
         });
@@ -257,8 +279,10 @@ impl SccacheServer {
             let _ = std::fs::remove_dir_all(dir);
         }
         let server = started?;
-        let status = server.dist_status();
-        Ok((server, status))
+        match server.dist_status() {
+            DistStatus::Unavailable(why) => Err(why),
+            ready => Ok((server, ready)),
+        }
     }
 
     /// `sccache --dist-status` of this server: what its scheduler says.
@@ -309,34 +333,14 @@ fn parse_dist_status(json: &[u8]) -> DistStatus {
     DistStatus::Unavailable(kiln_diagnostics::printable(why, 200))
 }
 
-/// Where sccache keeps the toolchain packages it uploads to a build farm: in kiln's
-/// cache directory, so each toolchain is packaged once per machine.
-pub fn dist_toolchains(ws: &kiln_workspace::Workspace) -> PathBuf {
-    ws.settings
-        .cache_dir
-        .value
-        .clone()
-        .unwrap_or_else(|| ws.target_dir.join("kiln"))
-        .join("sccache-dist")
-}
-
-/// Whether `scheduler` answers and what it offers, through a throwaway server of
-/// `exe` (for `kiln setup --check`).
-pub fn dist_status(
-    exe: &Path,
-    scheduler: &str,
-    token: Option<&[u8]>,
-    toolchains: &Path,
-) -> DistStatus {
-    let farm = Farm {
-        scheduler,
-        token,
-        toolchains: toolchains.to_path_buf(),
-    };
-    match SccacheServer::start_in_farm(exe, &[], &farm) {
+/// Whether the farm `ws` names answers through a throwaway server of `exe`, and what it
+/// offers (for `kiln setup --check`); `None` without one.
+pub fn dist_status(exe: &Path, ws: &kiln_workspace::Workspace) -> Option<DistStatus> {
+    let farm = Farm::of(ws)?;
+    Some(match SccacheServer::joined(exe, &[], &farm) {
         Ok((_server, status)) => status,
         Err(why) => DistStatus::Unavailable(why),
-    }
+    })
 }
 
 #[cfg(test)]

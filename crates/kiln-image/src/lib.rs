@@ -30,15 +30,18 @@ pub use tar::{Content, Entry};
 
 /// Writes `entries` as a gzipped tar with kiln's deterministic writer (sorted, every
 /// mtime `mtime`, numeric owners only, no name or time in the gzip header): the same
-/// entries give the same bytes on every machine, for release archives.
+/// entries give the same bytes on every machine, for release archives. Returns the
+/// hex SHA-256 and the size of what it wrote, hashed on the way out.
 pub fn write_tar_gz(
     entries: &[Entry],
     mtime: u64,
     out: impl std::io::Write,
-) -> std::io::Result<()> {
+) -> std::io::Result<(String, u64)> {
     let mut gz = flate2::GzBuilder::new()
         .mtime(0)
-        .write(out, flate2::Compression::new(9));
+        .write(oci::HashingWriter::new(out), flate2::Compression::new(9));
     tar::write(entries, mtime, &mut gz)?;
-    std::io::Write::flush(&mut gz.finish()?)
+    let (digest, size, mut inner) = gz.finish()?.finish();
+    std::io::Write::flush(&mut inner)?;
+    Ok((digest.trim_start_matches("sha256:").to_string(), size))
 }

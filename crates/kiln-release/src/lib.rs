@@ -103,7 +103,7 @@ pub fn release(ws: &Workspace, store: &Store, req: &Request) -> Result<Released>
             files.push(archive);
             artifacts.push(entry);
         }
-        let script = installer(&version, base_url.as_deref(), &artifacts, &files)?;
+        let script = installer(&version, base_url.as_deref(), &artifacts, &files);
         files.push(write_file(
             dir,
             "install.sh",
@@ -267,9 +267,8 @@ fn write_archive(
     let name = format!("{stem}.tar.gz");
     let path = dir.join(&name);
     let file = std::fs::File::create(&path).io_context("create", &path)?;
-    kiln_image::write_tar_gz(&entries, epoch, std::io::BufWriter::new(file))
+    let (sha256, size) = kiln_image::write_tar_gz(&entries, epoch, std::io::BufWriter::new(file))
         .io_context("write", &path)?;
-    let (sha256, size) = kiln_fs::sha256_file(&path).io_context("read", &path)?;
     let file = FileEntry {
         name: name.clone(),
         kind: "archive".into(),
@@ -327,7 +326,7 @@ fn installer(
     base_url: Option<&str>,
     artifacts: &[ArtifactEntry],
     files: &[FileEntry],
-) -> Result<String> {
+) -> String {
     let mut chosen: BTreeMap<(&str, &str), &ArtifactEntry> = BTreeMap::new();
     for a in artifacts.iter().filter(|a| a.os == "linux") {
         let key = (a.binary.as_str(), a.arch.as_str());
@@ -349,11 +348,11 @@ fn installer(
     }
     let mut names: Vec<&str> = chosen.keys().map(|(b, _)| *b).collect();
     names.dedup();
-    Ok(INSTALL_TEMPLATE
+    INSTALL_TEMPLATE
         .replace("@NAME@", &names.join(", "))
         .replace("@VERSION@", version)
         .replace("@BASE_URL@", base_url.unwrap_or_default())
-        .replace("@ARCHIVES@", &lines.join("\n")))
+        .replace("@ARCHIVES@", &lines.join("\n"))
 }
 
 /// Writes `bytes` as `dir/name` and describes it.

@@ -99,7 +99,7 @@ fn the_installer_and_binstall_blocks() {
             size: 1,
         })
         .collect();
-    let script = installer("1.0.0", Some("https://example.com/dl"), &artifacts, &files).unwrap();
+    let script = installer("1.0.0", Some("https://example.com/dl"), &artifacts, &files);
     // musl wins over glibc for amd64; one line per binary x arch.
     insta::assert_snapshot!("installer", script);
     let records = [record("srv", "1.0.0", "x86_64-unknown-linux-musl", "amd64")];

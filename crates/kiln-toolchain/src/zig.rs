@@ -99,6 +99,11 @@ impl ZigProbe {
         })
     }
 
+    /// Makes `exe` the zig [`direct`] hands cargo-zigbuild, when nothing was found yet.
+    pub fn remember(&self) {
+        let _ = FOUND.set(Some(self.exe.clone()));
+    }
+
     /// Whether the binary is still the one probed.
     pub fn still_valid(&self) -> bool {
         file_stamp(&self.exe) == self.stamp && !self.stamp.is_empty()
@@ -107,13 +112,6 @@ impl ZigProbe {
 
 /// The zig binary this process found (by [`ZigProbe::locate`] or a remembered probe).
 static FOUND: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-
-impl ZigProbe {
-    /// Makes `exe` the zig [`direct`] hands cargo-zigbuild, when nothing was found yet.
-    pub fn remember(&self) {
-        let _ = FOUND.set(Some(self.exe.clone()));
-    }
-}
 
 /// Points cargo-zigbuild (and the compiler wrapper scripts it writes) at the zig binary
 /// itself. cargo-zigbuild otherwise prefers `python3 -m ziglang` whenever that imports,

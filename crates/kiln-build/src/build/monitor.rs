@@ -117,8 +117,8 @@ impl<'c> Monitor<'c> {
         let mut slot = self.sccache.lock().expect("sccache");
         if slot.is_none() {
             let credentials = cx.ws.settings.access.sccache_server_credentials();
-            let started = match &cx.ws.settings.dist.value {
-                Some(scheduler) => self.join_farm(cx, exe, &credentials, scheduler.as_str()),
+            let started = match crate::sccache::Farm::of(cx.ws) {
+                Some(farm) => self.join_farm(cx, exe, &credentials, &farm),
                 None => SccacheServer::start(exe, &credentials, |_| {}),
             };
             match started {
@@ -132,44 +132,34 @@ impl<'c> Monitor<'c> {
         slot.as_ref().map(SccacheServer::port)
     }
 
-    /// Starts the server as a client of the build farm at `scheduler`: its cores join
-    /// the jobs when it answers; otherwise one warning, and a server that compiles here
-    /// (restarted without the farm, so no compile waits on a scheduler that is gone).
+    /// Starts the server as a client of `farm`: its cores join the jobs when it
+    /// answers; otherwise one warning, and a server that compiles here.
     fn join_farm(
         &self,
         cx: &BuildContext<'_>,
         exe: &std::path::Path,
         credentials: &[(&'static str, String)],
-        scheduler: &str,
+        farm: &crate::sccache::Farm<'_>,
     ) -> Result<SccacheServer, String> {
-        let settings = &cx.ws.settings;
-        let farm = crate::sccache::Farm {
-            scheduler,
-            token: settings.dist_token.as_ref().map(|t| t.expose()),
-            toolchains: crate::sccache::dist_toolchains(cx.ws),
-        };
-        let (server, status) = SccacheServer::start_in_farm(exe, credentials, &farm)?;
+        let (server, status) = SccacheServer::start_in_farm(exe, credentials, farm)?;
+        let scheduler = farm.scheduler().to_string();
         match status {
             crate::sccache::DistStatus::Ready { servers, cores } => {
                 let slots = u32::try_from(cores).unwrap_or(u32::MAX);
                 self.remote_slots
                     .store(slots, std::sync::atomic::Ordering::SeqCst);
                 cx.observer.note(kiln_schema::Note::Distributed {
-                    scheduler: scheduler.to_string(),
+                    scheduler,
                     servers,
                     cores,
                 });
-                Ok(server)
             }
             crate::sccache::DistStatus::Unavailable(why) => {
-                cx.observer.warn(Warning::DistUnavailable {
-                    scheduler: scheduler.to_string(),
-                    why,
-                });
-                drop(server);
-                SccacheServer::start(exe, credentials, |_| {})
+                cx.observer
+                    .warn(Warning::DistUnavailable { scheduler, why });
             }
         }
+        Ok(server)
     }
 
     /// The build farm's cores while it takes compiles (0 without one).

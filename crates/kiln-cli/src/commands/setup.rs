@@ -231,32 +231,29 @@ fn pinned_toolchain(dir: &std::path::Path, args: &SetupArgs, r: &Reporter) -> Re
 /// With a build farm configured: whether its scheduler answers through the sccache
 /// kiln would use, and how many servers and cores it offers.
 fn report_farm(ws: &kiln_workspace::Workspace, r: &Reporter) {
-    let settings = &ws.settings;
-    let Some(scheduler) = &settings.dist.value else {
+    let Some(scheduler) = &ws.settings.dist.value else {
         return;
     };
     let status = match kiln_fs::which("sccache") {
-        None => kiln_build::DistStatus::Unavailable("sccache is not installed".into()),
-        Some(exe) => kiln_build::dist_status(
-            &exe,
-            scheduler.as_str(),
-            settings.dist_token.as_ref().map(|t| t.expose()),
-            &kiln_build::dist_toolchains(ws),
-        ),
+        None => Some(kiln_build::DistStatus::Unavailable(
+            "sccache is not installed".into(),
+        )),
+        Some(exe) => kiln_build::dist_status(&exe, ws),
     };
     match status {
-        kiln_build::DistStatus::Ready { servers, cores } => {
+        Some(kiln_build::DistStatus::Ready { servers, cores }) => {
             r.emit(&Event::Note(kiln_schema::Note::Distributed {
                 scheduler: scheduler.to_string(),
                 servers,
                 cores,
             }))
         }
-        kiln_build::DistStatus::Unavailable(why) => {
+        Some(kiln_build::DistStatus::Unavailable(why)) => {
             r.emit(&Event::Warning(Warning::DistUnavailable {
                 scheduler: scheduler.to_string(),
                 why,
             }))
         }
+        None => {}
     }
 }

