@@ -36,46 +36,54 @@ impl About {
         }
     }
 
-    /// Makes cargo link again each binary whose allocator changed since it was last
-    /// linked in this target dir: cargo doesn't see the object kiln adds, so it
-    /// would call the old binary fresh. Removing its output is what cargo notices.
-    /// Before cargo starts, in both the cold and the warm path.
-    pub(crate) fn relink_changed_allocators(&self, plan: &Plan) {
-        let stamps = plan.target_dir.join("kiln/allocator");
-        for step in &plan.steps {
-            for target in &step.targets {
-                for bin in &step.bins {
-                    let wanted = if self.mimalloc_for(bin, target) {
-                        kiln_native::mimalloc_identity()
-                    } else {
-                        "system".to_string()
-                    };
-                    let stamp = stamps.join(&target.triple).join(bin);
-                    let linked =
-                        std::fs::read_to_string(&stamp).unwrap_or_else(|_| "system".to_string());
-                    if linked == wanted {
-                        continue;
-                    }
-                    let out = plan
-                        .target_dir
-                        .join(&target.triple)
-                        .join(plan.selection.profile_dir());
-                    let _ = std::fs::remove_file(out.join(bin));
-                    let prefix = format!("{}-", bin.replace('-', "_"));
-                    for e in std::fs::read_dir(out.join("deps"))
-                        .into_iter()
-                        .flatten()
-                        .flatten()
-                    {
-                        let name = e.file_name().to_string_lossy().into_owned();
-                        if name.starts_with(&prefix) && !name.contains('.') {
-                            let _ = std::fs::remove_file(e.path());
-                        }
-                    }
-                    let _ = kiln_fs::write_atomic(&stamp, wanted.as_bytes());
+    /// Makes cargo link again each binary whose linked-in objects (allocator, audit
+    /// section) changed since it was last linked in this target dir, or are unknown
+    /// (a target dir cargo filled without kiln): cargo doesn't see the objects kiln
+    /// adds, so it would call the old binary fresh. Removing its output is what cargo
+    /// notices. Before cargo starts, for the units it builds (a restore leaves
+    /// `target/` alone).
+    pub(crate) fn relink_changed_objects(&self, plan: &Plan, building: &[super::Wanted<'_>]) {
+        let stamps = plan.target_dir.join("kiln/linked-in");
+        for w in building {
+            let (bin, target) = (w.bin, w.target);
+            let wanted = self.linked_in(bin, target);
+            let stamp = stamps.join(&target.triple).join(bin);
+            if std::fs::read_to_string(&stamp).is_ok_and(|linked| linked == wanted) {
+                continue;
+            }
+            let out = plan
+                .target_dir
+                .join(&target.triple)
+                .join(plan.selection.profile_dir());
+            let _ = std::fs::remove_file(out.join(bin));
+            let prefix = format!("{}-", bin.replace('-', "_"));
+            for e in std::fs::read_dir(out.join("deps"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&prefix) && !name.contains('.') {
+                    let _ = std::fs::remove_file(e.path());
                 }
             }
+            let _ = kiln_fs::write_atomic(&stamp, wanted.as_bytes());
         }
+    }
+
+    /// What kiln links into `bin` on `target`, as recorded beside cargo's outputs.
+    fn linked_in(&self, bin: &str, target: &Target) -> String {
+        let allocator = if self.mimalloc_for(bin, target) {
+            kiln_native::mimalloc_identity()
+        } else {
+            "system".to_string()
+        };
+        let audit = if self.auditable && self.link_dir.is_some() {
+            kiln_sbom::AUDIT_SECTION
+        } else {
+            "none"
+        };
+        format!("allocator {allocator}\naudit section {audit}\n")
     }
 
     /// Whether `bin` links mimalloc in place of musl's `malloc` on `target`.
@@ -198,6 +206,22 @@ mod tests {
         assert!(link.join("ready").is_file());
         // Without a link dir there is nothing to write, and no error.
         about(None).write_objects(None, true).unwrap();
+    }
+
+    #[test]
+    fn what_is_linked_in_names_the_allocator_and_the_audit_section() {
+        let musl = Target::parse("amd64").unwrap();
+        let with_wrapper = about(Some(PathBuf::from("/link")));
+        let audited = with_wrapper.linked_in("app", &musl);
+        assert!(audited.contains(".dep-v0"), "{audited}");
+        let mut off = about(Some(PathBuf::from("/link")));
+        off.auditable = false;
+        assert_ne!(off.linked_in("app", &musl), audited, "toggling relinks");
+        // No wrapper, nothing linked, whatever the setting.
+        assert_eq!(
+            about(None).linked_in("app", &musl),
+            off.linked_in("app", &musl)
+        );
     }
 
     #[test]

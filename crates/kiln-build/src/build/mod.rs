@@ -160,7 +160,6 @@ pub(crate) fn execute_with(
             })
         });
     cx.about.reset();
-    cx.about.relink_changed_allocators(plan);
     let (analysis, built) = if cold {
         std::thread::scope(|s| {
             let cx = &cx;
@@ -171,6 +170,7 @@ pub(crate) fn execute_with(
                     .write_objects(a.as_ref().ok().map(|a| a.units.as_slice()), true);
                 a.and_then(|a| linked.map(|_| a))
             });
+            cx.about.relink_changed_objects(plan, &all);
             let built = cargo::build_units(cx, &all);
             (analysis.join().expect("analysis thread"), built)
         })
@@ -189,6 +189,7 @@ pub(crate) fn execute_with(
                 target: &u.target,
             })
             .collect();
+        cx.about.relink_changed_objects(plan, &wanted);
         let built = cargo::build_units(&cx, &wanted);
         (Ok(analysis), built)
     };

@@ -598,6 +598,9 @@ fn a_source_edited_during_the_build_is_not_cached() {
     // A compiler wrapper that edits a source while cargo compiles that crate, as a
     // user saving a file mid-build would.
     let lib = ws.path("crates/chronik-storage/src/lib.rs");
+    // An edit first, so cargo compiles chronik-storage (the copied target dir is fresh).
+    let text = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(&lib, format!("{text}// edited before the build\n")).unwrap();
     let wrapper = ws.path("edit-during-build.sh");
     let script = format!(
         "#!/bin/sh\ncase \"$*\" in *chronik_storage*) echo '// saved mid-build' >> '{}';; esac\nexec \"$@\"\n",

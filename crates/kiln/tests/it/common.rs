@@ -63,6 +63,18 @@ impl TempWorkspace {
         ws
     }
 
+    /// [`Self::chronik_sources`] built for linux/amd64 alone: for tests of what a
+    /// cold build does that the target doesn't change (half the compiling).
+    pub fn chronik_sources_amd64() -> Self {
+        let ws = Self::chronik_sources();
+        let manifest = ws.read("Cargo.toml");
+        ws.write(
+            "Cargo.toml",
+            &format!("{manifest}\n[workspace.metadata.kiln]\ntargets = [\"amd64\"]\n"),
+        );
+        ws
+    }
+
     /// A clone of `from`'s sources (no target dir, artifacts or cache) at another
     /// path, under another directory name: what a teammate or a CI runner has.
     pub fn relocated_clone(from: &TempWorkspace) -> (Self, PathBuf) {
@@ -259,7 +271,15 @@ pub fn copy_tree(from: &Path, to: &Path, skip: &[&str]) {
         if e.file_type().unwrap().is_dir() {
             copy_tree(&e.path(), &dest, &[]);
         } else {
-            std::fs::copy(e.path(), dest).unwrap();
+            std::fs::copy(e.path(), &dest).unwrap();
+            // The original's mtime: cargo's freshness is by mtime, and a copied target
+            // dir is only fresh when its outputs stay newer than the copied sources.
+            let modified = e.metadata().unwrap().modified().unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&dest)
+                .and_then(|f| f.set_modified(modified))
+                .unwrap();
         }
     }
 }

