@@ -22,7 +22,7 @@ mod sccache;
 pub use affected::{affected, Affected, AffectedUnit};
 pub use analysis::{analyze, Analysis, UnitPlan, UnitState};
 pub use build::{execute, narrowed_step, native_entries, BuildOutcome};
-pub use git::git_info;
+pub use git::{git_info, start_probes};
 pub use observer::Observer;
 pub use plan::{native_root, HostToolNeed, NativeGate, NativeLib, Plan, Step, SCCACHE_PORT};
 pub use request::{BuildRequest, Selection};

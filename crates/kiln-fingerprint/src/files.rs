@@ -211,19 +211,18 @@ fn stamp_of(m: &std::fs::Metadata) -> (u64, i128, i128, u64) {
     (m.len(), t, t, 0)
 }
 
+/// The git command listing a checkout's files (see [`git_files`]).
+pub const LS_FILES_ARGS: &[&str] = &[
+    "ls-files",
+    "-z",
+    "--cached",
+    "--others",
+    "--exclude-standard",
+];
+
 /// Tracked and untracked-but-not-ignored files below `root`, relative to it.
 fn git_files(root: &Path) -> Option<Vec<PathBuf>> {
-    let out = kiln_workspace::git_bytes(
-        root,
-        &[
-            "ls-files",
-            "-z",
-            "--cached",
-            "--others",
-            "--exclude-standard",
-        ],
-    )
-    .ok()?;
+    let out = kiln_workspace::git_bytes(root, LS_FILES_ARGS).ok()?;
     let files = out
         .split(|b| *b == 0)
         .filter(|s| !s.is_empty())

@@ -38,7 +38,7 @@ mod inputs;
 mod proptests;
 
 pub use canonical::encode as canonical_encoding;
-pub use files::{dir_digest, files_digest, FileHasher};
+pub use files::{dir_digest, files_digest, FileHasher, LS_FILES_ARGS};
 pub use graph::{dep_graph, DepGraph, GraphNode};
 pub use inputs::{diff, digest, Change, Input, InputId, InputValue, Inputs, KEY_VERSION};
 pub use kiln_schema::RelPath;

@@ -19,8 +19,8 @@ pub use kiln_workspace::{
     cargo_program, classify, explain, explain_seen, without_backtrace, CargoFailure,
 };
 pub use probe::{
-    ensure_rust_targets, missing_toolchain, rustc_version, target_cpus, toolchain_install,
-    zig_version, Install, Prerequisite, Probe, ZIG_VERSION,
+    ensure_rust_targets, missing_toolchain, rustc_version, start_rustc_version, target_cpus,
+    toolchain_install, zig_version, Install, Prerequisite, Probe, ZIG_VERSION,
 };
 pub use rustup::{is_toolchain_file, pinned, toolchain_file, Pinned};
 pub use tools::{activate as activate_tools, install_python_tools, tools_venv};

@@ -13,12 +13,25 @@ fn output(cmd: &mut Command) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// The arguments of [`rustc_version`]'s `rustc`, for [`start_rustc_version`].
+const RUSTC_VERSION_ARGS: &[&str] = &["-vV"];
+
+/// Starts [`rustc_version`] for `dir` now, beside other work (`cargo metadata`).
+pub fn start_rustc_version(dir: &Path) {
+    kiln_workspace::early::start(&rustc(), RUSTC_VERSION_ARGS, dir);
+}
+
 /// `rustc -vV` as run in `dir` (so `rust-toolchain.toml` applies): the full text.
 pub fn rustc_version(dir: &Path) -> Result<String> {
-    output(Command::new(rustc()).arg("-vV").current_dir(dir)).ok_or_else(|| {
-        Error::environment("failed to run `rustc -vV`")
-            .hint("install Rust with rustup (https://rustup.rs) and make sure `rustc` is on PATH")
-    })
+    kiln_workspace::early::output(&rustc(), RUSTC_VERSION_ARGS, dir)
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .ok_or_else(|| {
+            Error::environment("failed to run `rustc -vV`").hint(
+                "install Rust with rustup (https://rustup.rs) and make sure `rustc` is on PATH",
+            )
+        })
 }
 
 fn rustc() -> String {

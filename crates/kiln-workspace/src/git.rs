@@ -1,22 +1,34 @@
 //! Running git: the one helper every crate uses to ask the checkout something.
 
 use std::path::Path;
-use std::process::Command;
 
 /// Runs `git args` in `dir`: its stdout, or its stderr (trimmed) when it fails or
 /// can't start. Nothing is read from the user's terminal.
 pub fn git_bytes(dir: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| format!("can't run git: {e}"))?;
+    // Outside any checkout git can only fail: say so without starting it.
+    if std::env::var_os("GIT_DIR").is_none() && !in_checkout(dir) {
+        return Err("not a git repository (no .git here or in any parent directory)".into());
+    }
+    let out = crate::early::output("git", args, dir).map_err(|e| format!("can't run git: {e}"))?;
     if out.status.success() {
         Ok(out.stdout)
     } else {
         Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
     }
+}
+
+/// Starts `git args` in `dir` beside other work, for a later [`git_bytes`] of the
+/// same command to collect (see [`crate::early`]).
+pub fn start_git(dir: &Path, args: &[&str]) {
+    if std::env::var_os("GIT_DIR").is_some() || in_checkout(dir) {
+        crate::early::start("git", args, dir);
+    }
+}
+
+/// Whether `dir` or a parent holds `.git` (a directory, or a worktree's file).
+fn in_checkout(dir: &Path) -> bool {
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    dir.ancestors().any(|d| d.join(".git").exists())
 }
 
 /// [`git_bytes`] as text.
@@ -29,6 +41,9 @@ pub fn git_line(dir: &Path, args: &[&str]) -> Option<String> {
     git(dir, args).ok().map(|s| s.trim().to_string())
 }
 
+/// The git command [`source_date_epoch`] runs: the HEAD commit's time.
+pub const EPOCH_ARGS: &[&str] = &["log", "-1", "--format=%ct"];
+
 /// The time every generated timestamp uses (image configs, SBOMs):
 /// `SOURCE_DATE_EPOCH`, else the HEAD commit's time, else 0; never the clock, so a
 /// rebuild of the same commit gives the same bytes.
@@ -39,7 +54,7 @@ pub fn source_date_epoch(root: &Path) -> u64 {
     {
         return e;
     }
-    git_line(root, &["log", "-1", "--format=%ct"])
+    git_line(root, EPOCH_ARGS)
         .and_then(|t| t.parse().ok())
         .unwrap_or(0)
 }

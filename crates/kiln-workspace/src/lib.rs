@@ -1,12 +1,15 @@
 //! The workspace as kiln sees it: members, their binaries, and what each binary's
 //! build graph contains. Read once with `cargo metadata`, then queried in memory.
 
+pub mod early;
 mod failure;
 mod git;
 mod lock;
 
 pub use failure::{classify, explain, explain_seen, without_backtrace, CargoFailure};
-pub use git::{git, git_bytes, git_line, source_date_epoch, without_credentials};
+pub use git::{
+    git, git_bytes, git_line, source_date_epoch, start_git, without_credentials, EPOCH_ARGS,
+};
 pub use lock::{lock_entries, parse_lock, LockEntry};
 
 /// The cargo kiln runs: `$CARGO` (set when kiln itself runs under cargo), else
@@ -429,7 +432,7 @@ fn compiles_c(name: &str, deps: &[cargo_metadata::Dependency]) -> bool {
 /// is the root and no `cargo locate-project` (a process through rustup's proxy, a fifth
 /// of a restore) is needed. Anything else, including a manifest that doesn't parse, is
 /// left to cargo and its error messages.
-fn declared_root(manifest_path: Option<&Path>) -> Option<PathBuf> {
+pub fn declared_root(manifest_path: Option<&Path>) -> Option<PathBuf> {
     let manifest = match manifest_path {
         Some(p) => normalize(&std::path::absolute(p).ok()?),
         None => std::env::current_dir()

@@ -10,6 +10,7 @@ use kiln_diagnostics::Result;
 use kiln_schema::{Counts, Event, UnitGroup, Warning};
 use kiln_workspace::Workspace;
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::ExitCode;
 
 pub(crate) fn build(g: &GlobalArgs, args: &BuildArgs, r: &Reporter) -> Result<ExitCode> {
@@ -68,6 +69,9 @@ type Prepared = (Workspace, Plan, Store, Option<LocalCache>);
 /// store and the cache.
 fn prepare(g: &GlobalArgs, args: &BuildOptions, r: &Reporter) -> Result<Prepared> {
     super::warn_deprecated_out(&args.store, r);
+    if let Some(manifest) = kiln_workspace::declared_root(args.manifest.manifest_path.as_deref()) {
+        kiln_build::start_probes(manifest.parent().unwrap_or(Path::new("")));
+    }
     let ws = load_workspace(&args.manifest, args.flags(g))?;
     let sel = args.request().resolve(&ws)?;
     let cache = if args.no_cache {
