@@ -453,11 +453,25 @@ pub fn ci_tools() -> PathBuf {
 
 /// Every file under `dir` whose bytes contain `needle` (a secret that must not be there).
 pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
-    snapshot_dir(dir)
-        .into_iter()
-        .filter(|(_, b)| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
-        .map(|(p, _)| p)
-        .collect()
+    let finder = memchr::memmem::Finder::new(needle.as_bytes());
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else if std::fs::metadata(e.path()).is_ok_and(|m| m.is_file())
+                && std::fs::read(e.path()).is_ok_and(|b| finder.find(&b).is_some())
+            {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// The program `tool` on this process's PATH.
