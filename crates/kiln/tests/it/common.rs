@@ -302,8 +302,8 @@ pub fn attachments(index: &serde_json::Value) -> impl Iterator<Item = &serde_jso
         .filter(|m| !m["artifactType"].is_null())
 }
 
-/// Every file under `dir` with its content, for before/after comparisons.
-pub fn snapshot_dir(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+/// Every file (not directory) under `dir`, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -311,15 +311,26 @@ pub fn snapshot_dir(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
             continue;
         };
         for e in rd.flatten() {
-            if e.file_type().unwrap().is_dir() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
                 stack.push(e.path());
             } else {
-                out.push((e.path(), std::fs::read(e.path()).unwrap()));
+                out.push(e.path());
             }
         }
     }
     out.sort();
     out
+}
+
+/// Every file under `dir` with its content, for before/after comparisons.
+pub fn snapshot_dir(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    files_under(dir)
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect()
 }
 
 /// Output of a shell tool, which must succeed.
@@ -454,24 +465,12 @@ pub fn ci_tools() -> PathBuf {
 /// Every file under `dir` whose bytes contain `needle` (a secret that must not be there).
 pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
     let finder = memchr::memmem::Finder::new(needle.as_bytes());
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            } else if std::fs::metadata(e.path()).is_ok_and(|m| m.is_file())
-                && std::fs::read(e.path()).is_ok_and(|b| finder.find(&b).is_some())
-            {
-                out.push(e.path());
-            }
-        }
-    }
-    out.sort();
-    out
+    files_under(dir)
+        .into_iter()
+        // Regular files only: reading a FIFO would wait for ever.
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()))
+        .filter(|p| std::fs::read(p).is_ok_and(|b| finder.find(&b).is_some()))
+        .collect()
 }
 
 /// The program `tool` on this process's PATH.

@@ -267,7 +267,7 @@ fn openssl_without_vendored_is_provisioned_once_and_reused() {
             std::fs::remove_dir_all(e.path()).unwrap();
         }
     }
-    let entries = files_under(&cache.join("v1/entries"));
+    let entries = common::files_under(&cache.join("v1/entries"));
     let native: Vec<_> = entries
         .iter()
         .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("\"kind\": \"native\"")))
@@ -298,18 +298,6 @@ fn openssl_without_vendored_is_provisioned_once_and_reused() {
         run_artifact(&second, "arm64", "ssl-sha-two").trim(),
         expected
     );
-}
-
-fn files_under(root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
-            out.extend(files_under(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
 }
 
 fn walk_dirs(root: &Path) -> Vec<PathBuf> {
