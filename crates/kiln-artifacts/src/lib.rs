@@ -10,5 +10,7 @@ mod store;
 mod verify;
 
 pub use elf::{elf_info, ElfInfo};
-pub use store::{artifact_path, Document, NewArtifact, Store, StoreLock};
+pub use store::{
+    artifact_path, sha256_sidecar, version_sidecar, Document, NewArtifact, Store, StoreLock,
+};
 pub use verify::{Problem, VerifyReport};

@@ -65,7 +65,7 @@ impl Store {
             let sidecar =
                 std::fs::read_to_string(path.with_file_name(format!("{}.sha256", a.binary)))
                     .unwrap_or_default();
-            if sidecar != format!("{}  {}\n", a.sha256, a.binary) {
+            if sidecar != crate::sha256_sidecar(&a.sha256, &a.binary) {
                 problem(Mismatch::Sidecar {
                     file: format!("{}.sha256", a.binary),
                 });
@@ -73,7 +73,7 @@ impl Store {
             let version =
                 std::fs::read_to_string(path.with_file_name(format!("{}.version", a.binary)))
                     .unwrap_or_default();
-            if version != format!("v{}\n", a.version) {
+            if version != crate::version_sidecar(&a.version) {
                 problem(Mismatch::VersionFile {
                     file: format!("{}.version", a.binary),
                     version: a.version.clone(),

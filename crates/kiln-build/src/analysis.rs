@@ -249,7 +249,24 @@ pub fn analyze(
             r.fetch(&missing, c);
         }
     }
-    let stored = store.read_checksums().unwrap_or_default();
+    let stored = match store.read_checksums() {
+        Ok(c) => c,
+        Err(e) => {
+            // Refused before compiling when this build can't rewrite it whole.
+            let paths: Vec<String> = keyed
+                .iter()
+                .map(|(_, _, target, bin, _, _)| {
+                    kiln_artifacts::artifact_path(&target.os, &target.arch, bin)
+                })
+                .collect();
+            store.check_rewrite(&paths, &e)?;
+            observer.warn(Warning::StoreManifestUnreadable {
+                path: kiln_fs::display_path(&store.root().join("checksums.json")),
+                error: e.detail(),
+            });
+            kiln_schema::Checksums::default()
+        }
+    };
     let mut units = Vec::new();
     for ((i, step, target, bin, key, inputs), graph) in keyed.into_iter().zip(graphs) {
         let mut unit = UnitPlan {
@@ -347,7 +364,8 @@ fn zig_version_memo(cache: Option<&LocalCache>) -> Option<String> {
 }
 
 /// Whether the store holds exactly the binary `sha256` at `rel`, by its record and
-/// by its content, with the SBOMs `sboms` asks for (by format) unchanged on disk.
+/// by its content, with its `.sha256` and `.version` sidecars as kiln writes them and
+/// the SBOMs `sboms` asks for (by format) unchanged on disk.
 fn in_store(
     store: &Store,
     stored: &kiln_schema::Checksums,
@@ -363,7 +381,16 @@ fn in_store(
         return false;
     };
     let formats: Vec<&str> = record.sboms.iter().map(|s| s.format.as_str()).collect();
+    let sidecar = |ext: &str, text: String| {
+        let path = store.root().join(format!("{rel}.{ext}"));
+        std::fs::read(path).is_ok_and(|b| b == text.as_bytes())
+    };
     formats == sboms
+        && sidecar(
+            "sha256",
+            kiln_artifacts::sha256_sidecar(sha256, &record.binary),
+        )
+        && sidecar("version", kiln_artifacts::version_sidecar(&record.version))
         && record.sboms.iter().all(|s| {
             kiln_fs::sha256_file(&store.root().join(&s.path)).is_ok_and(|(h, _)| h == s.sha256)
         })

@@ -58,7 +58,7 @@ impl KeySources {
     /// Gathers the sources from the workspace and plan; runs `cargo tree` where the
     /// cache has no memo of a graph.
     pub(crate) fn gather(ws: &Workspace, plan: &Plan, cache: Option<&LocalCache>) -> Result<Self> {
-        let skip = [ws.target_dir.clone(), plan.selection.out.clone()];
+        let skip = [ws.target_dir.clone()];
         // The stat cache lives with the binary cache, never in `target/`: a restore
         // must not create the target dir.
         let stat_cache = cache.map(|c| {
@@ -85,7 +85,7 @@ impl KeySources {
         features.sort();
         Ok(Self {
             root: ws.root.clone(),
-            files: FileHasher::new(&ws.root, &skip, stat_cache),
+            files: FileHasher::new(&ws.root, &skip, Some(&plan.selection.out), stat_cache),
             members: ws
                 .members
                 .iter()
@@ -630,7 +630,7 @@ mod tests {
         )]);
         let src = KeySources {
             root: root.to_path_buf(),
-            files: FileHasher::new(root, &[root.join("target")], None),
+            files: FileHasher::new(root, &[root.join("target")], None, None),
             members: vec![("app".into(), "app".into()), ("lib".into(), "lib".into())],
             lock,
             shared: vec![(

@@ -48,13 +48,21 @@ impl LocalCache {
                 .hint("set KILN_CACHE_DIR to a writable directory")
         })?;
         let root = base.join("v1");
+        let unusable = |what: &str, d: &Path, e: std::io::Error| {
+            Error::environment(format!("the kiln cache `{}` can't be used: {what} failed", d.display()))
+                .with_source(e)
+                .hint("set KILN_CACHE_DIR (or `cache-dir` in [workspace.metadata.kiln]) to a writable directory")
+        };
         for sub in ["blobs", "entries", "latest", "learned"] {
             let d = root.join(sub);
-            fs::create_dir_all(&d).map_err(|e| {
-                Error::io("create the cache directory", &d, e)
-                    .hint("set KILN_CACHE_DIR (or `cache-dir` in [workspace.metadata.kiln]) to a writable directory")
-            })?;
+            fs::create_dir_all(&d).map_err(|e| unusable("creating it", &d, e))?;
         }
+        // Proven writable now: a read-only cache fails here, not halfway through.
+        let probe = kiln_fs::temp_path(&root.join("probe"));
+        fs::File::create(&probe).map_err(|e| unusable("writing to it", &root, e))?;
+        let _ = fs::remove_file(&probe);
+        // What a killed kiln left at the top (downloads under way, probes).
+        kiln_fs::remove_stale_temps(&root, None, kiln_fs::STALE_AFTER);
         Ok(Self {
             root,
             trusted: kiln_trust::TrustedKeys::default(),

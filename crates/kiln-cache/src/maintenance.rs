@@ -87,7 +87,7 @@ impl LocalCache {
     /// Entry files with their blob and last use.
     fn entries(&self) -> Vec<(PathBuf, String, SystemTime)> {
         let mut out = Vec::new();
-        for dir in read_dirs(&self.root.join("entries")) {
+        for dir in kiln_fs::dirs_under(&self.root.join("entries")) {
             for e in fs::read_dir(dir).into_iter().flatten().flatten() {
                 let path = e.path();
                 if !e.file_type().is_ok_and(|t| t.is_file()) {
@@ -116,7 +116,7 @@ impl LocalCache {
 
     fn blobs(&self) -> HashMap<String, (PathBuf, u64)> {
         let mut out = HashMap::new();
-        for dir in read_dirs(&self.root.join("blobs")) {
+        for dir in kiln_fs::dirs_under(&self.root.join("blobs")) {
             for e in fs::read_dir(dir).into_iter().flatten().flatten() {
                 if !e.file_type().is_ok_and(|t| t.is_file()) {
                     continue;
@@ -140,7 +140,7 @@ impl LocalCache {
     /// process that does not hold the cache lock.
     fn remove_stale_temp_files(&self) {
         for sub in ["blobs", "entries"] {
-            for dir in read_dirs(&self.root.join(sub)) {
+            for dir in kiln_fs::dirs_under(&self.root.join(sub)) {
                 for e in fs::read_dir(dir).into_iter().flatten().flatten() {
                     let stale = e
                         .metadata()
@@ -233,23 +233,6 @@ impl LocalCache {
         let _ = fs::remove_file(self.root.join("log.jsonl"));
         Ok(())
     }
-}
-
-/// `dir` and every directory below it.
-fn read_dirs(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut out = vec![dir.to_path_buf()];
-    let mut i = 0;
-    while i < out.len() {
-        if let Ok(rd) = fs::read_dir(&out[i]) {
-            out.extend(
-                rd.flatten()
-                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                    .map(|e| e.path()),
-            );
-        }
-        i += 1;
-    }
-    out
 }
 
 #[cfg(test)]

@@ -22,6 +22,8 @@ pub fn main() -> ExitCode {
     // inherits (cargo, rustc, build scripts, zig), and tools `kiln setup` installed
     // for kiln come first on PATH.
     kiln_config::seal_credentials();
+    // Also before any thread: an interrupt reaches cargo and rustc, not kiln alone.
+    kiln_metrics::signals::forward_interrupts();
     let env = kiln_config::env();
     kiln_toolchain::activate_tools(env.tools_dir());
     let cli = args::Cli::parse();

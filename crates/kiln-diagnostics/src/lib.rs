@@ -128,6 +128,19 @@ impl Error {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// The message followed by every cause (`failed to write `x`: No space left on
+    /// device (os error 28)`): for warnings, which have no room for a cause list.
+    pub fn detail(&self) -> String {
+        let mut out = self.message.clone();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            out.push_str(": ");
+            out.push_str(&c.to_string());
+            cause = c.source();
+        }
+        out
+    }
 }
 
 impl fmt::Display for Error {

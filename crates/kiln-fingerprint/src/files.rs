@@ -43,22 +43,47 @@ struct Stamp {
     sha256: String,
 }
 
+/// Whether `rel`, a path inside an artifact store, is a file kiln writes there:
+/// `checksums.json`, the lock and marker, or anything in an `<os>/<arch>/` folder.
+fn written_by_kiln(rel: &Path) -> bool {
+    let parts: Vec<_> = rel.components().map(|c| c.as_os_str()).collect();
+    match parts.as_slice() {
+        [one] => ["checksums.json", ".kiln.lock", ".kiln-store"]
+            .iter()
+            .any(|n| one == n),
+        [os, _arch, _file] => *os == "linux",
+        _ => false,
+    }
+}
+
 /// Nanoseconds a file must predate its hashing for the cached hash to be trusted.
 const RACY_WINDOW_NS: i128 = 2_000_000_000;
 
 impl FileHasher {
     /// Lists the files under `root`, leaving out everything under `skip` (the target
-    /// and artifact dirs). `cache_path` is where the stat cache lives, if anywhere.
-    pub fn new(root: &Path, skip: &[PathBuf], cache_path: Option<PathBuf>) -> Self {
+    /// dir), the files kiln writes into the artifact store `store` (only those: a
+    /// store inside a package must not hide the package's sources) and kiln's
+    /// temporary files. `cache_path` is where the stat cache lives, if anywhere.
+    pub fn new(
+        root: &Path,
+        skip: &[PathBuf],
+        store: Option<&Path>,
+        cache_path: Option<PathBuf>,
+    ) -> Self {
         let mut files = git_files(root).unwrap_or_else(|| walk(root));
         let skip: Vec<PathBuf> = skip
             .iter()
             .filter_map(|s| s.strip_prefix(root).ok().map(Path::to_path_buf))
             .collect();
+        let store = store.and_then(|s| s.strip_prefix(root).ok());
         files.retain(|f| {
             !skip
                 .iter()
                 .any(|s| !s.as_os_str().is_empty() && f.starts_with(s))
+                && !f
+                    .components()
+                    .any(|c| c.as_os_str().to_string_lossy().contains(kiln_fs::TMP_MARK))
+                && !store.is_some_and(|s| f.strip_prefix(s).is_ok_and(written_by_kiln))
         });
         files.sort();
         files.dedup();
@@ -247,7 +272,7 @@ fn path_from_bytes(b: &[u8]) -> PathBuf {
 /// Digest of every file below a directory outside the workspace (path dependencies,
 /// directories named by build scripts), skipping `target/` and hidden directories.
 pub fn dir_digest(dir: &Path) -> String {
-    let hasher = FileHasher::new(dir, &[dir.join("target")], None);
+    let hasher = FileHasher::new(dir, &[dir.join("target")], None, None);
     let files: Vec<(&PathBuf, String)> = hasher
         .files()
         .iter()
@@ -329,12 +354,15 @@ mod tests {
         std::fs::write(outside.path().join("x.h"), "outside").unwrap();
         std::os::unix::fs::symlink(outside.path().join("x.h"), root.join("out.h")).unwrap();
         std::os::unix::fs::symlink("nowhere", root.join("dangling")).unwrap();
-        let h = FileHasher::new(root, &[], None);
+        let h = FileHasher::new(root, &[], None, None);
         assert!(h.files().contains(&raw), "{:?}", h.files());
         assert!(h.files().contains(&PathBuf::from("dangling")));
         let before = h.hash(&raw).unwrap();
         std::fs::write(root.join(&raw), "two").unwrap();
-        assert_ne!(FileHasher::new(root, &[], None).hash(&raw).unwrap(), before);
+        assert_ne!(
+            FileHasher::new(root, &[], None, None).hash(&raw).unwrap(),
+            before
+        );
         // Inside: a link is its target's content.
         assert_eq!(h.hash(Path::new("in.txt")), h.hash(Path::new("real.txt")));
         // Outside: target text and content; editing the target changes it.
@@ -353,14 +381,14 @@ mod tests {
             std::fs::write(root.join(f), f).unwrap();
         }
         let cache = root.join(".cache/stat.json");
-        let h = FileHasher::new(root, &[root.join("target")], Some(cache.clone()));
+        let h = FileHasher::new(root, &[root.join("target")], None, Some(cache.clone()));
         let except = [PathBuf::from("a/b")];
         let a: Vec<_> = h.files_under(Path::new("a"), &except).collect();
         assert_eq!(a, [&PathBuf::from("a/src/lib.rs")]);
         let before = h.hash(Path::new("a/src/lib.rs")).unwrap();
         h.save();
         std::fs::write(root.join("a/src/lib.rs"), "changed").unwrap();
-        let h2 = FileHasher::new(root, &[], Some(cache));
+        let h2 = FileHasher::new(root, &[], None, Some(cache));
         assert_ne!(h2.hash(Path::new("a/src/lib.rs")).unwrap(), before);
     }
 }

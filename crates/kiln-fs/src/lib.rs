@@ -11,6 +11,9 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+mod swap;
+pub use swap::{exchange, process_alive, remove_stale_temps, swap_in_dir, temp_owner};
+
 /// Part of every temporary file name kiln writes.
 pub const TMP_MARK: &str = ".kiln-tmp-";
 
@@ -115,6 +118,24 @@ pub fn temp_path(dest: &Path) -> PathBuf {
     dest.with_file_name(format!(".{name}{TMP_MARK}{}-{n}", std::process::id()))
 }
 
+/// `dir` and every directory below it (not through symbolic links), `dir` first.
+pub fn dirs_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    let mut i = 0;
+    while i < out.len() {
+        if let Ok(entries) = fs::read_dir(&out[i]) {
+            out.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path()),
+            );
+        }
+        i += 1;
+    }
+    out
+}
+
 /// Syncs a directory, so the renames made in it survive a crash (a file's own sync
 /// doesn't cover the directory entry that names it). Not needed, and not possible,
 /// outside Unix.
@@ -147,29 +168,40 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
     fs::rename(&tmp, dest).io_context("rename into", dest)
 }
 
+/// How old a dead writer's temporary file must be before another process removes
+/// it: a writer in another PID namespace looks dead but is rarely this slow.
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Makes the directory `dest` in one step: `fill` creates and fills a directory at
-/// the temporary path it is given (beside `dest`), which then replaces `dest` (an old
-/// one is moved aside and removed). A failing `fill` leaves `dest` as it was and
-/// removes what it made.
+/// the temporary path it is given (beside `dest`), which then takes `dest`'s place
+/// in one exchange (see [`swap_in_dir`]); the old tree is removed after. A failing
+/// `fill` leaves `dest` as it was and removes what it made; a killed process leaves
+/// `dest` old or new, and a temporary name that the next install collects.
+///
+/// Only for directories kiln owns whole: everything at `dest` is replaced.
 pub fn install_dir(dest: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    if let Some(parent) = dest.parent() {
-        fs::create_dir_all(parent).io_context("create", parent)?;
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    fs::create_dir_all(parent).io_context("create", parent)?;
+    if let Some(name) = dest.file_name().and_then(|n| n.to_str()) {
+        remove_stale_temps(parent, Some(name), STALE_AFTER);
     }
     let staging = temp_path(dest);
     if let Err(e) = fill(&staging) {
         let _ = fs::remove_dir_all(&staging);
         return Err(e);
     }
-    let old = temp_path(dest);
-    let had_old = fs::rename(dest, &old).is_ok();
-    if let Err(e) = fs::rename(&staging, dest) {
-        if had_old {
-            let _ = fs::rename(&old, dest);
+    let old = match swap_in_dir(&staging, dest) {
+        Ok(old) => old,
+        Err(e) => {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(e);
         }
-        let _ = fs::remove_dir_all(&staging);
-        return Err(kiln_diagnostics::Error::io("rename into", dest, e));
-    }
-    if had_old {
+    };
+    sync_dir(parent)?;
+    if let Some(old) = old {
         let _ = fs::remove_dir_all(&old);
     }
     Ok(())
@@ -270,21 +302,36 @@ pub enum LockMode {
 /// Opens (creating it and its directory) the lock file at `path` and waits for the
 /// lock; it is released when the returned file is dropped.
 pub fn lock(path: &Path, mode: LockMode) -> Result<File> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).io_context("create", dir)?;
-    }
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .io_context("open", path)?;
+    let file = open_lock_file(path)?;
     match mode {
         LockMode::Shared => file.lock_shared(),
         LockMode::Exclusive => file.lock(),
     }
     .io_context("lock", path)?;
     Ok(file)
+}
+
+/// The lock file at `path`, created with its directory when missing.
+fn open_lock_file(path: &Path) -> Result<File> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).io_context("create", dir)?;
+    }
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .io_context("open", path)
+}
+
+/// [`lock`] without waiting: `None` when another process holds it.
+pub fn try_lock(path: &Path) -> Result<Option<File>> {
+    let file = open_lock_file(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(kiln_diagnostics::Error::io("lock", path, e)),
+    }
 }
 
 /// `1970-01-01T00:00:00Z` for seconds since the epoch.

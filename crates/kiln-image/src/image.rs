@@ -503,11 +503,9 @@ pub fn write_layout(blobs: &BlobDir, built: &Built, name: &str, tag: &str) -> Re
     )
 }
 
-/// Writes the layout at `blobs`' root as a tar (what `podman load` / `docker load`
-/// take), holding only the blobs `built` uses, attachments included.
-pub fn write_archive(blobs: &BlobDir, built: &Built, dest: &Path, epoch: u64) -> Result<()> {
-    let root = blobs.root();
-    let mut digests: Vec<&str> = vec![&built.index.digest];
+/// Every blob `built` uses, attachments included, each once: the index first.
+fn used_digests(built: &Built) -> Vec<String> {
+    let mut digests: Vec<String> = vec![built.index.digest.clone()];
     for PlatformManifest {
         manifest: m,
         config: c,
@@ -515,29 +513,188 @@ pub fn write_archive(blobs: &BlobDir, built: &Built, dest: &Path, epoch: u64) ->
         ..
     } in &built.manifests
     {
-        digests.push(&m.digest);
-        digests.push(&c.digest);
-        digests.extend(layers.iter().map(|l| l.descriptor.digest.as_str()));
+        digests.push(m.digest.clone());
+        digests.push(c.digest.clone());
+        digests.extend(layers.iter().map(|l| l.descriptor.digest.clone()));
     }
-    let attached: Vec<String> = built
-        .attachments
-        .iter()
-        .flat_map(|a| {
-            let blobs = a
-                .artifact
-                .blobs()
-                .map(|(mt, b)| Descriptor::of(mt, b).digest);
-            blobs.chain([a.manifest.digest.clone()])
-        })
-        .collect();
-    digests.extend(attached.iter().map(String::as_str));
+    for a in &built.attachments {
+        let blobs = a
+            .artifact
+            .blobs()
+            .map(|(mt, b)| Descriptor::of(mt, b).digest);
+        digests.extend(blobs.chain([a.manifest.digest.clone()]));
+    }
     let mut seen = std::collections::BTreeSet::new();
-    digests.retain(|d| seen.insert(*d));
+    digests.retain(|d| seen.insert(d.clone()));
+    digests
+}
+
+/// Whether kiln may write an image into the directory `dir`: it doesn't exist, is
+/// empty, or is an OCI layout (an `oci-layout` file and a readable `index.json`).
+/// Anything else is refused: kiln adds to a layout, never replaces what it
+/// didn't write.
+pub fn check_layout_dir(dir: &Path) -> Result<()> {
+    let refuse = |why: &str| {
+        Err(Error::usage(format!(
+            "`{}` can't take the image: {why}",
+            dir.display()
+        ))
+        .hint("pass `--output oci:DIR` a new or empty directory, or an existing OCI layout (kiln adds the image to it)"))
+    };
+    match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(_) if dir.exists() => return refuse("it is not a directory"),
+        Err(e) => return Err(Error::io("read", dir, e)),
+        Ok(mut entries) => {
+            if entries.next().is_none() {
+                return Ok(());
+            }
+        }
+    }
+    if !dir.join("oci-layout").is_file() {
+        return refuse("it holds files and is not an OCI layout (no `oci-layout` file)");
+    }
+    if dir.join("index.json").exists() && read_index(dir).is_err() {
+        return refuse("its `index.json` is not an OCI index");
+    }
+    Ok(())
+}
+
+fn read_index(dir: &Path) -> Result<Value> {
+    let path = dir.join("index.json");
+    let bytes = std::fs::read(&path).io_context("read", &path)?;
+    let v: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::usage(format!("`{}` is not JSON", path.display())).with_source(e))?;
+    if !v["manifests"].is_array() {
+        return Err(Error::usage(format!(
+            "`{}` has no `manifests` list",
+            path.display()
+        )));
+    }
+    Ok(v)
+}
+
+/// Adds the image `built` (its blobs in `blobs`) to the OCI layout at `dir` as
+/// `tag`, as skopeo does: blobs it lacks are linked or copied in (each under a
+/// temporary name, then renamed), then `index.json` is rewritten in one rename with
+/// the entry of the same tag replaced and every other entry kept. A kill at any
+/// point leaves the layout as it was or with the image added; blobs no entry uses
+/// any more stay (as skopeo leaves them). Checked with [`check_layout_dir`] first.
+pub fn add_to_layout(
+    blobs: &BlobDir,
+    built: &Built,
+    dir: &Path,
+    name: &str,
+    tag: &str,
+) -> Result<()> {
+    check_layout_dir(dir)?;
+    let out = BlobDir::new(dir)?;
+    for d in used_digests(built) {
+        let dest = out.path(&d);
+        if dest.is_file()
+            && kiln_fs::sha256_file(&dest).is_ok_and(|(h, _)| format!("sha256:{h}") == d)
+        {
+            continue;
+        }
+        let src = blobs.path(&d);
+        let tmp = kiln_fs::temp_path(&dest);
+        if std::fs::hard_link(&src, &tmp).is_err() {
+            kiln_fs::copy_hashing(&src, &tmp, false)?;
+        }
+        std::fs::rename(&tmp, &dest).io_context("rename into", &dest)?;
+    }
+    kiln_fs::sync_dir(&dir.join("blobs/sha256"))?;
+    if !dir.join("oci-layout").is_file() {
+        kiln_fs::write_atomic(
+            &dir.join("oci-layout"),
+            br#"{"imageLayoutVersion":"1.0.0"}"#,
+        )?;
+    }
+    let mut index = if dir.join("index.json").exists() {
+        read_index(dir)?
+    } else {
+        json!({"schemaVersion": 2, "manifests": []})
+    };
+    let mut entry = built.index.to_json();
+    entry["annotations"] = json!({
+        "org.opencontainers.image.ref.name": tag,
+        "io.containerd.image.name": format!("{name}:{tag}"),
+    });
+    let manifests = index["manifests"].as_array_mut().expect("checked above");
+    manifests.retain(|m| m["annotations"]["org.opencontainers.image.ref.name"] != tag);
+    manifests.push(entry);
+    kiln_fs::write_atomic(&dir.join("index.json"), canonical_json(&index).as_bytes())?;
+    kiln_fs::sync_dir(dir)
+}
+
+/// Whether kiln may write an OCI archive at `dest`: nothing there, an empty file,
+/// or an OCI archive (a tar holding `oci-layout`), which kiln replaces whole.
+pub fn check_archive_dest(dest: &Path) -> Result<()> {
+    let refuse = || {
+        Err(Error::usage(format!(
+            "`{}` exists and is not an OCI archive; kiln won't overwrite it",
+            dest.display()
+        ))
+        .hint("pass `--output oci-archive:FILE` a new file name, or remove that file yourself"))
+    };
+    let file = match std::fs::File::open(dest) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("read", dest, e)),
+        Ok(f) => f,
+    };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return refuse();
+    }
+    match tar_has(file, "oci-layout") {
+        Ok(true) => Ok(()),
+        Ok(false) => refuse(),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => refuse(),
+        Err(e) => Err(Error::io("read", dest, e)),
+    }
+}
+
+/// Whether the tar `file` (empty counts as yes: nothing to lose) has an entry
+/// named `name`, reading headers only.
+fn tar_has(mut file: std::fs::File, name: &str) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut header = [0u8; 512];
+    for i in 0..100_000 {
+        match file.read_exact(&mut header) {
+            Err(e) if i == 0 && e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Ok(file.metadata()?.len() == 0)
+            }
+            r => r?,
+        }
+        if header.iter().all(|&b| b == 0) {
+            return Ok(false);
+        }
+        let field = |range: std::ops::Range<usize>| {
+            let f = &header[range];
+            String::from_utf8_lossy(&f[..f.iter().position(|&b| b == 0).unwrap_or(f.len())])
+                .into_owned()
+        };
+        if field(0..100).trim_start_matches("./") == name {
+            return Ok(true);
+        }
+        let size = u64::from_str_radix(field(124..136).trim(), 8)
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+        file.seek(SeekFrom::Current(size.div_ceil(512) as i64 * 512))?;
+    }
+    Ok(false)
+}
+
+/// Writes the layout at `blobs`' root as a tar (what `podman load` / `docker load`
+/// take), holding only the blobs `built` uses, attachments included. Checked with
+/// [`check_archive_dest`] first.
+pub fn write_archive(blobs: &BlobDir, built: &Built, dest: &Path, epoch: u64) -> Result<()> {
+    check_archive_dest(dest)?;
+    let root = blobs.root();
+    let digests = used_digests(built);
     let mut entries = vec![
         Entry::file("oci-layout", 0o644, Content::File(root.join("oci-layout"))),
         Entry::file("index.json", 0o644, Content::File(root.join("index.json"))),
     ];
-    for d in digests {
+    for d in &digests {
         let hex = d.trim_start_matches("sha256:");
         entries.push(Entry::file(
             &format!("blobs/sha256/{hex}"),

@@ -18,7 +18,8 @@ mod tar;
 pub use attach::{attachments, Source};
 pub use dockerfile::{dockerfile, DockerBase, DockerFiles, ROOTFS_TAR};
 pub use image::{
-    assemble, write_archive, write_layout, Attach, ImageSpec, PlatformImage, Provenance, User,
+    add_to_layout, assemble, check_archive_dest, check_layout_dir, write_archive, write_layout,
+    Attach, ImageSpec, PlatformImage, Provenance, User,
 };
 pub use kiln_fs::rfc3339;
 pub use kiln_oci::{

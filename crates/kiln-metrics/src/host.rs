@@ -51,24 +51,25 @@ pub fn host() -> &'static dyn Host {
 
 /// Resident bytes of every descendant of `root` in `procs` (not `root` itself).
 pub fn descendants_rss(procs: &[Proc], root: u32) -> u64 {
+    descendants(procs, root).map(|p| p.rss).sum()
+}
+
+/// Every descendant of `root` in `procs` (not `root` itself).
+pub fn descendants(procs: &[Proc], root: u32) -> impl Iterator<Item = &Proc> {
     let parent: std::collections::HashMap<u32, u32> =
         procs.iter().map(|p| (p.pid, p.ppid)).collect();
-    procs
-        .iter()
-        .filter(|p| {
-            let mut at = p.pid;
-            // Bounded: a cycle in a racy snapshot must not hang the sampler.
-            for _ in 0..64 {
-                match parent.get(&at) {
-                    Some(&pp) if pp == root => return true,
-                    Some(&pp) if pp > 1 => at = pp,
-                    _ => return false,
-                }
+    procs.iter().filter(move |p| {
+        let mut at = p.pid;
+        // Bounded: a cycle in a racy snapshot must not hang the sampler.
+        for _ in 0..64 {
+            match parent.get(&at) {
+                Some(&pp) if pp == root => return true,
+                Some(&pp) if pp > 1 => at = pp,
+                _ => return false,
             }
-            false
-        })
-        .map(|p| p.rss)
-        .sum()
+        }
+        false
+    })
 }
 
 /// CPU seconds of the children this process waited for (cargo, and through it every

@@ -40,6 +40,9 @@ pub struct Client {
     backoff: Duration,
     /// Tries per request.
     attempts: u32,
+    /// Every request's overall deadline, and a download's before its per-MiB
+    /// allowance: ureq's read timeout alone doesn't hold on a reused connection.
+    deadline: Duration,
 }
 
 impl Client {
@@ -76,6 +79,7 @@ impl Client {
         Ok(Client {
             agent: agent(Duration::from_secs(10), Duration::from_secs(120)),
             attempts: ATTEMPTS,
+            deadline: Duration::from_secs(120),
             base: format!("{scheme}://{}", reference.registry),
             registry: reference.registry.clone(),
             repository: reference.repository.clone(),
@@ -91,6 +95,7 @@ impl Client {
     /// times: for callers (the remote cache) that must give up quickly.
     pub fn bounded(mut self, timeout: Duration, attempts: u32) -> Self {
         self.agent = agent(timeout, timeout);
+        self.deadline = timeout;
         self.attempts = attempts.max(1);
         self
     }
@@ -176,12 +181,19 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut req = self.agent.request(method, url);
-            if let Some((_, size)) = sink {
-                // An overall deadline, so a registry that trickles bytes can't hold a
-                // build for ever: 60 s plus a second per MiB.
-                req = req.timeout(Duration::from_secs(60 + size / (1 << 20)));
-            }
+            // An overall deadline on every request, so a registry that stalls or
+            // trickles bytes can't hold a build for ever: the client's deadline, plus
+            // a second per MiB of a body sent or received.
+            let mib = match (sink, body) {
+                (Some((_, size)), _) => size >> 20,
+                (None, Body::File(_, size)) => size >> 20,
+                (None, Body::Bytes(b)) => (b.len() >> 20) as u64,
+                (None, Body::Empty) => 0,
+            };
+            let mut req = self
+                .agent
+                .request(method, url)
+                .timeout(self.deadline + Duration::from_secs(mib));
             for (k, v) in headers {
                 req = req.set(k, v);
             }

@@ -29,7 +29,11 @@ pub struct RemoteCache {
     /// asks what the remote has (`kiln affected --skip-cached`).
     downloads: bool,
     alive: AtomicBool,
+    /// Whether it failed to answer when opened (said then), not during the build.
+    failed_at_open: bool,
     skipped: Mutex<Option<String>>,
+    /// Blobs this process found damaged on the remote: uploaded again over them.
+    damaged: Mutex<BTreeSet<String>>,
     warnings: Mutex<Vec<Warning>>,
     /// Records refused or held back, by reason: one warning each at the end.
     refused: Mutex<BTreeMap<Refusal, BTreeSet<String>>>,
@@ -52,6 +56,8 @@ enum Refusal {
     UnvouchedEntry,
     /// A local learned record holding unverified remote names, not uploaded.
     UnvouchedLearned,
+    /// A remote blob that didn't match its entry's digest.
+    DigestMismatch,
 }
 
 impl Refusal {
@@ -73,6 +79,10 @@ impl Refusal {
                 entries: list,
             },
             Refusal::UnvouchedLearned => Warning::UnvouchedRecords { remote, ids: list },
+            Refusal::DigestMismatch => Warning::RemoteDigestMismatch {
+                remote,
+                entries: list,
+            },
         }
     }
 }
@@ -92,6 +102,9 @@ pub struct RemoteStats {
     pub bytes_up: u64,
     /// Why it was skipped, when it was.
     pub skipped: Option<String>,
+    /// Whether it was skipped from the start (it didn't answer when opened), as
+    /// opposed to failing during the build.
+    pub failed_at_open: bool,
     /// Entries rejected, failed uploads: one warning each (one per reason for
     /// refused signatures).
     pub warnings: Vec<Warning>,
@@ -101,7 +114,7 @@ impl RemoteCache {
     /// Wraps `remote`, checking it answers; a remote that doesn't is skipped (with
     /// the reason in [`stats`](Self::stats)), never an error.
     pub fn new(remote: Box<dyn Remote>, uploads: bool) -> Self {
-        let r = RemoteCache {
+        let mut r = RemoteCache {
             remote,
             uploads,
             trusted: TrustedKeys::default(),
@@ -109,7 +122,9 @@ impl RemoteCache {
             vouch: false,
             downloads: true,
             alive: AtomicBool::new(true),
+            failed_at_open: false,
             skipped: Mutex::new(None),
+            damaged: Mutex::new(BTreeSet::new()),
             warnings: Mutex::new(Vec::new()),
             refused: Mutex::new(BTreeMap::new()),
             hits: AtomicU64::new(0),
@@ -119,6 +134,7 @@ impl RemoteCache {
         };
         if let Err(e) = r.remote.ping() {
             r.fail(&e);
+            r.failed_at_open = true;
         }
         r
     }
@@ -205,7 +221,7 @@ impl RemoteCache {
 
     fn fail(&self, e: &Error) {
         if self.alive.swap(false, Ordering::SeqCst) {
-            *self.skipped.lock().expect("lock") = Some(e.to_string());
+            *self.skipped.lock().expect("lock") = Some(e.detail());
         }
     }
 
@@ -228,7 +244,7 @@ impl RemoteCache {
                 self.warn(Warning::RemoteOperationFailed {
                     remote: self.remote.describe(),
                     operation: what.to_string(),
-                    error: e.to_string(),
+                    error: e.detail(),
                 });
                 None
             }
@@ -362,19 +378,21 @@ impl RemoteCache {
                             self.warn(Warning::RemoteOperationFailed {
                                 remote: self.remote.describe(),
                                 operation: format!("storing {} locally", entry.name()),
-                                error: e.to_string(),
+                                error: e.detail(),
                             });
                             false
                         }
                     }
                 }
                 _ => {
-                    self.warn(Warning::RemoteDigestMismatch {
-                        remote: self.remote.describe(),
-                        binary: entry.name().into(),
-                        target: entry.target.clone(),
-                        digest: short(&entry.sha256).into(),
-                    });
+                    self.damaged
+                        .lock()
+                        .expect("lock")
+                        .insert(entry.sha256.clone());
+                    self.refuse(
+                        Refusal::DigestMismatch,
+                        format!("{} {} {}", entry.name(), entry.target, short(&entry.sha256)),
+                    );
                     false
                 }
             },
@@ -459,7 +477,9 @@ impl RemoteCache {
             return;
         };
         let done = self.guard(&format!("uploading {}", entry.name()), || {
-            if !self.remote.has_blob(&entry.sha256)? {
+            // A blob found damaged here is replaced, not trusted for its name.
+            let damaged = self.damaged.lock().expect("lock").contains(&entry.sha256);
+            if damaged || !self.remote.has_blob(&entry.sha256)? {
                 self.remote.put_blob(&entry.sha256, entry.size, &blob)?;
                 self.bytes_up.fetch_add(entry.size, Ordering::SeqCst);
             }
@@ -480,6 +500,7 @@ impl RemoteCache {
             uploaded: self.uploaded.load(Ordering::SeqCst),
             bytes_up: self.bytes_up.load(Ordering::SeqCst),
             skipped: self.skipped.lock().expect("lock").clone(),
+            failed_at_open: self.failed_at_open,
             warnings: {
                 let remote = self.remote.describe();
                 let mut w = self.warnings.lock().expect("lock").clone();

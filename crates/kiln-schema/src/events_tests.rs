@@ -22,6 +22,13 @@ fn change() -> Change {
 fn warnings() -> Vec<Warning> {
     let r = || "file:///mnt/kiln".to_string();
     let all = vec![
+        Warning::StoreManifestUnreadable {
+            path: "artifacts/checksums.json".into(),
+            error: "expected value at line 1 column 1".into(),
+        },
+        Warning::CacheUnusable {
+            error: "the kiln cache `/c/v1` can't be used: writing to it failed: Read-only file system (os error 30)".into(),
+        },
         Warning::CorruptCacheEntry {
             problem: crate::CacheProblem::BlobMissing {
                 binary: "chronik-server".into(),
@@ -84,9 +91,7 @@ fn warnings() -> Vec<Warning> {
         },
         Warning::RemoteDigestMismatch {
             remote: r(),
-            binary: "b".into(),
-            target: "t".into(),
-            digest: "ab".into(),
+            entries: vec!["chronik-server x86_64-unknown-linux-musl 1b19464c4de7".into()],
         },
         Warning::RemoteRecordUnreadable {
             remote: r(),
@@ -146,7 +151,9 @@ fn warnings() -> Vec<Warning> {
     ];
     for w in &all {
         match w {
-            Warning::CorruptCacheEntry { .. }
+            Warning::StoreManifestUnreadable { .. }
+            | Warning::CacheUnusable { .. }
+            | Warning::CorruptCacheEntry { .. }
             | Warning::SharedTargetDir { .. }
             | Warning::RetryingWithFewerJobs { .. }
             | Warning::SccacheOff { .. }

@@ -68,6 +68,20 @@ pub enum Note {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Warning {
+    /// The store's `checksums.json` can't be read: this build rewrites it from
+    /// every binary it installs (it refuses when that would drop any).
+    StoreManifestUnreadable {
+        /// The file.
+        path: String,
+        /// Why it can't be read.
+        error: String,
+    },
+    /// The local cache can't be used (not writable, not a directory): this build
+    /// runs without it.
+    CacheUnusable {
+        /// Why, with the system's cause.
+        error: String,
+    },
     /// A local cache entry was damaged; it was removed and the binary rebuilds.
     CorruptCacheEntry {
         /// What is wrong with it.
@@ -173,12 +187,8 @@ pub enum Warning {
     RemoteDigestMismatch {
         /// The remote.
         remote: String,
-        /// The binary.
-        binary: String,
-        /// The target triple.
-        target: String,
-        /// The start of the digest its entry names.
-        digest: String,
+        /// Each one as `<binary> <target> <start of the digest its entry names>`.
+        entries: Vec<String>,
     },
     /// A learned build-script record from the remote is unreadable.
     RemoteRecordUnreadable {

@@ -78,11 +78,14 @@ pub fn image(ws: &Workspace, req: &ImageRequest, emit: &dyn Fn(Event)) -> Result
         store: short(store.root()),
         base: spec.base.clone(),
     });
+    // kiln's own layout is replaced whole; a layout of the user's gets the image
+    // added (refused up front when the directory is anything else).
     let layout = ws.target_dir.join("kiln/image");
-    let layout = match &req.output {
-        Some(ImageOutput::Layout(dir)) => dir.clone(),
-        _ => layout,
-    };
+    match &req.output {
+        Some(ImageOutput::Layout(dir)) => kiln_image::check_layout_dir(dir)?,
+        Some(ImageOutput::Archive(dest)) => kiln_image::check_archive_dest(dest)?,
+        None => {}
+    }
     let workspace = crate::spec::dir_name(ws);
     let origin = kiln_workspace::git_line(&ws.root, &["remote", "get-url", "origin"])
         .map(|u| kiln_workspace::without_credentials(&u));
@@ -130,9 +133,16 @@ pub fn image(ws: &Workspace, req: &ImageRequest, emit: &dyn Fn(Event)) -> Result
     let built = built.expect("filled when the layout was written");
     let blobs = BlobDir::new(&layout)?;
     let mut outputs = vec![format!("oci:{}", short(&layout))];
-    if let Some(ImageOutput::Archive(dest)) = &req.output {
-        kiln_image::write_archive(&blobs, &built, dest, spec.epoch)?;
-        outputs.push(format!("oci-archive:{}", short(dest)));
+    match &req.output {
+        Some(ImageOutput::Archive(dest)) => {
+            kiln_image::write_archive(&blobs, &built, dest, spec.epoch)?;
+            outputs.push(format!("oci-archive:{}", short(dest)));
+        }
+        Some(ImageOutput::Layout(dir)) => {
+            kiln_image::add_to_layout(&blobs, &built, dir, &spec.name, "latest")?;
+            outputs.push(format!("oci:{}", short(dir)));
+        }
+        None => {}
     }
     let (pushed, uploaded, signed) = match &req.push {
         Some(target) => push(ws, req, target, &blobs, &built)?,

@@ -163,7 +163,7 @@ fn restore_one(
             cx.observer.warn(Warning::NativeUnusable {
                 library: n.provision.library.clone(),
                 target: n.target.triple.clone(),
-                error: e.to_string(),
+                error: e.detail(),
             });
             false
         }
@@ -213,7 +213,7 @@ fn share(
         Err(e) => cx.observer.warn(Warning::NativeNotCached {
             library: n.provision.library.clone(),
             target: n.target.triple.clone(),
-            error: e.to_string(),
+            error: e.detail(),
         }),
     }
 }

@@ -33,11 +33,16 @@ impl CargoRunner for ProcessRunner {
         if step.invocation.backend == kiln_toolchain::Backend::Zig {
             kiln_toolchain::direct_zig(&mut cmd);
         }
+        // A process group of its own, so an interrupt kiln passes on reaches cargo
+        // and everything it started.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = cmd.spawn().map_err(|e| {
             Error::environment(format!("failed to start `{}`", inv.program))
                 .with_source(e)
                 .hint("make sure cargo is installed and on PATH")
         })?;
+        let _group = kiln_metrics::signals::ChildGroup::register(child.id());
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
         let killed = std::sync::atomic::AtomicBool::new(false);
@@ -113,6 +118,13 @@ impl CargoRunner for ProcessRunner {
         let status = child
             .wait()
             .map_err(|e| Error::internal("failed to wait for cargo").with_source(e))?;
+        if kiln_metrics::signals::interrupted() {
+            // kiln ends by the signal in a moment: no failure to report.
+            drop(_group);
+            loop {
+                std::thread::park();
+            }
+        }
         if !status.success() {
             if killed.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(StepError::Killed(killed_error(&step.package)));

@@ -132,7 +132,7 @@ fn cache_built(
     match cache.put(entry, path) {
         Ok(e) => Some(e),
         Err(e) => {
-            cx.observer.warn(not_cached(e.to_string()));
+            cx.observer.warn(not_cached(e.detail()));
             None
         }
     }

@@ -160,6 +160,7 @@ fn killed_twice_fails_and_leaves_the_store_as_it_was() {
     let store = dir.path().join("artifacts/linux/amd64");
     std::fs::create_dir_all(&store).unwrap();
     std::fs::write(store.join("app"), b"the good one").unwrap();
+    std::fs::write(dir.path().join("artifacts/.kiln-store"), b"").unwrap();
     let clock = FakeClock::default();
     let cargo = FakeCargo {
         clock: &clock,

@@ -77,7 +77,16 @@ fn prepare(g: &GlobalArgs, args: &BuildOptions, r: &Reporter) -> Result<Prepared
     let cache = if args.no_cache {
         None
     } else {
-        Some(open_cache(&ws)?)
+        // A cache that can't be used costs speed, never the build.
+        match open_cache(&ws) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                r.emit(&Event::Warning(Warning::CacheUnusable {
+                    error: e.detail(),
+                }));
+                None
+            }
+        }
     };
     let plan = Plan::new(&ws, &sel, &kiln_build::native_root(&ws, cache.as_ref()))?;
     let store = Store::new(&sel.out);
@@ -260,7 +269,7 @@ fn report_remote(rs: &kiln_remote::RemoteStats, r: &Reporter) {
         r.emit(&Event::Warning(w.clone()));
     }
     if let Some(why) = &rs.skipped {
-        if rs.hits == 0 && rs.uploaded == 0 {
+        if rs.failed_at_open {
             // Already said when it was opened.
             return;
         }

@@ -74,6 +74,12 @@ pub(crate) fn note(n: &Note) -> String {
 pub(crate) fn warning(w: &Warning) -> String {
     let list = |items: &[String]| items.join(", ");
     match w {
+        Warning::StoreManifestUnreadable { path, error } => format!(
+            "`{path}` is unreadable ({error}); rewriting it from this build's binaries"
+        ),
+        Warning::CacheUnusable { error } => {
+            format!("{error}; building without the cache")
+        }
         Warning::CorruptCacheEntry { problem } => {
             let what = match problem {
                 CacheProblem::Unreadable { key, error } => {
@@ -152,13 +158,10 @@ pub(crate) fn warning(w: &Warning) -> String {
         } => format!(
             "the entry for {binary} {key} in {remote} is unreadable or not the one asked for; rebuilt instead"
         ),
-        Warning::RemoteDigestMismatch {
-            remote,
-            binary,
-            target,
-            digest,
-        } => format!(
-            "`{binary}` for `{target}` from {remote} does not match its digest {digest}; rejected and rebuilt"
+        Warning::RemoteDigestMismatch { remote, entries } => format!(
+            "{} from {remote} did not match {} digest (damaged or truncated); rejected and rebuilt, and uploaded again where this build uploads",
+            list(entries),
+            if entries.len() == 1 { "its" } else { "their" }
         ),
         Warning::RemoteRecordUnreadable { remote, id } => {
             format!("learned inputs {id} from {remote} are unreadable; ignored")

@@ -18,8 +18,8 @@ fn fails_untouched(
     let before = snapshot_dir(&ws.path("artifacts"));
     assert_eq!(
         before.len(),
-        18,
-        "4 binaries, 12 sidecars (.sha256, .version, .spdx.json), checksums.json, the lock"
+        19,
+        "4 binaries, 12 sidecars (.sha256, .version, .spdx.json), checksums.json, the lock, the marker"
     );
     let mut full = vec!["build"];
     full.extend_from_slice(args);

@@ -4,6 +4,7 @@
 //! example workspace is built once per run (`common::built_example`), then copied.
 
 mod common;
+mod faults;
 
 mod affected;
 mod allocator;
@@ -20,6 +21,7 @@ mod memory;
 mod native;
 mod realworld;
 mod release;
+mod reliability;
 mod remote;
 mod setup;
 mod supply_chain;

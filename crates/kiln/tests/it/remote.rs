@@ -115,13 +115,13 @@ fn shared_directory_remote_a_builds_b_restores() {
 /// killed on drop. It does not check signatures, but object_store signs only with
 /// credentials it was given (without them it asks the instance metadata service,
 /// which isn't here): an upload that succeeds had the credentials.
-struct Moto {
+pub(crate) struct Moto {
     child: std::process::Child,
-    endpoint: String,
+    pub(crate) endpoint: String,
 }
 
 impl Moto {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let port = free_port();
         let child = std::process::Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -144,7 +144,7 @@ impl Moto {
     }
 
     /// The environment of a client of this server.
-    fn env(&self) -> [(&str, &str); 4] {
+    pub(crate) fn env(&self) -> [(&str, &str); 4] {
         [
             ("AWS_ACCESS_KEY_ID", "AKIAKILNMOTOTESTID"),
             ("AWS_SECRET_ACCESS_KEY", "moto-secret-access-key-value"),
@@ -281,7 +281,7 @@ fn a_remote_blob_that_does_not_match_its_digest_is_rejected_and_rebuilt() {
     {
         std::fs::write(e.path(), b"#!/bin/sh\necho pwned\n").unwrap();
     }
-    let b = all_refused(&remote, &[], "does not match its digest");
+    let b = all_refused(&remote, &[], "did not match their digest");
     assert!(
         store(&a) == store(&b),
         "the rebuilt binaries are the real ones"
