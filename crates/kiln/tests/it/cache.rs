@@ -512,10 +512,11 @@ fn killed_at_any_moment_the_next_run_recovers() {
             // Make the next build a restore for half the runs, a compile for the others.
             std::fs::remove_dir_all(ws.path("artifacts")).ok();
         } else {
-            let lib = ws.read("crates/chronik-common/src/lib.rs");
+            // One crate to compile (per arch): cargo is running when the kill comes.
+            let main = ws.read("crates/chronik-cli/src/main.rs");
             ws.write(
-                "crates/chronik-common/src/lib.rs",
-                &format!("{lib}\n// kill {i}\n"),
+                "crates/chronik-cli/src/main.rs",
+                &format!("{main}\n// kill {i}\n"),
             );
         }
         let mut child = kiln_command(ws.root())
