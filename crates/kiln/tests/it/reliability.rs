@@ -462,6 +462,7 @@ fn every_fault_is_one_warning(
             }
         };
         let ws = ws.as_ref().unwrap();
+        eprintln!("fault {fault:?}: the build took {took:.1?}");
         run.success();
         assert!(took < BOUND, "{fault:?}: {took:?}\n{}", run.stderr);
         assert!(
