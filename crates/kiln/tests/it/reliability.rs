@@ -99,6 +99,18 @@ fn cached_chronik() -> TempWorkspace {
     ws
 }
 
+/// A [`cached_chronik`] whose four binaries `kiln cache push` put in `remote`.
+fn pushed_to(remote: &str, env: &[(&str, &str)]) -> TempWorkspace {
+    let ws = cached_chronik();
+    let mut c = kiln_command(ws.root());
+    c.args(["cache", "push"]).env("KILN_REMOTE_CACHE", remote);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    Run::from(c.output().unwrap()).success();
+    ws
+}
+
 /// A killed process: strace ends itself with the child's signal.
 #[track_caller]
 fn assert_killed(run: &Run, step: &WriteStep) {
@@ -361,10 +373,7 @@ fn a_push_killed_at_any_write_step_never_serves_a_wrong_binary() {
 fn a_pull_killed_at_any_write_step_never_restores_a_truncated_entry() {
     let remote_dir = tempfile::tempdir().unwrap();
     let remote = format!("file://{}", remote_dir.path().display());
-    let a = cached_chronik();
-    let mut c = kiln_command(a.root());
-    c.args(["cache", "push"]).env("KILN_REMOTE_CACHE", &remote);
-    Run::from(c.output().unwrap()).success();
+    let a = pushed_to(&remote, &[]);
     let b = TempWorkspace::chronik();
     let cache = b.path(".kiln-test-cache");
     let pull = |ws: &TempWorkspace| {
@@ -504,10 +513,7 @@ fn is_s3_blob_get(method: &str, path: &str) -> bool {
 fn every_registry_fault_costs_a_bounded_wait_and_one_warning() {
     let reg = Registry::start(None);
     let remote = format!("oci+http://{}/kiln-cache", reg.host());
-    let a = cached_chronik();
-    let mut c = kiln_command(a.root());
-    c.args(["cache", "push"]).env("KILN_REMOTE_CACHE", &remote);
-    Run::from(c.output().unwrap()).success();
+    let _a = pushed_to(&remote, &[]);
     every_fault_is_one_warning(
         &reg.host(),
         |host| (format!("oci+http://{host}/kiln-cache"), Vec::new()),
@@ -518,14 +524,7 @@ fn every_registry_fault_costs_a_bounded_wait_and_one_warning() {
 #[test]
 fn every_s3_fault_costs_a_bounded_wait_and_one_warning() {
     let moto = crate::remote::Moto::start();
-    let a = cached_chronik();
-    let mut c = kiln_command(a.root());
-    c.args(["cache", "push"])
-        .env("KILN_REMOTE_CACHE", "s3://kiln-cache/chronik");
-    for (k, v) in moto.env() {
-        c.env(k, v);
-    }
-    Run::from(c.output().unwrap()).success();
+    let _a = pushed_to("s3://kiln-cache/chronik", &moto.env());
     let upstream = moto.endpoint.trim_start_matches("http://").to_string();
     every_fault_is_one_warning(
         &upstream,
@@ -547,10 +546,7 @@ fn every_s3_fault_costs_a_bounded_wait_and_one_warning() {
 fn a_damaged_shared_directory_costs_one_warning_and_is_repaired_by_the_next_upload() {
     let remote_dir = tempfile::tempdir().unwrap();
     let remote = format!("file://{}", remote_dir.path().display());
-    let a = cached_chronik();
-    let mut c = kiln_command(a.root());
-    c.args(["cache", "push"]).env("KILN_REMOTE_CACHE", &remote);
-    Run::from(c.output().unwrap()).success();
+    let _a = pushed_to(&remote, &[]);
     // Two blobs damaged: one truncated, one with a byte flipped.
     let blobs: Vec<PathBuf> = common::files_under(&remote_dir.path().join("blobs"));
     assert!(blobs.len() >= 4, "{blobs:?}");
@@ -595,10 +591,7 @@ fn a_remote_failing_during_the_build_is_said_once() {
     // hits = uploads = 0 (the case that was silent).
     let reg = Registry::start(None);
     let remote = format!("oci+http://{}/kiln-cache", reg.host());
-    let a = cached_chronik();
-    let mut c = kiln_command(a.root());
-    c.args(["cache", "push"]).env("KILN_REMOTE_CACHE", &remote);
-    Run::from(c.output().unwrap()).success();
+    let _a = pushed_to(&remote, &[]);
     let proxy = FaultProxy::start(reg.host(), Fault::ServerError, is_blob_get);
     let (_ws, run, _) = reader(&format!("oci+http://{}/kiln-cache", proxy.host()), &[]);
     run.success();
