@@ -19,8 +19,17 @@ pub fn main() -> ExitCode {
         return code;
     }
     // Before any thread: kiln's credentials leave the environment every child
-    // inherits (cargo, rustc, build scripts, zig), and tools `kiln setup` installed
-    // for kiln come first on PATH.
+    // inherits (cargo, rustc, build scripts, zig), even this process's own `/proc`
+    // block (kiln runs itself again without them, handing their values over in a
+    // pipe), and tools `kiln setup` installed for kiln come first on PATH.
+    match kiln_config::take_sealed_fd() {
+        Some(fd) => kiln_metrics::sealed::receive(fd),
+        None => {
+            let names: Vec<&str> = kiln_config::sealed_names().collect();
+            kiln_metrics::sealed::rerun_without(&names);
+        }
+    }
+    kiln_metrics::sealed::not_dumpable();
     kiln_config::seal_credentials();
     // Also before any thread: an interrupt reaches cargo and rustc, not kiln alone.
     kiln_metrics::signals::forward_interrupts();

@@ -47,6 +47,7 @@ pub const VARIABLES: &[&str] = &[
     "KILN_FROZEN",
     "KILN_OFFLINE",
     "KILN_HEARTBEAT_SECS",
+    "KILN_SEALED_FD",
 ];
 
 /// Who may see a credential besides kiln itself.
@@ -79,6 +80,52 @@ pub const CREDENTIALS: &[(&str, Holder)] = &[
     ("AWS_SESSION_TOKEN", Holder::SccacheServer),
     ("ACTIONS_RUNTIME_TOKEN", Holder::SccacheServer),
 ];
+
+/// Secrets of CI platforms and package registries that kiln itself doesn't use:
+/// taken out of the environment like [`CREDENTIALS`], so no build script, proc macro
+/// or compiler kiln starts can read them (cargo's own per-registry tokens,
+/// `CARGO_REGISTRIES_<NAME>_TOKEN`, stay: cargo needs them to download).
+pub const CHILD_SECRETS: &[&str] = &[
+    "GH_TOKEN",
+    "GITHUB_PAT",
+    "CARGO_REGISTRY_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "CI_JOB_TOKEN",
+    "CI_JOB_JWT",
+    "CI_JOB_JWT_V2",
+    "CI_REGISTRY_PASSWORD",
+    "BUILDKITE_AGENT_ACCESS_TOKEN",
+    "SYSTEM_ACCESSTOKEN",
+    "CIRCLE_OIDC_TOKEN",
+    "CIRCLE_OIDC_TOKEN_V2",
+    "NPM_TOKEN",
+    "NODE_AUTH_TOKEN",
+    "TWINE_PASSWORD",
+    "DOCKER_PASSWORD",
+    "CODECOV_TOKEN",
+];
+
+/// Every variable no child of kiln's may inherit: [`CREDENTIALS`] and
+/// [`CHILD_SECRETS`]. kiln runs itself again without them (see
+/// `kiln_metrics::sealed`), so they aren't in its own `/proc/<pid>/environ` either.
+pub fn sealed_names() -> impl Iterator<Item = &'static str> {
+    CREDENTIALS
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(CHILD_SECRETS.iter().copied())
+}
+
+/// The variable through which kiln, running itself again, hands the sealed values
+/// to itself: the number of an inherited pipe, never the values.
+pub const SEALED_FD: &str = "KILN_SEALED_FD";
+
+/// The pipe kiln handed its sealed values over in, when this process is kiln run
+/// again by itself; the variable is removed. Call it first thing.
+pub fn take_sealed_fd() -> Option<i32> {
+    let fd = std::env::var("KILN_SEALED_FD").ok()?;
+    std::env::remove_var(SEALED_FD);
+    fd.parse().ok().filter(|fd| *fd > 2)
+}
 
 /// A snapshot of the environment that matters to kiln's settings.
 #[derive(Debug, Clone, Default)]
@@ -306,7 +353,7 @@ pub fn env() -> &'static Env {
 /// once, first thing, before any thread starts.
 pub fn seal_credentials() {
     let _ = env();
-    for (name, _) in CREDENTIALS {
+    for name in sealed_names() {
         if std::env::var_os(name).is_some() {
             std::env::remove_var(name);
         }

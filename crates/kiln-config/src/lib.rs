@@ -19,7 +19,10 @@ mod values;
 pub use choices::{
     Allocator, AllocatorConfig, BackendChoice, Choice, Matrix, SbomFormat, Sccache, Upload,
 };
-pub use env::{env, seal_credentials, Access, Env, Holder, Secret, CREDENTIALS, VARIABLES};
+pub use env::{
+    env, seal_credentials, sealed_names, take_sealed_fd, Access, Env, Holder, Secret,
+    CHILD_SECRETS, CREDENTIALS, SEALED_FD, VARIABLES,
+};
 pub use settings::{parse_targets, Flags, Origin, Setting, SettingRow, Settings, Trust};
 pub use size::{parse_size, MemoryLimit, MIN_BUDGET};
 pub use target::{Target, DEFAULT_GLIBC};

@@ -7,6 +7,7 @@ pub mod host;
 mod metrics;
 mod report;
 mod sampler;
+pub mod sealed;
 pub mod signals;
 
 pub use budget::{detect_budget, Budget};

@@ -124,6 +124,7 @@ fn the_os_is_asked_in_one_place() {
             &[
                 "crates/kiln-metrics/src/host.rs",
                 "crates/kiln-metrics/src/signals.rs",
+                "crates/kiln-metrics/src/sealed.rs",
                 "crates/kiln-fs/src/lib.rs",
                 "crates/kiln-fs/src/swap.rs",
             ]

