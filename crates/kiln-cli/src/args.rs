@@ -583,6 +583,9 @@ pub(crate) struct DockerfileArgs {
     /// Directory to write into; the build context [default: the workspace root]
     #[arg(long, value_name = "DIR")]
     pub(crate) output: Option<PathBuf>,
+    /// Replace a Dockerfile or .dockerignore that kiln didn't generate
+    #[arg(long)]
+    pub(crate) force: bool,
     #[command(flatten)]
     pub(crate) manifest: ManifestArgs,
 }

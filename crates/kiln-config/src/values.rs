@@ -210,8 +210,10 @@ mod tests {
 pub struct DistScheduler(String);
 
 impl DistScheduler {
-    /// Parses a scheduler URL; `origin` names where it came from in the error.
-    pub fn parse(url: &str, origin: &str) -> Result<Self> {
+    /// Parses a scheduler URL; `origin` names where it came from in the error. Plain
+    /// HTTP carries the token in clear text: only to this machine, or to a host
+    /// listed in `insecure_hosts` (`KILN_INSECURE_REGISTRIES`).
+    pub fn parse(url: &str, origin: &str, insecure_hosts: &[String]) -> Result<Self> {
         let bad = |why: &str| {
             Error::usage(format!(
                 "invalid sccache-dist scheduler `{}` ({origin}): {why}",
@@ -235,6 +237,19 @@ impl DistScheduler {
             .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
         {
             return Err(bad("unexpected characters in the host"));
+        }
+        let name = match host.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => host,
+        };
+        let loopback = name == "localhost" || name == "[::1]" || name.starts_with("127.");
+        let listed = insecure_hosts.iter().any(|h| h == host || h == name);
+        if url.starts_with("http://") && !loopback && !listed {
+            return Err(Error::usage(format!(
+                "the sccache-dist scheduler `{}` ({origin}) is plain HTTP off this machine: its token would cross the network in clear text",
+                kiln_diagnostics::printable(url, 120)
+            ))
+            .hint(format!("use https://, or allow this host by name with KILN_INSECURE_REGISTRIES={name}")));
         }
         Ok(Self(url.trim_end_matches('/').to_string()))
     }

@@ -110,12 +110,25 @@ pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
     Ok((hex(&h.finalize()), size))
 }
 
-/// A fresh temporary name next to `dest`: `.<name>.kiln-tmp-<pid>-<n>`.
+/// A fresh temporary name next to `dest`: `.<name>.kiln-tmp-<pid>-<n>`, where `n`
+/// is unpredictable (a writer to a shared directory can't plant a link at the name
+/// kiln will use next). Create it with [`create_new`].
 pub fn temp_path(dest: &Path) -> PathBuf {
+    use std::hash::{BuildHasher, Hasher};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let mut h = KEYS.get_or_init(Default::default).build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    let n = h.finish();
     let name = dest.file_name().unwrap_or_default().to_string_lossy();
     dest.with_file_name(format!(".{name}{TMP_MARK}{}-{n}", std::process::id()))
+}
+
+/// Creates the file `path`, which must not exist: never through a symbolic link
+/// planted there, never over someone else's file (`O_CREAT | O_EXCL`).
+pub fn create_new(path: &Path) -> std::io::Result<File> {
+    File::options().write(true).create_new(true).open(path)
 }
 
 /// `dir` and every directory below it (not through symbolic links), `dir` first.
@@ -161,7 +174,10 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
     let dir = dest.parent().expect("destination has a parent");
     fs::create_dir_all(dir).io_context("create", dir)?;
     let tmp = temp_path(dest);
-    if let Err(e) = write_synced(&tmp, bytes) {
+    let written = create_new(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
+        .io_context("write", &tmp);
+    if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
@@ -207,11 +223,12 @@ pub fn install_dir(dest: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Resul
     Ok(())
 }
 
-/// Copies `src` to `dest` (a temporary name the caller renames later), syncs it,
+/// Copies `src` to `dest` (a new name, see [`create_new`]: a temporary name the
+/// caller renames later), syncs it,
 /// marks it executable when asked, and returns the SHA-256 and size of what was written.
 pub fn copy_hashing(src: &Path, dest: &Path, executable: bool) -> Result<(String, u64)> {
     let mut input = File::open(src).io_context("open", src)?;
-    let mut out = File::create(dest).io_context("create", dest)?;
+    let mut out = create_new(dest).io_context("create", dest)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut size = 0u64;
@@ -404,6 +421,26 @@ mod tests {
         .unwrap();
         assert!(!dest.join("lib").exists() && dest.join("b").is_file());
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn temporary_names_are_unpredictable_and_never_written_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("entry.json");
+        let (a, b) = (temp_path(&dest), temp_path(&dest));
+        let n = |p: &Path| -> u64 {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.rsplit('-').next().unwrap().parse().unwrap()
+        };
+        assert!(n(&b).abs_diff(n(&a)) > 1, "{a:?} then {b:?}");
+        // A link planted at the name is refused, and what it points to is untouched.
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        std::os::unix::fs::symlink(&victim, &a).unwrap();
+        assert!(create_new(&a).is_err());
+        assert!(copy_hashing(&victim, &a, false).is_err());
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
     }
 
     #[cfg(unix)]

@@ -115,13 +115,31 @@ impl Client {
         format!("{}/v2/{}/{rest}", self.base, self.repository)
     }
 
-    /// An absolute URL for a `Location` header, which may be relative.
-    pub(crate) fn absolute(&self, location: &str) -> String {
-        if location.starts_with("http://") || location.starts_with("https://") {
-            location.to_string()
-        } else {
-            format!("{}{location}", self.base)
+    /// An absolute URL for a `Location` header, which may be relative. A registry
+    /// may send an upload elsewhere (storage of its own), but never from HTTPS to
+    /// plain HTTP, and never to plain HTTP off this machine.
+    pub(crate) fn absolute(&self, location: &str) -> Result<String> {
+        if !(location.starts_with("http://") || location.starts_with("https://")) {
+            return Ok(format!("{}{location}", self.base));
         }
+        let plain = location.starts_with("http://");
+        let loopback = crate::Reference::parse(&format!("{}/r", authority(location)))
+            .is_ok_and(|r| r.is_loopback());
+        if plain && (self.base.starts_with("https://") || !loopback) {
+            return Err(Error::remote(format!(
+                "registry `{}` sent an upload to `{}` over plain HTTP; refused",
+                self.registry,
+                kiln_diagnostics::printable(redact(location), 200)
+            ))
+            .hint("a registry off this machine must keep uploads on HTTPS"));
+        }
+        Ok(location.to_string())
+    }
+
+    /// Whether `url` is on the registry's own origin (scheme, host and port): the
+    /// only place its credentials go.
+    fn same_origin(&self, url: &str) -> bool {
+        origin(url) == origin(&self.base)
     }
 
     /// Sends a request, authenticating on a 401 and retrying transient failures.
@@ -197,8 +215,12 @@ impl Client {
             for (k, v) in headers {
                 req = req.set(k, v);
             }
-            if let Some(a) = self.authorization.lock().expect("auth lock").as_ref() {
-                req = req.set("Authorization", a);
+            // Credentials only to the origin they were given for: a `Location`
+            // elsewhere gets the request without them.
+            if self.same_origin(url) {
+                if let Some(a) = self.authorization.lock().expect("auth lock").as_ref() {
+                    req = req.set("Authorization", a);
+                }
             }
             let sent = match body {
                 Body::Empty => req.call(),
@@ -420,6 +442,27 @@ fn agent(connect: Duration, read: Duration) -> ureq::Agent {
         .build()
 }
 
+/// `host:port` of a URL (`https://host:port/path` -> `host:port`).
+fn authority(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?', '#']).next().unwrap_or(rest)
+}
+
+/// `scheme://host:port`, lowercase, with the scheme's default port left out.
+fn origin(url: &str) -> String {
+    let scheme = url
+        .split_once("://")
+        .map_or("", |(s, _)| s)
+        .to_ascii_lowercase();
+    let host = authority(url).to_ascii_lowercase();
+    let host = match scheme.as_str() {
+        "https" => host.strip_suffix(":443").unwrap_or(&host).to_string(),
+        "http" => host.strip_suffix(":80").unwrap_or(&host).to_string(),
+        _ => host,
+    };
+    format!("{scheme}://{host}")
+}
+
 /// A URL without its query (upload URLs carry state tokens).
 fn redact(url: &str) -> &str {
     url.split('?').next().unwrap_or(url)
@@ -444,7 +487,7 @@ fn is_tls_failure(message: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::{BufRead, BufReader, Read, Write};
 
     /// A registry whose every answer is a 200 with a body one byte over the bound.
     fn oversized_registry() -> u16 {
@@ -483,6 +526,82 @@ mod tests {
             .bounded(Duration::from_secs(10), 1);
         let e = client.manifest_bytes("tag").unwrap_err();
         assert!(e.to_string().contains("more than 16 MiB"), "{e}");
+    }
+
+    /// A one-answer-per-connection HTTP server on `ip`: `answer` gets the request
+    /// head and returns the reply; every head is kept.
+    fn server(
+        ip: &str,
+        answer: impl Fn(&str) -> String + Send + 'static,
+    ) -> (u16, std::sync::Arc<Mutex<Vec<String>>>) {
+        let listener = std::net::TcpListener::bind((ip, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let heads = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let (mut head, mut line, mut length) = (String::new(), String::new(), 0usize);
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    head.push_str(&line);
+                    line.clear();
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let reply = answer(&head);
+                heads.lock().unwrap().push(head);
+                let mut conn = conn;
+                let _ = conn.write_all(reply.as_bytes());
+            }
+        });
+        (port, seen)
+    }
+
+    /// The upload chain of issue 38: a registry answers the upload's start with a
+    /// `Location` on another host; the PUT there must carry no credentials. And a
+    /// `Location` in plain HTTP off this machine is refused.
+    #[test]
+    fn credentials_never_follow_a_location_to_another_origin() {
+        let (elsewhere, heads) = server("127.0.0.2", |_| {
+            "HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()
+        });
+        let (port, _) = server("127.0.0.1", move |head| {
+            if !head.to_ascii_lowercase().contains("authorization: basic") {
+                return "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"r\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into();
+            }
+            format!("HTTP/1.1 202 Accepted\r\nLocation: http://127.0.0.2:{elsewhere}/upload/1?state=x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        });
+        let access = kiln_config::Env::from_vars(
+            [
+                ("REGISTRY_USERNAME", "user"),
+                ("REGISTRY_PASSWORD", "kiln-test-secret"),
+            ]
+            .map(|(k, v)| (k.into(), v.into())),
+        )
+        .access();
+        let reference = Reference::parse(&format!("127.0.0.1:{port}/repo:tag")).unwrap();
+        let client = Client::new(&reference, false, &access)
+            .unwrap()
+            .bounded(Duration::from_secs(5), 1);
+        let d = crate::Descriptor::of("application/octet-stream", b"blob");
+        client.upload_blob_bytes(b"blob", &d).unwrap();
+        let heads = heads.lock().unwrap();
+        assert_eq!(heads.len(), 1, "the PUT went to the other host");
+        assert!(
+            !heads[0].to_ascii_lowercase().contains("authorization"),
+            "credentials sent to another origin:\n{}",
+            heads[0]
+        );
+        // Plain HTTP off this machine: refused before anything is sent there.
+        let client = Client::new(&reference, false, &access).unwrap();
+        let e = client
+            .absolute("http://storage.example/upload")
+            .unwrap_err();
+        assert!(e.to_string().contains("plain HTTP"), "{e}");
+        assert!(client.absolute("/v2/repo/blobs/uploads/1").is_ok());
     }
 
     #[test]

@@ -124,7 +124,7 @@ impl Client {
                 &Body::Empty,
             )?;
             let location = match (start.status, &start.location) {
-                (202, Some(l)) => self.absolute(l),
+                (202, Some(l)) => self.absolute(l)?,
                 _ => return Err(self.unexpected("starting a blob upload", &start)),
             };
             let sep = if location.contains('?') { '&' } else { '?' };

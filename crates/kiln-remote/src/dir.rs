@@ -129,7 +129,7 @@ impl Remote for DirRemote {
                 )));
             }
             let tmp = kiln_fs::temp_path(&dest);
-            let copied = std::fs::File::create(&tmp)
+            let copied = kiln_fs::create_new(&tmp)
                 .and_then(|mut out| std::io::copy(&mut file.take(size + 1), &mut out))
                 .io_context("copy into", &tmp);
             match copied {
@@ -161,8 +161,13 @@ impl Remote for DirRemote {
             let dest = me.path("blobs", &sha256)?;
             let dir = dest.parent().expect("blob dir");
             std::fs::create_dir_all(dir).io_context("create", dir)?;
+            // A new file under an unpredictable name in the remote's own directory
+            // (never through a link someone planted), renamed within it.
             let tmp = kiln_fs::temp_path(&dest);
-            std::fs::copy(&src, &tmp).io_context("copy", &src)?;
+            if let Err(e) = kiln_fs::copy_hashing(&src, &tmp, false) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
             std::fs::rename(&tmp, &dest).io_context("rename into", &dest)
         })
     }

@@ -105,6 +105,7 @@ pub(crate) fn dockerfile(g: &GlobalArgs, args: &DockerfileArgs, r: &Reporter) ->
     let req = DockerfileRequest {
         base: args.base.clone(),
         output: args.output.clone(),
+        force: args.force,
     };
     r.emit(&kiln_ship::dockerfile(&ws, &req)?);
     Ok(ExitCode::SUCCESS)

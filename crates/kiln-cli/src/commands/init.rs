@@ -48,20 +48,29 @@ pub(crate) fn init(args: &InitArgs, r: &Reporter) -> Result<ExitCode> {
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_else(|_| "artifacts".into());
     let gitignore = ws.root.join(".gitignore");
-    let current = std::fs::read_to_string(&gitignore).unwrap_or_default();
-    let added = missing_ignores(&current, &[&format!("/{artifact_dir}/"), "/target/"]);
-    kiln_fs::write_atomic(&ws.manifest, updated.as_bytes())?;
+    // Read as bytes: a `.gitignore` that isn't UTF-8 keeps every byte it had, and
+    // one that can't be read is an error, never an empty file to overwrite.
+    let current = match std::fs::read(&gitignore) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(Error::io("read", &gitignore, e)),
+    };
+    let added = missing_ignores(
+        &String::from_utf8_lossy(&current),
+        &[&format!("/{artifact_dir}/"), "/target/"],
+    );
+    write_through_links(&ws.manifest, updated.as_bytes())?;
     if !added.is_empty() {
         let mut ignore = current.clone();
-        if !ignore.is_empty() && !ignore.ends_with('\n') {
-            ignore.push('\n');
+        if !ignore.is_empty() && !ignore.ends_with(b"\n") {
+            ignore.push(b'\n');
         }
-        ignore.push_str("# kiln: the artifact store and cargo's output\n");
+        ignore.extend_from_slice(b"# kiln: the artifact store and cargo's output\n");
         for line in &added {
-            ignore.push_str(line);
-            ignore.push('\n');
+            ignore.extend_from_slice(line.as_bytes());
+            ignore.push(b'\n');
         }
-        kiln_fs::write_atomic(&gitignore, ignore.as_bytes())?;
+        write_through_links(&gitignore, &ignore)?;
     }
     r.emit(&Event::Initialized {
         manifest: short(&ws.manifest),
@@ -70,6 +79,13 @@ pub(crate) fn init(args: &InitArgs, r: &Reporter) -> Result<ExitCode> {
         gitignore: added,
     });
     Ok(ExitCode::SUCCESS)
+}
+
+/// Replaces the file `path` points to (through symbolic links) in one rename: a
+/// symlinked `Cargo.toml` stays a link, to the file it always named.
+fn write_through_links(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    kiln_fs::write_atomic(&target, bytes)
 }
 
 /// `workspace.metadata.kiln`, or `package.metadata.kiln` for a single package (a

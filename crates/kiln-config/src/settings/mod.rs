@@ -240,13 +240,18 @@ impl Settings {
                 Setting::new(None, Origin::Env("KILN_SCCACHE_DIST_SCHEDULER"))
             }
             (Some(v), _) => Setting::new(
-                Some(DistScheduler::parse(v, "KILN_SCCACHE_DIST_SCHEDULER")?),
+                Some(DistScheduler::parse(
+                    v,
+                    "KILN_SCCACHE_DIST_SCHEDULER",
+                    &env.insecure_registries,
+                )?),
                 Origin::Env("KILN_SCCACHE_DIST_SCHEDULER"),
             ),
             (None, Some(url)) => Setting::new(
                 Some(DistScheduler::parse(
                     url,
                     "`cache.dist.scheduler` in [workspace.metadata.kiln]",
+                    &env.insecure_registries,
                 )?),
                 Origin::Config("cache.dist.scheduler"),
             ),

@@ -163,3 +163,43 @@ fn flags_win_and_typed_values_are_checked_when_read() {
     let e = Settings::resolve(&Config::default(), Path::new("/"), &env(&[]), both).unwrap_err();
     assert!(e.to_string().contains("would both write"), "{e}");
 }
+
+#[test]
+fn trusted_keys_that_name_no_key_are_an_error_not_checking_off() {
+    let resolve = |c: &Config, e: &[(&str, &str)]| {
+        Settings::resolve(c, Path::new("/ws"), &env(e), Flags::default())
+    };
+    for blank in [" ", ",", " , "] {
+        let e = resolve(&Config::default(), &[("KILN_CACHE_TRUSTED_KEYS", blank)]).unwrap_err();
+        assert_eq!(e.kind().exit_code(), 2, "{blank:?}");
+        assert!(e.to_string().contains("names no key"), "{e}");
+    }
+    let empty = config("", "trusted-keys = []\n");
+    let e = resolve(&empty, &[]).unwrap_err();
+    assert!(e.to_string().contains("is empty"), "{e}");
+    // Unset (or set to nothing at all, which counts as unset): no checking, as before.
+    assert!(!resolve(&Config::default(), &[]).unwrap().trust.enforced());
+}
+
+#[test]
+fn a_plain_http_scheduler_off_this_machine_needs_its_host_named() {
+    let resolve = |e: &[(&str, &str)]| {
+        Settings::resolve(
+            &Config::default(),
+            Path::new("/ws"),
+            &env(e),
+            Flags::default(),
+        )
+    };
+    let far = ("KILN_SCCACHE_DIST_SCHEDULER", "http://farm.example:10600");
+    let e = resolve(&[far]).unwrap_err();
+    assert_eq!(e.kind().exit_code(), 2);
+    assert!(e.to_string().contains("clear text"), "{e}");
+    assert!(e
+        .hints()
+        .join(" ")
+        .contains("KILN_INSECURE_REGISTRIES=farm.example"));
+    assert!(resolve(&[far, ("KILN_INSECURE_REGISTRIES", "farm.example")]).is_ok());
+    assert!(resolve(&[("KILN_SCCACHE_DIST_SCHEDULER", "http://127.0.0.1:10600")]).is_ok());
+    assert!(resolve(&[("KILN_SCCACHE_DIST_SCHEDULER", "https://farm.example:10600")]).is_ok());
+}

@@ -23,6 +23,23 @@ impl Trust {
     }
 
     pub(super) fn resolve(env: &Env, file: Option<Vec<crate::TrustedKey>>) -> Result<Self> {
+        // A value that names no key must never switch checking off silently.
+        if env
+            .trusted_keys
+            .as_ref()
+            .is_some_and(|list| list.split(',').all(|k| k.trim().is_empty()))
+        {
+            return Err(kiln_diagnostics::Error::usage(
+                "KILN_CACHE_TRUSTED_KEYS is set but names no key: it would turn signature checking off",
+            )
+            .hint("list the public keys (`NAME:<base64>`, comma-separated), or unset it to use `trusted-keys` from Cargo.toml"));
+        }
+        if file.as_ref().is_some_and(Vec::is_empty) {
+            return Err(kiln_diagnostics::Error::usage(
+                "`trusted-keys` in [workspace.metadata.kiln.cache] is empty: it would turn signature checking off",
+            )
+            .hint("list the public keys, or remove the key to say that no signatures are checked"));
+        }
         let keys = match &env.trusted_keys {
             Some(list) => Setting::new(
                 kiln_trust::TrustedKeys::parse(list.split(',')).map_err(|e| {

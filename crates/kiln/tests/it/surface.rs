@@ -218,6 +218,35 @@ fn unconfigured() -> TempWorkspace {
     ws
 }
 
+/// `kiln init` edits what it can and destroys nothing (issue 38): a `.gitignore`
+/// that isn't UTF-8 keeps every byte and gets kiln's lines appended; a symlinked
+/// `Cargo.toml` stays a link, and the file it names gets the block.
+#[test]
+fn init_keeps_a_non_utf8_gitignore_and_a_symlinked_manifest() {
+    let ws = unconfigured();
+    let mine: &[u8] = b"*.pem\n.env\n# caf\xe9\n";
+    std::fs::write(ws.path(".gitignore"), mine).unwrap();
+    let real = ws.path("manifests/Cargo.toml");
+    std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+    std::fs::rename(ws.path("Cargo.toml"), &real).unwrap();
+    std::os::unix::fs::symlink("manifests/Cargo.toml", ws.path("Cargo.toml")).unwrap();
+    ws.kiln(&["init"]).success();
+    let ignore = std::fs::read(ws.path(".gitignore")).unwrap();
+    assert!(
+        ignore.starts_with(mine),
+        "{}",
+        String::from_utf8_lossy(&ignore)
+    );
+    assert!(String::from_utf8_lossy(&ignore).ends_with("/artifacts/\n/target/\n"));
+    assert!(std::fs::symlink_metadata(ws.path("Cargo.toml"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::read_to_string(&real)
+        .unwrap()
+        .contains("[workspace.metadata.kiln"));
+}
+
 /// The README's path for a new user: `kiln init`, `kiln build`, `kiln image --push`
 /// to a registry on this machine (plain HTTP without `--insecure`, as ko does),
 /// with the pushed reference by digest on stdout.
