@@ -1,6 +1,7 @@
 //! What the cache stores per key.
 
 use kiln_fingerprint::Inputs;
+use kiln_schema::{InputId, InputValue};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -269,12 +270,66 @@ pub struct Learned {
 /// value in a key.
 pub fn is_credential_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
-    ["TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL"]
-        .iter()
-        .any(|w| upper.contains(w))
-        || upper.ends_with("_KEY")
-        || upper.ends_with("_KEY_ID")
-        || kiln_config::CREDENTIALS.iter().any(|(n, _)| *n == upper)
+    [
+        "TOKEN",
+        "SECRET",
+        "PASS",
+        "CREDENTIAL",
+        "APIKEY",
+        "API_KEY",
+        "PRIVATE",
+        "COOKIE",
+        "DATABASE_URL",
+    ]
+    .iter()
+    .any(|w| upper.contains(w))
+        || ["_KEY", "_KEY_ID", "_PEM", "_DSN", "_CERT", "_AUTH"]
+            .iter()
+            .any(|s| upper.ends_with(s))
+        || kiln_config::sealed_names().any(|n| n == upper)
+}
+
+/// Whether a file a build reads looks like it holds a secret: `.env` files, keys
+/// and certificates, `.netrc`, credentials files.
+pub fn is_credential_file(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
+    name == ".env"
+        || name.starts_with(".env.")
+        || name == ".netrc"
+        || name == ".npmrc"
+        || name == ".pgpass"
+        || name.starts_with("id_rsa")
+        || name.starts_with("id_ed25519")
+        || name.contains("credential")
+        || name.contains("secret")
+        || [".pem", ".key", ".p12", ".pfx", ".jks", ".keystore"]
+            .iter()
+            .any(|e| name.ends_with(e))
+}
+
+impl Entry {
+    /// The variables and files whose content this entry's key covers that look like
+    /// secrets (`DB_PASS`, `.env`): their hashes must not leave this machine, so
+    /// such an entry is used here and never uploaded. Unset variables don't count.
+    pub fn secret_inputs(&self) -> Vec<String> {
+        let Artifact::Binary(b) = &self.artifact else {
+            return Vec::new();
+        };
+        b.inputs
+            .iter()
+            .filter_map(|(id, value)| match id {
+                InputId::Env { name }
+                    if is_credential_name(name) && !matches!(value, InputValue::Missing) =>
+                {
+                    Some(name.clone())
+                }
+                InputId::File { path } if is_credential_file(path.as_str()) => {
+                    Some(path.to_string())
+                }
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 impl Learned {

@@ -18,8 +18,8 @@ mod entry;
 mod maintenance;
 
 pub use entry::{
-    is_credential_name, is_env_name, is_safe_component, printable, Artifact, BinaryEntry, Entry,
-    Learned, Lookup, NativeEntry, Origin, Subject, Wanted,
+    is_credential_file, is_credential_name, is_env_name, is_safe_component, printable, Artifact,
+    BinaryEntry, Entry, Learned, Lookup, NativeEntry, Origin, Subject, Wanted,
 };
 pub use kiln_schema::CacheStats;
 pub use maintenance::{CacheLock, GcReport, RemoteUse};

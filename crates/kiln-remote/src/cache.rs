@@ -58,6 +58,8 @@ enum Refusal {
     UnvouchedLearned,
     /// A remote blob that didn't match its entry's digest.
     DigestMismatch,
+    /// A local entry whose key covers a secret's value: used here, never uploaded.
+    SecretInKey,
 }
 
 impl Refusal {
@@ -80,6 +82,10 @@ impl Refusal {
             },
             Refusal::UnvouchedLearned => Warning::UnvouchedRecords { remote, ids: list },
             Refusal::DigestMismatch => Warning::RemoteDigestMismatch {
+                remote,
+                entries: list,
+            },
+            Refusal::SecretInKey => Warning::SecretInputsNotUploaded {
                 remote,
                 entries: list,
             },
@@ -466,6 +472,15 @@ impl RemoteCache {
     }
 
     fn upload_one(&self, entry: &Entry, local: &LocalCache) {
+        // Its inputs would publish a hash of a secret (brute-forceable): kept here.
+        let secrets = entry.secret_inputs();
+        if !secrets.is_empty() {
+            self.refuse(
+                Refusal::SecretInKey,
+                format!("{} {} ({})", entry.name(), entry.target, secrets.join(", ")),
+            );
+            return;
+        }
         let Some(shared) = self.to_upload(entry) else {
             self.refuse(
                 Refusal::UnvouchedEntry,

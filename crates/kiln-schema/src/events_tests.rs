@@ -93,6 +93,10 @@ fn warnings() -> Vec<Warning> {
             remote: r(),
             entries: vec!["chronik-server x86_64-unknown-linux-musl 1b19464c4de7".into()],
         },
+        Warning::SecretInputsNotUploaded {
+            remote: r(),
+            entries: vec!["chronik-server x86_64-unknown-linux-musl (DB_PASS)".into()],
+        },
         Warning::RemoteRecordUnreadable {
             remote: r(),
             id: "pkg-1".into(),
@@ -167,6 +171,7 @@ fn warnings() -> Vec<Warning> {
             | Warning::RemoteOperationFailed { .. }
             | Warning::RemoteEntryRefused { .. }
             | Warning::RemoteDigestMismatch { .. }
+            | Warning::SecretInputsNotUploaded { .. }
             | Warning::RemoteRecordUnreadable { .. }
             | Warning::RemoteNamesDropped { .. }
             | Warning::UnsignedEntries { .. }

@@ -190,6 +190,14 @@ pub enum Warning {
         /// Each one as `<binary> <target> <start of the digest its entry names>`.
         entries: Vec<String>,
     },
+    /// Entries whose keys cover the value of a credential-like variable or file
+    /// (`DB_PASS`, `.env`): built and used here, never uploaded.
+    SecretInputsNotUploaded {
+        /// The remote.
+        remote: String,
+        /// Each as `<binary> <target> (<variables and files>)`: names, never values.
+        entries: Vec<String>,
+    },
     /// A learned build-script record from the remote is unreadable.
     RemoteRecordUnreadable {
         /// The remote.

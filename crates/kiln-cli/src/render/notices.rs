@@ -163,6 +163,10 @@ pub(crate) fn warning(w: &Warning) -> String {
             list(entries),
             if entries.len() == 1 { "its" } else { "their" }
         ),
+        Warning::SecretInputsNotUploaded { remote, entries } => format!(
+            "not uploaded to {remote}: {} (their keys cover the value of a variable or file that looks like a secret; a published key would let anyone test guesses of it)",
+            list(entries)
+        ),
         Warning::RemoteRecordUnreadable { remote, id } => {
             format!("learned inputs {id} from {remote} are unreadable; ignored")
         }

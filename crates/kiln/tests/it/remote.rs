@@ -961,3 +961,54 @@ fn a_registry_entry_under_another_key_is_refused() {
     );
     assert!(store(&a) == store(&b));
 }
+
+/// A build script that reads a secret (`rerun-if-env-changed=DB_PASS`): the binaries
+/// whose keys cover its value are built and used, never uploaded (one warning, the
+/// variable's name and not its value), and nothing in the remote holds a hash of it
+/// (issue 38, chain 7). The other binaries are shared as usual.
+#[test]
+fn a_secret_a_build_script_reads_never_reaches_the_remote() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = format!("file://{}", dir.path().display());
+    let ws = TempWorkspace::chronik();
+    let script = "crates/chronik-checksum/build.rs";
+    ws.write(
+        script,
+        &ws.read(script).replace(
+            "fn main() {",
+            "fn main() {\n    println!(\"cargo:rerun-if-env-changed=DB_PASS\");",
+        ),
+    );
+    let value = "hunter2-kiln-test-db-pass";
+    let mut cmd = kiln_command(ws.root());
+    cmd.args(["build", "--message-format", "json"])
+        .env("KILN_REMOTE_CACHE", &remote)
+        .env("CI", "true")
+        .env("DB_PASS", value);
+    let run = Run::from(cmd.output().unwrap());
+    run.success();
+    let warnings: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["reason"] == "warning")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert_eq!(warnings[0]["kind"], "secret-inputs-not-uploaded");
+    let entries = warnings[0]["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "the server, both arches: {entries:?}");
+    assert!(entries
+        .iter()
+        .all(|e| e.as_str().unwrap().contains("(DB_PASS)")));
+    assert!(!run.stdout.contains(value) && !run.stderr.contains(value));
+    // Only chronik-cli's two entries went up, and no file there holds the value or
+    // its hash.
+    assert_eq!(remote_entries(dir.path()).len(), 2);
+    let hash = common::sha256_hex(value.as_bytes());
+    for needle in [value, hash.as_str()] {
+        assert!(
+            files_containing(dir.path(), needle).is_empty(),
+            "the remote holds {needle}"
+        );
+    }
+}
