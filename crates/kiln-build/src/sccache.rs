@@ -274,12 +274,18 @@ impl SccacheServer {
         let started = Self::start(exe, credentials, |cmd| {
             cmd.env("SCCACHE_CONF", &config);
         });
-        // Read at start; the token goes with the file.
-        if let Some(dir) = config.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-        let server = started?;
-        match server.dist_status() {
+        // sccache may read its dist settings only when its dist client is first
+        // asked for (a loaded machine showed `Disabled` when the file was gone by
+        // then): the file, and the token with it, goes once the status is known.
+        let forget = || {
+            if let Some(dir) = config.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        };
+        let server = started.inspect_err(|_| forget())?;
+        let status = server.dist_status();
+        forget();
+        match status {
             DistStatus::Unavailable(why) => Err(why),
             ready => Ok((server, ready)),
         }
