@@ -12,7 +12,12 @@ command -v strace >/dev/null || { echo "faults.sh: needs strace (apt-get install
 cargo build -q -p kiln --tests --locked
 for t in a_build_killed a_push_killed a_pull_killed an_image_killed a_release_killed; do
     start=$SECONDS
-    KILN_FAULTS_ALL=1 cargo test -q -p kiln --locked --test it -- "reliability::$t" --nocapture 2>&1 \
-        | grep -E 'kill points|test result' || true
+    # A failing sweep fails the script, with cargo's output.
+    if ! out=$(KILN_FAULTS_ALL=1 cargo test -q -p kiln --locked --test it -- "reliability::$t" --nocapture 2>&1); then
+        echo "$out" | tail -40 >&2
+        echo "faults: $t failed" >&2
+        exit 1
+    fi
+    echo "$out" | grep -E 'kill points|test result'
     echo "faults: $t took $((SECONDS - start)) s"
 done

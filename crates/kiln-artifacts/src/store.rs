@@ -73,33 +73,35 @@ impl Store {
     }
 
     /// Creates the root and proves it and its parent writable (the new tree is
-    /// staged beside the root), so a build fails before compiling rather than after.
-    /// A directory that isn't a store (anything but new, empty or kiln's) is refused:
-    /// kiln replaces the whole directory on every install.
+    /// staged beside the root), so a build fails before compiling rather than after,
+    /// and removes what a killed kiln left when no other kiln holds the store (a
+    /// build that installs nothing collects it too). A directory that isn't a store
+    /// (anything but new, empty or kiln's) is refused: kiln replaces the whole
+    /// directory on every install.
     pub fn prepare(&self) -> Result<()> {
-        let unwritable = |dir: &Path, e: std::io::Error| {
-            Error::environment(format!("the artifact directory `{}` is not writable", dir.display()))
-                .with_source(e)
-                .hint("pass `--artifact-dir DIR` (or set `artifact-dir` in `[workspace.metadata.kiln]`) to a writable directory whose parent is writable too")
-        };
+        let real = self.ensure()?;
+        let parent = real.parent().unwrap_or(Path::new("/"));
+        for dir in [real.as_path(), parent] {
+            let probe = dir.join(format!(".kiln-store{TMP_MARK}probe-{}", std::process::id()));
+            let written = File::create(&probe).and_then(|_| fs::remove_file(&probe));
+            written.map_err(|e| unwritable(dir, e))?;
+        }
+        if let Some(_lock) = kiln_fs::try_lock(&self.root.join(LOCK))? {
+            self.remove_stale(&real);
+        }
+        Ok(())
+    }
+
+    /// Checks the root is a store, creates it with its marker, and returns it with
+    /// symbolic links resolved.
+    fn ensure(&self) -> Result<PathBuf> {
         self.check_is_store()?;
         fs::create_dir_all(&self.root).map_err(|e| unwritable(&self.root, e))?;
         let real = self.real_root();
-        let parent = real.parent().unwrap_or(Path::new("/")).to_path_buf();
-        for dir in [&real, &parent] {
-            let probe = dir.join(format!(".kiln-store{TMP_MARK}probe-{}", std::process::id()));
-            File::create(&probe).map_err(|e| unwritable(dir, e))?;
-            fs::remove_file(&probe).map_err(|e| unwritable(dir, e))?;
-        }
         if !real.join(MARKER).exists() {
             write_synced(&real.join(MARKER), MARKER_TEXT.as_bytes())?;
         }
-        // What a killed kiln left is collected even by a build that installs
-        // nothing, when no other kiln holds the store.
-        if let Some(_lock) = kiln_fs::try_lock(&self.root.join(LOCK))? {
-            self.remove_stale();
-        }
-        Ok(())
+        Ok(real)
     }
 
     /// Refuses a root that holds anything but a kiln store: the filesystem root, a
@@ -146,14 +148,15 @@ impl Store {
     /// what a killed kiln left: staged trees beside the root (only a lock holder
     /// stages, so any found now is dead) and temporary files of older kilns inside it.
     pub fn lock(&self) -> Result<StoreLock> {
-        self.prepare()?;
+        let real = self.ensure()?;
         let file = kiln_fs::lock(&self.root.join(LOCK), LockMode::Exclusive)?;
-        self.remove_stale();
+        self.remove_stale(&real);
         Ok(StoreLock { _file: file })
     }
 
-    fn remove_stale(&self) {
-        let real = self.real_root();
+    /// Removes, beside and inside the store at `real`, what a killed kiln left; the
+    /// caller holds the lock.
+    fn remove_stale(&self, real: &Path) {
         let (Some(parent), Some(name)) = (real.parent(), real.file_name().and_then(|n| n.to_str()))
         else {
             return;
@@ -172,8 +175,8 @@ impl Store {
         }
         // Older kilns renamed file by file inside the store: their leftovers are
         // files named like kiln's temporaries at the top and in `<os>/<arch>/`.
-        let mut dirs = vec![real.clone()];
-        for os in subdirs(&real) {
+        let mut dirs = vec![real.to_path_buf()];
+        for os in subdirs(real) {
             dirs.extend(subdirs(&os));
         }
         for dir in dirs {
@@ -368,6 +371,13 @@ impl Store {
             Err(e) => Err(Error::io("read", &path, e)),
         }
     }
+}
+
+/// The error for an artifact directory (or its parent) that can't be written.
+fn unwritable(dir: &Path, e: std::io::Error) -> Error {
+    Error::environment(format!("the artifact directory `{}` is not writable", dir.display()))
+        .with_source(e)
+        .hint("pass `--artifact-dir DIR` (or set `artifact-dir` in `[workspace.metadata.kiln]`) to a writable directory whose parent is writable too")
 }
 
 /// The text of a binary's `.sha256` sidecar (what `sha256sum -c` reads).

@@ -59,7 +59,7 @@ impl LocalCache {
         }
         // Proven writable now: a read-only cache fails here, not halfway through.
         let probe = kiln_fs::temp_path(&root.join("probe"));
-        fs::File::create(&probe).map_err(|e| unusable("writing to it", &root, e))?;
+        kiln_fs::create_new(&probe).map_err(|e| unusable("writing to it", &root, e))?;
         let _ = fs::remove_file(&probe);
         // What a killed kiln left at the top (downloads under way, probes).
         kiln_fs::remove_stale_temps(&root, None, kiln_fs::STALE_AFTER);

@@ -122,7 +122,7 @@ pub const SEALED_FD: &str = "KILN_SEALED_FD";
 /// The pipe kiln handed its sealed values over in, when this process is kiln run
 /// again by itself; the variable is removed. Call it first thing.
 pub fn take_sealed_fd() -> Option<i32> {
-    let fd = std::env::var("KILN_SEALED_FD").ok()?;
+    let fd = std::env::var(SEALED_FD).ok()?;
     std::env::remove_var(SEALED_FD);
     fd.parse().ok().filter(|fd| *fd > 2)
 }

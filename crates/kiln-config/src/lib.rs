@@ -26,7 +26,7 @@ pub use env::{
 pub use settings::{parse_targets, Flags, Origin, Setting, SettingRow, Settings, Trust};
 pub use size::{parse_size, MemoryLimit, MIN_BUDGET};
 pub use target::{Target, DEFAULT_GLIBC};
-pub use values::{DistScheduler, ImageOutput, RemoteUrl, Size};
+pub use values::{is_loopback_host, DistScheduler, ImageOutput, RemoteUrl, Size};
 
 /// The `[workspace.metadata.kiln]` table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]

@@ -203,6 +203,17 @@ mod tests {
     }
 }
 
+/// Whether `host` (no port) is this machine: `localhost`, an IPv4 address in
+/// 127.0.0.0/8, or `[::1]`; a name merely starting with `127.` is not. The one
+/// test of where plain HTTP may go (registries, the remote cache, the scheduler).
+pub fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// An sccache-dist scheduler URL: `http(s)://host[:port]`, no credentials in it (the
 /// token is `KILN_SCCACHE_DIST_TOKEN`), nothing a config file or a log line could
 /// misread.
@@ -242,9 +253,8 @@ impl DistScheduler {
             Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
             _ => host,
         };
-        let loopback = name == "localhost" || name == "[::1]" || name.starts_with("127.");
         let listed = insecure_hosts.iter().any(|h| h == host || h == name);
-        if url.starts_with("http://") && !loopback && !listed {
+        if url.starts_with("http://") && !is_loopback_host(name) && !listed {
             return Err(Error::usage(format!(
                 "the sccache-dist scheduler `{}` ({origin}) is plain HTTP off this machine: its token would cross the network in clear text",
                 kiln_diagnostics::printable(url, 120)

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 mod swap;
-pub use swap::{exchange, process_alive, remove_stale_temps, swap_in_dir, temp_owner};
+pub use swap::{remove_stale_temps, swap_in_dir, temp_owner};
 
 /// Part of every temporary file name kiln writes.
 pub const TMP_MARK: &str = ".kiln-tmp-";

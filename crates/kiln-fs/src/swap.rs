@@ -55,43 +55,36 @@ fn unsupported(e: &std::io::Error) -> bool {
 }
 
 /// Exchanges the names `a` and `b` atomically (both must exist).
-pub fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    let (a, b) = {
+        use std::os::unix::ffi::OsStrExt;
+        (
+            std::ffi::CString::new(a.as_os_str().as_bytes())?,
+            std::ffi::CString::new(b.as_os_str().as_bytes())?,
+        )
+    };
+    // The raw system call on Linux: older C libraries have no wrapper for it.
+    // SAFETY: both paths are NUL-terminated strings that outlive the call.
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        use std::os::unix::ffi::OsStrExt;
-        let a = std::ffi::CString::new(a.as_os_str().as_bytes())?;
-        let b = std::ffi::CString::new(b.as_os_str().as_bytes())?;
-        // The raw system call: older C libraries have no wrapper for it.
-        // SAFETY: both paths are NUL-terminated strings that outlive the call.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_renameat2,
-                libc::AT_FDCWD,
-                a.as_ptr(),
-                libc::AT_FDCWD,
-                b.as_ptr(),
-                libc::RENAME_EXCHANGE,
-            )
-        };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
-    }
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    // SAFETY: as above.
     #[cfg(target_vendor = "apple")]
-    {
-        use std::os::unix::ffi::OsStrExt;
-        let a = std::ffi::CString::new(a.as_os_str().as_bytes())?;
-        let b = std::ffi::CString::new(b.as_os_str().as_bytes())?;
-        // SAFETY: both paths are NUL-terminated strings that outlive the call.
-        let r = unsafe { libc::renamex_np(a.as_ptr(), b.as_ptr(), libc::RENAME_SWAP) };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
-    }
+    let r = unsafe { libc::renamex_np(a.as_ptr(), b.as_ptr(), libc::RENAME_SWAP) };
+    #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
+    return match r {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    };
     #[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
     {
         let _ = (a, b);
@@ -99,8 +92,8 @@ pub fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
     }
 }
 
-/// The process id a kiln temporary name carries (`.<name>.kiln-tmp-<pid>-<n>`, or
-/// `…-stage-<pid>-<n>`), if `name` is one made for `base` (any base when `None`).
+/// The process id a kiln temporary name carries (`.<name>.kiln-tmp-<pid>-<n>`, as
+/// [`temp_path`] makes them), if `name` is one made for `base` (any base when `None`).
 pub fn temp_owner(name: &str, base: Option<&str>) -> Option<u32> {
     let (before, after) = name.split_once(TMP_MARK)?;
     // kiln's temporary names are hidden: `.` and the name they stand in for.
@@ -108,14 +101,13 @@ pub fn temp_owner(name: &str, base: Option<&str>) -> Option<u32> {
     if base.is_some_and(|b| b != base_here) {
         return None;
     }
-    let after = after.strip_prefix("stage-").unwrap_or(after);
     let (pid, n) = after.split_once('-')?;
     n.bytes().all(|b| b.is_ascii_digit()).then_some(())?;
     pid.parse().ok()
 }
 
 /// Whether a process with this id runs on this machine (in this PID namespace).
-pub fn process_alive(pid: u32) -> bool {
+fn process_alive(pid: u32) -> bool {
     #[cfg(unix)]
     {
         let Ok(pid) = libc::pid_t::try_from(pid) else {
@@ -196,7 +188,7 @@ mod tests {
     fn only_a_dead_writers_temporaries_for_the_name_are_collected() {
         let dir = tempfile::tempdir().unwrap();
         // A pid that can't be running (above the kernel's maximum).
-        let dead = format!(".store{TMP_MARK}stage-4194305-0");
+        let dead = format!(".store{TMP_MARK}4194305-0");
         let live = format!(".store{TMP_MARK}{}-1", std::process::id());
         let other = format!(".other{TMP_MARK}4194305-0");
         for n in [&dead, &live, &other, &"notes.txt".to_string()] {

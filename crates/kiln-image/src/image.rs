@@ -590,12 +590,11 @@ pub fn add_to_layout(
     check_layout_dir(dir)?;
     let out = BlobDir::new(dir)?;
     for d in used_digests(built) {
-        let dest = out.path(&d);
-        if dest.is_file()
-            && kiln_fs::sha256_file(&dest).is_ok_and(|(h, _)| format!("sha256:{h}") == d)
-        {
+        // A blob is known by its name, as `BlobDir::put` knows it.
+        if out.has(&d) {
             continue;
         }
+        let dest = out.path(&d);
         let src = blobs.path(&d);
         let tmp = kiln_fs::temp_path(&dest);
         if std::fs::hard_link(&src, &tmp).is_err() {

@@ -123,9 +123,9 @@ impl Client {
             return Ok(format!("{}{location}", self.base));
         }
         let plain = location.starts_with("http://");
-        let loopback = crate::Reference::parse(&format!("{}/r", authority(location)))
-            .is_ok_and(|r| r.is_loopback());
-        if plain && (self.base.starts_with("https://") || !loopback) {
+        let authority = authority(location);
+        let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+        if plain && (self.base.starts_with("https://") || !crate::is_loopback_host(host)) {
             return Err(Error::remote(format!(
                 "registry `{}` sent an upload to `{}` over plain HTTP; refused",
                 self.registry,

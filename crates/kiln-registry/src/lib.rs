@@ -15,7 +15,8 @@ mod reference;
 pub use auth::{lookup as lookup_credentials, Credentials, Purpose, Source};
 pub use client::Client;
 pub use cosign::{payload as cosign_payload, signature_tag, SigningKey, SIGNATURE_ANNOTATION};
-pub use reference::{is_loopback_host, is_valid_tag, Reference};
+pub use kiln_config::is_loopback_host;
+pub use reference::{is_valid_tag, Reference};
 
 use client::Body;
 use kiln_diagnostics::{Error, Result};

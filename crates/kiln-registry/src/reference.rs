@@ -1,5 +1,6 @@
 //! Image references: `ghcr.io/org/app:tag`, `debian:bookworm-slim`, `127.0.0.1:5000/app@sha256:..`.
 
+use kiln_config::is_loopback_host;
 use kiln_diagnostics::{Error, Result};
 
 /// A parsed image reference.
@@ -119,16 +120,6 @@ pub fn is_valid_tag(tag: &str) -> bool {
         && tag
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-}
-
-/// Whether `host` (no port) is this machine: `localhost`, an IPv4 address in
-/// 127.0.0.0/8, or `[::1]`; a name merely starting with `127.` is not.
-pub fn is_loopback_host(host: &str) -> bool {
-    host == "localhost"
-        || host == "[::1]"
-        || host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

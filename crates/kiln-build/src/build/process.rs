@@ -42,7 +42,7 @@ impl CargoRunner for ProcessRunner {
                 .with_source(e)
                 .hint("make sure cargo is installed and on PATH")
         })?;
-        let _group = kiln_metrics::signals::ChildGroup::register(child.id());
+        let group = kiln_metrics::signals::ChildGroup::register(child.id());
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
         let killed = std::sync::atomic::AtomicBool::new(false);
@@ -120,7 +120,7 @@ impl CargoRunner for ProcessRunner {
             .map_err(|e| Error::internal("failed to wait for cargo").with_source(e))?;
         if kiln_metrics::signals::interrupted() {
             // kiln ends by the signal in a moment: no failure to report.
-            drop(_group);
+            drop(group);
             loop {
                 std::thread::park();
             }

@@ -201,5 +201,10 @@ fn a_plain_http_scheduler_off_this_machine_needs_its_host_named() {
         .contains("KILN_INSECURE_REGISTRIES=farm.example"));
     assert!(resolve(&[far, ("KILN_INSECURE_REGISTRIES", "farm.example")]).is_ok());
     assert!(resolve(&[("KILN_SCCACHE_DIST_SCHEDULER", "http://127.0.0.1:10600")]).is_ok());
+    let lookalike = (
+        "KILN_SCCACHE_DIST_SCHEDULER",
+        "http://127.attacker.example:10600",
+    );
+    assert!(resolve(&[lookalike]).is_err(), "a name is not an address");
     assert!(resolve(&[("KILN_SCCACHE_DIST_SCHEDULER", "https://farm.example:10600")]).is_ok());
 }

@@ -414,12 +414,14 @@ impl Tmpfs {
     pub fn fill(&self, left: u64) {
         let filler = self.dir.path().join("filler");
         let mut f = std::fs::File::create(&filler).unwrap();
-        let chunk = vec![7u8; 4096];
-        loop {
-            let free = fs_free(self.dir.path());
-            if free <= left + 4096 || f.write_all(&chunk).is_err() {
+        let mut todo = fs_free(self.dir.path()).saturating_sub(left);
+        let chunk = vec![7u8; 64 << 10];
+        while todo > 0 {
+            let n = todo.min(chunk.len() as u64) as usize;
+            if f.write_all(&chunk[..n]).is_err() {
                 break;
             }
+            todo -= n as u64;
         }
         let _ = f.sync_all();
     }

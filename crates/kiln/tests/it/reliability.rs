@@ -99,11 +99,30 @@ fn cached_chronik() -> TempWorkspace {
     ws
 }
 
+/// `kiln cache <verb>` in `ws` against `remote`.
+fn cache_command(ws: &TempWorkspace, verb: &str, remote: &str) -> Command {
+    let mut c = kiln_command(ws.root());
+    c.args(["cache", verb]).env("KILN_REMOTE_CACHE", remote);
+    c
+}
+
+/// `run` (a build in `b`) succeeded without a warning and installed exactly the
+/// binaries `a` has: what a killed push or pull left restored right or not at all.
+#[track_caller]
+fn installed_what_a_built(run: &Run, b: &TempWorkspace, a: &TempWorkspace) {
+    run.success();
+    assert!(faults::warnings(run).is_empty(), "{}", run.stdout);
+    b.kiln(&["verify"]).success();
+    assert_eq!(
+        binaries(&b.path("artifacts")),
+        binaries(&a.path("artifacts"))
+    );
+}
+
 /// A [`cached_chronik`] whose four binaries `kiln cache push` put in `remote`.
 fn pushed_to(remote: &str, env: &[(&str, &str)]) -> TempWorkspace {
     let ws = cached_chronik();
-    let mut c = kiln_command(ws.root());
-    c.args(["cache", "push"]).env("KILN_REMOTE_CACHE", remote);
+    let mut c = cache_command(&ws, "push", remote);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -342,11 +361,7 @@ fn a_push_killed_at_any_write_step_never_serves_a_wrong_binary() {
     let remote_dir = tempfile::tempdir().unwrap();
     let remote = format!("file://{}", remote_dir.path().display());
     let a = cached_chronik();
-    let push = |ws: &TempWorkspace| {
-        let mut c = kiln_command(ws.root());
-        c.args(["cache", "push"]).env("KILN_REMOTE_CACHE", &remote);
-        c
-    };
+    let push = |ws: &TempWorkspace| cache_command(ws, "push", &remote);
     let saved = faults::Saved::new(&[remote_dir.path().to_path_buf(), a.path(".kiln-test-cache")]);
     let b = TempWorkspace::chronik();
     let steps = faults::write_steps_in_threads(push(&a), &[remote_dir.path()]);
@@ -357,13 +372,7 @@ fn a_push_killed_at_any_write_step_never_serves_a_wrong_binary() {
         assert_killed(&run, &step);
         // A reader takes what is whole and builds the rest; what it installs is right.
         let (run, _) = read_through(&b, &remote, &[]);
-        run.success();
-        assert!(faults::warnings(&run).is_empty(), "{}", run.stdout);
-        b.kiln(&["verify"]).success();
-        assert_eq!(
-            binaries(&b.path("artifacts")),
-            binaries(&a.path("artifacts"))
-        );
+        installed_what_a_built(&run, &b, &a);
         // The push, run again, completes the remote.
         push(&a).output().map(Run::from).unwrap().success();
     }
@@ -376,11 +385,7 @@ fn a_pull_killed_at_any_write_step_never_restores_a_truncated_entry() {
     let a = pushed_to(&remote, &[]);
     let b = TempWorkspace::chronik();
     let cache = b.path(".kiln-test-cache");
-    let pull = |ws: &TempWorkspace| {
-        let mut c = kiln_command(ws.root());
-        c.args(["cache", "pull"]).env("KILN_REMOTE_CACHE", &remote);
-        c
-    };
+    let pull = |ws: &TempWorkspace| cache_command(ws, "pull", &remote);
     let saved = faults::Saved::new(std::slice::from_ref(&cache));
     let steps = faults::write_steps_in_threads(pull(&b), &[&cache]);
     assert!(!steps.is_empty());
@@ -390,13 +395,7 @@ fn a_pull_killed_at_any_write_step_never_restores_a_truncated_entry() {
         assert_killed(&run, &step);
         // Offline now: what the killed pull left must restore right or not at all.
         let run = b.kiln(&["build", "--message-format", "json"]);
-        run.success();
-        assert!(faults::warnings(&run).is_empty(), "{}", run.stdout);
-        b.kiln(&["verify"]).success();
-        assert_eq!(
-            binaries(&b.path("artifacts")),
-            binaries(&a.path("artifacts"))
-        );
+        installed_what_a_built(&run, &b, &a);
         std::fs::remove_dir_all(b.path("artifacts")).unwrap();
     }
 }
