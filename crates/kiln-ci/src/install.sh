@@ -61,10 +61,12 @@ if [ "$rc" = 0 ]; then
   mv "$tmp/kiln" "$dir/kiln"
 else
   echo "kiln install: no prebuilt kiln $version for $(uname -s)-$(uname -m); building it with cargo" >&2
+  # Outside the checkout: the repository's .cargo/config.toml (a rustc-wrapper) and
+  # rust-toolchain.toml must not take part in building kiln.
   if [ "$version" = latest ]; then
-    cargo install --locked --root "$tmp/root" kiln
+    (cd "$tmp" && cargo install --locked --root "$tmp/root" kiln)
   else
-    cargo install --locked --version "$version" --root "$tmp/root" kiln
+    (cd "$tmp" && cargo install --locked --version "$version" --root "$tmp/root" kiln)
   fi
   mv "$tmp/root/bin/kiln" "$dir/kiln"
 fi

@@ -314,7 +314,7 @@ impl Workflow {
     pub(crate) fn render(&self) -> String {
         let mut w = Writer(String::new());
         for h in &self.header {
-            w.line(0, &format!("# {h}"));
+            w.line(0, format!("# {h}").trim_end());
         }
         w.line(0, &format!("name: {}", self.name));
         w.line(0, "");

@@ -454,7 +454,7 @@ pub(crate) enum CacheAction {
         manifest: ManifestArgs,
     },
     /// Upload the current plan's locally cached binaries to the remote cache (signed with KILN_CACHE_SIGNING_KEY when set)
-    Push(SyncArgs),
+    Push(PushArgs),
     /// Download the current plan's binaries from the remote cache into the local one
     Pull(PullArgs),
     /// Make an Ed25519 key pair for signing the shared cache: the secret key goes to FILE, the public key to stdout
@@ -474,11 +474,20 @@ impl CacheAction {
             CacheAction::Stats { manifest }
             | CacheAction::Gc { manifest, .. }
             | CacheAction::Clear { manifest } => Some(manifest),
-            CacheAction::Push(s) => Some(&s.manifest),
+            CacheAction::Push(p) => Some(&p.sync.manifest),
             CacheAction::Pull(p) => Some(&p.sync.manifest),
             CacheAction::Keygen { .. } => None,
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PushArgs {
+    /// Push, as data, every entry of this CI run's slice at URL (the `file://` directory build jobs pushed to) instead of the plan's: nothing the workspace configures runs (no cargo), for the step that holds the signing key
+    #[arg(long, value_name = "URL", conflicts_with_all = ["packages", "bins", "features", "all_features", "no_default_features"])]
+    pub(crate) from: Option<String>,
+    #[command(flatten)]
+    pub(crate) sync: SyncArgs,
 }
 
 #[derive(Debug, Args)]
@@ -516,6 +525,9 @@ pub(crate) struct ImageArgs {
     /// Run `kiln build` first, so the image holds binaries of the current sources
     #[arg(long)]
     pub(crate) build: bool,
+    /// Package the store as it is and run nothing the workspace configures (no cargo, no staleness check), for a step that holds a write token or a signing key
+    #[arg(long, conflicts_with = "build")]
+    pub(crate) no_build: bool,
     #[command(flatten)]
     pub(crate) platforms: PlatformArgs,
     #[command(flatten)]

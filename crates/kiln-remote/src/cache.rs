@@ -23,8 +23,11 @@ pub struct RemoteCache {
     /// The key this machine signs what it vouches for with.
     signer: Option<SecretKey>,
     /// This remote holds this CI run's own builds (`kiln cache pull --vouch`):
-    /// unsigned records from it are vouched for like local builds.
+    /// unsigned records from it that its job built are vouched for like local builds.
     vouch: bool,
+    /// Uploads say which entries this machine built (`kiln cache push` into a
+    /// run's slice), for the jobs that vouch for them.
+    claims_origin: bool,
     /// Whether lookups copy hits into the local cache; off for a plan that only
     /// asks what the remote has (`kiln affected --skip-cached`).
     downloads: bool,
@@ -126,6 +129,7 @@ impl RemoteCache {
             trusted: TrustedKeys::default(),
             signer: None,
             vouch: false,
+            claims_origin: false,
             downloads: true,
             alive: AtomicBool::new(true),
             failed_at_open: false,
@@ -160,8 +164,17 @@ impl RemoteCache {
         self
     }
 
-    /// Vouches for this remote's unsigned records as this CI run's own builds: for
-    /// the slices a run's build jobs hand to its later jobs, never a shared cache.
+    /// Says in each uploaded entry whether this machine built it (`kiln cache
+    /// push`, which hands a build job's slice on): outside what a signature covers,
+    /// and read only by a job that vouches for the slice.
+    pub fn claiming_origin(mut self) -> Self {
+        self.claims_origin = true;
+        self
+    }
+
+    /// Vouches for this remote's unsigned records that its uploader built, as this
+    /// CI run's own builds: for the slices a run's build jobs hand to its later
+    /// jobs, never a shared cache.
     pub fn vouching(mut self) -> Self {
         self.vouch = true;
         self
@@ -189,7 +202,9 @@ impl RemoteCache {
             });
         }
         if self.vouch {
-            Some(Origin::Run)
+            // A run's slice says which entries its job built; what the job only
+            // restored must carry its own signature.
+            (entry.origin == Some(Origin::Built)).then_some(Origin::Run)
         } else if self.enforced() {
             None
         } else {
@@ -203,9 +218,14 @@ impl RemoteCache {
     fn to_upload(&self, entry: &Entry) -> Option<Entry> {
         let mut out = entry.shared();
         match &entry.origin {
-            Some(Origin::Built | Origin::Run) => {
+            Some(origin @ (Origin::Built | Origin::Run)) => {
                 if let Some(key) = &self.signer {
                     out.signatures = vec![key.sign(Domain::Entry, &out.signed_bytes())];
+                }
+                // A build job's own builds say so in its slice, outside what is
+                // signed: `--vouch` adopts only those.
+                if self.claims_origin && *origin == Origin::Built {
+                    out.origin = Some(Origin::Built);
                 }
                 Some(out)
             }
@@ -409,6 +429,43 @@ impl RemoteCache {
             self.hits.fetch_add(1, Ordering::SeqCst);
         }
         result
+    }
+
+    /// Copies every entry the remote holds into `local`, checked as [`fetch`](Self::fetch)
+    /// checks what it was asked for, with every learned record: `kiln cache push
+    /// --from` reads a run's slice this way, as data, without computing a key.
+    /// Returns the entries now local and the learned records' ids.
+    pub fn fetch_listed(&self, local: &LocalCache) -> (Vec<Entry>, BTreeSet<String>) {
+        let Some(keys) = self.guard("listing entries", || self.remote.entry_keys()) else {
+            return Default::default();
+        };
+        let wanted: Vec<Wanted> = keys
+            .iter()
+            .filter_map(|key| {
+                let bytes = self.guard("a remote entry", || self.remote.get_entry(key))??;
+                let e = serde_json::from_slice::<Entry>(&bytes).ok()?;
+                (e.key == *key).then(|| Wanted {
+                    key: e.key.clone(),
+                    target: e.target.clone(),
+                    subject: e.subject(),
+                })
+            })
+            .collect();
+        let ids: BTreeSet<String> = self
+            .guard("listing learned inputs", || self.remote.learned_ids())
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        self.fetch_learned(&ids, local);
+        let entries = self
+            .fetch(&wanted, local)
+            .iter()
+            .filter_map(|key| match local.get_any(key) {
+                kiln_cache::Lookup::Hit(e, _) => Some(*e),
+                _ => None,
+            })
+            .collect();
+        (entries, ids)
     }
 
     /// Whether the remote holds a usable entry for `key`: its own, and signed by a

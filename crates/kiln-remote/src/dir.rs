@@ -69,6 +69,23 @@ impl DirRemote {
         })
     }
 
+    /// The record names under `kind` (`<name>.json`, temporary files left out).
+    fn list(&self, kind: &'static str) -> Result<Vec<String>> {
+        self.timed("listing records", move |me| {
+            let dir = me.root.join(kind);
+            Ok(std::fs::read_dir(&dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let name = name.strip_suffix(".json")?;
+                    (!name.starts_with('.')).then(|| name.to_string())
+                })
+                .collect())
+        })
+    }
+
     fn read(&self, kind: &'static str, name: String) -> Result<Option<Vec<u8>>> {
         self.timed("reading a record", move |me| {
             let p = me.path(kind, &name)?;
@@ -173,18 +190,11 @@ impl Remote for DirRemote {
     }
 
     fn learned_ids(&self) -> Result<Vec<String>> {
-        self.timed("listing learned records", |me| {
-            let dir = me.root.join("learned");
-            Ok(std::fs::read_dir(&dir)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter_map(|e| {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    name.strip_suffix(".json").map(String::from)
-                })
-                .collect())
-        })
+        self.list("learned")
+    }
+
+    fn entry_keys(&self) -> Result<Vec<String>> {
+        self.list("entries")
     }
 
     fn get_learned(&self, id: &str) -> Result<Option<Vec<u8>>> {

@@ -41,6 +41,15 @@ pub trait Remote: Send + Sync {
     fn put_blob(&self, sha256: &str, size: u64, src: &Path) -> Result<()>;
     /// Ids of every learned-inputs record stored.
     fn learned_ids(&self) -> Result<Vec<String>>;
+    /// Keys of every entry stored: only a run's slice (a directory) is read whole,
+    /// by `kiln cache push --from`.
+    fn entry_keys(&self) -> Result<Vec<String>> {
+        Err(Error::usage(format!(
+            "{} can't be listed: `--from` reads a `file://` directory a build job pushed to",
+            self.describe()
+        ))
+        .hint("pass `--from file:///path/to/slice`"))
+    }
     /// One learned-inputs record.
     fn get_learned(&self, id: &str) -> Result<Option<Vec<u8>>>;
     /// Stores a learned-inputs record.

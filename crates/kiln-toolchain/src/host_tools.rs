@@ -67,7 +67,7 @@ pub struct HostTool {
 }
 
 /// What kiln knows: the tools of the build scripts most Rust servers meet.
-fn known() -> Vec<HostTool> {
+pub(crate) fn known() -> Vec<HostTool> {
     let tool = |name: &str, env: Option<&str>, triggers: &[&str]| HostTool {
         name: name.into(),
         env: env.map(String::from),

@@ -5,6 +5,7 @@ pub mod early;
 mod failure;
 mod git;
 mod lock;
+mod manifests;
 
 pub use failure::{classify, explain, explain_seen, without_backtrace, CargoFailure};
 pub use git::{
@@ -35,6 +36,8 @@ pub struct Package {
     pub dir: PathBuf,
     /// Names of its binary targets.
     pub bins: Vec<String>,
+    /// Its manifest's `repository` (inherited from `[workspace.package]` if so).
+    pub repository: Option<String>,
     id: PackageId,
 }
 
@@ -91,7 +94,9 @@ pub struct Workspace {
     pub settings: Settings,
     /// The root manifest, read once.
     pub root_manifest: toml::Table,
-    metadata: Metadata,
+    /// What `cargo metadata` said; `None` when the workspace was [read](Self::read)
+    /// from its manifests (no dependency graph then).
+    metadata: Option<Metadata>,
 }
 
 impl Workspace {
@@ -159,6 +164,7 @@ impl Workspace {
                     .filter(|t| t.is_bin())
                     .map(|t| t.name.clone())
                     .collect(),
+                repository: p.repository.clone(),
                 id: p.id.clone(),
             })
             .collect();
@@ -172,17 +178,38 @@ impl Workspace {
             config,
             settings,
             root_manifest,
-            metadata,
+            metadata: Some(metadata),
+        })
+    }
+
+    /// The workspace read from its manifests as data: nothing runs, not cargo and
+    /// nothing the repository configures (see `manifests`). Members, versions,
+    /// binaries, repositories and the target directory are known; the dependency
+    /// graph is not (the queries on it answer empty). For steps that hold a secret.
+    pub fn read(manifest_path: Option<&Path>, flags: Flags) -> Result<Self> {
+        check_manifest_path(manifest_path)?;
+        let manifest = manifests::locate_root(manifest_path)?;
+        let root = manifest.parent().map(Path::to_path_buf).unwrap_or_default();
+        let (config, root_manifest) = Config::load(&manifest)?;
+        let settings = Settings::load(&config, &root, flags)?;
+        let mut members = manifests::members(&root, &root_manifest)?;
+        members.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Self {
+            target_dir: manifests::target_dir(&root),
+            root,
+            manifest,
+            members,
+            config,
+            settings,
+            root_manifest,
+            metadata: None,
         })
     }
 
     /// The `repository` of the package `name` as cargo resolved it, else the root
     /// manifest's (`[workspace.package]` or `[package]`), which a member may not inherit.
     pub fn repository(&self, name: &str) -> Option<String> {
-        self.metadata
-            .packages
-            .iter()
-            .find(|p| p.name.as_str() == name)
+        self.member(name)
             .and_then(|p| p.repository.clone())
             .or_else(|| self.root_repository())
     }
@@ -196,6 +223,16 @@ impl Workspace {
             .and_then(|p| p.get("repository"))
             .and_then(|r| r.as_str())
             .map(String::from)
+    }
+
+    /// cargo's resolve, when cargo was asked.
+    fn resolve(&self) -> Option<&cargo_metadata::Resolve> {
+        self.metadata.as_ref()?.resolve.as_ref()
+    }
+
+    /// Every package cargo's metadata names (none when read from the manifests).
+    fn packages(&self) -> impl Iterator<Item = &cargo_metadata::Package> {
+        self.metadata.iter().flat_map(|m| m.packages.iter())
     }
 
     /// The member called `name`.
@@ -218,7 +255,7 @@ impl Workspace {
     /// was first reached from (`None` for `package` itself).
     fn walk<'a>(&'a self, package: &'a Package) -> HashMap<&'a PackageId, Option<&'a PackageId>> {
         let mut parents = HashMap::new();
-        let Some(resolve) = &self.metadata.resolve else {
+        let Some(resolve) = self.resolve() else {
             return parents;
         };
         let nodes: HashMap<&PackageId, _> = resolve.nodes.iter().map(|n| (&n.id, n)).collect();
@@ -251,15 +288,11 @@ impl Workspace {
         wanted: impl Fn(&str) -> bool,
     ) -> Vec<Dependency> {
         let parents = self.walk(package);
-        let Some(resolve) = &self.metadata.resolve else {
+        let Some(resolve) = self.resolve() else {
             return Vec::new();
         };
-        let names: HashMap<&PackageId, &str> = self
-            .metadata
-            .packages
-            .iter()
-            .map(|p| (&p.id, p.name.as_str()))
-            .collect();
+        let names: HashMap<&PackageId, &str> =
+            self.packages().map(|p| (&p.id, p.name.as_str())).collect();
         let name = |id: &PackageId| {
             names
                 .get(id)
@@ -299,10 +332,10 @@ impl Workspace {
         package: &str,
         platform_ok: &dyn Fn(Option<&str>) -> bool,
     ) -> Option<ResolvedGraph> {
-        let resolve = self.metadata.resolve.as_ref()?;
+        let resolve = self.resolve()?;
         let root = &self.member(package)?.id;
         let packages: HashMap<&PackageId, &cargo_metadata::Package> =
-            self.metadata.packages.iter().map(|p| (&p.id, p)).collect();
+            self.packages().map(|p| (&p.id, p)).collect();
         let nodes: HashMap<&PackageId, &cargo_metadata::Node> =
             resolve.nodes.iter().map(|n| (&n.id, n)).collect();
         let mut index: HashMap<PackageId, usize> = HashMap::new();
@@ -362,9 +395,7 @@ impl Workspace {
     pub fn c_compiling_deps(&self, package: &Package) -> Vec<String> {
         let closure = self.closure(package);
         let mut out: Vec<String> = self
-            .metadata
-            .packages
-            .iter()
+            .packages()
             .filter(|p| closure.contains(&p.id))
             .filter(|p| compiles_c(&p.name, &p.dependencies))
             .map(|p| p.name.to_string())
@@ -463,28 +494,36 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// The two plain mistakes, said in kiln's words before cargo's.
+fn check_manifest_path(manifest_path: Option<&Path>) -> Result<()> {
+    match manifest_path {
+        Some(p) if !p.is_file() => Err(Error::usage(format!("`{}` does not exist", p.display()))
+            .hint("pass `--manifest-path` the path of a workspace's Cargo.toml")),
+        None => {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            if cwd.ancestors().any(|d| d.join("Cargo.toml").is_file()) {
+                Ok(())
+            } else {
+                Err(not_in_workspace(&cwd))
+            }
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+fn not_in_workspace(cwd: &Path) -> Error {
+    Error::usage(format!(
+        "`{}` is not in a Cargo workspace (no Cargo.toml here or in any parent directory)",
+        cwd.display()
+    ))
+    .hint("run kiln inside a Cargo workspace, or pass `--manifest-path path/to/Cargo.toml`")
+}
+
 /// The workspace root manifest for `manifest_path` (or the current directory), asked
 /// of cargo before anything else: it reads no lockfile and needs no network, so the
 /// settings (`--locked`, ...) are known before `cargo metadata` runs.
 fn locate_root(manifest_path: Option<&Path>, verbose: bool) -> Result<PathBuf> {
-    // The two plain mistakes, said in kiln's words before cargo's.
-    match manifest_path {
-        Some(p) if !p.is_file() => {
-            return Err(Error::usage(format!("`{}` does not exist", p.display()))
-                .hint("pass `--manifest-path` the path of a workspace's Cargo.toml"));
-        }
-        None => {
-            let cwd = std::env::current_dir().unwrap_or_default();
-            if !cwd.ancestors().any(|d| d.join("Cargo.toml").is_file()) {
-                return Err(Error::usage(format!(
-                    "`{}` is not in a Cargo workspace (no Cargo.toml here or in any parent directory)",
-                    cwd.display()
-                ))
-                .hint("run kiln inside a Cargo workspace, or pass `--manifest-path path/to/Cargo.toml`"));
-            }
-        }
-        Some(_) => {}
-    }
+    check_manifest_path(manifest_path)?;
     if let Some(root) = declared_root(manifest_path) {
         return Ok(root);
     }

@@ -21,7 +21,15 @@ pub(crate) fn cache(g: &GlobalArgs, args: &CacheArgs, r: &Reporter) -> Result<Ex
         || std::env::current_dir()
             .ok()
             .is_some_and(|d| d.ancestors().any(|a| a.join("Cargo.toml").is_file()));
-    let cache = match load_workspace(manifest, g.flags()) {
+    // `push --from` runs nothing the workspace configures: its manifests are read
+    // as data (cargo runs the repository's rustc-wrapper, toolchain, ...).
+    let data_only = matches!(&args.action, CacheAction::Push(p) if p.from.is_some());
+    let loaded = if data_only {
+        kiln_workspace::Workspace::read(manifest.manifest_path.as_deref(), g.flags())
+    } else {
+        load_workspace(manifest, g.flags())
+    };
+    let cache = match loaded {
         Ok(ws) => open_cache(&ws)?,
         Err(e) if in_workspace => return Err(e),
         Err(_) => {
@@ -48,7 +56,10 @@ pub(crate) fn cache(g: &GlobalArgs, args: &CacheArgs, r: &Reporter) -> Result<Ex
                 root: cache.root().display().to_string(),
             });
         }
-        CacheAction::Push(s) => sync(g, s, Sync::Push, &cache, r)?,
+        CacheAction::Push(p) => match &p.from {
+            Some(from) => push_from(g, &p.sync, from, &cache, r)?,
+            None => sync(g, &p.sync, Sync::Push, &cache, r)?,
+        },
         CacheAction::Pull(pull) => {
             let how = if pull.vouch {
                 Sync::PullVouching
@@ -84,6 +95,74 @@ enum Sync {
     PullVouching,
 }
 
+/// `kiln cache push --from SLICE`: every entry of a run's slice into the remote, as
+/// data. Nothing the workspace configures runs: its manifests are read, not given
+/// to cargo, and entries travel by their keys. With trusted keys, the entries the
+/// slice says its job built are vouched for (signed with the signing key), the
+/// others must carry a trusted signature already.
+fn push_from(
+    g: &GlobalArgs,
+    args: &SyncArgs,
+    from: &str,
+    cache: &kiln_cache::LocalCache,
+    r: &Reporter,
+) -> Result<()> {
+    let ws =
+        kiln_workspace::Workspace::read(args.manifest.manifest_path.as_deref(), args.flags(g))?;
+    let _lock = cache.lock_shared()?;
+    let Some(remote) = super::open_remote(&ws, r)? else {
+        return Err(Error::usage("no remote cache is configured")
+            .hint("set `remote` in [workspace.metadata.kiln.cache], or KILN_REMOTE_CACHE"));
+    };
+    let url = kiln_config::RemoteUrl::parse(from, "--from")?;
+    if !matches!(url, kiln_config::RemoteUrl::Dir(_)) {
+        return Err(Error::usage(format!(
+            "{url} can't be listed: `--from` reads the `file://` directory a build job pushed to"
+        ))
+        .hint("pass `--from file:///path/to/slice`"));
+    }
+    let s = &ws.settings;
+    let slice = kiln_remote::open(&url, false, s.remote_timeout.value, &s.access)?;
+    let slice =
+        kiln_remote::RemoteCache::new(slice, false).with_trust(s.trust.keys.value.clone(), None);
+    let slice = if s.trust.enforced() {
+        slice.vouching()
+    } else {
+        slice
+    };
+    if !slice.alive() || !remote.alive() {
+        let which = if slice.alive() { &remote } else { &slice };
+        return Err(Error::remote(format!(
+            "remote cache {} is unreachable",
+            which.stats().remote
+        ))
+        .hint("check the address, credentials and network, then retry"));
+    }
+    let (entries, ids) = slice.fetch_listed(cache);
+    remote.force_upload(&entries, &ids, cache);
+    for st in [slice.stats(), remote.stats()] {
+        for w in &st.warnings {
+            r.emit(&Event::Warning(w.clone()));
+        }
+        if let Some(why) = &st.skipped {
+            return Err(Error::remote(format!(
+                "remote cache {} failed: {why}",
+                st.remote
+            )));
+        }
+    }
+    let st = remote.stats();
+    r.emit(&Event::CacheSynced {
+        direction: SyncDirection::Push,
+        moved: st.uploaded,
+        total: entries.len(),
+        bytes: st.bytes_up,
+        remote: st.remote,
+        missing: 0,
+    });
+    Ok(())
+}
+
 /// `kiln cache push|pull`: the current plan's binaries, local -> remote or back.
 fn sync(
     g: &GlobalArgs,
@@ -94,14 +173,19 @@ fn sync(
 ) -> Result<()> {
     let push = how == Sync::Push;
     let ws = load_workspace(&args.manifest, args.flags(g))?;
+    if how == Sync::PullVouching && !ws.settings.trust.enforced() {
+        return Err(Error::usage(
+            "`--vouch` needs trusted keys: without them nothing is signed or checked, so there is nothing to vouch for",
+        )
+        .hint("pull without `--vouch`, or add `trusted-keys` to [workspace.metadata.kiln.cache]"));
+    }
     // Like a build, a sync holds the cache's shared lock: `gc` waits for it.
     let _lock = cache.lock_shared()?;
-    let remote = super::open_remote(&ws, r)?.map(|rc| {
-        if how == Sync::PullVouching {
-            rc.vouching()
-        } else {
-            rc
-        }
+    let remote = super::open_remote(&ws, r)?.map(|rc| match how {
+        Sync::PullVouching => rc.vouching(),
+        // What this machine built says so: the run's later jobs vouch for only that.
+        Sync::Push => rc.claiming_origin(),
+        Sync::Pull => rc,
     });
     let Some(remote) = remote else {
         return Err(Error::usage("no remote cache is configured")

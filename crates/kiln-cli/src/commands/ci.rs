@@ -34,6 +34,11 @@ pub(crate) fn ci(g: &GlobalArgs, args: &CiArgs, r: &Reporter) -> Result<ExitCode
             .map(|t| t.platform())
             .collect(),
         version: env!("CARGO_PKG_VERSION").into(),
+        trusted: ws
+            .config
+            .cache
+            .as_ref()
+            .is_some_and(|c| c.trusted_keys.is_some()),
     };
     let yaml = kiln_ci::github(&options)?;
     let trusts = ws

@@ -23,8 +23,14 @@ pub(crate) fn image(g: &GlobalArgs, args: &ImageArgs, r: &Reporter) -> Result<Ex
         };
         super::build::build_with(g, &options, None, r)?;
     }
-    let ws = load_workspace(&args.manifest, args.flags(g))?;
-    if !args.build {
+    // `--no-build` packages the store as it is and runs nothing the workspace
+    // configures: the manifests are read as data, not given to cargo.
+    let ws = if args.no_build {
+        Workspace::read(args.manifest.manifest_path.as_deref(), args.flags(g))?
+    } else {
+        load_workspace(&args.manifest, args.flags(g))?
+    };
+    if !args.build && !args.no_build {
         warn_if_stale(&ws, r);
     }
     let req = ImageRequest {

@@ -21,7 +21,13 @@ pub(crate) fn release(g: &GlobalArgs, args: &ReleaseArgs, r: &Reporter) -> Resul
         };
         super::build::build_with(g, &options, None, r)?;
     }
-    let ws = load_workspace(&args.manifest, args.flags(g))?;
+    // Without a build, nothing the workspace configures runs (the release job holds
+    // a write token): the manifests are read as data, not given to cargo.
+    let ws = if args.no_build {
+        kiln_workspace::Workspace::read(args.manifest.manifest_path.as_deref(), args.flags(g))?
+    } else {
+        load_workspace(&args.manifest, args.flags(g))?
+    };
     let store = kiln_artifacts::Store::new(&ws.settings.artifact_dir.value);
     let out = args
         .out

@@ -1,6 +1,6 @@
 //! `kiln verify`: re-hash the artifact store.
 
-use super::{load_workspace, short};
+use super::short;
 use crate::args::{GlobalArgs, VerifyArgs};
 use crate::reporter::Reporter;
 use kiln_artifacts::Store;
@@ -13,7 +13,8 @@ pub(crate) fn verify(g: &GlobalArgs, args: &VerifyArgs, r: &Reporter) -> Result<
     // is needed.
     let root = match args.store.dir().0 {
         Some(dir) => dir,
-        None => load_workspace(&args.manifest, g.flags())?
+        // The store's place is a setting: read from the manifests, cargo not run.
+        None => kiln_workspace::Workspace::read(args.manifest.manifest_path.as_deref(), g.flags())?
             .settings
             .artifact_dir
             .value

@@ -64,6 +64,12 @@ impl Trust {
             .as_ref()
             .map(|s| kiln_trust::SecretKey::from_env_value(s.expose(), "KILN_CACHE_SIGNING_KEY"))
             .transpose()?;
+        if signer.is_some() && keys.value.is_empty() {
+            return Err(kiln_diagnostics::Error::usage(
+                "KILN_CACHE_SIGNING_KEY is set but no keys are trusted: readers would check no signature, so signing would protect nothing",
+            )
+            .hint("add the signing key's public key (`kiln cache keygen` printed it) to `trusted-keys` in [workspace.metadata.kiln.cache] and commit it"));
+        }
         let keys = match &signer {
             Some(k) => keys.map(|t| t.with(k.public())),
             None => keys,

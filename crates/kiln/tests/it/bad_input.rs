@@ -268,11 +268,12 @@ fn settings_come_from_flag_env_file_default_in_that_order() {
     let run = common::Run::from(cmd.output().unwrap());
     run.failure(2, "KILN_CACHE_SIGNING_KEY holds neither a kiln secret key");
     assert!(!run.stderr.contains("hunter2"));
-    let (key, _) = common::keygen(ws.root(), "ci-key");
+    let (key, public) = common::keygen(ws.root(), "ci-key");
     let key_text = std::fs::read_to_string(&key).unwrap();
     let mut cmd = common::kiln_command(ws.root());
     cmd.args(["config", "--message-format", "json"])
         .env("KILN_CACHE_UPLOAD", "never")
+        .env("KILN_CACHE_TRUSTED_KEYS", &public)
         .env("KILN_CACHE_SIGNING_KEY", key_text.trim());
     let run = common::Run::from(cmd.output().unwrap());
     run.success();
@@ -323,4 +324,30 @@ fn settings_come_from_flag_env_file_default_in_that_order() {
     let run = common::Run::from(cmd.output().unwrap());
     run.failure(2, "KILN_CACHE_UPLOAD");
     assert!(!run.stderr.contains("sometimes-secret"), "{}", run.stderr);
+}
+
+/// Trust that would switch itself off is refused: vouching for a run's slice, or
+/// signing, where no key is trusted (nothing would check the result); and `push
+/// --from` reads only a directory.
+#[test]
+fn vouching_and_signing_without_trusted_keys_are_refused() {
+    let ws = TempWorkspace::chronik_sources();
+    let slice = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", slice.path().display());
+    let mut cmd = common::kiln_command(ws.root());
+    cmd.args(["cache", "pull", "--vouch"])
+        .env("KILN_REMOTE_CACHE", &url);
+    common::Run::from(cmd.output().unwrap()).failure(2, "`--vouch` needs trusted keys");
+    let (key, _) = common::keygen(ws.root(), "ci-key");
+    let mut cmd = common::kiln_command(ws.root());
+    cmd.args(["cache", "push", "--from", &url])
+        .env("KILN_REMOTE_CACHE", &url)
+        .env("KILN_CACHE_SIGNING_KEY", &key);
+    let run = common::Run::from(cmd.output().unwrap());
+    run.failure(2, "no keys are trusted");
+    assert!(run.stderr.contains("trusted-keys"), "{}", run.stderr);
+    let mut cmd = common::kiln_command(ws.root());
+    cmd.args(["cache", "push", "--from", "oci://127.0.0.1:1/slice"])
+        .env("KILN_REMOTE_CACHE", &url);
+    common::Run::from(cmd.output().unwrap()).failure(2, "can't be listed");
 }

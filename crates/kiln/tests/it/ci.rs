@@ -271,7 +271,7 @@ fn jobs_are_bounded_and_the_cache_does_not_grow_per_commit() {
             .is_some_and(|u| u.starts_with("actions/cache@"))),
         "no save-always cache action"
     );
-    for job in ["image", "release"] {
+    for job in ["collect"] {
         let text = serde_yaml::to_string(&jobs[job]).unwrap();
         for step in jobs[job]["steps"].as_sequence().unwrap() {
             assert_ne!(
@@ -295,6 +295,12 @@ fn jobs_are_bounded_and_the_cache_does_not_grow_per_commit() {
     assert!(jobs.get("image").is_none());
     let needs = serde_yaml::to_string(&jobs["release"]["needs"]).unwrap();
     assert!(!needs.contains("image"), "{needs}");
+    // Tags only then: the collect job runs for what ships, a release.
+    let collect = jobs["collect"]["if"].as_str().unwrap();
+    assert!(
+        collect.contains("refs/tags/v") && !collect.contains("refs/heads"),
+        "{collect}"
+    );
 }
 
 /// The target triple install.sh picks on this machine.
@@ -644,7 +650,10 @@ fn run_job(
             continue;
         };
         let name = step["name"].as_str().unwrap_or_default();
-        if name.starts_with("Install kiln") || name.starts_with("kiln image") {
+        if name.starts_with("Install kiln")
+            || name.starts_with("kiln image")
+            || name == "GitHub Release"
+        {
             continue;
         }
         let mut bash = runner_bash(script);
@@ -779,7 +788,7 @@ fn the_plan_and_build_scripts_work_on_a_real_history() {
     let other_cache = tempfile::tempdir().unwrap();
     let mut image_env = env.clone();
     image_env.insert("KILN_CACHE_DIR", other_cache.path().display().to_string());
-    run_job(&jobs["image"], ws.root(), &image_env, &values);
+    run_job(&jobs["collect"], ws.root(), &image_env, &values);
     let checksums: Value = serde_json::from_str(&ws.read("artifacts/checksums.json")).unwrap();
     assert_eq!(checksums["artifacts"].as_array().unwrap().len(), 4);
 
@@ -799,7 +808,7 @@ fn the_plan_and_build_scripts_work_on_a_real_history() {
     let mut bare_env = image_env.clone();
     bare_env.insert("PATH", bare.path().display().to_string());
     bare_env.insert("KILN_TOOLS_DIR", tools.display().to_string());
-    run_job(&jobs["image"], ws.root(), &bare_env, &values);
+    run_job(&jobs["collect"], ws.root(), &bare_env, &values);
     let checksums: Value = serde_json::from_str(&ws.read("artifacts/checksums.json")).unwrap();
     assert_eq!(checksums["artifacts"].as_array().unwrap().len(), 4);
     assert!(!tools.exists(), "the image job installed zig to restore");
@@ -1077,7 +1086,7 @@ fn a_pull_request_never_writes_the_remote_and_publish_does() {
     std::fs::remove_dir_all(ws.path("artifacts")).unwrap();
     let image_cache = tempfile::tempdir().unwrap();
     let image_env = runner_env(bin.path(), image_cache.path(), &head);
-    run_job(&jobs["image"], ws.root(), &image_env, &values);
+    run_job(&jobs["collect"], ws.root(), &image_env, &values);
     let checksums: Value = serde_json::from_str(&ws.read("artifacts/checksums.json")).unwrap();
     assert_eq!(checksums["artifacts"].as_array().unwrap().len(), 4);
 }
@@ -1224,7 +1233,7 @@ fn a_swapped_unsigned_binary_never_reaches_an_image_or_a_signed_entry() {
     std::fs::remove_dir_all(ws.path("artifacts")).unwrap();
     let image_cache = tempfile::tempdir().unwrap();
     run_job(
-        &jobs["image"],
+        &jobs["collect"],
         ws.root(),
         &runner_env(bin.path(), image_cache.path(), &head),
         &values,
@@ -1275,4 +1284,237 @@ fn entries_of(dir: &Path) -> Vec<Value> {
         .into_iter()
         .map(|(_, b)| serde_json::from_slice(&b).unwrap())
         .collect()
+}
+
+/// A `rustc-wrapper` the repository configures: it runs wherever cargo does, and
+/// reports the signing key it finds in any ancestor's `/proc/<pid>/environ` (the
+/// step's shell holds the job's secrets) to `$WRAPPER_LOG`.
+const EVIL_WRAPPER: &str = r#"#!/bin/sh
+echo "ran: $*" >> "@LOG@"
+pid=$$
+while [ "$pid" -gt 1 ]; do
+  if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -q '^KILN_CACHE_SIGNING_KEY=..*'; then
+    echo "stole the signing key from $pid" >> "@LOG@"
+  fi
+  pid=$(awk '{print $4}' "/proc/$pid/stat" 2>/dev/null || echo 1)
+done
+exec "$@"
+"#;
+
+/// The jobs that hold power (the signing key and a cache write token in publish;
+/// `packages: write`, the OIDC token and the image signing key in image; `contents:
+/// write` and the OIDC token in release) run nothing the repository configures:
+/// with a `rustc-wrapper` in `.cargo/config.toml` that steals what it can, and
+/// `cargo`/`rustc` on PATH logging every start, those jobs' scripts start neither.
+/// The old publish flow (`kiln cache push`, which runs `cargo metadata`) shows the
+/// theft is real. The slice says which entries its job built: an unsigned entry it
+/// only carries is not signed by publish.
+#[test]
+fn jobs_holding_keys_or_write_tokens_run_nothing_the_workspace_configures() {
+    let keys = tempfile::tempdir().unwrap();
+    let (secret, public) = common::keygen(keys.path(), "chronik-ci");
+    let remote = tempfile::tempdir().unwrap();
+    let ws = TempWorkspace::chronik();
+    let manifest = ws.read("Cargo.toml");
+    ws.write(
+        "Cargo.toml",
+        &format!(
+            "{manifest}\n[workspace.metadata.kiln.cache]\nremote = \"file://{}\"\ntrusted-keys = [\"{public}\"]\n",
+            remote.path().display()
+        ),
+    );
+    let jobs = jobs(&generate(&ws));
+    // No job with a write permission or the OIDC token builds, sets up toolchains,
+    // restores caches or runs the configured setup commands.
+    for (name, job) in jobs.as_mapping().unwrap() {
+        let perms = serde_yaml::to_string(&job["permissions"]).unwrap();
+        if !perms.contains("write") {
+            continue;
+        }
+        let text = serde_yaml::to_string(job).unwrap();
+        for forbidden in [
+            "kiln build",
+            "kiln setup",
+            "kiln plan",
+            "cache pull",
+            "sccache",
+            "actions/cache",
+            "cargo ",
+        ] {
+            assert!(
+                !text.contains(forbidden),
+                "job {name:?} holds {perms} and runs `{forbidden}`"
+            );
+        }
+    }
+    let (first, head) = history(&ws);
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kiln"), bin.path().join("kiln")).unwrap();
+    let slice = tempfile::tempdir().unwrap();
+    let mut values: BTreeMap<&str, String> = BTreeMap::new();
+    values.insert("github.event_name", "push".into());
+    values.insert("github.event.pull_request.base.sha", String::new());
+    values.insert("github.event.before", first);
+    values.insert("github.ref_type", "tag".into());
+    values.insert("runner.temp", slice.path().display().to_string());
+    values.insert("secrets.GITHUB_TOKEN", "a-token".into());
+    let secret_text = std::fs::read_to_string(&secret).unwrap();
+    values.insert("secrets.KILN_CACHE_SIGNING_KEY", secret_text.trim().into());
+    values.insert("secrets.KILN_IMAGE_SIGNING_KEY", String::new());
+    values.insert(
+        "needs.image.outputs.image",
+        "ghcr.io/chronik/chronik@sha256:0000000000000000000000000000000000000000000000000000000000000000".into(),
+    );
+    // The build jobs and collect: unprivileged, they may compile.
+    let cache = tempfile::tempdir().unwrap();
+    let env = runner_env(bin.path(), cache.path(), &head);
+    for target in ["amd64", "arm64"] {
+        let mut v = values.clone();
+        v.insert("matrix.packages", "chronik-server chronik-cli".into());
+        v.insert("matrix.target", target.into());
+        run_job(&jobs["build"], ws.root(), &env, &v);
+    }
+    std::fs::remove_dir_all(ws.path("artifacts")).unwrap();
+    let collect_cache = tempfile::tempdir().unwrap();
+    let collect_env = runner_env(bin.path(), collect_cache.path(), &head);
+    run_job(&jobs["collect"], ws.root(), &collect_env, &values);
+    // Someone slipped an unsigned entry into the slice that no build job built (it
+    // says nothing of its origin): publish must not sign it.
+    let slice_dir = slice.path().join("kiln-slice");
+    let planted_key = "e".repeat(64);
+    let mut planted = entries_of(&slice_dir).remove(0);
+    planted.as_object_mut().unwrap().remove("origin");
+    planted.as_object_mut().unwrap().remove("signatures");
+    planted["key"] = planted_key.clone().into();
+    std::fs::write(
+        slice_dir.join(format!("entries/{planted_key}.json")),
+        serde_json::to_vec(&planted).unwrap(),
+    )
+    .unwrap();
+
+    // From here on, the repository's cargo config runs a stealing wrapper, and every
+    // cargo or rustc start is logged.
+    let log = ws.path("wrapper.log");
+    let wrapper = ws.path("evil-wrapper.sh");
+    ws.write(
+        "evil-wrapper.sh",
+        &EVIL_WRAPPER.replace("@LOG@", &log.display().to_string()),
+    );
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    ws.write(
+        ".cargo/config.toml",
+        &format!(
+            "{}\n[build]\nrustc-wrapper = \"{}\"\n",
+            std::fs::read_to_string(ws.path(".cargo/config.toml")).unwrap_or_default(),
+            wrapper.display()
+        ),
+    );
+    let shims = tempfile::tempdir().unwrap();
+    for tool in ["cargo", "rustc"] {
+        let real = tool_path(tool, ws.root());
+        let shim = shims.path().join(tool);
+        std::fs::write(
+            &shim,
+            format!(
+                "#!/bin/sh\necho \"{tool}: $*\" >> \"{}\"\nexec \"{}\" \"$@\"\n",
+                log.display(),
+                real.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let privileged = |cache: &Path| {
+        let mut env = runner_env(bin.path(), cache, &head);
+        env.insert(
+            "PATH",
+            format!("{}:{}", shims.path().display(), env["PATH"]),
+        );
+        env.insert("GITHUB_REF_NAME", "v0.3.1".into());
+        env.insert("GITHUB_REF_TYPE", "tag".into());
+        env.insert("GITHUB_REPOSITORY", "chronik/chronik".into());
+        env.insert("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "oidc-kiln-test".into());
+        env
+    };
+    // The old publish flow: `kiln cache push` computes keys with cargo metadata,
+    // which runs the wrapper, which finds the key in the step's shell.
+    let old_cache = tempfile::tempdir().unwrap();
+    let old_env = privileged(old_cache.path());
+    // (Two commands, so that bash stays, as a runner's step shell does.)
+    let mut old = runner_bash("kiln cache push\necho pushed");
+    old.current_dir(ws.root())
+        .envs(&old_env)
+        .env("KILN_CACHE_SIGNING_KEY", secret_text.trim())
+        .env(
+            "KILN_REMOTE_CACHE",
+            format!("file://{}", slice_dir.display()),
+        );
+    let _ = old.output().unwrap();
+    let stolen = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        stolen.contains("stole the signing key"),
+        "the attack is live: {stolen}"
+    );
+    std::fs::remove_file(&log).unwrap();
+
+    // publish, image (up to its push, then the push's own command into a layout) and
+    // release: the wrapper and the shims never run.
+    let publish_cache = tempfile::tempdir().unwrap();
+    run_job(
+        &jobs["publish"],
+        ws.root(),
+        &privileged(publish_cache.path()),
+        &values,
+    );
+    let image_cache = tempfile::tempdir().unwrap();
+    let image_env = privileged(image_cache.path());
+    run_job(&jobs["image"], ws.root(), &image_env, &values);
+    let layout = ws.path("target/image-layout");
+    let mut image = runner_bash("kiln image --no-build --output \"oci:$LAYOUT\"");
+    image
+        .current_dir(ws.root())
+        .envs(&image_env)
+        .env("LAYOUT", &layout);
+    let out = image.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(layout.join("index.json").is_file());
+    let release_cache = tempfile::tempdir().unwrap();
+    run_job(
+        &jobs["release"],
+        ws.root(),
+        &privileged(release_cache.path()),
+        &values,
+    );
+    assert!(ws.path("dist/SHA256SUMS").is_file());
+    assert!(
+        !log.exists(),
+        "a privileged job ran cargo, rustc or the wrapper:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+
+    // What publish pushed: every entry the build jobs built, signed; not the planted one.
+    let published = entries_of(remote.path());
+    assert_eq!(published.len(), 4, "{published:?}");
+    for e in &published {
+        assert_ne!(e["key"], planted_key.as_str());
+        let sigs = e["signatures"].as_array().expect("signed");
+        assert!(sigs[0].as_str().unwrap().starts_with("chronik-ci:"), "{e}");
+        assert!(
+            e.get("origin").is_none(),
+            "a slice's origin went to the team cache: {e}"
+        );
+    }
+}
+
+fn tool_path(tool: &str, dir: &Path) -> PathBuf {
+    PathBuf::from(common::tool("which", &[tool], dir).trim())
 }

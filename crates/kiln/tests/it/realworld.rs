@@ -269,10 +269,50 @@ fn setup_works_on_an_externally_managed_python() {
         run(c)
     };
     kiln(&["setup", "--check"]).failure(4, "zig");
+    // An index that serves other bytes under the locked names and versions (a
+    // compromised mirror): pip checks every wheel against kiln's lock and installs
+    // nothing.
+    let evil = ws.path("evil-index");
+    std::fs::create_dir_all(&evil).unwrap();
+    fake_wheel(&evil, "ziglang", "0.17.1");
+    fake_wheel(&evil, "cargo_zigbuild", "0.24.1");
+    let mut c = kiln_command(ws.root());
+    c.args(["setup"])
+        .env("PATH", &path)
+        .env("KILN_TOOLS_DIR", &tools)
+        .env("PIP_NO_INDEX", "1")
+        .env("PIP_FIND_LINKS", &evil)
+        .env_remove("CARGO_ZIGBUILD_ZIG_PATH")
+        .env_remove("VIRTUAL_ENV")
+        .env_remove("PYENV_VERSION");
+    let refused = run(c);
+    refused.failure(4, "failed");
+    assert!(
+        refused.stderr.contains("hash"),
+        "pip's refusal is passed on: {}",
+        refused.stderr
+    );
+    assert!(!tools.join("bin/zig").exists(), "nothing was linked");
     let s = kiln(&["setup"]);
     s.success();
     assert!(!s.stderr.contains("break-system-packages"), "{}", s.stderr);
     assert!(tools.join("venv/bin/cargo-zigbuild").is_file());
+    // Isolated: only the locked wheels are importable, and only the tools (not the
+    // environment's python3) go on PATH, so build scripts keep the system's Python.
+    let cfg = std::fs::read_to_string(tools.join("venv/pyvenv.cfg")).unwrap();
+    assert!(
+        cfg.contains("include-system-site-packages = false"),
+        "{cfg}"
+    );
+    for t in ["zig", "cargo-zigbuild"] {
+        assert!(tools.join("bin").join(t).is_file(), "{t} is linked");
+    }
+    assert!(!tools.join("bin/python3").exists());
+    let requirements = std::fs::read_to_string(tools.join("venv/kiln-requirements.txt")).unwrap();
+    assert!(
+        requirements.contains("cargo-zigbuild==") && requirements.contains("--hash=sha256:"),
+        "{requirements}"
+    );
     let still = Command::new(system_python)
         .args(["-c", "import ziglang"])
         .output()
@@ -287,6 +327,26 @@ fn setup_works_on_an_externally_managed_python() {
         check.stderr.contains("Found cargo-zigbuild"),
         "{}",
         check.stderr
+    );
+}
+
+/// A wheel named like PyPI's `name` `version` for this machine, with other bytes.
+fn fake_wheel(dir: &Path, name: &str, version: &str) {
+    let tag = format!("py3-none-manylinux_2_17_{}", std::env::consts::ARCH);
+    let file = dir.join(format!("{name}-{version}-{tag}.whl"));
+    let info = format!("{name}-{version}.dist-info");
+    let script = format!(
+        "import zipfile\nz = zipfile.ZipFile({file:?}, 'w')\nz.writestr('{info}/METADATA', 'Metadata-Version: 2.1\\nName: {name}\\nVersion: {version}\\n')\nz.writestr('{info}/WHEEL', 'Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\nTag: {tag}\\n')\nz.writestr('{info}/RECORD', '')\nz.close()\n",
+        file = file.display().to_string()
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 

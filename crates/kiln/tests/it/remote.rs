@@ -197,7 +197,7 @@ const ENV_DUMP: &str = r#"fn main() {
 fn build_scripts_see_none_of_kilns_credentials() {
     let moto = Moto::start();
     let keys = tempfile::tempdir().unwrap();
-    let (secret, _) = common::keygen(keys.path(), "team");
+    let (secret, public) = common::keygen(keys.path(), "team");
     let ws = TempWorkspace::chronik();
     let script = "crates/chronik-checksum/build.rs";
     ws.write(script, &ws.read(script).replace("fn main() {", ENV_DUMP));
@@ -227,6 +227,8 @@ fn build_scripts_see_none_of_kilns_credentials() {
     ];
     let mut env: Vec<(&str, &str)> = moto.env().to_vec();
     env.extend(credentials);
+    // Signing needs trusted keys (a public value, not a credential).
+    env.push(("KILN_CACHE_TRUSTED_KEYS", public.as_str()));
     env.extend([
         ("CI", "true"),
         ("KILN_SCCACHE", "on"),
@@ -756,6 +758,7 @@ fn signed_entries_restore_only_for_readers_trusting_the_key() {
         &remote,
         &[
             ("CI", "true"),
+            ("KILN_CACHE_TRUSTED_KEYS", public.as_str()),
             ("KILN_CACHE_SIGNING_KEY", secret.to_str().unwrap()),
         ],
     );
@@ -824,12 +827,21 @@ fn unverified_entries_are_never_signed_and_trusted_readers_rebuild_them() {
     let c = TempWorkspace::chronik_sources();
     let run = build(&c, &unsigned_url, &[]);
     assert!(run.stderr.contains("(4 restored"), "{}", run.stderr);
-    // ...and can't launder them: a signed push leaves nothing a trusted reader takes.
+    // ...and can't launder them. Signing where no key is trusted is refused: readers
+    // would check nothing.
     let team = tempfile::tempdir().unwrap();
     let team_url = format!("file://{}", team.path().display());
     let mut push = kiln_command(c.root());
     push.args(["cache", "push"])
         .env("KILN_REMOTE_CACHE", &team_url)
+        .env("KILN_CACHE_SIGNING_KEY", &secret);
+    Run::from(push.output().unwrap()).failure(2, "no keys are trusted");
+    assert!(remote_entries(team.path()).is_empty());
+    // With the team's key trusted, a signed push leaves nothing a trusted reader takes.
+    let mut push = kiln_command(c.root());
+    push.args(["cache", "push"])
+        .env("KILN_REMOTE_CACHE", &team_url)
+        .env("KILN_CACHE_TRUSTED_KEYS", &public)
         .env("KILN_CACHE_SIGNING_KEY", &secret);
     let run = Run::from(push.output().unwrap());
     run.success();
@@ -847,6 +859,7 @@ fn unverified_entries_are_never_signed_and_trusted_readers_rebuild_them() {
     let mut push = kiln_command(d.root());
     push.args(["cache", "push"])
         .env("KILN_REMOTE_CACHE", &team_url)
+        .env("KILN_CACHE_TRUSTED_KEYS", &public)
         .env("KILN_CACHE_SIGNING_KEY", &secret);
     let run = Run::from(push.output().unwrap());
     run.success();
