@@ -338,6 +338,14 @@ fn vouching_and_signing_without_trusted_keys_are_refused() {
     cmd.args(["cache", "pull", "--vouch"])
         .env("KILN_REMOTE_CACHE", &url);
     common::Run::from(cmd.output().unwrap()).failure(2, "`--vouch` needs trusted keys");
+    // A value that names no key would switch checking off: refused.
+    for blank in [" ", ","] {
+        let mut cmd = common::kiln_command(ws.root());
+        cmd.args(["cache", "pull"])
+            .env("KILN_REMOTE_CACHE", &url)
+            .env("KILN_CACHE_TRUSTED_KEYS", blank);
+        common::Run::from(cmd.output().unwrap()).failure(2, "names no key");
+    }
     let (key, _) = common::keygen(ws.root(), "ci-key");
     let mut cmd = common::kiln_command(ws.root());
     cmd.args(["cache", "push", "--from", &url])

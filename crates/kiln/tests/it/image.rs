@@ -831,73 +831,117 @@ fn podman_builds_the_generated_dockerfile_for_both_platforms_and_it_runs() {
         .output();
 }
 
-/// A fake registry on 127.0.0.1 whose every answer is a Bearer challenge naming
-/// `realm`, and a realm server on `realm_ip` that records each request's headers.
-/// Returns whether the realm ever received Basic credentials.
-fn realm_received_credentials(realm_ip: &str) -> bool {
-    let registry = TcpListener::bind("127.0.0.1:0").unwrap();
-    let realm = TcpListener::bind((realm_ip, 0)).unwrap();
-    let (reg_port, realm_port) = (
-        registry.local_addr().unwrap().port(),
-        realm.local_addr().unwrap().port(),
-    );
-    let challenge =
-        format!("Bearer realm=\"http://{realm_ip}:{realm_port}/token\",service=\"test\"");
+/// A server on `ip` that answers each request with `answer(head)` and records every
+/// request's head; returns its port and the heads.
+fn fake_server(
+    ip: &str,
+    answer: impl Fn(&str) -> String + Send + 'static,
+) -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind((ip, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let serve = |listener: TcpListener,
-                 answer: String,
-                 seen: Option<Arc<std::sync::Mutex<Vec<String>>>>| {
-        listener.set_nonblocking(true).unwrap();
-        std::thread::spawn(move || {
-            let deadline = std::time::Instant::now() + Duration::from_secs(60);
-            while std::time::Instant::now() < deadline {
-                let Ok((mut s, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                };
-                s.set_nonblocking(false).unwrap();
-                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                let mut buf = [0u8; 8192];
-                let n = s.read(&mut buf).unwrap_or(0);
-                if let Some(seen) = &seen {
-                    seen.lock()
-                        .unwrap()
-                        .push(String::from_utf8_lossy(&buf[..n]).into_owned());
-                }
-                let _ = s.write_all(answer.as_bytes());
-            }
-        });
-    };
-    serve(
-        registry,
-        format!("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: {challenge}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
-        None,
-    );
-    serve(
-        realm,
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{\"token\":\"abc\"}".into(),
-        Some(seen.clone()),
-    );
+    let heads = seen.clone();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            let Ok((mut s, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            s.set_nonblocking(false).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 8192];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let reply = answer(&head);
+            heads.lock().unwrap().push(head);
+            let _ = s.write_all(reply.as_bytes());
+        }
+    });
+    (port, seen)
+}
+
+/// `kiln image --push` to `127.0.0.1:<port>/chronik:t` with registry credentials;
+/// returns the run.
+fn push_with_credentials(port: u16) -> Run {
     let ws = TempWorkspace::built_chronik();
     let mut cmd = kiln_command(ws.root());
     cmd.args([
         "image",
         "--insecure",
         "--push",
-        &format!("127.0.0.1:{reg_port}/chronik:t"),
+        &format!("127.0.0.1:{port}/chronik:t"),
     ])
     .env("REGISTRY_USERNAME", "kiln-user")
     .env("REGISTRY_PASSWORD", "kiln-password")
     .env("KILN_REGISTRY_BACKOFF_MS", "10")
     .env("DOCKER_CONFIG", ws.path(".no-docker-config"));
-    let run = Run::from(cmd.output().unwrap());
+    Run::from(cmd.output().unwrap())
+}
+
+fn has_basic(head: &str) -> bool {
+    head.to_ascii_lowercase().contains("authorization: basic")
+}
+
+/// A fake registry on 127.0.0.1 whose every answer is a Bearer challenge naming
+/// `realm`, and a realm server on `realm_ip` that records each request's headers.
+/// Returns whether the realm ever received Basic credentials.
+fn realm_received_credentials(realm_ip: &str) -> bool {
+    let (realm_port, seen) = fake_server(realm_ip, |_| {
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{\"token\":\"abc\"}".into()
+    });
+    let challenge =
+        format!("Bearer realm=\"http://{realm_ip}:{realm_port}/token\",service=\"test\"");
+    let (reg_port, _) = fake_server("127.0.0.1", move |_| {
+        format!("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: {challenge}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    });
+    let run = push_with_credentials(reg_port);
     assert_ne!(run.code, 0, "the fake registry accepts nothing");
     assert!(!run.stderr.contains("kiln-password"), "{}", run.stderr);
     let requests = seen.lock().unwrap().clone();
     assert!(!requests.is_empty(), "kiln asked the realm for a token");
-    requests
-        .iter()
-        .any(|r| r.to_ascii_lowercase().contains("authorization: basic"))
+    requests.iter().any(|r| has_basic(r))
+}
+
+/// The upload chain of issue 38 against the real binary: the registry (127.0.0.1)
+/// answers an upload's start with a `Location` on another host (127.0.0.2, loopback
+/// but another origin); kiln follows it without the credentials.
+#[test]
+fn an_upload_redirected_to_another_host_carries_no_credentials() {
+    let (elsewhere, heads) = fake_server("127.0.0.2", |_| {
+        "HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()
+    });
+    let (port, registry_heads) = fake_server("127.0.0.1", move |head| {
+        let close = "Content-Length: 0\r\nConnection: close\r\n\r\n";
+        if !has_basic(head) {
+            format!("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"r\"\r\n{close}")
+        } else if head.starts_with("POST ") {
+            format!("HTTP/1.1 202 Accepted\r\nLocation: http://127.0.0.2:{elsewhere}/upload/1?state=x\r\n{close}")
+        } else if head.starts_with("HEAD ") {
+            format!("HTTP/1.1 404 Not Found\r\n{close}")
+        } else {
+            format!("HTTP/1.1 200 OK\r\n{close}")
+        }
+    });
+    let run = push_with_credentials(port);
+    assert!(!run.stderr.contains("kiln-password"), "{}", run.stderr);
+    assert!(
+        registry_heads.lock().unwrap().iter().any(|h| has_basic(h)),
+        "control: the registry itself got the credentials"
+    );
+    let heads = heads.lock().unwrap().clone();
+    assert!(
+        !heads.is_empty(),
+        "kiln followed the Location: {}",
+        run.stderr
+    );
+    for h in &heads {
+        assert!(
+            !h.to_ascii_lowercase().contains("authorization"),
+            "credentials sent to another origin:\n{h}"
+        );
+    }
 }
 
 /// Basic credentials go to a token realm on the registry's own host, and never over
