@@ -686,6 +686,47 @@ fn run_job(
     std::fs::read_to_string(output.path()).unwrap()
 }
 
+/// The `${{ }}` values a push's scripts read (a pull request's with `pr_base`):
+/// the previous commit `before`, the runner's temp dir, a token, no signing key.
+fn event_values(
+    slice: &Path,
+    before: &str,
+    pr_base: Option<&str>,
+) -> BTreeMap<&'static str, String> {
+    let mut values: BTreeMap<&str, String> = BTreeMap::new();
+    let event = if pr_base.is_some() {
+        "pull_request"
+    } else {
+        "push"
+    };
+    values.insert("github.event_name", event.into());
+    values.insert(
+        "github.event.pull_request.base.sha",
+        pr_base.unwrap_or_default().into(),
+    );
+    values.insert("github.event.before", before.into());
+    values.insert("github.ref_type", "branch".into());
+    values.insert("runner.temp", slice.display().to_string());
+    values.insert("secrets.GITHUB_TOKEN", "a-token".into());
+    values.insert("secrets.KILN_CACHE_SIGNING_KEY", String::new());
+    values
+}
+
+/// The example with a `file://` remote cache at `remote`, and `extra` lines in its
+/// cache table.
+fn chronik_with_remote(remote: &Path, extra: &str) -> TempWorkspace {
+    let ws = TempWorkspace::chronik();
+    let manifest = ws.read("Cargo.toml");
+    ws.write(
+        "Cargo.toml",
+        &format!(
+            "{manifest}\n[workspace.metadata.kiln.cache]\nremote = \"file://{}\"\n{extra}",
+            remote.display()
+        ),
+    );
+    ws
+}
+
 fn git(dir: &Path, args: &[&str]) -> String {
     tool("git", args, dir).trim().to_string()
 }
@@ -735,12 +776,7 @@ fn the_plan_and_build_scripts_work_on_a_real_history() {
     let slice = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let env = runner_env(bin.path(), cache.path(), &head);
-    let mut values: BTreeMap<&str, String> = BTreeMap::new();
-    values.insert("github.event_name", "push".into());
-    values.insert("github.event.pull_request.base.sha", String::new());
-    values.insert("github.event.before", first.clone());
-    values.insert("github.ref_type", "branch".into());
-    values.insert("runner.temp", slice.path().display().to_string());
+    let mut values = event_values(slice.path(), &first, None);
 
     // plan: a push of the storage change affects chronik-server on both platforms only.
     let jobs = jobs(&yaml);
@@ -900,14 +936,7 @@ fn plan_matrix(
     let fresh = tempfile::tempdir().unwrap();
     let env = runner_env(bin, fresh.path(), &head);
     let slice = tempfile::tempdir().unwrap();
-    let mut values: BTreeMap<&str, String> = BTreeMap::new();
-    values.insert("github.event_name", "push".into());
-    values.insert("github.event.pull_request.base.sha", String::new());
-    values.insert("github.event.before", before.to_string());
-    values.insert("github.ref_type", "branch".into());
-    values.insert("runner.temp", slice.path().display().to_string());
-    values.insert("secrets.GITHUB_TOKEN", "read-token".into());
-    values.insert("secrets.KILN_CACHE_SIGNING_KEY", String::new());
+    let values = event_values(slice.path(), before, None);
     let started = std::time::Instant::now();
     let output = run_job(&jobs["plan"], ws.root(), &env, &values);
     let took = started.elapsed();
@@ -935,15 +964,7 @@ fn plan_matrix(
 #[test]
 fn a_push_that_changes_no_binary_plans_no_build_and_an_edit_exactly_its_binaries() {
     let remote = tempfile::tempdir().unwrap();
-    let ws = TempWorkspace::chronik();
-    let manifest = ws.read("Cargo.toml");
-    ws.write(
-        "Cargo.toml",
-        &format!(
-            "{manifest}\n[workspace.metadata.kiln.cache]\nremote = \"file://{}\"\n",
-            remote.path().display()
-        ),
-    );
+    let ws = chronik_with_remote(remote.path(), "");
     let jobs = jobs(&generate(&ws));
     let (_, head) = history(&ws);
     let bin = tempfile::tempdir().unwrap();
@@ -957,14 +978,7 @@ fn a_push_that_changes_no_binary_plans_no_build_and_an_edit_exactly_its_binaries
     let slice = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let env = runner_env(bin.path(), cache.path(), &head);
-    let mut values: BTreeMap<&str, String> = BTreeMap::new();
-    values.insert("github.event_name", "push".into());
-    values.insert("github.event.pull_request.base.sha", String::new());
-    values.insert("github.event.before", zeros.into());
-    values.insert("github.ref_type", "branch".into());
-    values.insert("runner.temp", slice.path().display().to_string());
-    values.insert("secrets.GITHUB_TOKEN", "a-token".into());
-    values.insert("secrets.KILN_CACHE_SIGNING_KEY", String::new());
+    let values = event_values(slice.path(), zeros, None);
     for (package, target) in [
         ("chronik-cli", "amd64"),
         ("chronik-cli", "arm64"),
@@ -1028,29 +1042,14 @@ fn a_push_that_changes_no_binary_plans_no_build_and_an_edit_exactly_its_binaries
 #[test]
 fn a_pull_request_never_writes_the_remote_and_publish_does() {
     let remote = tempfile::tempdir().unwrap();
-    let ws = TempWorkspace::chronik();
-    let manifest = ws.read("Cargo.toml");
-    ws.write(
-        "Cargo.toml",
-        &format!(
-            "{manifest}\n[workspace.metadata.kiln.cache]\nremote = \"file://{}\"\n",
-            remote.path().display()
-        ),
-    );
+    let ws = chronik_with_remote(remote.path(), "");
     let yaml = generate(&ws);
     let (first, head) = history(&ws);
     let bin = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kiln"), bin.path().join("kiln")).unwrap();
     let (slice, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let env = runner_env(bin.path(), cache.path(), &head);
-    let mut values: BTreeMap<&str, String> = BTreeMap::new();
-    values.insert("github.event_name", "pull_request".into());
-    values.insert("github.event.pull_request.base.sha", first);
-    values.insert("github.event.before", String::new());
-    values.insert("github.ref_type", "branch".into());
-    values.insert("runner.temp", slice.path().display().to_string());
-    values.insert("secrets.GITHUB_TOKEN", "read-token".into());
-    values.insert("secrets.KILN_CACHE_SIGNING_KEY", String::new());
+    let values = event_values(slice.path(), "", Some(&first));
     let jobs = jobs(&yaml);
     let output = run_job(&jobs["plan"], ws.root(), &env, &values);
     let matrix: Value = serde_json::from_str(
@@ -1139,13 +1138,7 @@ fn a_swapped_unsigned_binary_never_reaches_an_image_or_a_signed_entry() {
     let bin = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kiln"), bin.path().join("kiln")).unwrap();
     let slice = tempfile::tempdir().unwrap();
-    let mut values: BTreeMap<&str, String> = BTreeMap::new();
-    values.insert("github.event_name", "push".into());
-    values.insert("github.event.pull_request.base.sha", String::new());
-    values.insert("github.event.before", first);
-    values.insert("github.ref_type", "branch".into());
-    values.insert("runner.temp", slice.path().display().to_string());
-    values.insert("secrets.GITHUB_TOKEN", "a-token".into());
+    let mut values = event_values(slice.path(), &first, None);
     values.insert(
         "secrets.KILN_CACHE_SIGNING_KEY",
         std::fs::read_to_string(&secret).unwrap(),
@@ -1314,15 +1307,7 @@ fn jobs_holding_keys_or_write_tokens_run_nothing_the_workspace_configures() {
     let keys = tempfile::tempdir().unwrap();
     let (secret, public) = common::keygen(keys.path(), "chronik-ci");
     let remote = tempfile::tempdir().unwrap();
-    let ws = TempWorkspace::chronik();
-    let manifest = ws.read("Cargo.toml");
-    ws.write(
-        "Cargo.toml",
-        &format!(
-            "{manifest}\n[workspace.metadata.kiln.cache]\nremote = \"file://{}\"\ntrusted-keys = [\"{public}\"]\n",
-            remote.path().display()
-        ),
-    );
+    let ws = chronik_with_remote(remote.path(), &format!("trusted-keys = [\"{public}\"]\n"));
     let jobs = jobs(&generate(&ws));
     // No job with a write permission or the OIDC token builds, sets up toolchains,
     // restores caches or runs the configured setup commands.
@@ -1351,13 +1336,8 @@ fn jobs_holding_keys_or_write_tokens_run_nothing_the_workspace_configures() {
     let bin = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kiln"), bin.path().join("kiln")).unwrap();
     let slice = tempfile::tempdir().unwrap();
-    let mut values: BTreeMap<&str, String> = BTreeMap::new();
-    values.insert("github.event_name", "push".into());
-    values.insert("github.event.pull_request.base.sha", String::new());
-    values.insert("github.event.before", first);
+    let mut values = event_values(slice.path(), &first, None);
     values.insert("github.ref_type", "tag".into());
-    values.insert("runner.temp", slice.path().display().to_string());
-    values.insert("secrets.GITHUB_TOKEN", "a-token".into());
     let secret_text = std::fs::read_to_string(&secret).unwrap();
     values.insert("secrets.KILN_CACHE_SIGNING_KEY", secret_text.trim().into());
     values.insert("secrets.KILN_IMAGE_SIGNING_KEY", String::new());
