@@ -4,7 +4,7 @@ set -euo pipefail
 # kiln runs with its defaults (sccache only with shared storage: bench/sccache.sh
 # measures it on and off).
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-cargo build --release -q -p kiln
+cargo build --release -q -p cargo-kiln
 kiln=$PWD/target/release/kiln
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

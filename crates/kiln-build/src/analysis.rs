@@ -6,9 +6,9 @@ use crate::keys::{KeyContext, KeySources, Toolchain};
 use crate::observer::Observer;
 use crate::plan::Plan;
 use kiln_artifacts::Store;
-use kiln_cache::{Entry, LocalCache, Lookup};
 use kiln_diagnostics::Result;
 use kiln_fingerprint::{diff, Inputs};
+use kiln_local_cache::{Entry, LocalCache, Lookup};
 use kiln_remote::RemoteCache;
 pub use kiln_schema::UnitState;
 use kiln_schema::{GitInfo, Reason, Warning};
@@ -47,10 +47,10 @@ impl UnitPlan {
     }
 
     /// What a cache lookup of this unit asks for.
-    pub fn wanted(&self) -> kiln_cache::Wanted {
-        kiln_cache::Wanted {
+    pub fn wanted(&self) -> kiln_local_cache::Wanted {
+        kiln_local_cache::Wanted {
             key: self.key.clone(),
-            subject: kiln_cache::Subject::Binary {
+            subject: kiln_local_cache::Subject::Binary {
                 package: self.package.clone(),
                 binary: self.bin.clone(),
             },
@@ -233,12 +233,12 @@ pub fn analyze(
     // What the local cache lacks, the remote may have: fetched into the local cache
     // (verified) before the lookups below.
     if let (Some(r), Some(c)) = (remote, cache) {
-        let missing: Vec<kiln_cache::Wanted> = keyed
+        let missing: Vec<kiln_local_cache::Wanted> = keyed
             .iter()
             .filter(|k| !c.has_usable(&k.4))
-            .map(|(_, step, target, bin, key, _)| kiln_cache::Wanted {
+            .map(|(_, step, target, bin, key, _)| kiln_local_cache::Wanted {
                 key: key.clone(),
-                subject: kiln_cache::Subject::Binary {
+                subject: kiln_local_cache::Subject::Binary {
                     package: step.package.clone(),
                     binary: bin.to_string(),
                 },
@@ -494,7 +494,7 @@ mod tests {
             sha256,
             size,
             created: 0,
-            artifact: kiln_cache::Artifact::Binary(kiln_cache::BinaryEntry {
+            artifact: kiln_local_cache::Artifact::Binary(kiln_local_cache::BinaryEntry {
                 package: "app".into(),
                 binary: "app".into(),
                 version: "1.0.0".into(),
@@ -505,7 +505,7 @@ mod tests {
                 inputs,
             }),
             signatures: Vec::new(),
-            origin: Some(kiln_cache::Origin::Built),
+            origin: Some(kiln_local_cache::Origin::Built),
         };
         cache.put(entry, &bin).unwrap();
         cache

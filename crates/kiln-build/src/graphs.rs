@@ -8,10 +8,10 @@
 //! path dependencies outside the workspace are re-checked by their manifest's hash.
 
 use crate::plan::{Plan, Step};
-use kiln_cache::LocalCache;
 use kiln_diagnostics::Result;
 use kiln_fingerprint::{dep_graph, DepGraph};
 use kiln_fs::sha256_hex;
+use kiln_local_cache::LocalCache;
 use kiln_toolchain::Target;
 use kiln_workspace::Workspace;
 use serde::{Deserialize, Serialize};

@@ -6,12 +6,12 @@
 //! without running cargo.
 
 use crate::plan::{Plan, Step};
-use kiln_cache::{Learned, LocalCache};
 use kiln_diagnostics::Result;
 use kiln_fingerprint::{
     dir_digest, files_digest, global, DepGraph, FileHasher, GraphNode, InputId, InputValue, Inputs,
     RelPath,
 };
+use kiln_local_cache::{Learned, LocalCache};
 use kiln_schema::Setting;
 use kiln_toolchain::{Backend, Target};
 use kiln_workspace::Workspace;

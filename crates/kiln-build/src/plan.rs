@@ -573,7 +573,7 @@ fn build_script_compiled(target_dir: &Path, krate: &str) -> bool {
 
 /// Where provisioned native libraries go: with the cache, else (no cache, or only
 /// naming them) under `target/`.
-pub fn native_root(ws: &Workspace, cache: Option<&kiln_cache::LocalCache>) -> PathBuf {
+pub fn native_root(ws: &Workspace, cache: Option<&kiln_local_cache::LocalCache>) -> PathBuf {
     cache.map_or_else(|| ws.target_dir.join("kiln/native"), |c| c.native_dir())
 }
 

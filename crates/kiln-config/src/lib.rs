@@ -163,6 +163,10 @@ pub struct CiConfig {
     pub matrix: Option<Matrix>,
     /// The command that installs kiln on a runner.
     pub install: Option<String>,
+    /// Where the install action downloads kiln's release assets from (`https://`
+    /// or `file://`, the directory holding `kiln-<triple>` and its `.sha256`).
+    /// Default: kiln's own GitHub release of the version that wrote the workflow.
+    pub install_url: Option<String>,
     /// The default branch: pushes to it push `latest`. Default: `main`.
     pub branch: Option<String>,
     /// Full commit SHAs for `--pin-actions`, by `owner/action@version`.

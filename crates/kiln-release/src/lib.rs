@@ -148,7 +148,17 @@ pub fn release(ws: &Workspace, store: &Store, req: &Request) -> Result<Released>
         })?;
         filled.expect("filled")
     };
-    let binstall = binstall_blocks(&records, &tag);
+    // binstall fills `{ repo }` from the crate's own `repository`: a block is right
+    // only for packages that have one.
+    let with_repo: Vec<ArtifactRecord> = records
+        .iter()
+        .filter(|r| {
+            ws.member(&r.package)
+                .is_some_and(|m| m.repository.is_some())
+        })
+        .cloned()
+        .collect();
+    let binstall = binstall_blocks(&with_repo, &tag);
     Ok(Released {
         out: req.out.clone(),
         manifest,

@@ -1,8 +1,8 @@
 //! Read-through and write-back between the local cache and a [`Remote`].
 
 use crate::Remote;
-use kiln_cache::{Entry, Learned, LocalCache, Origin, Wanted};
 use kiln_diagnostics::{Error, Kind, Result};
+use kiln_local_cache::{Entry, Learned, LocalCache, Origin, Wanted};
 use kiln_schema::Warning;
 use kiln_trust::{Domain, SecretKey, TrustedKeys};
 use std::collections::{BTreeMap, BTreeSet};
@@ -461,7 +461,7 @@ impl RemoteCache {
             .fetch(&wanted, local)
             .iter()
             .filter_map(|key| match local.get_any(key) {
-                kiln_cache::Lookup::Hit(e, _) => Some(*e),
+                kiln_local_cache::Lookup::Hit(e, _) => Some(*e),
                 _ => None,
             })
             .collect();

@@ -8,7 +8,7 @@ use crate::{
 use serde::{Deserialize, Serialize};
 
 /// One line of `--message-format json` output. Every command speaks only in these:
-/// the JSON renderer prints them, the human renderer (kiln-cli) words them.
+/// the JSON renderer prints them, the human renderer (kiln-commands) words them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "kebab-case")]
 pub enum Event {

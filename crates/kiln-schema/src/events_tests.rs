@@ -97,6 +97,9 @@ fn warnings() -> Vec<Warning> {
             remote: r(),
             entries: vec!["chronik-server x86_64-unknown-linux-musl (DB_PASS)".into()],
         },
+        Warning::ReleaseWithoutDownloadUrl {
+            tag: "v0.3.1".into(),
+        },
         Warning::RemoteRecordUnreadable {
             remote: r(),
             id: "pkg-1".into(),
@@ -172,6 +175,7 @@ fn warnings() -> Vec<Warning> {
             | Warning::RemoteEntryRefused { .. }
             | Warning::RemoteDigestMismatch { .. }
             | Warning::SecretInputsNotUploaded { .. }
+            | Warning::ReleaseWithoutDownloadUrl { .. }
             | Warning::RemoteRecordUnreadable { .. }
             | Warning::RemoteNamesDropped { .. }
             | Warning::UnsignedEntries { .. }

@@ -1,6 +1,6 @@
 //! What kiln says besides its results: notes (it acted on the user's behalf) and
 //! warnings (something is wrong but the command goes on). Both are data; the human
-//! renderer in kiln-cli turns each into words, `--message-format json` prints it as
+//! renderer in kiln-commands turns each into words, `--message-format json` prints it as
 //! is (`{"reason":"warning","kind":"...",...}`).
 
 use crate::{Change, Override};
@@ -197,6 +197,12 @@ pub enum Warning {
         remote: String,
         /// Each as `<binary> <target> (<variables and files>)`: names, never values.
         entries: Vec<String>,
+    },
+    /// `kiln release` wrote an `install.sh` that knows no download location: the
+    /// workspace names no GitHub `repository` and no `--base-url` was given.
+    ReleaseWithoutDownloadUrl {
+        /// The release's tag.
+        tag: String,
     },
     /// A learned build-script record from the remote is unreadable.
     RemoteRecordUnreadable {

@@ -1,5 +1,5 @@
-//! The `kiln` command. Everything lives in `kiln-cli`; this only hands over.
+//! The `kiln` command. Everything lives in `kiln-commands`; this only hands over.
 
 fn main() -> std::process::ExitCode {
-    kiln_cli::main()
+    kiln_commands::main()
 }

@@ -32,8 +32,8 @@ use crate::analysis::{analyze, UnitPlan, UnitState};
 use crate::observer::Observer;
 use crate::plan::Plan;
 use kiln_artifacts::Store;
-use kiln_cache::LocalCache;
 use kiln_diagnostics::Result;
+use kiln_local_cache::LocalCache;
 use kiln_remote::{RemoteCache, RemoteStats};
 use kiln_schema::ArtifactRecord;
 use kiln_toolchain::Target;
@@ -210,7 +210,7 @@ pub(crate) fn execute_with(
             .iter()
             .filter(|u| u.state != UnitState::Rebuild)
             .count() as u64;
-        let used = remote.as_ref().map(|r| kiln_cache::RemoteUse {
+        let used = remote.as_ref().map(|r| kiln_local_cache::RemoteUse {
             hits: r.hits,
             bytes_down: r.bytes_down,
             bytes_up: r.bytes_up,

@@ -4,14 +4,14 @@
 
 use super::{BuildContext, Wanted};
 use crate::plan::{NativeGate, NativeLib, Plan};
-use kiln_cache::{Artifact, Entry, LocalCache, NativeEntry, Origin, Subject};
 use kiln_diagnostics::{Error, Result};
+use kiln_local_cache::{Artifact, Entry, LocalCache, NativeEntry, Origin, Subject};
 use kiln_schema::{Note, Warning};
 use std::collections::BTreeSet;
 
 /// What the caches hold a provisioned library `n` under, built with `compiler`.
-fn wanted(n: &NativeLib, compiler: &str) -> kiln_cache::Wanted {
-    kiln_cache::Wanted {
+fn wanted(n: &NativeLib, compiler: &str) -> kiln_local_cache::Wanted {
+    kiln_local_cache::Wanted {
         key: kiln_native::cache_key(&n.provision, &n.target, compiler),
         target: n.target.triple.clone(),
         subject: Subject::Native {
@@ -23,14 +23,15 @@ fn wanted(n: &NativeLib, compiler: &str) -> kiln_cache::Wanted {
 
 /// The cache entries of every native library `plan` provisions (for `kiln cache
 /// push`/`pull`, which move them with the binaries).
-pub fn native_entries(plan: &Plan) -> Vec<kiln_cache::Wanted> {
+pub fn native_entries(plan: &Plan) -> Vec<kiln_local_cache::Wanted> {
     let libs: Vec<&NativeLib> = plan.steps.iter().flat_map(|s| s.native.iter()).collect();
     if libs.is_empty() {
         return Vec::new();
     }
     // Asked only when there is a library: starting zig costs ~0.1 s.
     let compiler = kiln_toolchain::zig_version().unwrap_or_default();
-    let mut out: Vec<kiln_cache::Wanted> = libs.iter().map(|n| wanted(n, &compiler)).collect();
+    let mut out: Vec<kiln_local_cache::Wanted> =
+        libs.iter().map(|n| wanted(n, &compiler)).collect();
     out.sort_by(|a, b| a.key.cmp(&b.key));
     out.dedup_by(|a, b| a.key == b.key);
     out
@@ -130,7 +131,7 @@ pub(super) fn open_gate(gate: &NativeGate, ok: bool) {
 fn restore_one(
     cx: &BuildContext<'_>,
     cache: &LocalCache,
-    want: &kiln_cache::Wanted,
+    want: &kiln_local_cache::Wanted,
     n: &NativeLib,
 ) -> bool {
     if let Some(r) = cx.remote.filter(|r| r.alive()) {
@@ -138,7 +139,7 @@ fn restore_one(
             r.fetch(std::slice::from_ref(want), cache);
         }
     }
-    let kiln_cache::Lookup::Hit(entry, blob) = cache.get(&want.key) else {
+    let kiln_local_cache::Lookup::Hit(entry, blob) = cache.get(&want.key) else {
         return false;
     };
     if !entry.answers(want) {
@@ -175,7 +176,7 @@ fn restore_one(
 fn share(
     cx: &BuildContext<'_>,
     cache: &LocalCache,
-    want: &kiln_cache::Wanted,
+    want: &kiln_local_cache::Wanted,
     n: &NativeLib,
     compiler: &str,
 ) {

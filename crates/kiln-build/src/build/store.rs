@@ -6,8 +6,8 @@ use super::{learned_targets, BuildContext, Built};
 use crate::analysis::{Analysis, UnitPlan, UnitState};
 use crate::plan::Plan;
 use kiln_artifacts::NewArtifact;
-use kiln_cache::{Artifact, BinaryEntry, Entry, LocalCache, Origin};
 use kiln_diagnostics::{Error, Result};
+use kiln_local_cache::{Artifact, BinaryEntry, Entry, LocalCache, Origin};
 use kiln_schema::{ArtifactRecord, Warning};
 use std::path::{Path, PathBuf};
 

@@ -347,7 +347,7 @@ fn the_install_step_installs_the_release_and_checks_its_checksum() {
     let yaml = generate(&ws);
     let jobs = jobs(&yaml);
     let version = env!("CARGO_PKG_VERSION");
-    for job in ["plan", "build", "image", "release"] {
+    for job in ["plan", "build", "collect", "image", "release"] {
         let step = jobs[job]["steps"]
             .as_sequence()
             .unwrap()
@@ -372,6 +372,25 @@ fn the_install_step_installs_the_release_and_checks_its_checksum() {
             "pinned to this kiln"
         );
     }
+    // Where kiln's release lives is one setting; the step hands it to the action.
+    let mirrored = workspace(
+        "[workspace.metadata.kiln.ci]\ninstall-url = \"https://mirror.example/kiln/v0.1.0\"\n",
+    );
+    let mirrored_jobs = self::jobs(&generate(&mirrored));
+    let step = mirrored_jobs["plan"]["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|s| s["uses"].as_str() == Some("./.github/actions/install-kiln"))
+        .unwrap()
+        .clone();
+    assert_eq!(
+        step["with"]["url"].as_str(),
+        Some("https://mirror.example/kiln/v0.1.0")
+    );
+    let bad =
+        workspace("[workspace.metadata.kiln.ci]\ninstall-url = \"http://mirror.example/$(id)\"\n");
+    bad.kiln(&["ci", "github"]).failure(2, "install-url");
     // The action runs the script with the version it was given.
     let action: serde_yaml::Value =
         serde_yaml::from_str(&ws.read(".github/actions/install-kiln/action.yml")).unwrap();
@@ -379,6 +398,10 @@ fn the_install_step_installs_the_release_and_checks_its_checksum() {
     assert_eq!(
         step["env"]["KILN_VERSION"].as_str(),
         Some("${{ inputs.version }}")
+    );
+    assert_eq!(
+        step["env"]["KILN_INSTALL_URL"].as_str(),
+        Some("${{ inputs.url }}")
     );
     assert_eq!(action["runs"]["using"].as_str(), Some("composite"));
     let script = step["run"].as_str().unwrap();
@@ -388,7 +411,8 @@ fn the_install_step_installs_the_release_and_checks_its_checksum() {
     );
     // The same script is what the release publishes as install.sh.
     let published =
-        std::fs::read_to_string(common::repo_root().join("crates/kiln-ci/src/install.sh")).unwrap();
+        std::fs::read_to_string(common::repo_root().join("crates/kiln-workflow/src/install.sh"))
+            .unwrap();
     let code: Vec<&str> = published
         .lines()
         .filter(|l| !l.trim_start().starts_with('#'))
@@ -422,9 +446,18 @@ fn the_install_step_installs_the_release_and_checks_its_checksum() {
         install(script, &env, version)
     };
 
-    // The right checksum: installed, on the job's PATH, the version asked for.
+    // The right checksum: installed, on the job's PATH, the version asked for, and
+    // the step says where it came from.
     let bin = tmp.path().join("bin");
-    at(&url, &bin, &[("GITHUB_PATH", github_path.as_path())]).success();
+    let got = at(&url, &bin, &[("GITHUB_PATH", github_path.as_path())]);
+    got.success();
+    assert!(
+        got.stderr
+            .contains(&format!("kiln-{} from {}", host_triple(), url.display()))
+            && got.stderr.contains("SHA-256 checked"),
+        "{}",
+        got.stderr
+    );
     let installed = Command::new(bin.join("kiln"))
         .arg("--version")
         .output()
@@ -481,9 +514,10 @@ fn the_install_step_installs_the_release_and_checks_its_checksum() {
     std::fs::write(
         fake.join("cargo"),
         format!(
-            "#!/bin/sh\necho \"$*\" > '{}'\nwhile [ \"$1\" != --root ]; do shift; done\nmkdir -p \"$2/bin\"\ncp '{}' \"$2/bin/kiln\"\n",
+            "#!/bin/sh\necho \"$PWD: $*\" > '{}'\nwhile [ \"$1\" != --root ]; do shift; done\nmkdir -p \"$2/bin\"\ncp '{}' \"$2/bin/kiln\"\ncp '{}' \"$2/bin/cargo-kiln\"\n",
             record.display(),
-            env!("CARGO_BIN_EXE_kiln")
+            env!("CARGO_BIN_EXE_kiln"),
+            env!("CARGO_BIN_EXE_cargo-kiln")
         ),
     )
     .unwrap();
@@ -505,13 +539,28 @@ fn the_install_step_installs_the_release_and_checks_its_checksum() {
         "{}",
         built.stderr
     );
-    let args = std::fs::read_to_string(&record).unwrap();
+    let recorded = std::fs::read_to_string(&record).unwrap();
+    let (cwd, args) = recorded.split_once(": ").unwrap();
     assert!(
         args.starts_with(&format!("install --locked --version {version} --root ")),
         "{args}"
     );
-    assert!(args.trim_end().ends_with(" kiln"), "{args}");
+    // kiln's own crate (the name `kiln` on crates.io is someone else's), built
+    // outside the checkout so the repository's cargo config takes no part.
+    assert!(args.trim_end().ends_with(" cargo-kiln"), "{args}");
+    assert!(
+        !Path::new(cwd).starts_with(std::env::current_dir().unwrap()),
+        "{cwd}"
+    );
+    assert!(
+        built
+            .stderr
+            .contains(&format!("cargo-kiln {version} built by cargo")),
+        "{}",
+        built.stderr
+    );
     assert!(built_bin.join("kiln").is_file());
+    assert!(built_bin.join("cargo-kiln").is_file());
 
     // A download that fails for another reason than a missing asset (no network,
     // a plain-HTTP mirror, no curl) stops with the cause: it never builds instead.
@@ -579,7 +628,7 @@ fn the_install_step_installs_the_release_and_checks_its_checksum() {
 #[test]
 fn kilns_release_publishes_what_the_installers_fetch() {
     let root = common::repo_root();
-    let script = std::fs::read_to_string(root.join("crates/kiln-ci/src/install.sh")).unwrap();
+    let script = std::fs::read_to_string(root.join("crates/kiln-workflow/src/install.sh")).unwrap();
     let release = std::fs::read_to_string(root.join(".github/workflows/release.yml")).unwrap();
     let triples: Vec<&str> = script
         .lines()
@@ -595,9 +644,47 @@ fn kilns_release_publishes_what_the_installers_fetch() {
         );
     }
     assert!(release.contains("sha256sum \"$f\" > \"$f.sha256\""));
-    assert!(release.contains("cp crates/kiln-ci/src/install.sh dist/install.sh"));
-    let manifest = std::fs::read_to_string(root.join("crates/kiln/Cargo.toml")).unwrap();
-    assert!(manifest.contains("releases/download/v{ version }/kiln-{ target }"));
+    assert!(release.contains("cp crates/kiln-workflow/src/install.sh dist/install.sh"));
+    // cargo-binstall: the archive its metadata names is one release.yml makes, for
+    // every target, and holds every binary of the crate where `bin-dir` says.
+    let manifest: toml::Table = std::fs::read_to_string(root.join("crates/kiln/Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let binstall = &manifest["package"]["metadata"]["binstall"];
+    let pkg_url = binstall["pkg-url"].as_str().unwrap();
+    assert_eq!(
+        pkg_url,
+        "{ repo }/releases/download/v{ version }/kiln-{ target }.tar.gz"
+    );
+    assert_eq!(binstall["pkg-fmt"].as_str(), Some("tgz"));
+    for t in &triples {
+        assert!(
+            release.contains(&format!("dist/kiln-{t}.tar.gz"))
+                || release.contains("dist/kiln-$TARGET.tar.gz"),
+            "release.yml makes no kiln-{t}.tar.gz"
+        );
+    }
+    let bins: Vec<&str> = manifest["bin"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(bins, ["kiln", "cargo-kiln"]);
+    for line in release
+        .lines()
+        .filter(|l| l.contains("tar -czf") && !l.contains("man-and-completions"))
+    {
+        assert!(line.trim_end().ends_with(" kiln cargo-kiln"), "{line}");
+    }
+    let bin_dir = binstall["bin-dir"].as_str().unwrap();
+    for b in bins {
+        assert_eq!(
+            bin_dir.replace("{ bin }", b).replace("{ binary-ext }", ""),
+            b
+        );
+    }
     for file in ["release.yml", "test.yml"] {
         let path = root.join(".github/workflows").join(file);
         actionlint(&path);

@@ -59,7 +59,7 @@ fn only_the_reporter_prints() {
         let found = offenders(
             needle,
             &[
-                "crates/kiln-cli/src/reporter.rs",
+                "crates/kiln-commands/src/reporter.rs",
                 // A build script kiln runs: `cargo:` lines are its protocol with cargo.
                 "crates/kiln-native/src/openssl.rs",
                 // kiln as cargo's rustc wrapper: a process of its own, with no reporter.
@@ -239,7 +239,7 @@ fn crates_depend_only_as_the_readme_says() {
     // And the picture has no cycle and keeps the image side out of the build core.
     for core in [
         "kiln-build",
-        "kiln-cache",
+        "kiln-local-cache",
         "kiln-remote",
         "kiln-fingerprint",
     ] {

@@ -17,6 +17,7 @@ mod dist;
 mod host_tools;
 mod house;
 mod image;
+mod install;
 mod memory;
 mod native;
 mod realworld;

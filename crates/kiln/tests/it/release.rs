@@ -238,3 +238,73 @@ fn a_release_never_replaces_a_folder_of_other_files_or_ships_a_changed_binary() 
     )
     .failure(2, "can't be the installer's download location");
 }
+
+/// A workspace that names no `repository` and no `--base-url`: the release is
+/// written (exit 0: the local files are right) with one warning naming both fixes,
+/// and no binstall block (its `{ repo }` would be empty); `--base-url` quiets it.
+#[test]
+fn a_release_without_a_download_location_says_how_to_give_one() {
+    let ws = TempWorkspace::built_chronik();
+    ws.write(
+        "Cargo.toml",
+        &ws.read("Cargo.toml").replace(
+            "repository = \"https://github.com/chronik-stream/chronik\"\n",
+            "",
+        ),
+    );
+    for member in ["chronik-cli", "chronik-server"] {
+        let manifest = format!("crates/{member}/Cargo.toml");
+        ws.write(
+            &manifest,
+            &ws.read(&manifest)
+                .replace("repository.workspace = true\n", ""),
+        );
+    }
+    let run = release(
+        &ws,
+        &["--no-build", "--dry-run", "--message-format", "json"],
+    );
+    run.success();
+    let events: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let warning = events
+        .iter()
+        .find(|e| e["kind"] == "release-without-download-url")
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert_eq!(warning["tag"], "v0.3.1");
+    let written = events
+        .iter()
+        .find(|e| e["reason"] == "release-written")
+        .unwrap();
+    assert!(
+        written
+            .get("binstall")
+            .is_none_or(|b| b == &serde_json::json!([])),
+        "{written}"
+    );
+    let human = release(&ws, &["--no-build", "--dry-run"]);
+    human.success();
+    assert!(
+        human.stderr.contains("`repository`") && human.stderr.contains("--base-url"),
+        "{}",
+        human.stderr
+    );
+    let given = release(
+        &ws,
+        &[
+            "--no-build",
+            "--dry-run",
+            "--base-url",
+            "https://downloads.example/v0.3.1",
+        ],
+    );
+    given.success();
+    assert!(
+        !given.stderr.contains("names no download location"),
+        "{}",
+        given.stderr
+    );
+}
