@@ -25,6 +25,6 @@ pub use build::{execute, narrowed_step, native_entries, BuildOutcome};
 pub use git::{git_info, start_probes};
 pub use observer::Observer;
 pub use plan::{native_root, HostToolNeed, NativeGate, NativeLib, Plan, Step, SCCACHE_PORT};
-pub use request::{BuildRequest, Selection};
+pub use request::{select, BuildRequest, Selection};
 pub use resources::Resources;
 pub use sccache::{dist_status, DistStatus, SccacheCounts};

@@ -112,7 +112,8 @@ impl Plan {
         // differently, so cargo would rebuild every shared crate each time it switches
         // between them in one target dir, and a binary's cache key would depend on
         // which other packages were selected.
-        let workspace_c_deps = ws.binaries_c_deps();
+        let on_targets = kiln_toolchain::on_any(&sel.targets);
+        let workspace_c_deps = ws.binaries_c_deps(&on_targets);
         // A glibc version pin needs zig's stubs, as the allocator kiln links needs zig.
         let needs_zig = sel.targets.iter().any(|t| t.glibc.is_some());
         let backend = Backend::choose(sel.backend, !workspace_c_deps.is_empty() || needs_zig);
@@ -186,7 +187,7 @@ impl Plan {
         plan.gate = gate(ws, &plan.cargo_config, sel, native_root)?;
         for (name, bins) in &sel.units {
             let pkg = ws.member(name).expect("resolved package");
-            let deps = ws.dependencies_with_paths(pkg, kiln_native::is_relevant);
+            let deps = ws.dependencies_with_paths(pkg, &on_targets, kiln_native::is_relevant);
             let mut native = Vec::new();
             for t in &sel.targets {
                 for p in kiln_native::check(&deps, t, ws.config.provision_native != Some(false))? {
@@ -210,8 +211,8 @@ impl Plan {
                     version: pkg.version.clone(),
                     bins: bins.clone(),
                     targets: targets.clone(),
-                    c_deps: ws.c_compiling_deps(pkg),
-                    graph_size: ws.build_graph_size(pkg),
+                    c_deps: ws.c_compiling_deps(pkg, &on_targets),
+                    graph_size: ws.build_graph_size(pkg, &on_targets),
                     invocation,
                     native,
                     host_tools: kiln_toolchain::host_tools::needs(ws, pkg, targets),
@@ -519,7 +520,11 @@ fn gate(
     let mut krates = std::collections::BTreeSet::new();
     for (name, _) in &sel.units {
         let pkg = ws.member(name).expect("resolved package");
-        let deps = ws.dependencies_with_paths(pkg, kiln_native::is_relevant);
+        let deps = ws.dependencies_with_paths(
+            pkg,
+            &kiln_toolchain::on_any(&sel.targets),
+            kiln_native::is_relevant,
+        );
         for t in &sel.targets {
             for p in kiln_native::check(&deps, t, ws.config.provision_native != Some(false))? {
                 if !kiln_native::is_intact(&kiln_native::prefix(native_root, &p, t)) {

@@ -85,6 +85,21 @@ fn pick<T: Clone>(cli: &[T], config: &Option<Vec<T>>) -> Vec<T> {
     }
 }
 
+/// Resolves `req` against `ws` ([`BuildRequest::resolve`]) and makes `ws`'s graph
+/// the one cargo will build for it: resolved with the request's features, so C
+/// detection, system libraries, host tools, SBOMs and keys follow `--features`.
+pub fn select(ws: &mut Workspace, req: &BuildRequest) -> Result<Selection> {
+    let sel = req.resolve(ws)?;
+    let packages: Vec<&str> = sel.units.iter().map(|(p, _)| p.as_str()).collect();
+    ws.resolve_features(
+        &packages,
+        &sel.features,
+        sel.all_features,
+        sel.no_default_features,
+    )?;
+    Ok(sel)
+}
+
 impl BuildRequest {
     /// Resolves the request against the workspace, rejecting unknown packages,
     /// binaries and targets with the valid choices named.

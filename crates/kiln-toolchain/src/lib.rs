@@ -25,3 +25,14 @@ pub use probe::{
 pub use rustup::{is_toolchain_file, pinned, toolchain_file, Pinned};
 pub use tools::{activate as activate_tools, install_python_tools, tools_venv};
 pub use zig::{direct as direct_zig, file_stamp, ZigProbe};
+
+/// The dependency platforms the build of `targets` follows: an edge of every
+/// platform, or one whose `cfg(..)` or triple matches one of the targets (for
+/// the workspace's graph queries).
+pub fn on_any(targets: &[Target]) -> impl Fn(Option<&str>) -> bool + '_ {
+    move |p: Option<&str>| match p {
+        None => true,
+        Some(cfg) if cfg.starts_with("cfg(") => targets.iter().any(|t| cfg_matches(cfg, t)),
+        Some(triple) => targets.iter().any(|t| t.triple == triple),
+    }
+}

@@ -25,6 +25,11 @@ use kiln_diagnostics::{Error, Result};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+/// Which dependency platforms a query follows: `None` for an edge of every
+/// platform, else the edge's `cfg(..)` or triple; true when the build's targets
+/// include it.
+pub type Platforms<'a> = &'a dyn Fn(Option<&str>) -> bool;
+
 /// A workspace member that kiln may build.
 #[derive(Debug, Clone)]
 pub struct Package {
@@ -110,26 +115,7 @@ impl Workspace {
         let (config, root_manifest) = Config::load(&manifest)?;
         let verbose = flags.verbose;
         let settings = Settings::load(&config, &root, flags)?;
-        let mut cmd = MetadataCommand::new();
-        cmd.manifest_path(&manifest);
-        // Cargo reads `.cargo/config.toml` from the current directory up; builds run
-        // at the root, so metadata (target dir, ...) must be read from there too.
-        cmd.current_dir(&root);
-        cmd.other_options(
-            settings
-                .cargo_flags()
-                .iter()
-                .map(|f| f.to_string())
-                .collect::<Vec<_>>(),
-        );
-        let metadata = cmd.exec().map_err(|e| match e {
-            cargo_metadata::Error::CargoMetadata { stderr } => {
-                explain("read the Cargo workspace", &stderr, verbose)
-            }
-            other => Error::environment("failed to run `cargo metadata`")
-                .with_source(other)
-                .hint("make sure `cargo` is installed and on PATH"),
-        })?;
+        let metadata = run_metadata(&manifest, &root, &settings, &[], verbose)?;
         // kiln reads one table, the root manifest's: a member's own is a mistake
         // that would otherwise do nothing.
         let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
@@ -180,6 +166,77 @@ impl Workspace {
             root_manifest,
             metadata: Some(metadata),
         })
+    }
+
+    /// Resolves the graph again with the features a build asks for, so that what is
+    /// analysed (C dependencies, system libraries, host tools, SBOMs, keys) is what
+    /// cargo will build. `features` may name a package's feature (`pkg/feat`); a bare
+    /// name is given to each of `packages` that declares it (as `cargo build -p`
+    /// does). Nothing runs when the request is the default features.
+    pub fn resolve_features(
+        &mut self,
+        packages: &[&str],
+        features: &[String],
+        all_features: bool,
+        no_default_features: bool,
+    ) -> Result<()> {
+        if features.is_empty() && !all_features && !no_default_features {
+            return Ok(());
+        }
+        let Some(metadata) = &self.metadata else {
+            return Ok(());
+        };
+        let mut qualified = Vec::new();
+        for f in features
+            .iter()
+            .flat_map(|f| f.split([',', ' ']))
+            .filter(|f| !f.is_empty())
+        {
+            if f.contains('/') {
+                qualified.push(f.to_string());
+                continue;
+            }
+            let declaring: Vec<String> = metadata
+                .workspace_packages()
+                .into_iter()
+                .filter(|p| packages.contains(&p.name.as_str()))
+                .filter(|p| {
+                    p.features.contains_key(f)
+                        || p.dependencies
+                            .iter()
+                            .any(|d| d.optional && d.rename.as_deref().unwrap_or(&d.name) == f)
+                })
+                .map(|p| format!("{}/{f}", p.name))
+                .collect();
+            if declaring.is_empty() {
+                return Err(Error::usage(format!(
+                    "none of the selected packages ({}) has the feature `{f}`",
+                    packages.join(", ")
+                ))
+                .hint("name it as `package/feature`, or check the spelling in the package's [features]"));
+            }
+            qualified.extend(declaring);
+        }
+        let mut args = Vec::new();
+        if !qualified.is_empty() {
+            args.push("--features".to_string());
+            args.push(qualified.join(","));
+        }
+        if all_features {
+            args.push("--all-features".into());
+        }
+        if no_default_features {
+            args.push("--no-default-features".into());
+        }
+        let resolved = run_metadata(
+            &self.manifest,
+            &self.root,
+            &self.settings,
+            &args,
+            self.settings.verbose,
+        )?;
+        self.metadata = Some(resolved);
+        Ok(())
     }
 
     /// The workspace read from its manifests as data: nothing runs, not cargo and
@@ -246,14 +303,24 @@ impl Workspace {
     }
 
     /// Package ids reachable from `package` through normal and build dependencies
-    /// (dev-dependencies don't go into a binary), including itself.
-    fn closure<'a>(&'a self, package: &'a Package) -> HashSet<&'a PackageId> {
-        self.walk(package).into_keys().collect()
+    /// (dev-dependencies don't go into a binary) of the platforms `platform_ok`
+    /// accepts, including itself.
+    fn closure<'a>(
+        &'a self,
+        package: &'a Package,
+        platform_ok: Platforms,
+    ) -> HashSet<&'a PackageId> {
+        self.walk(package, platform_ok).into_keys().collect()
     }
 
-    /// Breadth-first walk of `package`'s build graph: each reached id with the id it
-    /// was first reached from (`None` for `package` itself).
-    fn walk<'a>(&'a self, package: &'a Package) -> HashMap<&'a PackageId, Option<&'a PackageId>> {
+    /// Breadth-first walk of `package`'s build graph (edges of other platforms left
+    /// out): each reached id with the id it was first reached from (`None` for
+    /// `package` itself).
+    fn walk<'a>(
+        &'a self,
+        package: &'a Package,
+        platform_ok: Platforms,
+    ) -> HashMap<&'a PackageId, Option<&'a PackageId>> {
         let mut parents = HashMap::new();
         let Some(resolve) = self.resolve() else {
             return parents;
@@ -267,11 +334,10 @@ impl Workspace {
             parents.insert(id, parent);
             let Some(node) = nodes.get(id) else { continue };
             for dep in &node.deps {
-                if dep
-                    .dep_kinds
-                    .iter()
-                    .any(|k| k.kind != DependencyKind::Development)
-                {
+                if dep.dep_kinds.iter().any(|k| {
+                    k.kind != DependencyKind::Development
+                        && platform_ok(k.target.as_ref().map(|t| t.to_string()).as_deref())
+                }) {
                     queue.push_back((&dep.pkg, Some(id)));
                 }
             }
@@ -285,9 +351,10 @@ impl Workspace {
     pub fn dependencies_with_paths(
         &self,
         package: &Package,
+        platform_ok: Platforms,
         wanted: impl Fn(&str) -> bool,
     ) -> Vec<Dependency> {
-        let parents = self.walk(package);
+        let parents = self.walk(package, platform_ok);
         let Some(resolve) = self.resolve() else {
             return Vec::new();
         };
@@ -385,15 +452,15 @@ impl Workspace {
     }
 
     /// How many packages `package`'s build compiles (a progress estimate).
-    pub fn build_graph_size(&self, package: &Package) -> usize {
-        self.closure(package).len()
+    pub fn build_graph_size(&self, package: &Package, platform_ok: Platforms) -> usize {
+        self.closure(package, platform_ok).len()
     }
 
     /// Packages in `package`'s build graph that compile C: those whose build script is
     /// built with a C build tool (`cc`, `cmake`, `bindgen`, `pkg-config`, ...) and known
     /// C-compiling crates. Sorted names.
-    pub fn c_compiling_deps(&self, package: &Package) -> Vec<String> {
-        let closure = self.closure(package);
+    pub fn c_compiling_deps(&self, package: &Package, platform_ok: Platforms) -> Vec<String> {
+        let closure = self.closure(package, platform_ok);
         let mut out: Vec<String> = self
             .packages()
             .filter(|p| closure.contains(&p.id))
@@ -406,10 +473,10 @@ impl Workspace {
     }
 
     /// Packages that compile C in the build graph of any binary member, sorted.
-    pub fn binaries_c_deps(&self) -> Vec<String> {
+    pub fn binaries_c_deps(&self, platform_ok: Platforms) -> Vec<String> {
         let mut out: Vec<String> = self
             .binary_members()
-            .flat_map(|p| self.c_compiling_deps(p))
+            .flat_map(|p| self.c_compiling_deps(p, platform_ok))
             .collect();
         out.sort();
         out.dedup();
@@ -492,6 +559,37 @@ fn normalize(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// `cargo metadata` of the workspace at `root` with the settings' `--locked` and the
+/// like, and `extra` arguments (features); a failure names its cause and fix.
+fn run_metadata(
+    manifest: &Path,
+    root: &Path,
+    settings: &Settings,
+    extra: &[String],
+    verbose: bool,
+) -> Result<Metadata> {
+    let mut cmd = MetadataCommand::new();
+    cmd.manifest_path(manifest);
+    // Cargo reads `.cargo/config.toml` from the current directory up; builds run at
+    // the root, so metadata (target dir, ...) must be read from there too.
+    cmd.current_dir(root);
+    let mut options: Vec<String> = settings
+        .cargo_flags()
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    options.extend(extra.iter().cloned());
+    cmd.other_options(options);
+    cmd.exec().map_err(|e| match e {
+        cargo_metadata::Error::CargoMetadata { stderr } => {
+            explain("read the Cargo workspace", &stderr, verbose)
+        }
+        other => Error::environment("failed to run `cargo metadata`")
+            .with_source(other)
+            .hint("make sure `cargo` is installed and on PATH"),
+    })
 }
 
 /// The two plain mistakes, said in kiln's words before cargo's.

@@ -9,8 +9,8 @@ use kiln_schema::{Event, GithubMatrix, MatrixEntry};
 use std::process::ExitCode;
 
 pub(crate) fn affected(g: &GlobalArgs, args: &AffectedArgs, r: &Reporter) -> Result<ExitCode> {
-    let ws = load_workspace(&args.sync.manifest, args.sync.flags(g))?;
-    let sel = args.sync.request().resolve(&ws)?;
+    let mut ws = load_workspace(&args.sync.manifest, args.sync.flags(g))?;
+    let sel = kiln_build::select(&mut ws, &args.sync.request())?;
     // Native libraries are only named here, never built.
     let plan = Plan::new(&ws, &sel, &kiln_build::native_root(&ws, None))?;
     let mut a = compute(&ws, &plan, args.base.as_deref(), args.head.as_deref())?;

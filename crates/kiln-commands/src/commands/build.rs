@@ -72,8 +72,8 @@ fn prepare(g: &GlobalArgs, args: &BuildOptions, r: &Reporter) -> Result<Prepared
     if let Some(manifest) = kiln_workspace::declared_root(args.manifest.manifest_path.as_deref()) {
         kiln_build::start_probes(manifest.parent().unwrap_or(Path::new("")));
     }
-    let ws = load_workspace(&args.manifest, args.flags(g))?;
-    let sel = args.request().resolve(&ws)?;
+    let mut ws = load_workspace(&args.manifest, args.flags(g))?;
+    let sel = kiln_build::select(&mut ws, &args.request())?;
     let cache = if args.no_cache {
         None
     } else {

@@ -172,7 +172,7 @@ fn sync(
     r: &Reporter,
 ) -> Result<()> {
     let push = how == Sync::Push;
-    let ws = load_workspace(&args.manifest, args.flags(g))?;
+    let mut ws = load_workspace(&args.manifest, args.flags(g))?;
     if how == Sync::PullVouching && !ws.settings.trust.enforced() {
         return Err(Error::usage(
             "`--vouch` needs trusted keys: without them nothing is signed or checked, so there is nothing to vouch for",
@@ -198,7 +198,7 @@ fn sync(
         ))
         .hint("check the address, credentials and network, then retry"));
     }
-    let sel = args.request().resolve(&ws)?;
+    let sel = kiln_build::select(&mut ws, &args.request())?;
     let plan = kiln_build::Plan::new(&ws, &sel, &kiln_build::native_root(&ws, Some(cache)))?;
     let store = kiln_artifacts::Store::new(&sel.out);
     let remote_for_analysis = (!push).then_some(&remote);

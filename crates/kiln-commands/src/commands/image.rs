@@ -25,13 +25,13 @@ pub(crate) fn image(g: &GlobalArgs, args: &ImageArgs, r: &Reporter) -> Result<Ex
     }
     // `--no-build` packages the store as it is and runs nothing the workspace
     // configures: the manifests are read as data, not given to cargo.
-    let ws = if args.no_build {
+    let mut ws = if args.no_build {
         Workspace::read(args.manifest.manifest_path.as_deref(), args.flags(g))?
     } else {
         load_workspace(&args.manifest, args.flags(g))?
     };
     if !args.build && !args.no_build {
-        warn_if_stale(&ws, r);
+        warn_if_stale(&mut ws, r);
     }
     let req = ImageRequest {
         output: args.output.clone(),
@@ -59,9 +59,9 @@ impl kiln_build::Observer for Quiet {
 /// since `kiln build`, or sources that no longer compile): the image would ship
 /// them silently otherwise. The same keys as `kiln plan` (the local cache holds what
 /// build scripts declared, which the keys include); nothing is restored.
-fn warn_if_stale(ws: &Workspace, r: &Reporter) {
+fn warn_if_stale(ws: &mut Workspace, r: &Reporter) {
     let stale = (|| -> Result<Vec<UnitGroup>> {
-        let sel = kiln_build::BuildRequest::default().resolve(ws)?;
+        let sel = kiln_build::select(ws, &kiln_build::BuildRequest::default())?;
         let store = kiln_artifacts::Store::new(&sel.out);
         let recorded = store.read_checksums()?.artifacts;
         let cache = open_cache(ws).ok();

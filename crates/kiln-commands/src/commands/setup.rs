@@ -22,16 +22,17 @@ pub(crate) fn setup(g: &GlobalArgs, args: &SetupArgs, r: &Reporter) -> Result<Ex
         .map_or_else(|| std::env::current_dir().unwrap_or_default(), Into::into);
     pinned_toolchain(&here, args, r)?;
     // Inside a workspace, prepare for what it builds; elsewhere, for the defaults.
-    let ws = load_workspace(&args.manifest, args.flags(g)).ok();
+    let mut ws = load_workspace(&args.manifest, args.flags(g)).ok();
     let dir = ws.as_ref().map_or_else(
         || std::env::current_dir().unwrap_or_default(),
         |w| w.root.clone(),
     );
     let mut native = Vec::new();
     let mut host: Vec<(String, kiln_build::HostToolNeed)> = Vec::new();
-    let (targets, needs_zig) = match &ws {
+    let (targets, needs_zig) = match &mut ws {
         Some(ws) => {
-            let sel = BuildRequest::default().resolve(ws)?;
+            // The configured features decide the graph (C, system libraries).
+            let sel = kiln_build::select(ws, &BuildRequest::default())?;
             // The plan names the native libraries the graph needs (and fails on one
             // kiln can't provide).
             let cache = super::open_cache(ws)?;
@@ -51,7 +52,9 @@ pub(crate) fn setup(g: &GlobalArgs, args: &SetupArgs, r: &Reporter) -> Result<Ex
             native.dedup_by(|a, b| a.prefix == b.prefix);
             let zig = match sel.backend {
                 BackendChoice::Zig => true,
-                BackendChoice::Auto => !ws.binaries_c_deps().is_empty(),
+                BackendChoice::Auto => !ws
+                    .binaries_c_deps(&kiln_toolchain::on_any(&sel.targets))
+                    .is_empty(),
                 BackendChoice::Cargo | BackendChoice::Cross => false,
             };
             (sel.targets, zig)

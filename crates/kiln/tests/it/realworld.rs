@@ -410,3 +410,82 @@ fn cargo_habits_are_accepted() {
     ws.kiln(&["plan", "--release", "--profile", "dev"])
         .failure(2, "cannot be used with");
 }
+
+/// The graph kiln analyses is the one cargo builds for the request's features:
+/// `--features`, configured `features`, `--all-features`, `--no-default-features`
+/// and `-p` change what compiles C and which system libraries are refused, and a
+/// dependency of another platform (a `cfg(target_os = "haiku")` one, like
+/// iana-time-zone-haiku) is never counted. Local stand-ins keep it offline: a
+/// build-dependency named `cc` marks a C compile, a crate named `pq-sys` links libpq.
+#[test]
+fn features_decide_what_the_plan_analyses() {
+    let ws = TempWorkspace::empty();
+    ws.write(
+        "Cargo.toml",
+        "[workspace]\nmembers = [\"app\", \"other\"]\nresolver = \"2\"\n",
+    );
+    let app = |default: &str| {
+        format!(
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[features]\ndefault = [{default}]\nc = [\"dep:cdep\"]\npg = [\"dep:pq-sys\"]\n\n[dependencies]\ncdep = {{ path = \"../cdep\", optional = true }}\npq-sys = {{ path = \"../pq-sys\", optional = true }}\n\n[target.'cfg(target_os = \"haiku\")'.dependencies]\nhdep = {{ path = \"../hdep\" }}\n"
+        )
+    };
+    ws.write("app/Cargo.toml", &app(""));
+    ws.write("app/src/main.rs", "fn main() {}\n");
+    ws.write(
+        "other/Cargo.toml",
+        "[package]\nname = \"other\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    );
+    ws.write("other/src/main.rs", "fn main() {}\n");
+    for (name, build_dep) in [
+        ("cdep", true),
+        ("hdep", true),
+        ("pq-sys", false),
+        ("cc", false),
+    ] {
+        let mut m =
+            format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n");
+        if build_dep {
+            m.push_str("\n[build-dependencies]\ncc = { path = \"../cc\" }\n");
+            ws.write(&format!("{name}/build.rs"), "fn main() {}\n");
+        }
+        ws.write(&format!("{name}/Cargo.toml"), &m);
+        ws.write(&format!("{name}/src/lib.rs"), "\n");
+    }
+    let c_deps = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["plan", "--message-format", "json", "-p", "app"];
+        all.extend_from_slice(args);
+        let run = ws.kiln(&all);
+        run.success();
+        let step: serde_json::Value = run
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|e| e["reason"] == "plan-step")
+            .unwrap_or_else(|| panic!("{}", run.stdout));
+        serde_json::from_value(step["c_deps"].clone()).unwrap()
+    };
+    // Default features: nothing compiles C (hdep is Haiku's only).
+    assert_eq!(c_deps(&[]), Vec::<String>::new());
+    assert_eq!(c_deps(&["--features", "c"]), ["cdep"]);
+    assert_eq!(c_deps(&["--features", "app/c"]), ["cdep"]);
+    // A system library a static musl build can't find: refused before any build.
+    let mut pg = ws.kiln(&["plan", "-p", "app", "--features", "pg"]);
+    pg.failure(4, "pq-sys");
+    pg = ws.kiln(&["plan", "-p", "app", "--all-features"]);
+    pg.failure(4, "pq-sys");
+    // A feature the selected package doesn't have is said plainly.
+    ws.kiln(&["plan", "-p", "other", "--features", "c"])
+        .failure(2, "has the feature `c`");
+    // Default features on: C; `--no-default-features` turns them off.
+    ws.write("app/Cargo.toml", &app("\"c\""));
+    assert_eq!(c_deps(&[]), ["cdep"]);
+    assert_eq!(c_deps(&["--no-default-features"]), Vec::<String>::new());
+    // Features configured for the workspace count like `--features`.
+    ws.write("app/Cargo.toml", &app(""));
+    let m = ws.read("Cargo.toml");
+    ws.write(
+        "Cargo.toml",
+        &format!("{m}\n[workspace.metadata.kiln]\nfeatures = [\"c\"]\n"),
+    );
+    assert_eq!(c_deps(&[]), ["cdep"]);
+}
