@@ -264,7 +264,7 @@ pub fn needs(ws: &Workspace, package: &Package, targets: &[Target]) -> Vec<Need>
                 }
             }
             (!by.is_empty()).then(|| Need {
-                found: find(&tool),
+                found: find_once(&tool),
                 tool: HostTool {
                     required: tool.required && surely,
                     ..tool
@@ -273,6 +273,23 @@ pub fn needs(ws: &Workspace, package: &Package, targets: &[Target]) -> Vec<Need>
             })
         })
         .collect()
+}
+
+/// [`find`], once per process for each tool: a plan asks for the same tools in
+/// every step, and each probe starts processes (`llvm-config`, `--version`).
+/// `kiln setup` looks again with [`find`] after installing.
+fn find_once(tool: &HostTool) -> Option<Found> {
+    static SEEN: std::sync::Mutex<BTreeMap<String, Option<Found>>> =
+        std::sync::Mutex::new(BTreeMap::new());
+    let key = format!("{}\0{:?}", tool.name, tool.env);
+    if let Some(found) = SEEN.lock().ok().and_then(|s| s.get(&key).cloned()) {
+        return found;
+    }
+    let found = find(tool);
+    if let Ok(mut seen) = SEEN.lock() {
+        seen.insert(key, found.clone());
+    }
+    found
 }
 
 /// Looks for `tool` as the crates do: the path in its variable, else PATH (which
