@@ -39,18 +39,9 @@ fn the_packaged_crates_install_offline_as_kiln_and_cargo_kiln() {
         let Some(stem) = name.strip_suffix(".crate") else {
             continue;
         };
-        let out = Command::new("tar")
-            .arg("-xzf")
-            .arg(e.path())
-            .arg("-C")
-            .arg(&unpacked)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut tar = Command::new("tar");
+        tar.arg("-xzf").arg(e.path()).arg("-C").arg(&unpacked);
+        Run::from(tar.output().unwrap()).success();
         let dir = unpacked.join(stem);
         let krate = stem.rsplit_once('-').unwrap().0;
         for license in ["LICENSE-MIT", "LICENSE-APACHE"] {

@@ -339,15 +339,9 @@ fn fake_wheel(dir: &Path, name: &str, version: &str) {
         "import zipfile\nz = zipfile.ZipFile({file:?}, 'w')\nz.writestr('{info}/METADATA', 'Metadata-Version: 2.1\\nName: {name}\\nVersion: {version}\\n')\nz.writestr('{info}/WHEEL', 'Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\nTag: {tag}\\n')\nz.writestr('{info}/RECORD', '')\nz.close()\n",
         file = file.display().to_string()
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut python = Command::new("python3");
+    python.args(["-c", &script]);
+    run(python).success();
 }
 
 /// Builds whose stderr is not a terminal (CI logs) say they are alive while a slow
