@@ -159,18 +159,30 @@ fn link_tools(venv: &Path, python: &Path) -> Result<PathBuf> {
         .map(|t| (t.to_string(), bin_dir(venv).join(exe(t))))
         .filter(|(_, p)| p.is_file())
         .collect();
-    let zig_dir = Command::new(python)
+    // The wheels' own executables where they ship them: a link to the venv's entry
+    // point would start a Python for every `protoc` prost-build runs (~50 ms each),
+    // and zig has no entry point at all.
+    let site = Command::new(python)
         .args([
             "-c",
-            "import ziglang, os; print(os.path.dirname(ziglang.__file__))",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
         ])
         .stdin(Stdio::null())
         .output()
         .ok()
         .filter(|o| o.status.success())
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    if let Some(zig) = zig_dir.map(|d| d.join(exe("zig"))).filter(|z| z.is_file()) {
-        links.push(("zig".into(), zig));
+    if let Some(site) = site {
+        let inside = [
+            ("zig", site.join("ziglang").join(exe("zig"))),
+            ("protoc", site.join("protoc/data/bin").join(exe("protoc"))),
+            ("cmake", site.join("cmake/data/bin").join(exe("cmake"))),
+            ("ctest", site.join("cmake/data/bin").join(exe("ctest"))),
+        ];
+        for (name, path) in inside.into_iter().filter(|(_, p)| p.is_file()) {
+            links.retain(|(n, _)| n != name);
+            links.push((name.to_string(), path));
+        }
     }
     for (name, target) in links {
         let link = bin.join(exe(&name));

