@@ -8,22 +8,28 @@
 # Prints the row's figures; the kiln cache is a scratch one (the build is cold).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-# name | repository | commit | kiln build arguments (features the project's docs ask for)
+# name | repository | commit | kiln build arguments (features the project's docs ask
+# for) | a command run first when the project can't build as committed for a reason
+# outside kiln (the table says which)
 rows='
-rathole|https://github.com/rapiz1/rathole|0ee0157b4b9584580dde07a351982d87880f2404|
-static-web-server|https://github.com/static-web-server/static-web-server|4ec71cec7e993daccd88272beff03e8246b6e957|
+rathole|https://github.com/rapiz1/rathole|0ee0157b4b9584580dde07a351982d87880f2404||cargo update -p time
+static-web-server|https://github.com/static-web-server/static-web-server|4ec71cec7e993daccd88272beff03e8246b6e957||
 '
 name=${1:?usage: bench/compat.sh NAME [SOURCE]}
 line=$(printf '%s\n' "$rows" | awk -F'|' -v n="$name" '$1 == n')
 [ -n "$line" ] || { echo "bench/compat.sh: no row named $name" >&2; exit 2; }
-IFS='|' read -r _ url commit args <<<"$line"
+IFS='|' read -r _ url commit args prepare <<<"$line"
 src=${2:-$url}
 cargo build --release -q -p cargo-kiln
 kiln=$PWD/target/release/kiln
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export KILN_CACHE_DIR="$work/cache"
-checkout() { git clone -q "$src" "$1"; git -C "$1" checkout -q "$commit"; }
+checkout() {
+    git clone -q "$src" "$1"
+    git -C "$1" checkout -q "$commit"
+    if [ -n "$prepare" ]; then (cd "$1" && $prepare); fi
+}
 checkout "$work/a"
 cd "$work/a"
 "$kiln" setup

@@ -110,6 +110,24 @@ pub fn explain_seen(what: &str, stderr: &str) -> Option<Error> {
         .then(|| explain_inner(what, stderr, false, false))
 }
 
+/// A dependency that is known not to compile with the toolchain in use, and the
+/// fix: found building public workspaces whose lockfiles predate the compiler (the
+/// compatibility table). `None` for anything else.
+pub fn explain_known_breakage(stderr: &str) -> Option<Error> {
+    // `time` before 0.3.35 stopped compiling with Rust 1.80 (a new `FromIterator`
+    // impl makes a `Box<_>` ambiguous, rust-lang/rust#127343).
+    let old_time = stderr.contains("could not compile `time`")
+        && stderr.contains("type annotations needed for `Box<_>`");
+    old_time.then(|| {
+        Error::new(
+            kiln_diagnostics::Kind::BuildFailed,
+            "the `time` crate Cargo.lock pins is older than 0.3.35, which doesn't compile with Rust 1.80 or newer",
+        )
+        .hint("run `cargo update -p time` and commit Cargo.lock")
+        .hint("or pin the Rust the lockfile was made with in rust-toolchain.toml (kiln installs it with `kiln setup`)")
+    })
+}
+
 fn explain_inner(what: &str, stderr: &str, verbose: bool, attach: bool) -> Error {
     let shown = if verbose {
         stderr.trim().to_string()
@@ -249,5 +267,21 @@ mod tests {
             classify("error[E0425]: cannot find value"),
             CargoFailure::Other
         );
+    }
+
+    #[test]
+    fn an_old_time_crate_is_named_with_its_fix() {
+        let seen = "error[E0282]: type annotations needed for `Box<_>`\n  --> /root/.cargo/registry/src/index.crates.io-1/time-0.3.29/src/format_description/parse/mod.rs:83:9\nerror: could not compile `time` (lib) due to 1 previous error\n";
+        let e = explain_known_breakage(seen).expect("recognised");
+        assert_eq!(e.kind().exit_code(), 1);
+        assert!(
+            e.hints().join(" ").contains("cargo update -p time"),
+            "{e:?}"
+        );
+        assert!(explain_known_breakage("error: could not compile `time`\n").is_none());
+        assert!(explain_known_breakage(
+            "error[E0282]: type annotations needed for `Box<_>`\nerror: could not compile `app`\n"
+        )
+        .is_none());
     }
 }

@@ -7,7 +7,9 @@ mod git;
 mod lock;
 mod manifests;
 
-pub use failure::{classify, explain, explain_seen, without_backtrace, CargoFailure};
+pub use failure::{
+    classify, explain, explain_known_breakage, explain_seen, without_backtrace, CargoFailure,
+};
 pub use git::{
     git, git_bytes, git_line, source_date_epoch, start_git, without_credentials, EPOCH_ARGS,
 };

@@ -137,6 +137,7 @@ impl CargoRunner for ProcessRunner {
                         kiln_toolchain::explain_seen(&format!("build `{}`", step.package), &seen)
                     })
                     .or_else(|| kiln_toolchain::host_tools::explain_build_failure(&seen))
+                    .or_else(|| kiln_workspace::explain_known_breakage(&seen))
                     .unwrap_or_else(|| step_failure(step, status)),
             ));
         }
