@@ -115,11 +115,21 @@ fn push_from(
             .hint("set `remote` in [workspace.metadata.kiln.cache], or KILN_REMOTE_CACHE"));
     };
     let url = kiln_config::RemoteUrl::parse(from, "--from")?;
-    if !matches!(url, kiln_config::RemoteUrl::Dir(_)) {
-        return Err(Error::usage(format!(
-            "{url} can't be listed: `--from` reads the `file://` directory a build job pushed to"
-        ))
-        .hint("pass `--from file:///path/to/slice`"));
+    match &url {
+        kiln_config::RemoteUrl::Dir(dir) if !dir.is_dir() => {
+            return Err(Error::usage(format!(
+                "`{}` is not a directory: there is no slice to push",
+                dir.display()
+            ))
+            .hint("pass `--from` the directory build jobs pushed to (`KILN_REMOTE_CACHE=file:///… kiln cache push`)"));
+        }
+        kiln_config::RemoteUrl::Dir(_) => {}
+        _ => {
+            return Err(Error::usage(format!(
+                "{url} can't be listed: `--from` reads the `file://` directory a build job pushed to"
+            ))
+            .hint("pass `--from file:///path/to/slice`"));
+        }
     }
     let s = &ws.settings;
     let slice = kiln_remote::open(&url, false, s.remote_timeout.value, &s.access)?;

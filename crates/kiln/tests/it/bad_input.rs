@@ -358,4 +358,8 @@ fn vouching_and_signing_without_trusted_keys_are_refused() {
     cmd.args(["cache", "push", "--from", "oci://127.0.0.1:1/slice"])
         .env("KILN_REMOTE_CACHE", &url);
     common::Run::from(cmd.output().unwrap()).failure(2, "can't be listed");
+    let mut cmd = common::kiln_command(ws.root());
+    cmd.args(["cache", "push", "--from", "file:///nonexistent/kiln-slice"])
+        .env("KILN_REMOTE_CACHE", &url);
+    common::Run::from(cmd.output().unwrap()).failure(2, "is not a directory");
 }
