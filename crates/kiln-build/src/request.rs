@@ -54,17 +54,7 @@ pub struct Selection {
 impl Selection {
     /// The cargo arguments that select features, shared by `cargo build` and `cargo tree`.
     pub fn feature_args(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        if !self.features.is_empty() {
-            args.extend(["--features".to_string(), self.features.join(",")]);
-        }
-        if self.all_features {
-            args.push("--all-features".into());
-        }
-        if self.no_default_features {
-            args.push("--no-default-features".into());
-        }
-        args
+        feature_args(&self.features, self.all_features, self.no_default_features)
     }
 
     /// The directory cargo names after the profile (`debug` for `dev`).
@@ -90,14 +80,33 @@ fn pick<T: Clone>(cli: &[T], config: &Option<Vec<T>>) -> Vec<T> {
 /// detection, system libraries, host tools, SBOMs and keys follow `--features`.
 pub fn select(ws: &mut Workspace, req: &BuildRequest) -> Result<Selection> {
     let sel = req.resolve(ws)?;
+    // The default features are what `Workspace::load` resolved already.
+    if sel.feature_args().is_empty() {
+        return Ok(sel);
+    }
     let packages: Vec<&str> = sel.units.iter().map(|(p, _)| p.as_str()).collect();
-    ws.resolve_features(
-        &packages,
-        &sel.features,
+    let qualified = ws.qualify_features(&packages, &sel.features)?;
+    ws.resolve_with(&feature_args(
+        &qualified,
         sel.all_features,
         sel.no_default_features,
-    )?;
+    ))?;
     Ok(sel)
+}
+
+/// The cargo arguments that select `features` (and all, or no default, features).
+fn feature_args(features: &[String], all: bool, no_default: bool) -> Vec<String> {
+    let mut args = Vec::new();
+    if !features.is_empty() {
+        args.extend(["--features".to_string(), features.join(",")]);
+    }
+    if all {
+        args.push("--all-features".into());
+    }
+    if no_default {
+        args.push("--no-default-features".into());
+    }
+    args
 }
 
 impl BuildRequest {

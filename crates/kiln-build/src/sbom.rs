@@ -22,11 +22,7 @@ pub(crate) fn binary_graph(
     exact: &DepGraph,
     lock: &HashMap<(String, String), (String, String)>,
 ) -> Option<Graph> {
-    let platform_ok = |p: Option<&str>| match p {
-        None => true,
-        Some(cfg) if cfg.starts_with("cfg(") => kiln_toolchain::cfg_matches(cfg, target),
-        Some(triple) => triple == target.triple,
-    };
+    let platform_ok = kiln_toolchain::on_any(std::slice::from_ref(target));
     let r = ws.resolved_graph(package, &platform_ok)?;
     let built: HashSet<(&str, &str)> = exact
         .nodes

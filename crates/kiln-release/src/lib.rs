@@ -150,15 +150,9 @@ pub fn release(ws: &Workspace, store: &Store, req: &Request) -> Result<Released>
     };
     // binstall fills `{ repo }` from the crate's own `repository`: a block is right
     // only for packages that have one.
-    let with_repo: Vec<ArtifactRecord> = records
-        .iter()
-        .filter(|r| {
-            ws.member(&r.package)
-                .is_some_and(|m| m.repository.is_some())
-        })
-        .cloned()
-        .collect();
-    let binstall = binstall_blocks(&with_repo, &tag);
+    let binstall = binstall_blocks(&records, &tag, &|package| {
+        ws.member(package).is_some_and(|m| m.repository.is_some())
+    });
     Ok(Released {
         out: req.out.clone(),
         manifest,
@@ -400,9 +394,17 @@ fn tempfile_dir(target_dir: &Path) -> Result<PathBuf> {
 }
 
 /// `[package.metadata.binstall]` for packages releasing exactly one binary.
-fn binstall_blocks(records: &[ArtifactRecord], tag: &str) -> Vec<(String, String)> {
+fn binstall_blocks(
+    records: &[ArtifactRecord],
+    tag: &str,
+    has_repository: &dyn Fn(&str) -> bool,
+) -> Vec<(String, String)> {
+    let records: Vec<&ArtifactRecord> = records
+        .iter()
+        .filter(|r| has_repository(&r.package))
+        .collect();
     let mut bins: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for r in records {
+    for r in &records {
         let v = bins.entry(r.package.as_str()).or_default();
         if !v.contains(&r.binary.as_str()) {
             v.push(&r.binary);

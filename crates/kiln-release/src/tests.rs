@@ -103,6 +103,6 @@ fn the_installer_and_binstall_blocks() {
     // musl wins over glibc for amd64; one line per binary x arch.
     insta::assert_snapshot!("installer", script);
     let records = [record("srv", "1.0.0", "x86_64-unknown-linux-musl", "amd64")];
-    let blocks = binstall_blocks(&records, "v1.0.0");
+    let blocks = binstall_blocks(&records, "v1.0.0", &|_| true);
     insta::assert_snapshot!("binstall", blocks[0].1);
 }

@@ -9,6 +9,22 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+/// Runs `work` on every item, [`PARALLEL`] at a time.
+fn in_parallel<T: Send>(items: Vec<T>, work: impl Fn(T) + Sync) {
+    let threads = PARALLEL.min(items.len());
+    let queue = Mutex::new(items);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let Some(item) = queue.lock().expect("lock").pop() else {
+                    return;
+                };
+                work(item);
+            });
+        }
+    });
+}
+
 /// How many downloads or uploads run at once.
 const PARALLEL: usize = 8;
 
@@ -345,18 +361,10 @@ impl RemoteCache {
         if !self.downloads {
             return Vec::new();
         }
-        let queue = Mutex::new(wanted.to_vec());
         let found = Mutex::new(Vec::new());
-        std::thread::scope(|s| {
-            for _ in 0..PARALLEL.min(wanted.len()) {
-                s.spawn(|| loop {
-                    let Some(want) = queue.lock().expect("lock").pop() else {
-                        return;
-                    };
-                    if self.fetch_one(&want, local) {
-                        found.lock().expect("lock").push(want.key);
-                    }
-                });
+        in_parallel(wanted.to_vec(), |want| {
+            if self.fetch_one(&want, local) {
+                found.lock().expect("lock").push(want.key);
             }
         });
         found.into_inner().expect("lock")
@@ -367,7 +375,14 @@ impl RemoteCache {
         let Some(Some(bytes)) = self.guard("a remote entry", || self.remote.get_entry(key)) else {
             return false;
         };
-        let entry = match serde_json::from_slice::<Entry>(&bytes) {
+        self.adopt(want, &bytes, local)
+    }
+
+    /// Takes the remote entry `bytes` read for `want` into `local` with its blob, when
+    /// it is exactly the unit asked for, vouched for, and its blob matches its digest.
+    fn adopt(&self, want: &Wanted, bytes: &[u8], local: &LocalCache) -> bool {
+        let key = want.key.as_str();
+        let entry = match serde_json::from_slice::<Entry>(bytes) {
             Ok(e) if e.answers(want) && kiln_fs::is_sha256_hex(&e.sha256) => {
                 let Some(origin) = self.origin_of(&e) else {
                     self.refuse(
@@ -439,16 +454,18 @@ impl RemoteCache {
         let Some(keys) = self.guard("listing entries", || self.remote.entry_keys()) else {
             return Default::default();
         };
-        let wanted: Vec<Wanted> = keys
+        // Each entry read once: what it says it is becomes what is asked of it.
+        let listed: Vec<(Wanted, Vec<u8>)> = keys
             .iter()
             .filter_map(|key| {
                 let bytes = self.guard("a remote entry", || self.remote.get_entry(key))??;
                 let e = serde_json::from_slice::<Entry>(&bytes).ok()?;
-                (e.key == *key).then(|| Wanted {
+                let want = Wanted {
                     key: e.key.clone(),
                     target: e.target.clone(),
                     subject: e.subject(),
-                })
+                };
+                (e.key == *key).then_some((want, bytes))
             })
             .collect();
         let ids: BTreeSet<String> = self
@@ -457,15 +474,19 @@ impl RemoteCache {
             .into_iter()
             .collect();
         self.fetch_learned(&ids, local);
-        let entries = self
-            .fetch(&wanted, local)
-            .iter()
-            .filter_map(|key| match local.get_any(key) {
-                kiln_local_cache::Lookup::Hit(e, _) => Some(*e),
-                _ => None,
-            })
-            .collect();
-        (entries, ids)
+        if !self.downloads {
+            return (Vec::new(), ids);
+        }
+        let entries = Mutex::new(Vec::new());
+        in_parallel(listed, |(want, bytes)| {
+            if !self.adopt(&want, &bytes, local) {
+                return;
+            }
+            if let kiln_local_cache::Lookup::Hit(e, _) = local.get_any(&want.key) {
+                entries.lock().expect("lock").push(*e);
+            }
+        });
+        (entries.into_inner().expect("lock"), ids)
     }
 
     /// Whether the remote holds a usable entry for `key`: its own, and signed by a
@@ -496,17 +517,7 @@ impl RemoteCache {
         if !self.alive() {
             return;
         }
-        let queue = Mutex::new(entries.to_vec());
-        std::thread::scope(|s| {
-            for _ in 0..PARALLEL.min(entries.len()) {
-                s.spawn(|| loop {
-                    let Some(entry) = queue.lock().expect("lock").pop() else {
-                        return;
-                    };
-                    self.upload_one(&entry, local);
-                });
-            }
-        });
+        in_parallel(entries.to_vec(), |entry| self.upload_one(&entry, local));
         for id in learned_ids {
             let Some(l) = local.learned(id) else {
                 continue;

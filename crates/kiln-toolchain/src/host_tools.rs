@@ -223,11 +223,7 @@ pub fn needs(ws: &Workspace, package: &Package, targets: &[Target]) -> Vec<Need>
     // Each package of the graph, with the packages that depend on it.
     let mut users: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for t in targets {
-        let platform_ok = |p: Option<&str>| match p {
-            None => true,
-            Some(cfg) if cfg.starts_with("cfg(") => crate::cfg_matches(cfg, t),
-            Some(triple) => triple == t.triple,
-        };
+        let platform_ok = crate::on_any(std::slice::from_ref(t));
         let Some(g) = ws.resolved_graph(&package.name, &platform_ok) else {
             continue;
         };

@@ -44,7 +44,7 @@ fn rustc() -> String {
 /// a build would have stored.
 pub const ZIG_VERSION: &str = "0.17.1";
 /// The pip requirement for [`ZIG_VERSION`].
-const ZIGLANG: &str = "ziglang==0.17.1";
+pub(crate) const ZIGLANG: &str = "ziglang==0.17.1";
 
 /// The version of the zig compiler cargo-zigbuild would use, if any.
 pub fn zig_version() -> Option<String> {

@@ -146,22 +146,13 @@ pub fn install_python_tools(packages: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// The executables kiln's environment provides, linked into `<tools>/bin`.
-const TOOLS: &[&str] = &["cargo-zigbuild", "cmake", "ctest", "protoc"];
-
-/// Links the environment's tools (and the zig binary inside `ziglang`) into
-/// `<tools>/bin`, replacing links kiln made before. Returns that directory.
+/// Links the environment's tools into `<tools>/bin`, replacing links kiln made
+/// before, and returns that directory. Each is the wheel's own executable where it
+/// ships one (a venv entry point would start a Python for every `protoc` prost-build
+/// runs, ~50 ms each; zig has no entry point at all), else the venv's script.
 fn link_tools(venv: &Path, python: &Path) -> Result<PathBuf> {
     let bin = tools_bin().expect("the tools directory is known once the venv is");
     std::fs::create_dir_all(&bin).map_err(|e| Error::io("create", &bin, e))?;
-    let mut links: Vec<(String, PathBuf)> = TOOLS
-        .iter()
-        .map(|t| (t.to_string(), bin_dir(venv).join(exe(t))))
-        .filter(|(_, p)| p.is_file())
-        .collect();
-    // The wheels' own executables where they ship them: a link to the venv's entry
-    // point would start a Python for every `protoc` prost-build runs (~50 ms each),
-    // and zig has no entry point at all.
     let site = Command::new(python)
         .args([
             "-c",
@@ -172,20 +163,29 @@ fn link_tools(venv: &Path, python: &Path) -> Result<PathBuf> {
         .ok()
         .filter(|o| o.status.success())
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    if let Some(site) = site {
-        let inside = [
-            ("zig", site.join("ziglang").join(exe("zig"))),
-            ("protoc", site.join("protoc/data/bin").join(exe("protoc"))),
-            ("cmake", site.join("cmake/data/bin").join(exe("cmake"))),
-            ("ctest", site.join("cmake/data/bin").join(exe("ctest"))),
-        ];
-        for (name, path) in inside.into_iter().filter(|(_, p)| p.is_file()) {
-            links.retain(|(n, _)| n != name);
-            links.push((name.to_string(), path));
-        }
-    }
-    for (name, target) in links {
-        let link = bin.join(exe(&name));
+    let scripts = bin_dir(venv);
+    // Each tool, with the directory (in site-packages) of the wheel's own executable
+    // where it has one.
+    let tools = [
+        ("zig", Some("ziglang")),
+        ("cargo-zigbuild", None),
+        ("protoc", Some("protoc/data/bin")),
+        ("cmake", Some("cmake/data/bin")),
+        ("ctest", Some("cmake/data/bin")),
+    ];
+    for (name, inside) in tools {
+        let own = site
+            .as_ref()
+            .zip(inside)
+            .map(|(s, d)| s.join(d).join(exe(name)));
+        let Some(target) = own
+            .into_iter()
+            .chain([scripts.join(exe(name))])
+            .find(|p| p.is_file())
+        else {
+            continue;
+        };
+        let link = bin.join(exe(name));
         let _ = std::fs::remove_file(&link);
         link_or_copy(&target, &link).map_err(|e| Error::io("link", &link, e))?;
     }
@@ -271,7 +271,7 @@ mod tests {
         let pinned = crate::host_tools::known()
             .into_iter()
             .filter_map(|t| t.pip)
-            .chain(["ziglang==0.17.1", "cargo-zigbuild"]);
+            .chain([crate::probe::ZIGLANG, "cargo-zigbuild"]);
         for p in pinned {
             let req = locked_requirement(p).unwrap_or_else(|| panic!("{p} is not locked"));
             let first = req.lines().next().unwrap();

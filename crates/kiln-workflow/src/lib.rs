@@ -44,8 +44,8 @@ const ACTIONS: &[(&str, &str)] = &[
 const SHORT_JOB_MINUTES: u32 = 20;
 /// `timeout-minutes` of a build job by default.
 const BUILD_JOB_MINUTES: u32 = 60;
-/// `timeout-minutes` of the image job: it may build what the cache lacks.
-const IMAGE_JOB_MINUTES: u32 = 60;
+/// `timeout-minutes` of the collect job: it may build what the cache lacks.
+const COLLECT_JOB_MINUTES: u32 = 60;
 
 /// What the workflow is generated from.
 #[derive(Debug, Clone, Default)]
@@ -484,8 +484,9 @@ fn build_job(cx: &Ctx, artifact_dir: &str, max_size: &str) -> Job {
     j
 }
 
-/// The condition of the jobs that ship (image, release): pushes to `branch` or tags,
-/// also when nothing changed (build skipped), never when planning or a build failed.
+/// The condition of the collect job, for what ships (`refs`: the image's pushes,
+/// tags): also when nothing changed (build skipped), never when planning or a build
+/// failed.
 fn ships(refs: &str) -> String {
     format!("always() && github.event_name == 'push' && needs.plan.result == 'success' && (needs.build.result == 'success' || needs.build.result == 'skipped') && ({refs})")
 }
@@ -502,7 +503,7 @@ fn collect_job(cx: &Ctx, artifact_dir: &str, condition: String) -> Job {
         "Builds what the image and release jobs ship, so that they, holding the write tokens, compile nothing.",
     );
     j.condition = Some(condition);
-    j.timeout = IMAGE_JOB_MINUTES;
+    j.timeout = COLLECT_JOB_MINUTES;
     j.permissions = read_only(cx.remote);
     j.steps = vec![
         checkout(&cx.a.checkout, false),

@@ -170,23 +170,12 @@ impl Workspace {
         })
     }
 
-    /// Resolves the graph again with the features a build asks for, so that what is
-    /// analysed (C dependencies, system libraries, host tools, SBOMs, keys) is what
-    /// cargo will build. `features` may name a package's feature (`pkg/feat`); a bare
-    /// name is given to each of `packages` that declares it (as `cargo build -p`
-    /// does). Nothing runs when the request is the default features.
-    pub fn resolve_features(
-        &mut self,
-        packages: &[&str],
-        features: &[String],
-        all_features: bool,
-        no_default_features: bool,
-    ) -> Result<()> {
-        if features.is_empty() && !all_features && !no_default_features {
-            return Ok(());
-        }
+    /// `features` as `cargo metadata` takes them for the whole workspace: a bare name
+    /// becomes `pkg/name` for each of `packages` that declares it (what `cargo build
+    /// -p` gives it to); `pkg/feat` stays. A name none of them has is exit 2.
+    pub fn qualify_features(&self, packages: &[&str], features: &[String]) -> Result<Vec<String>> {
         let Some(metadata) = &self.metadata else {
-            return Ok(());
+            return Ok(features.to_vec());
         };
         let mut qualified = Vec::new();
         for f in features
@@ -219,22 +208,22 @@ impl Workspace {
             }
             qualified.extend(declaring);
         }
-        let mut args = Vec::new();
-        if !qualified.is_empty() {
-            args.push("--features".to_string());
-            args.push(qualified.join(","));
-        }
-        if all_features {
-            args.push("--all-features".into());
-        }
-        if no_default_features {
-            args.push("--no-default-features".into());
+        Ok(qualified)
+    }
+
+    /// Resolves the graph again with `feature_args` (`--features`, `--all-features`,
+    /// ...), so that what is analysed (C dependencies, system libraries, host tools,
+    /// SBOMs, keys) is what cargo will build. A workspace [read](Self::read) from its
+    /// manifests has no graph to resolve.
+    pub fn resolve_with(&mut self, feature_args: &[String]) -> Result<()> {
+        if self.metadata.is_none() {
+            return Ok(());
         }
         let resolved = run_metadata(
             &self.manifest,
             &self.root,
             &self.settings,
-            &args,
+            feature_args,
             self.settings.verbose,
         )?;
         self.metadata = Some(resolved);

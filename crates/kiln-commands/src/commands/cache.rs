@@ -1,6 +1,6 @@
 //! `kiln cache stats | gc | clear`.
 
-use super::{load_workspace, open_cache};
+use super::{load_workspace, open_cache, read_workspace};
 use crate::args::{CacheAction, CacheArgs, GlobalArgs, SyncArgs};
 use crate::reporter::Reporter;
 use kiln_diagnostics::{Error, Result};
@@ -8,8 +8,25 @@ use kiln_schema::{Event, SyncDirection};
 use std::process::ExitCode;
 
 pub(crate) fn cache(g: &GlobalArgs, args: &CacheArgs, r: &Reporter) -> Result<ExitCode> {
+    // Push and pull read the workspace themselves, once, with their own flags.
     let manifest = match (&args.action, args.action.manifest()) {
         (CacheAction::Keygen { name, output }, _) => return keygen(name, output, r),
+        (CacheAction::Push(p), _) => {
+            match &p.from {
+                Some(from) => push_from(g, &p.sync, from, r)?,
+                None => sync(g, &p.sync, Sync::Push, r)?,
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        (CacheAction::Pull(pull), _) => {
+            let how = if pull.vouch {
+                Sync::PullVouching
+            } else {
+                Sync::Pull
+            };
+            sync(g, &pull.sync, how, r)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         (_, Some(m)) => m,
         (_, None) => unreachable!("every other action reads a workspace"),
     };
@@ -21,15 +38,7 @@ pub(crate) fn cache(g: &GlobalArgs, args: &CacheArgs, r: &Reporter) -> Result<Ex
         || std::env::current_dir()
             .ok()
             .is_some_and(|d| d.ancestors().any(|a| a.join("Cargo.toml").is_file()));
-    // `push --from` runs nothing the workspace configures: its manifests are read
-    // as data (cargo runs the repository's rustc-wrapper, toolchain, ...).
-    let data_only = matches!(&args.action, CacheAction::Push(p) if p.from.is_some());
-    let loaded = if data_only {
-        kiln_workspace::Workspace::read(manifest.manifest_path.as_deref(), g.flags())
-    } else {
-        load_workspace(manifest, g.flags())
-    };
-    let cache = match loaded {
+    let cache = match load_workspace(manifest, g.flags()) {
         Ok(ws) => open_cache(&ws)?,
         Err(e) if in_workspace => return Err(e),
         Err(_) => {
@@ -56,19 +65,9 @@ pub(crate) fn cache(g: &GlobalArgs, args: &CacheArgs, r: &Reporter) -> Result<Ex
                 root: cache.root().display().to_string(),
             });
         }
-        CacheAction::Push(p) => match &p.from {
-            Some(from) => push_from(g, &p.sync, from, &cache, r)?,
-            None => sync(g, &p.sync, Sync::Push, &cache, r)?,
-        },
-        CacheAction::Pull(pull) => {
-            let how = if pull.vouch {
-                Sync::PullVouching
-            } else {
-                Sync::Pull
-            };
-            sync(g, &pull.sync, how, &cache, r)?;
+        CacheAction::Push(_) | CacheAction::Pull(_) | CacheAction::Keygen { .. } => {
+            unreachable!("handled before the cache is opened")
         }
-        CacheAction::Keygen { .. } => unreachable!("handled before the cache is opened"),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -100,20 +99,11 @@ enum Sync {
 /// to cargo, and entries travel by their keys. With trusted keys, the entries the
 /// slice says its job built are vouched for (signed with the signing key), the
 /// others must carry a trusted signature already.
-fn push_from(
-    g: &GlobalArgs,
-    args: &SyncArgs,
-    from: &str,
-    cache: &kiln_local_cache::LocalCache,
-    r: &Reporter,
-) -> Result<()> {
-    let ws =
-        kiln_workspace::Workspace::read(args.manifest.manifest_path.as_deref(), args.flags(g))?;
+fn push_from(g: &GlobalArgs, args: &SyncArgs, from: &str, r: &Reporter) -> Result<()> {
+    let ws = read_workspace(&args.manifest, args.flags(g))?;
+    let cache = &open_cache(&ws)?;
     let _lock = cache.lock_shared()?;
-    let Some(remote) = super::open_remote(&ws, r)? else {
-        return Err(Error::usage("no remote cache is configured")
-            .hint("set `remote` in [workspace.metadata.kiln.cache], or KILN_REMOTE_CACHE"));
-    };
+    let remote = reachable(super::open_remote(&ws, r)?)?;
     let url = kiln_config::RemoteUrl::parse(from, "--from")?;
     match &url {
         kiln_config::RemoteUrl::Dir(dir) if !dir.is_dir() => {
@@ -135,33 +125,16 @@ fn push_from(
     let slice = kiln_remote::open(&url, false, s.remote_timeout.value, &s.access)?;
     let slice =
         kiln_remote::RemoteCache::new(slice, false).with_trust(s.trust.keys.value.clone(), None);
-    let slice = if s.trust.enforced() {
+    let slice = reachable(Some(if s.trust.enforced() {
         slice.vouching()
     } else {
         slice
-    };
-    if !slice.alive() || !remote.alive() {
-        let which = if slice.alive() { &remote } else { &slice };
-        return Err(Error::remote(format!(
-            "remote cache {} is unreachable",
-            which.stats().remote
-        ))
-        .hint("check the address, credentials and network, then retry"));
-    }
+    }))?;
     let (entries, ids) = slice.fetch_listed(cache);
     remote.force_upload(&entries, &ids, cache);
-    for st in [slice.stats(), remote.stats()] {
-        for w in &st.warnings {
-            r.emit(&Event::Warning(w.clone()));
-        }
-        if let Some(why) = &st.skipped {
-            return Err(Error::remote(format!(
-                "remote cache {} failed: {why}",
-                st.remote
-            )));
-        }
-    }
+    outcome(&slice.stats(), r)?;
     let st = remote.stats();
+    outcome(&st, r)?;
     r.emit(&Event::CacheSynced {
         direction: SyncDirection::Push,
         moved: st.uploaded,
@@ -174,15 +147,10 @@ fn push_from(
 }
 
 /// `kiln cache push|pull`: the current plan's binaries, local -> remote or back.
-fn sync(
-    g: &GlobalArgs,
-    args: &SyncArgs,
-    how: Sync,
-    cache: &kiln_local_cache::LocalCache,
-    r: &Reporter,
-) -> Result<()> {
+fn sync(g: &GlobalArgs, args: &SyncArgs, how: Sync, r: &Reporter) -> Result<()> {
     let push = how == Sync::Push;
     let mut ws = load_workspace(&args.manifest, args.flags(g))?;
+    let cache = &open_cache(&ws)?;
     if how == Sync::PullVouching && !ws.settings.trust.enforced() {
         return Err(Error::usage(
             "`--vouch` needs trusted keys: without them nothing is signed or checked, so there is nothing to vouch for",
@@ -191,23 +159,12 @@ fn sync(
     }
     // Like a build, a sync holds the cache's shared lock: `gc` waits for it.
     let _lock = cache.lock_shared()?;
-    let remote = super::open_remote(&ws, r)?.map(|rc| match how {
+    let remote = reachable(super::open_remote(&ws, r)?.map(|rc| match how {
         Sync::PullVouching => rc.vouching(),
         // What this machine built says so: the run's later jobs vouch for only that.
         Sync::Push => rc.claiming_origin(),
         Sync::Pull => rc,
-    });
-    let Some(remote) = remote else {
-        return Err(Error::usage("no remote cache is configured")
-            .hint("set `remote` in [workspace.metadata.kiln.cache], or KILN_REMOTE_CACHE"));
-    };
-    if !remote.alive() {
-        return Err(Error::remote(format!(
-            "remote cache {} is unreachable",
-            remote.stats().remote
-        ))
-        .hint("check the address, credentials and network, then retry"));
-    }
+    }))?;
     let sel = kiln_build::select(&mut ws, &args.request())?;
     let plan = kiln_build::Plan::new(&ws, &sel, &kiln_build::native_root(&ws, Some(cache)))?;
     let store = kiln_artifacts::Store::new(&sel.out);
@@ -234,15 +191,7 @@ fn sync(
         remote.fetch(&absent, cache);
     }
     let s = remote.stats();
-    for w in &s.warnings {
-        r.emit(&Event::Warning(w.clone()));
-    }
-    if let Some(why) = &s.skipped {
-        return Err(Error::remote(format!(
-            "remote cache {} failed: {why}",
-            s.remote
-        )));
-    }
+    outcome(&s, r)?;
     // Held-back entries (restored unverified) were warned about above; missing are
     // the ones not cached here (push) or anywhere (pull).
     let missing = analysis
@@ -271,4 +220,34 @@ fn sync(
         missing,
     });
     Ok(())
+}
+
+/// The configured remote cache, answering; else the error that says what to fix.
+fn reachable(remote: Option<kiln_remote::RemoteCache>) -> Result<kiln_remote::RemoteCache> {
+    let Some(remote) = remote else {
+        return Err(Error::usage("no remote cache is configured")
+            .hint("set `remote` in [workspace.metadata.kiln.cache], or KILN_REMOTE_CACHE"));
+    };
+    if !remote.alive() {
+        return Err(Error::remote(format!(
+            "remote cache {} is unreachable",
+            remote.stats().remote
+        ))
+        .hint("check the address, credentials and network, then retry"));
+    }
+    Ok(remote)
+}
+
+/// Says what a remote refused or dropped; a remote that failed midway is the error.
+fn outcome(stats: &kiln_remote::RemoteStats, r: &Reporter) -> Result<()> {
+    for w in &stats.warnings {
+        r.emit(&Event::Warning(w.clone()));
+    }
+    match &stats.skipped {
+        Some(why) => Err(Error::remote(format!(
+            "remote cache {} failed: {why}",
+            stats.remote
+        ))),
+        None => Ok(()),
+    }
 }

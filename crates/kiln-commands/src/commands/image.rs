@@ -1,7 +1,7 @@
 //! `kiln image` and `kiln dockerfile`: arguments into a request for kiln-ship,
 //! which does the work and says what it did.
 
-use super::{load_workspace, open_cache};
+use super::{load_workspace, open_cache, read_workspace};
 use crate::args::{BuildOptions, DockerfileArgs, GlobalArgs, ImageArgs};
 use crate::reporter::Reporter;
 use kiln_diagnostics::Result;
@@ -26,7 +26,7 @@ pub(crate) fn image(g: &GlobalArgs, args: &ImageArgs, r: &Reporter) -> Result<Ex
     // `--no-build` packages the store as it is and runs nothing the workspace
     // configures: the manifests are read as data, not given to cargo.
     let mut ws = if args.no_build {
-        Workspace::read(args.manifest.manifest_path.as_deref(), args.flags(g))?
+        read_workspace(&args.manifest, args.flags(g))?
     } else {
         load_workspace(&args.manifest, args.flags(g))?
     };

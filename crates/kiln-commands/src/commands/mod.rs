@@ -48,6 +48,13 @@ fn load_workspace(manifest: &ManifestArgs, flags: kiln_config::Flags) -> Result<
     Workspace::load(manifest.manifest_path.as_deref(), flags)
 }
 
+/// The workspace read from its manifests as data, for a command (or a mode) that
+/// must run nothing the repository configures: no cargo, so no `rustc-wrapper`,
+/// `build.rustc` or toolchain file of the repository's (see `Workspace::read`).
+fn read_workspace(manifest: &ManifestArgs, flags: kiln_config::Flags) -> Result<Workspace> {
+    Workspace::read(manifest.manifest_path.as_deref(), flags)
+}
+
 /// Says so when the store was named with the old `--out`.
 fn warn_deprecated_out(store: &StoreArgs, r: &Reporter) {
     if store.dir().1 {

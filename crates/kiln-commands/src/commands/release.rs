@@ -1,6 +1,6 @@
 //! `kiln release`: the binaries restored or built as usual, then the release folder.
 
-use super::{load_workspace, short};
+use super::{load_workspace, read_workspace, short};
 use crate::args::{BuildOptions, GlobalArgs, ReleaseArgs, StoreArgs};
 use crate::reporter::Reporter;
 use kiln_diagnostics::Result;
@@ -24,7 +24,7 @@ pub(crate) fn release(g: &GlobalArgs, args: &ReleaseArgs, r: &Reporter) -> Resul
     // Without a build, nothing the workspace configures runs (the release job holds
     // a write token): the manifests are read as data, not given to cargo.
     let ws = if args.no_build {
-        kiln_workspace::Workspace::read(args.manifest.manifest_path.as_deref(), args.flags(g))?
+        read_workspace(&args.manifest, args.flags(g))?
     } else {
         load_workspace(&args.manifest, args.flags(g))?
     };

@@ -1,6 +1,6 @@
 //! `kiln verify`: re-hash the artifact store.
 
-use super::short;
+use super::{read_workspace, short};
 use crate::args::{GlobalArgs, VerifyArgs};
 use crate::reporter::Reporter;
 use kiln_artifacts::Store;
@@ -14,7 +14,7 @@ pub(crate) fn verify(g: &GlobalArgs, args: &VerifyArgs, r: &Reporter) -> Result<
     let root = match args.store.dir().0 {
         Some(dir) => dir,
         // The store's place is a setting: read from the manifests, cargo not run.
-        None => kiln_workspace::Workspace::read(args.manifest.manifest_path.as_deref(), g.flags())?
+        None => read_workspace(&args.manifest, g.flags())?
             .settings
             .artifact_dir
             .value
