@@ -137,8 +137,8 @@ pub fn check(deps: &[Dependency], target: &Target, provision: bool) -> Result<Ve
             dep.chain.join(" -> ")
         ))
         .hint(format!(
-            "enable its `{}` feature so it builds {} from source: `{} = {{ version = \"*\", features = [\"{}\"] }}` in the package that depends on it",
-            lib.vendored[0], lib.library, lib.krate, lib.vendored[0]
+            "enable its `{feature}` feature so it builds {} from source: `cargo add -p {} {}@{} --features {feature}` (the version already locked)",
+            lib.library, dep.nearest_member, lib.krate, dep.version, feature = lib.vendored[0]
         ))
         .hint(format!("or build {} for {} yourself and set `{var}` to its install prefix", lib.library, target.triple)));
     }
@@ -224,8 +224,10 @@ mod tests {
     fn dep(name: &str, features: &[&str]) -> Dependency {
         Dependency {
             name: name.into(),
+            version: "0.7.5".into(),
             features: features.iter().map(|f| f.to_string()).collect(),
             chain: vec!["app".into(), "native-tls".into(), name.into()],
+            nearest_member: "app".into(),
         }
     }
 
@@ -271,7 +273,9 @@ mod tests {
         assert!(err
             .to_string()
             .contains("app -> native-tls -> libsqlite3-sys"));
-        assert!(err.hints()[0].contains("bundled"));
+        assert!(
+            err.hints()[0].contains("`cargo add -p app libsqlite3-sys@0.7.5 --features bundled`")
+        );
         assert!(err.hints()[1].contains("X86_64_UNKNOWN_LINUX_MUSL_SQLITE3_LIB_DIR"));
     }
 }

@@ -11,7 +11,8 @@ pub use failure::{
     classify, explain, explain_known_breakage, explain_seen, without_backtrace, CargoFailure,
 };
 pub use git::{
-    git, git_bytes, git_line, source_date_epoch, start_git, without_credentials, EPOCH_ARGS,
+    git, git_bytes, git_line, missing_submodules, source_date_epoch, start_git,
+    without_credentials, EPOCH_ARGS,
 };
 pub use lock::{lock_entries, parse_lock, LockEntry};
 
@@ -53,10 +54,15 @@ pub struct Package {
 pub struct Dependency {
     /// Package name.
     pub name: String,
+    /// Its locked version.
+    pub version: String,
     /// Features enabled for it (as resolved for the workspace).
     pub features: Vec<String>,
     /// Who pulls it in: the binary's package first, this package last.
     pub chain: Vec<String>,
+    /// The last workspace member in `chain`: the manifest a user edits to change how
+    /// the package is pulled in (a feature, a direct dependency).
+    pub nearest_member: String,
 }
 
 /// A package of a [`ResolvedGraph`].
@@ -349,28 +355,37 @@ impl Workspace {
         let Some(resolve) = self.resolve() else {
             return Vec::new();
         };
-        let names: HashMap<&PackageId, &str> =
-            self.packages().map(|p| (&p.id, p.name.as_str())).collect();
+        let names: HashMap<&PackageId, (&str, String)> = self
+            .packages()
+            .map(|p| (&p.id, (p.name.as_str(), p.version.to_string())))
+            .collect();
         let name = |id: &PackageId| {
             names
                 .get(id)
-                .map_or_else(|| id.repr.clone(), |n| n.to_string())
+                .map_or_else(|| id.repr.clone(), |n| n.0.to_string())
         };
+        let members: HashSet<&PackageId> = self.members.iter().map(|m| &m.id).collect();
         let mut out: Vec<Dependency> = resolve
             .nodes
             .iter()
             .filter(|n| parents.contains_key(&n.id) && wanted(&name(&n.id)))
             .map(|n| {
                 let mut chain = vec![name(&n.id)];
+                let mut nearest_member = None;
                 let mut cur = parents[&n.id];
                 while let Some(p) = cur {
                     chain.push(name(p));
+                    if nearest_member.is_none() && members.contains(p) {
+                        nearest_member = Some(name(p));
+                    }
                     cur = parents[p];
                 }
                 chain.reverse();
                 Dependency {
                     name: name(&n.id),
+                    version: names.get(&n.id).map(|n| n.1.clone()).unwrap_or_default(),
                     features: n.features.iter().map(|f| f.to_string()).collect(),
+                    nearest_member: nearest_member.unwrap_or_else(|| package.name.clone()),
                     chain,
                 }
             })

@@ -346,7 +346,16 @@ fn a_system_library_kiln_cannot_provide_names_the_crate_and_the_fixes() {
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("`bundled` feature"), "{}", run.stderr);
+    // The fix as a command for the member that pulls it in, at the locked version (so
+    // following it changes no other package of the lockfile).
+    let locked = std::fs::read_to_string(ws.path("Cargo.lock")).unwrap();
+    let version = locked
+        .split("name = \"libsqlite3-sys\"\nversion = \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("libsqlite3-sys locked");
+    let fix = format!("`cargo add -p uses-sqlite libsqlite3-sys@{version} --features bundled`");
+    assert!(run.stderr.contains(&fix), "{fix} in {}", run.stderr);
     assert!(
         run.stderr
             .contains("AARCH64_UNKNOWN_LINUX_MUSL_SQLITE3_LIB_DIR"),

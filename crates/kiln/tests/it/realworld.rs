@@ -483,3 +483,46 @@ fn features_decide_what_the_plan_analyses() {
     );
     assert_eq!(c_deps(&[]), ["cdep"]);
 }
+
+/// lemmy keeps its translations in a git submodule that a build script reads: cloned
+/// without `--recursive`, the build failed 15 minutes in. kiln refuses before
+/// compiling, naming the submodule, the member holding it and the fix; a submodule
+/// outside every built member (docs) stops nothing.
+#[test]
+fn a_submodule_a_built_member_holds_must_be_checked_out_first() {
+    let ws = TempWorkspace::empty();
+    ws.write(
+        "Cargo.toml",
+        "[workspace]\nmembers = [\"server\", \"email\"]\nresolver = \"2\"\n",
+    );
+    ws.write(
+        "server/Cargo.toml",
+        "[package]\nname = \"server\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nemail = { path = \"../email\" }\n",
+    );
+    ws.write("server/src/main.rs", "fn main() {}\n");
+    ws.write(
+        "email/Cargo.toml",
+        "[package]\nname = \"email\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    );
+    ws.write("email/src/lib.rs", "");
+    ws.write(
+        ".gitmodules",
+        "[submodule \"translations\"]\n\tpath = email/translations\n\turl = https://example.invalid/t.git\n[submodule \"docs\"]\n\tpath = docs/site\n\turl = https://example.invalid/d.git\n",
+    );
+    common::tool("git", &["init", "-q"], ws.root());
+    std::fs::create_dir_all(ws.path("email/translations")).unwrap();
+    let run = ws.kiln(&["plan", "--target", "amd64"]);
+    run.failure(
+        4,
+        "the git submodule `email/translations` is not checked out, and `email` (built for `server`) holds it",
+    );
+    assert!(
+        run.stderr
+            .contains("git submodule update --init --recursive"),
+        "{}",
+        run.stderr
+    );
+    // Checked out: the plan goes ahead, though `docs/site` is still missing.
+    ws.write("email/translations/en.json", "{}\n");
+    ws.kiln(&["plan", "--target", "amd64"]).success();
+}
