@@ -624,6 +624,36 @@ fn last_metrics(target_dir: &Path) -> Option<kiln_metrics::BuildMetrics> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Refuses, before anything compiles, a unit whose build graph holds a member with a
+/// git submodule that isn't checked out: its build script or an `include_str!` would
+/// fail on the missing files minutes into the build (lemmy's translations).
+fn refuse_missing_submodules(
+    ws: &Workspace,
+    pkg: &kiln_workspace::Package,
+    platforms: kiln_workspace::Platforms,
+    missing: &[PathBuf],
+) -> Result<()> {
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let members = ws.dependencies_with_paths(pkg, platforms, |n| ws.member(n).is_some());
+    for m in members.iter().filter_map(|d| ws.member(&d.name)) {
+        let Some(sub) = missing.iter().find(|s| s.starts_with(&m.dir)) else {
+            continue;
+        };
+        let rel = sub.strip_prefix(&ws.root).unwrap_or(sub);
+        return Err(kiln_diagnostics::Error::environment(format!(
+            "the git submodule `{}` is not checked out, and `{}` (built for `{}`) holds it",
+            rel.display(),
+            m.name,
+            pkg.name
+        ))
+        .hint("run `git submodule update --init --recursive` (or clone with `--recursive`), then build again"));
+    }
+    Ok(())
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -691,33 +721,4 @@ mod tests {
         );
         assert_eq!(with(&[("SCCACHE_BUCKET", "b")]), Some("SCCACHE_BUCKET"));
     }
-}
-
-/// Refuses, before anything compiles, a unit whose build graph holds a member with a
-/// git submodule that isn't checked out: its build script or an `include_str!` would
-/// fail on the missing files minutes into the build (lemmy's translations).
-fn refuse_missing_submodules(
-    ws: &Workspace,
-    pkg: &kiln_workspace::Package,
-    platforms: kiln_workspace::Platforms,
-    missing: &[PathBuf],
-) -> Result<()> {
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let members = ws.dependencies_with_paths(pkg, platforms, |n| ws.member(n).is_some());
-    for m in members.iter().filter_map(|d| ws.member(&d.name)) {
-        let Some(sub) = missing.iter().find(|s| s.starts_with(&m.dir)) else {
-            continue;
-        };
-        let rel = sub.strip_prefix(&ws.root).unwrap_or(sub);
-        return Err(kiln_diagnostics::Error::environment(format!(
-            "the git submodule `{}` is not checked out, and `{}` (built for `{}`) holds it",
-            rel.display(),
-            m.name,
-            pkg.name
-        ))
-        .hint("run `git submodule update --init --recursive` (or clone with `--recursive`), then build again"));
-    }
-    Ok(())
 }
