@@ -10,9 +10,11 @@
 //! build dependencies, with its features) contains a changed package.
 
 use crate::graphs::graphs;
+use crate::keys::reads;
 use crate::plan::Plan;
 use kiln_diagnostics::{Error, Result};
 use kiln_fingerprint::global::SharedFile;
+use kiln_local_cache::LocalCache;
 use kiln_workspace::git;
 use kiln_workspace::Workspace;
 use std::collections::{BTreeMap, BTreeSet};
@@ -74,6 +76,7 @@ fn commit_of(root: &Path, rev: &str) -> Result<String> {
 pub fn affected(
     ws: &Workspace,
     plan: &Plan,
+    cache: Option<&LocalCache>,
     base: Option<&str>,
     head: Option<&str>,
 ) -> Result<Affected> {
@@ -83,7 +86,7 @@ pub fn affected(
             files: Vec::new(),
             changed: BTreeSet::new(),
             everything: true,
-            units: units(ws, plan, &BTreeSet::new(), true)?,
+            units: units(ws, plan, &Changes::default(), true, cache)?,
             image: true,
         });
     };
@@ -122,6 +125,7 @@ pub fn affected(
         files.extend(untracked.lines().map(String::from));
     }
     let mut changed = BTreeSet::new();
+    let mut by_member: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut everything = false;
     let mut image_settings = false;
     let old_text =
@@ -147,12 +151,17 @@ pub fn affected(
             }
             None => {
                 if let Some(m) = owner(ws, &root.join(f)) {
-                    changed.insert(m);
+                    by_member.entry(m).or_default().push(f.clone());
                 }
             }
         }
     }
-    let units = units(ws, plan, &changed, everything)?;
+    let changes = Changes {
+        packages: changed.clone(),
+        files: by_member,
+    };
+    changed.extend(changes.files.keys().cloned());
+    let units = units(ws, plan, &changes, everything, cache)?;
     Ok(Affected {
         merge_base,
         files: files.into_iter().collect(),
@@ -176,24 +185,89 @@ fn image_table(manifest: &str) -> Option<toml::Value> {
     })
 }
 
-/// The binaries x targets whose build graphs contain a `changed` package.
+/// What a change touched: packages as a whole (their `Cargo.lock` entries, a
+/// workspace dependency) and members' files.
+#[derive(Default)]
+struct Changes {
+    packages: BTreeSet<String>,
+    /// Member -> its changed files, relative to the root.
+    files: BTreeMap<String, Vec<String>>,
+}
+
+/// What each binary of a step read when it was last built (the union over them),
+/// `None` when one has no record here or a proc macro of the graph reads files
+/// cargo doesn't hear about: then every file of a member counts.
+fn step_reads(
+    ws: &Workspace,
+    plan: &Plan,
+    step: &crate::Step,
+    triple: &str,
+    graph: &kiln_fingerprint::DepGraph,
+    cache: Option<&LocalCache>,
+) -> Option<kiln_local_cache::Learned> {
+    let cache = cache?;
+    if graph
+        .nodes
+        .iter()
+        .any(|n| reads::UNTRACKED_READERS.contains(&n.name.as_str()))
+    {
+        return None;
+    }
+    let dir = ws.member(&step.package).map(|m| relative(ws, &m.dir));
+    let features = crate::keys::features_value(&plan.selection);
+    let mut all = kiln_local_cache::Learned::default();
+    for bin in &step.bins {
+        let id = reads::record_id(
+            &step.package,
+            dir.as_deref(),
+            bin,
+            triple,
+            &plan.selection.profile,
+            &features,
+        );
+        all.merge(cache.learned(&id)?);
+    }
+    Some(all)
+}
+
+fn relative(ws: &Workspace, dir: &Path) -> std::path::PathBuf {
+    dir.strip_prefix(&ws.root).unwrap_or(dir).to_path_buf()
+}
+
+/// The binaries x targets whose build graphs contain a changed package: one whose
+/// `Cargo.lock` entry or dependency changed, or a member with a changed file the
+/// binary's build reads (every file, without a record of what it read).
 fn units(
     ws: &Workspace,
     plan: &Plan,
-    changed: &BTreeSet<String>,
+    changes: &Changes,
     everything: bool,
+    cache: Option<&LocalCache>,
 ) -> Result<Vec<AffectedUnit>> {
     let graphs = graphs(ws, plan, None)?;
     let mut units = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
         for t in &step.targets {
             let g = &graphs[&(i, t.triple.clone())];
+            let read = step_reads(ws, plan, step, &t.triple, g, cache);
+            let touched = |name: &str| {
+                changes.packages.contains(name)
+                    || changes.files.get(name).is_some_and(|files| {
+                        let Some(r) = &read else { return true };
+                        let dir = ws
+                            .member(name)
+                            .map_or_else(Default::default, |m| relative(ws, &m.dir));
+                        files
+                            .iter()
+                            .any(|f| reads::touches(r, name, &dir, Path::new(f)))
+                    })
+            };
             let because: Vec<String> = if everything {
                 vec!["everything".into()]
             } else {
                 g.nodes
                     .iter()
-                    .filter(|n| changed.contains(&n.name))
+                    .filter(|n| touched(&n.name))
                     .map(|n| n.name.clone())
                     .collect::<BTreeSet<_>>()
                     .into_iter()

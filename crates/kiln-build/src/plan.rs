@@ -653,7 +653,6 @@ fn refuse_missing_submodules(
     Ok(())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -248,13 +248,19 @@ pub enum Lookup {
     Untrusted,
 }
 
-/// Inputs build scripts declared with `cargo:rerun-if-changed` / `rerun-if-env-changed`.
+/// What a build learned its inputs are: for a package, what its build script declared
+/// (`cargo:rerun-if-changed` / `rerun-if-env-changed`); for a binary (`reads-` ids),
+/// what its compile read, from dep-info.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Learned {
     /// Files and directories, relative to the workspace root when inside it.
     pub files: BTreeSet<String>,
     /// Environment variable names.
     pub env: BTreeSet<String>,
+    /// Members whose build script declared no `rerun-if-changed`: by cargo's rule,
+    /// every file of theirs is an input (binary records only).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub whole: BTreeSet<String>,
     /// Signatures over [`Learned::signed_bytes`] (shared records only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signatures: Vec<String>,
@@ -336,7 +342,19 @@ impl Learned {
     /// The canonical bytes a signature covers: the package identity `id`, then the
     /// files and variables.
     pub fn signed_bytes(&self, id: &str) -> Vec<u8> {
-        kiln_fingerprint::canonical_encoding(&(id, &self.files, &self.env))
+        if self.whole.is_empty() {
+            // The encoding records had before `whole`: their signatures still hold.
+            return kiln_fingerprint::canonical_encoding(&(id, &self.files, &self.env));
+        }
+        kiln_fingerprint::canonical_encoding(&(id, &self.files, &self.env, &self.whole))
+    }
+
+    /// Adds `other`'s names: a record only grows (see docs/keys.md for why a larger
+    /// record can't make a key miss a change).
+    pub fn merge(&mut self, other: Learned) {
+        self.files.extend(other.files);
+        self.env.extend(other.env);
+        self.whole.extend(other.whole);
     }
 
     /// The record as it is shared: the names only, no signatures or local flags.
@@ -344,6 +362,7 @@ impl Learned {
         Learned {
             files: self.files.clone(),
             env: self.env.clone(),
+            whole: self.whole.clone(),
             ..Learned::default()
         }
     }
@@ -387,10 +406,22 @@ impl Learned {
                 ok
             })
             .collect();
+        let whole = self
+            .whole
+            .into_iter()
+            .filter(|m| {
+                let ok = is_safe_component(m);
+                if !ok {
+                    dropped.push(format!("member {}", printable(m)));
+                }
+                ok
+            })
+            .collect();
         (
             Learned {
                 files,
                 env,
+                whole,
                 ..self_flags
             },
             dropped,

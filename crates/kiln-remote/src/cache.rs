@@ -345,8 +345,7 @@ impl RemoteCache {
             }
             let mut merged = local.learned(&id).unwrap_or_default();
             let before = merged.clone();
-            merged.files.extend(theirs.files);
-            merged.env.extend(theirs.env);
+            merged.merge(theirs);
             if merged.names() != before.names() {
                 merged.unvouched |= !signed && !self.vouch;
                 let _ = local.set_learned(&id, &merged);

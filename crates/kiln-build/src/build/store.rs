@@ -87,7 +87,13 @@ fn cache_built(
     // binary's inputs are unknown and it must not be cached under either key.
     let edited: Vec<kiln_schema::Change> = kiln_fingerprint::diff(&unit.inputs, &inputs)
         .into_iter()
-        .filter(|c| c.old.is_some() && matches!(c.id, kiln_fingerprint::InputId::File { .. }))
+        // Files both keys cover: the second may cover fewer (a first build learns
+        // what the compile read) or more (a new `mod`).
+        .filter(|c| {
+            c.old.is_some()
+                && c.new.is_some()
+                && matches!(c.id, kiln_fingerprint::InputId::File { .. })
+        })
         .collect();
     if !edited.is_empty() {
         cx.observer.warn(Warning::EditedDuringBuild {

@@ -13,7 +13,16 @@ pub(crate) fn affected(g: &GlobalArgs, args: &AffectedArgs, r: &Reporter) -> Res
     let sel = kiln_build::select(&mut ws, &args.sync.request())?;
     // Native libraries are only named here, never built.
     let plan = Plan::new(&ws, &sel, &kiln_build::native_root(&ws, None))?;
-    let mut a = compute(&ws, &plan, args.base.as_deref(), args.head.as_deref())?;
+    // What each binary read when it was last built (a record in the cache) narrows a
+    // member's changed files to those its build reads.
+    let cache = super::open_cache(&ws).ok();
+    let mut a = compute(
+        &ws,
+        &plan,
+        cache.as_ref(),
+        args.base.as_deref(),
+        args.head.as_deref(),
+    )?;
     if args.skip_cached {
         skip_cached(&ws, &plan, &sel, &mut a, r)?;
     }

@@ -20,6 +20,7 @@ mod image;
 mod install;
 mod memory;
 mod native;
+mod precise_keys;
 mod realworld;
 mod release;
 mod reliability;

@@ -8,8 +8,7 @@
 use crate::plan::{Plan, Step};
 use kiln_diagnostics::Result;
 use kiln_fingerprint::{
-    dir_digest, files_digest, global, DepGraph, FileHasher, GraphNode, InputId, InputValue, Inputs,
-    RelPath,
+    dir_digest, global, DepGraph, FileHasher, GraphNode, InputId, InputValue, Inputs, RelPath,
 };
 use kiln_local_cache::{Learned, LocalCache};
 use kiln_schema::Setting;
@@ -20,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use kiln_fs::sha256_hex as sha;
+
+pub(crate) mod reads;
 
 /// The toolchain every key includes.
 #[derive(Debug, Clone, Default)]
@@ -52,6 +53,8 @@ pub(crate) struct KeySources {
     pub(crate) target_dir: PathBuf,
     /// The profile's output directory name (`release`, `debug`, ...).
     pub(crate) profile_dir: String,
+    /// Each step's package and binaries, by step index.
+    pub(crate) units: Vec<(String, Vec<String>)>,
 }
 
 impl KeySources {
@@ -81,8 +84,6 @@ impl KeySources {
             shared.push((InputId::ToolchainFile, t));
         }
         let sel = &plan.selection;
-        let mut features = sel.features.clone();
-        features.sort();
         Ok(Self {
             root: ws.root.clone(),
             files: FileHasher::new(&ws.root, &skip, Some(&plan.selection.out), stat_cache),
@@ -98,13 +99,14 @@ impl KeySources {
             shared,
             graphs: crate::graphs::graphs(ws, plan, cache)?,
             profile: sel.profile.clone(),
-            features: InputValue::Features {
-                features,
-                all: sel.all_features,
-                no_default: sel.no_default_features,
-            },
+            features: features_value(sel),
             target_dir: ws.target_dir.clone(),
             profile_dir: sel.profile_dir().to_string(),
+            units: plan
+                .steps
+                .iter()
+                .map(|s| (s.package.clone(), s.bins.clone()))
+                .collect(),
         })
     }
 }
@@ -121,6 +123,17 @@ pub(crate) struct KeyContext {
     digests: Mutex<HashMap<usize, Arc<MemberDigest>>>,
     /// The digest of each path package outside the workspace, likewise.
     outside: Mutex<HashMap<PathBuf, String>>,
+}
+
+/// The selection's feature flags as a key value.
+pub(crate) fn features_value(sel: &crate::Selection) -> InputValue {
+    let mut features = sel.features.clone();
+    features.sort();
+    InputValue::Features {
+        features,
+        all: sel.all_features,
+        no_default: sel.no_default_features,
+    }
 }
 
 /// Environment variables that change what cargo, rustc or a C compiler produce.
@@ -208,12 +221,38 @@ impl KeyContext {
     /// The ids under which build scripts' declarations are kept, for every package of
     /// every graph: what a remote cache must supply before keys are computed.
     pub(crate) fn learned_ids(&self) -> BTreeSet<String> {
-        self.src
+        let packages = self
+            .src
             .graphs
             .iter()
             .flat_map(|((_, triple), g)| g.nodes.iter().map(move |n| (n, triple)))
-            .map(|(n, triple)| self.learned_id(n, triple))
-            .collect()
+            .map(|(n, triple)| self.learned_id(n, triple));
+        let binaries = self.src.graphs.keys().flat_map(|(step, triple)| {
+            let bins = self.src.units.get(*step).map_or(&[][..], |u| &u.1[..]);
+            bins.iter().map(move |b| self.reads_id(*step, b, triple))
+        });
+        packages.chain(binaries).collect()
+    }
+
+    /// The id under which what one binary's compile read is kept: the unit and the
+    /// build's configuration (features and profile decide which `mod`s compile),
+    /// never the content, so every checkout and commit finds it.
+    fn reads_id(&self, step: usize, bin: &str, triple: &str) -> String {
+        let package = self.src.units.get(step).map_or("", |u| u.0.as_str());
+        let dir = self
+            .src
+            .members
+            .iter()
+            .find(|(n, _)| n == package)
+            .map(|(_, d)| d.as_path());
+        reads::record_id(
+            package,
+            dir,
+            bin,
+            triple,
+            &self.src.profile,
+            &self.src.features,
+        )
     }
 
     /// The graph of a step for a target.
@@ -294,10 +333,62 @@ impl KeyContext {
                 value,
             );
         }
+        let reads = cache
+            .filter(|_| self.precise(index, &target.triple))
+            .and_then(|c| c.learned(&self.reads_id(index, bin, &target.triple)));
         for node in &self.graph(index, &target.triple).nodes {
-            self.node_inputs(node, &target.triple, &mut i, cache);
+            self.node_inputs(node, &target.triple, &mut i, cache, reads.as_ref());
+        }
+        if let Some(r) = &reads {
+            self.read_inputs(r, &mut i);
         }
         i
+    }
+
+    /// Whether a step's binaries may be keyed by what they read: not when a proc
+    /// macro of the graph reads files cargo doesn't hear about.
+    fn precise(&self, index: usize, triple: &str) -> bool {
+        !self
+            .graph(index, triple)
+            .nodes
+            .iter()
+            .any(|n| reads::UNTRACKED_READERS.contains(&n.name.as_str()))
+    }
+
+    /// What a binary's compile read (its learned record): each file by content (or
+    /// missing), the other file each `mod` could have found, and the variables rustc
+    /// reported, by digest.
+    fn read_inputs(&self, reads: &Learned, i: &mut Inputs) {
+        let mut add_file = |rel: &Path| {
+            let value = self
+                .src
+                .files
+                .hash(rel)
+                .map_or(InputValue::Missing, |sha256| InputValue::Digest { sha256 });
+            i.add(
+                InputId::File {
+                    path: RelPath::new(rel),
+                },
+                value,
+            );
+        };
+        for f in &reads.files {
+            let rel = Path::new(f);
+            // From a record: used only as a path inside the workspace.
+            if reads::inside(&self.src.root, &self.src.root.join(rel)).is_none() {
+                continue;
+            }
+            add_file(rel);
+            if let Some(other) = reads::module_sibling(rel) {
+                add_file(&other);
+            }
+        }
+        for var in &reads.env {
+            i.add(
+                InputId::Env { name: var.clone() },
+                env_value(std::env::var(var).ok()),
+            );
+        }
     }
 
     /// What kiln itself sets for the target: its variables, overrides and native
@@ -373,8 +464,7 @@ impl KeyContext {
             .iter()
             .filter_map(|f| Some((f.clone(), self.src.files.hash(f)?)))
             .collect();
-        let id = files_digest(&files);
-        let digest = Arc::new(MemberDigest { files, id });
+        let digest = Arc::new(MemberDigest { files });
         self.digests.lock().unwrap().insert(member, digest.clone());
         digest
     }
@@ -391,6 +481,7 @@ impl KeyContext {
         triple: &str,
         i: &mut Inputs,
         cache: Option<&LocalCache>,
+        reads: Option<&Learned>,
     ) {
         let features: Vec<String> = node
             .features
@@ -400,13 +491,48 @@ impl KeyContext {
             .collect();
         match self.member(node) {
             Some(member) => {
-                for (f, h) in &self.member_digest(member).files {
-                    i.add(
-                        InputId::File {
-                            path: RelPath::new(f),
-                        },
-                        InputValue::Digest { sha256: h.clone() },
-                    );
+                // With a record of what the binary read, the member's key covers
+                // those files (added once, in `read_inputs`) and its layout; with
+                // none, or a build script that declared no `rerun-if-changed`
+                // (cargo's rule: then every file of the package counts), all of them.
+                match reads.filter(|r| !r.whole.contains(&node.name)) {
+                    Some(_) => {
+                        let dir = &self.src.members[member].1;
+                        for f in reads::LAYOUT_FILES {
+                            let rel = dir.join(f);
+                            let value = self
+                                .src
+                                .files
+                                .hash(&rel)
+                                .map_or(InputValue::Missing, |sha256| InputValue::Digest {
+                                    sha256,
+                                });
+                            i.add(
+                                InputId::File {
+                                    path: RelPath::new(&rel),
+                                },
+                                value,
+                            );
+                        }
+                        i.add(
+                            InputId::File {
+                                path: RelPath::new(&dir.join("src/bin")),
+                            },
+                            InputValue::Text {
+                                value: bin_dir_listing(&self.src.root.join(dir).join("src/bin")),
+                            },
+                        );
+                    }
+                    None => {
+                        for (f, h) in &self.member_digest(member).files {
+                            i.add(
+                                InputId::File {
+                                    path: RelPath::new(f),
+                                },
+                                InputValue::Digest { sha256: h.clone() },
+                            );
+                        }
+                    }
                 }
                 i.add(
                     InputId::Package {
@@ -489,7 +615,14 @@ impl KeyContext {
     /// another target is built.
     fn learned_id(&self, node: &GraphNode, triple: &str) -> String {
         let identity = match self.member(node) {
-            Some(member) => self.member_digest(member).id.clone(),
+            // A member by where it is, not by its content: an edit to a file its
+            // build doesn't read must find the same record (a record only grows, and
+            // a key names the files it covers, so this can't hide a change).
+            Some(member) => sha(&kiln_fingerprint::canonical_encoding(&(
+                "member",
+                &self.src.members[member].0,
+                RelPath::new(&self.src.members[member].1),
+            ))),
             None => {
                 let (source, checksum) = self.external_identity(node);
                 sha(&kiln_fingerprint::canonical_encoding(&(source, checksum)))
@@ -547,22 +680,86 @@ impl KeyContext {
             }
         }
         for (node, learned) in by_package.into_values() {
-            let id = self.learned_id(node, &target.triple);
-            let mut merged = cache.learned(&id).unwrap_or_default();
-            let before = merged.clone();
-            merged.files.extend(learned.files);
-            merged.env.extend(learned.env);
-            if merged != before {
-                let _ = cache.set_learned(&id, &merged);
+            remember(cache, &self.learned_id(node, &target.triple), learned);
+        }
+        let members: Vec<&str> = graph
+            .nodes
+            .iter()
+            .filter(|n| self.member(n).is_some())
+            .map(|n| n.name.as_str())
+            .collect();
+        let dir = reads::DepInfoDir {
+            root: &self.src.root,
+            target_dir: &self.src.target_dir,
+            dir: self
+                .src
+                .target_dir
+                .join(&target.triple)
+                .join(&self.src.profile_dir),
+        };
+        let bins = self.src.units.get(index).map_or(&[][..], |u| &u.1[..]);
+        if !self.precise(index, &target.triple) {
+            return;
+        }
+        for bin in bins {
+            if let Some(read) = dir.learn(bin, &members) {
+                remember(cache, &self.reads_id(index, bin, &target.triple), read);
             }
         }
     }
 }
 
-/// A member's files with their hashes, and a digest of them all.
+/// Whether kiln wrote `rel` (`kiln ci github`'s workflow and action, `kiln
+/// dockerfile`'s files): no package owns them, so regenerating them rebuilds nothing
+/// (in a workspace whose root is a package, they lie in its directory).
+fn generated_by_kiln(root: &Path, rel: &Path) -> bool {
+    let name = rel
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let candidate = name == "Dockerfile"
+        || name == ".dockerignore"
+        || (rel.starts_with(".github") && (name.ends_with(".yml") || name.ends_with(".yaml")));
+    if name == "kiln-rootfs.tar" {
+        return true;
+    }
+    if !candidate {
+        return false;
+    }
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(root.join(rel))
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .unwrap_or(0);
+    String::from_utf8_lossy(&head[..n]).contains("# Generated by `kiln ")
+}
+
+/// Adds `learned` to the record `id` (a record only grows).
+fn remember(cache: &LocalCache, id: &str, learned: Learned) {
+    let mut merged = cache.learned(id).unwrap_or_default();
+    let before = merged.names();
+    merged.merge(learned);
+    if merged.names() != before {
+        let _ = cache.set_learned(id, &merged);
+    }
+}
+
+/// The names in a package's `src/bin` (cargo makes a binary of each), sorted: a new
+/// one is a new target even when no file the compile read changed.
+fn bin_dir_listing(dir: &Path) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names.join("\n")
+}
+
+/// A member's files with their hashes.
 struct MemberDigest {
     files: Vec<(PathBuf, String)>,
-    id: String,
 }
 
 /// Gives each file to the member whose directory is its nearest ancestor, in one pass
@@ -577,7 +774,11 @@ fn assign_files(
         .map(|((_, d), i)| (d.as_path(), *i))
         .collect();
     let mut owned = vec![Vec::new(); count];
-    for f in files.files() {
+    for f in files
+        .files()
+        .iter()
+        .filter(|f| !generated_by_kiln(files.root(), f))
+    {
         if let Some(i) = f.ancestors().skip(1).find_map(|d| by_dir.get(d)) {
             owned[*i].push(f.clone());
         }
@@ -586,193 +787,4 @@ fn assign_files(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::plan::NativeLib;
-    use kiln_fingerprint::diff;
-    use kiln_schema::{ConfigSource, Override};
-    use kiln_toolchain::Invocation;
-
-    /// A checkout of a two-package workspace at `<dir>/<name>`: `app` (a binary
-    /// member) and `lib` (a member it does not use).
-    fn checkout(dir: &Path, name: &str) -> PathBuf {
-        let root = dir.join(name);
-        for (f, text) in [
-            ("app/Cargo.toml", "[package]\nname = \"app\"\n"),
-            ("app/src/main.rs", "fn main() {}\n"),
-            ("lib/src/lib.rs", "pub fn f() {}\n"),
-        ] {
-            std::fs::create_dir_all(root.join(f).parent().unwrap()).unwrap();
-            std::fs::write(root.join(f), text).unwrap();
-        }
-        root
-    }
-
-    fn context(root: &Path) -> KeyContext {
-        let node = |name: &str, path: Option<PathBuf>| GraphNode {
-            name: name.into(),
-            version: "1.0.0".into(),
-            path,
-            source: String::new(),
-            features: "default".into(),
-        };
-        let graph = DepGraph {
-            nodes: [node("app", Some(root.join("app"))), node("serde", None)]
-                .into_iter()
-                .collect(),
-        };
-        let lock = HashMap::from([(
-            ("serde".to_string(), "1.0.0".to_string()),
-            (
-                "registry+https://example.invalid/index".to_string(),
-                "abc".to_string(),
-            ),
-        )]);
-        let src = KeySources {
-            root: root.to_path_buf(),
-            files: FileHasher::new(root, &[root.join("target")], None, None),
-            members: vec![("app".into(), "app".into()), ("lib".into(), "lib".into())],
-            lock,
-            shared: vec![(
-                InputId::RootManifest,
-                kiln_fingerprint::digest(b"[workspace]"),
-            )],
-            graphs: HashMap::from([((0, "aarch64-unknown-linux-musl".to_string()), graph)]),
-            profile: "release".into(),
-            features: InputValue::Features {
-                features: vec![],
-                all: false,
-                no_default: false,
-            },
-            target_dir: root.join("target"),
-            profile_dir: "release".into(),
-        };
-        KeyContext::new(
-            src,
-            Toolchain {
-                rustc: "rustc 1.95.0\nhost: x86_64-unknown-linux-gnu\n".into(),
-                zig: Some("0.13.0".into()),
-            },
-        )
-    }
-
-    fn target() -> Target {
-        Target::parse("arm64").unwrap()
-    }
-
-    /// The step as the plan makes it, with an OpenSSL provisioned under `native_root`
-    /// and the user's clang replaced by zig (configured in `.cargo/config.toml`).
-    fn step(native_root: &Path) -> Step {
-        let t = target();
-        let provision = kiln_native::Provision {
-            krate: "openssl-sys".into(),
-            library: "OpenSSL".into(),
-            chain: vec!["app".into(), "openssl-sys".into()],
-        };
-        let prefix = kiln_native::prefix(native_root, &provision, &t);
-        let mut env = kiln_native::env(&provision, &t, &prefix);
-        env.push(("CARGO_PROFILE_RELEASE_STRIP".into(), "symbols".into()));
-        Step {
-            package: "app".into(),
-            version: "1.0.0".into(),
-            bins: vec!["app".into()],
-            targets: vec![t.clone()],
-            c_deps: vec![],
-            graph_size: 2,
-            invocation: Invocation {
-                backend: Backend::Zig,
-                program: "cargo".into(),
-                args: vec![],
-                env,
-                overrides: vec![Override {
-                    target: Some(t.triple.clone()),
-                    setting: Setting::Linker,
-                    from: "clang".into(),
-                    to: Some("zig".into()),
-                    source: Some(ConfigSource::Workspace {
-                        path: ".cargo/config.toml".into(),
-                        table: None,
-                    }),
-                    reason: "zig links for the target".into(),
-                }],
-            },
-            native: vec![NativeLib {
-                provision,
-                target: t,
-                prefix,
-            }],
-            host_tools: Vec::new(),
-        }
-    }
-
-    fn inputs(root: &Path, native_root: &Path) -> Inputs {
-        context(root).inputs(0, &step(native_root), "app", &target(), None)
-    }
-
-    #[test]
-    fn keys_do_not_depend_on_where_the_checkout_or_the_native_libraries_are() {
-        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let (ra, rb) = (checkout(a.path(), "ws"), checkout(b.path(), "other-name"));
-        let one = inputs(&ra, &a.path().join("cache/native"));
-        let two = inputs(&rb, &b.path().join("elsewhere/native"));
-        assert_eq!(diff(&one, &two), vec![]);
-        assert_eq!(one.key(), two.key());
-        let json = serde_json::to_string(&one).unwrap();
-        assert!(!json.contains(a.path().to_str().unwrap()), "{json}");
-        assert!(json.contains("\"native\""), "{json}");
-    }
-
-    #[test]
-    fn only_files_of_packages_in_the_graph_count() {
-        let d = tempfile::tempdir().unwrap();
-        let root = checkout(d.path(), "ws");
-        let native = d.path().join("native");
-        let before = inputs(&root, &native);
-        std::fs::write(root.join("lib/src/lib.rs"), "pub fn g() {}\n").unwrap();
-        assert_eq!(before.key(), inputs(&root, &native).key());
-        std::fs::write(root.join("app/src/main.rs"), "fn main() { }\n").unwrap();
-        let after = inputs(&root, &native);
-        let changes: Vec<String> = diff(&before, &after)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert_eq!(changes, ["app/src/main.rs changed"]);
-    }
-
-    #[test]
-    fn learned_environment_is_keyed_by_digest_never_by_value() {
-        let d = tempfile::tempdir().unwrap();
-        let root = checkout(d.path(), "ws");
-        let cache = LocalCache::open(Some(d.path().join("cache"))).unwrap();
-        let ctx = context(&root);
-        let node = ctx
-            .graph(0, &target().triple)
-            .nodes
-            .iter()
-            .next()
-            .unwrap()
-            .clone();
-        let learned = Learned {
-            env: ["PATH".to_string()].into_iter().collect(),
-            ..Learned::default()
-        };
-        cache
-            .set_learned(&ctx.learned_id(&node, &target().triple), &learned)
-            .unwrap();
-        let i = ctx.inputs(
-            0,
-            &step(&d.path().join("n")),
-            "app",
-            &target(),
-            Some(&cache),
-        );
-        let value = std::env::var("PATH").unwrap();
-        assert!(i
-            .get(&InputId::Env {
-                name: "PATH".into()
-            })
-            .is_some());
-        let json = serde_json::to_string(&i).unwrap();
-        assert!(!json.contains(&value), "an environment value was stored");
-    }
-}
+mod tests;
