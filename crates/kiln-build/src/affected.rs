@@ -206,11 +206,7 @@ fn step_reads(
     cache: Option<&LocalCache>,
 ) -> Option<kiln_local_cache::Learned> {
     let cache = cache?;
-    if graph
-        .nodes
-        .iter()
-        .any(|n| reads::UNTRACKED_READERS.contains(&n.name.as_str()))
-    {
+    if reads::untracked(graph) {
         return None;
     }
     let dir = ws.member(&step.package).map(|m| relative(ws, &m.dir));

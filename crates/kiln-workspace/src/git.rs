@@ -27,8 +27,15 @@ pub fn start_git(dir: &Path, args: &[&str]) {
 
 /// Whether `dir` or a parent holds `.git` (a directory, or a worktree's file).
 fn in_checkout(dir: &Path) -> bool {
+    checkout_top(dir).is_some()
+}
+
+/// The nearest of `dir` and its parents that holds `.git`: the checkout's top.
+fn checkout_top(dir: &Path) -> Option<std::path::PathBuf> {
     let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-    dir.ancestors().any(|d| d.join(".git").exists())
+    dir.ancestors()
+        .find(|d| d.join(".git").exists())
+        .map(Path::to_path_buf)
 }
 
 /// [`git_bytes`] as text.
@@ -104,8 +111,7 @@ mod tests {
 /// without running git: a build that needs one fails minutes in, a missing one is
 /// seen in microseconds.
 pub fn missing_submodules(dir: &Path) -> Vec<std::path::PathBuf> {
-    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let Some(top) = dir.ancestors().find(|d| d.join(".git").exists()) else {
+    let Some(top) = checkout_top(dir) else {
         return Vec::new();
     };
     let Ok(text) = std::fs::read_to_string(top.join(".gitmodules")) else {

@@ -334,7 +334,7 @@ impl KeyContext {
             );
         }
         let reads = cache
-            .filter(|_| self.precise(index, &target.triple))
+            .filter(|_| !reads::untracked(self.graph(index, &target.triple)))
             .and_then(|c| c.learned(&self.reads_id(index, bin, &target.triple)));
         for node in &self.graph(index, &target.triple).nodes {
             self.node_inputs(node, &target.triple, &mut i, cache, reads.as_ref());
@@ -345,42 +345,17 @@ impl KeyContext {
         i
     }
 
-    /// Whether a step's binaries may be keyed by what they read: not when a proc
-    /// macro of the graph reads files cargo doesn't hear about.
-    fn precise(&self, index: usize, triple: &str) -> bool {
-        !self
-            .graph(index, triple)
-            .nodes
-            .iter()
-            .any(|n| reads::UNTRACKED_READERS.contains(&n.name.as_str()))
-    }
-
     /// What a binary's compile read (its learned record): each file by content (or
     /// missing), the other file each `mod` could have found, and the variables rustc
     /// reported, by digest.
     fn read_inputs(&self, reads: &Learned, i: &mut Inputs) {
-        let mut add_file = |rel: &Path| {
-            let value = self
-                .src
-                .files
-                .hash(rel)
-                .map_or(InputValue::Missing, |sha256| InputValue::Digest { sha256 });
-            i.add(
-                InputId::File {
-                    path: RelPath::new(rel),
-                },
-                value,
-            );
-        };
+        // Inside the workspace: kiln wrote the record from dep-info, or took it from a
+        // remote through `Learned::from_outside`.
         for f in &reads.files {
             let rel = Path::new(f);
-            // From a record: used only as a path inside the workspace.
-            if reads::inside(&self.src.root, &self.src.root.join(rel)).is_none() {
-                continue;
-            }
-            add_file(rel);
+            self.add_file(rel, i);
             if let Some(other) = reads::module_sibling(rel) {
-                add_file(&other);
+                self.add_file(&other, i);
             }
         }
         for var in &reads.env {
@@ -389,6 +364,21 @@ impl KeyContext {
                 env_value(std::env::var(var).ok()),
             );
         }
+    }
+
+    /// A workspace file as an input: its content's digest, or missing.
+    fn add_file(&self, rel: &Path, i: &mut Inputs) {
+        let value = self
+            .src
+            .files
+            .hash(rel)
+            .map_or(InputValue::Missing, |sha256| InputValue::Digest { sha256 });
+        i.add(
+            InputId::File {
+                path: RelPath::new(rel),
+            },
+            value,
+        );
     }
 
     /// What kiln itself sets for the target: its variables, overrides and native
@@ -499,20 +489,7 @@ impl KeyContext {
                     Some(_) => {
                         let dir = &self.src.members[member].1;
                         for f in reads::LAYOUT_FILES {
-                            let rel = dir.join(f);
-                            let value = self
-                                .src
-                                .files
-                                .hash(&rel)
-                                .map_or(InputValue::Missing, |sha256| InputValue::Digest {
-                                    sha256,
-                                });
-                            i.add(
-                                InputId::File {
-                                    path: RelPath::new(&rel),
-                                },
-                                value,
-                            );
+                            self.add_file(&dir.join(f), i);
                         }
                         i.add(
                             InputId::File {
@@ -635,26 +612,21 @@ impl KeyContext {
     /// After a build: records what the build scripts of `step`'s graph declared
     /// (`rerun-if-changed` outside their package, `rerun-if-env-changed`).
     pub(crate) fn learn(&self, index: usize, target: &Target, cache: &LocalCache) {
-        let build = self
-            .src
-            .target_dir
-            .join(&target.triple)
-            .join(&self.src.profile_dir)
-            .join("build");
-        let Ok(rd) = std::fs::read_dir(&build) else {
-            return;
-        };
+        let dir = reads::ProfileDir::read(
+            &self.src.root,
+            &self.src.target_dir,
+            self.src
+                .target_dir
+                .join(&target.triple)
+                .join(&self.src.profile_dir),
+        );
         let graph = self.graph(index, &target.triple);
         let mut by_package: BTreeMap<&str, (&GraphNode, Learned)> = BTreeMap::new();
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some((pkg, _hash)) = name.rsplit_once('-') else {
+        for script in &dir.scripts {
+            let Some(text) = &script.output else {
                 continue;
             };
-            let Ok(text) = std::fs::read_to_string(e.path().join("output")) else {
-                continue;
-            };
-            let Some(node) = graph.nodes.iter().find(|n| n.name == pkg) else {
+            let Some(node) = graph.nodes.iter().find(|n| n.name == script.package) else {
                 continue;
             };
             let pkg_dir = node.path.clone();
@@ -662,7 +634,6 @@ impl KeyContext {
                 .entry(node.name.as_str())
                 .or_insert_with(|| (node, Learned::default()));
             for line in text.lines() {
-                let line = line.replacen("cargo::", "cargo:", 1);
                 if let Some(f) = line.strip_prefix("cargo:rerun-if-changed=") {
                     let p = pkg_dir
                         .as_ref()
@@ -682,27 +653,19 @@ impl KeyContext {
         for (node, learned) in by_package.into_values() {
             remember(cache, &self.learned_id(node, &target.triple), learned);
         }
+        if reads::untracked(graph) {
+            return;
+        }
         let members: Vec<&str> = graph
             .nodes
             .iter()
             .filter(|n| self.member(n).is_some())
             .map(|n| n.name.as_str())
             .collect();
-        let dir = reads::DepInfoDir {
-            root: &self.src.root,
-            target_dir: &self.src.target_dir,
-            dir: self
-                .src
-                .target_dir
-                .join(&target.triple)
-                .join(&self.src.profile_dir),
-        };
+        let scripts = dir.build_scripts(&members);
         let bins = self.src.units.get(index).map_or(&[][..], |u| &u.1[..]);
-        if !self.precise(index, &target.triple) {
-            return;
-        }
         for bin in bins {
-            if let Some(read) = dir.learn(bin, &members) {
+            if let Some(read) = dir.binary(bin, &scripts) {
                 remember(cache, &self.reads_id(index, bin, &target.triple), read);
             }
         }

@@ -27,7 +27,7 @@ pub(crate) const LAYOUT_FILES: &[&str] = &["Cargo.toml", "build.rs", "src/lib.rs
 /// Proc macros that read files cargo doesn't hear about (a directory of queries or
 /// migrations, a folder to embed, whose new files no dep-info names): a binary whose
 /// graph holds one keeps every file of its members as an input.
-pub(crate) const UNTRACKED_READERS: &[&str] = &[
+const UNTRACKED_READERS: &[&str] = &[
     "sqlx-macros",
     "include_dir_macros",
     "refinery-macros",
@@ -106,7 +106,7 @@ pub(crate) fn parse_dep_info(text: &str) -> (Vec<PathBuf>, Vec<String>) {
 
 /// `path` relative to `root` with `.`/`..` resolved by their text, when it stays
 /// inside `root`.
-pub(crate) fn inside(root: &Path, path: &Path) -> Option<PathBuf> {
+fn inside(root: &Path, path: &Path) -> Option<PathBuf> {
     let rel = path.strip_prefix(root).ok()?;
     let mut out = PathBuf::new();
     for c in rel.components() {
@@ -154,89 +154,137 @@ pub(crate) fn module_sibling(rel: &Path) -> Option<PathBuf> {
     Some(parent.join(rel.file_stem()?).join("mod.rs"))
 }
 
-/// What learning reads from one profile directory of the target dir.
-pub(crate) struct DepInfoDir<'a> {
-    /// The workspace root.
-    pub(crate) root: &'a Path,
-    /// Cargo's target directory (files under it are outputs, never inputs).
-    pub(crate) target_dir: &'a Path,
-    /// `<target dir>/<triple>/<profile>`.
-    pub(crate) dir: PathBuf,
+/// One directory under a profile's `build/`: a build script's package, and the
+/// `output` of a run (`cargo::` spelled `cargo:`), `None` for the directory the script
+/// was compiled in.
+pub(crate) struct ScriptDir {
+    pub(crate) package: String,
+    pub(crate) path: PathBuf,
+    pub(crate) output: Option<String>,
 }
 
-impl DepInfoDir<'_> {
+/// One profile directory of the target dir (`<target dir>/<triple>/<profile>`) as
+/// cargo left it after a build, each file read once whatever asks.
+pub(crate) struct ProfileDir<'a> {
+    root: &'a Path,
+    /// Cargo's target directory (files under it are outputs, never inputs).
+    target_dir: &'a Path,
+    dir: PathBuf,
+    /// Every build script directory.
+    pub(crate) scripts: Vec<ScriptDir>,
+    /// rustc's dep-info of every crate under `deps/` (files, `env-dep` names), read
+    /// when first asked.
+    deps: std::cell::OnceCell<Vec<(Vec<PathBuf>, Vec<String>)>>,
+}
+
+impl<'a> ProfileDir<'a> {
+    /// Reads the build script directories of `dir`.
+    pub(crate) fn read(root: &'a Path, target_dir: &'a Path, dir: PathBuf) -> Self {
+        let scripts = std::fs::read_dir(dir.join("build"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let (package, _hash) = name.rsplit_once('-')?;
+                let output = std::fs::read_to_string(e.path().join("output"))
+                    .ok()
+                    .map(|text| {
+                        text.lines()
+                            .map(|l| l.replacen("cargo::", "cargo:", 1) + "\n")
+                            .collect()
+                    });
+                Some(ScriptDir {
+                    package: package.to_string(),
+                    path: e.path(),
+                    output,
+                })
+            })
+            .collect();
+        Self {
+            root,
+            target_dir,
+            dir,
+            scripts,
+            deps: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// A path from a dep-info file as a workspace file, relative to the root; `None`
+    /// for outputs (under the target dir) and files outside the workspace.
+    fn workspace_file(&self, f: PathBuf) -> Option<String> {
+        let abs = if f.is_absolute() {
+            f
+        } else {
+            self.root.join(f)
+        };
+        if abs.starts_with(self.target_dir) {
+            return None;
+        }
+        inside(self.root, &abs).map(|rel| rel.to_string_lossy().into_owned())
+    }
+
+    fn deps(&self) -> &[(Vec<PathBuf>, Vec<String>)] {
+        self.deps.get_or_init(|| {
+            std::fs::read_dir(self.dir.join("deps"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "d"))
+                .filter_map(|p| std::fs::read_to_string(p).ok())
+                .map(|text| parse_dep_info(&text))
+                .collect()
+        })
+    }
+
     /// What building `bin` read: the workspace files of cargo's dep-info for it (its
     /// packages' sources, `include_*!` files, build scripts' `rerun-if-changed`), the
-    /// variables rustc reported for the workspace crates among them, and the
-    /// `members` (by name) whose build script declared no `rerun-if-changed`. `None`
-    /// when cargo wrote no dep-info for it.
-    pub(crate) fn learn(&self, bin: &str, members: &[&str]) -> Option<Learned> {
+    /// members' build scripts' sources and `whole` members (`scripts`), and the
+    /// variables rustc reported for the workspace crates among them. `None` when cargo
+    /// wrote no dep-info for it.
+    pub(crate) fn binary(&self, bin: &str, scripts: &BuildScripts) -> Option<Learned> {
         let text = std::fs::read_to_string(self.dir.join(format!("{bin}.d"))).ok()?;
-        let mut learned = Learned::default();
-        for f in parse_dep_info(&text).0 {
-            let abs = if f.is_absolute() {
-                f
-            } else {
-                self.root.join(f)
-            };
-            if abs.starts_with(self.target_dir) {
-                continue;
-            }
-            if let Some(rel) = inside(self.root, &abs) {
-                learned.files.insert(rel.to_string_lossy().into_owned());
-            }
-        }
-        let scripts = self.build_scripts(members);
-        learned.whole = scripts.whole;
-        learned.files.extend(scripts.sources);
-        let Ok(rd) = std::fs::read_dir(self.dir.join("deps")) else {
-            return Some(learned);
+        let mut learned = Learned {
+            whole: scripts.whole.clone(),
+            files: scripts.sources.clone(),
+            ..Learned::default()
         };
-        let read = learned.files.clone();
-        for e in rd.flatten() {
-            let path = e.path();
-            if path.extension().is_none_or(|x| x != "d") {
-                continue;
-            }
-            let Ok(text) = std::fs::read_to_string(&path) else {
-                continue;
-            };
-            let (files, env) = parse_dep_info(&text);
+        learned.files.extend(
+            parse_dep_info(&text)
+                .0
+                .into_iter()
+                .filter_map(|f| self.workspace_file(f)),
+        );
+        for (files, env) in self.deps() {
             // A workspace crate of this binary's graph: rustc names its files
             // relative to the workspace, and the binary read them.
             let ours = files.iter().any(|f| {
                 !f.is_absolute()
                     && inside(self.root, &self.root.join(f))
-                        .is_some_and(|r| read.contains(&*r.to_string_lossy()))
+                        .is_some_and(|r| learned.files.contains(&*r.to_string_lossy()))
             });
             if ours {
                 learned.env.extend(
-                    env.into_iter()
-                        .filter(|n| !set_by_cargo(n, &scripts.sets_env)),
+                    env.iter()
+                        .filter(|n| !set_by_cargo(n, &scripts.sets_env))
+                        .cloned(),
                 );
             }
         }
         Some(learned)
     }
 
-    /// The members' build scripts as cargo left them: which declared no
+    /// The `members`' build scripts as cargo left them: which declared no
     /// `rerun-if-changed` (every output of theirs, stale ones too, so a doubt counts
     /// the whole package), the sources their compile read, and the variables any
     /// build script sets for rustc.
-    fn build_scripts(&self, members: &[&str]) -> BuildScripts {
+    pub(crate) fn build_scripts(&self, members: &[&str]) -> BuildScripts {
         let mut out = BuildScripts::default();
-        let Ok(rd) = std::fs::read_dir(self.dir.join("build")) else {
-            return out;
-        };
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some((pkg, _hash)) = name.rsplit_once('-') else {
-                continue;
-            };
-            let member = members.contains(&pkg);
-            match std::fs::read_to_string(e.path().join("output")) {
-                Ok(text) => {
-                    let text = text.replace("cargo::", "cargo:");
+        for s in &self.scripts {
+            let member = members.contains(&s.package.as_str());
+            match &s.output {
+                Some(text) => {
                     for l in text.lines() {
                         if let Some(kv) = l.strip_prefix("cargo:rustc-env=") {
                             out.sets_env
@@ -248,44 +296,46 @@ impl DepInfoDir<'_> {
                             .lines()
                             .any(|l| l.starts_with("cargo:rerun-if-changed="))
                     {
-                        out.whole.insert(pkg.to_string());
+                        out.whole.insert(s.package.clone());
                     }
                 }
                 // The directory the script was compiled in: its dep-info names the
                 // script's modules.
-                Err(_) if member => {
-                    let Ok(files) = std::fs::read_dir(e.path()) else {
-                        continue;
-                    };
-                    for d in files
-                        .flatten()
-                        .filter(|d| d.path().extension().is_some_and(|x| x == "d"))
-                    {
+                None if member => {
+                    let files = std::fs::read_dir(&s.path).into_iter().flatten().flatten();
+                    for d in files.filter(|d| d.path().extension().is_some_and(|x| x == "d")) {
                         let text = std::fs::read_to_string(d.path()).unwrap_or_default();
-                        for f in parse_dep_info(&text).0 {
-                            let abs = if f.is_absolute() {
-                                f
-                            } else {
-                                self.root.join(f)
-                            };
-                            if let Some(rel) = inside(self.root, &abs) {
-                                out.sources.insert(rel.to_string_lossy().into_owned());
-                            }
-                        }
+                        out.sources.extend(
+                            parse_dep_info(&text)
+                                .0
+                                .into_iter()
+                                .filter_map(|f| self.workspace_file(f)),
+                        );
                     }
                 }
-                Err(_) => {}
+                None => {}
             }
         }
         out
     }
 }
 
+/// What the members' build scripts tell about a step's binaries (see
+/// [`ProfileDir::build_scripts`]).
 #[derive(Default)]
-struct BuildScripts {
+pub(crate) struct BuildScripts {
     whole: BTreeSet<String>,
     sources: BTreeSet<String>,
     sets_env: BTreeSet<String>,
+}
+
+/// Whether a graph holds a proc macro that reads files cargo doesn't hear about: its
+/// binaries are keyed by every file of their members.
+pub(crate) fn untracked(graph: &kiln_fingerprint::DepGraph) -> bool {
+    graph
+        .nodes
+        .iter()
+        .any(|n| UNTRACKED_READERS.contains(&n.name.as_str()))
 }
 
 #[cfg(test)]
